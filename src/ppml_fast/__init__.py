@@ -1,0 +1,20 @@
+"""ppml_fast: native kernels for privacy-preserving machine learning.
+
+Areas: :mod:`ppml_fast.rng` (secure random streams), :mod:`ppml_fast.noise` (batched DP
+noise), :mod:`ppml_fast.mechanisms` (DP mechanisms), :mod:`ppml_fast.stats` (DP
+statistics). See DESIGN.md for the architecture.
+"""
+from ._config import get_num_threads, num_threads, set_num_threads
+from ._errors import InsecureRandomnessWarning, PPMLError, PrivacyBudgetExhausted
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PPMLError",
+    "PrivacyBudgetExhausted",
+    "InsecureRandomnessWarning",
+    "get_num_threads",
+    "set_num_threads",
+    "num_threads",
+    "__version__",
+]

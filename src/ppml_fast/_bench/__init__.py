@@ -1,0 +1,138 @@
+"""The quick benchmark suite behind ``ppml-fast bench``.
+
+Each area contributes a module ``ppml_fast._bench.<area>`` with ``cases(full: bool) ->
+list[Case]``; :data:`AREAS` lists them in table order. A case times the reference (the
+pure-numpy oracle or numpy's own sampler), the native kernel and any peer library that
+is installed, on the same inputs, and reports the ratios.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+AREAS = ["noise", "discrete", "mechanisms", "stats"]
+
+
+@dataclass
+class Case:
+    """One row of the table: an operation at one size, timed in every implementation."""
+
+    operation: str
+    size: str
+    native: Callable[[], Any]
+    reference: Callable[[], Any] | None = None
+    reference_name: str = "numpy"
+    peers: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    items: int = 0  # values produced per call, for a throughput column
+
+
+@dataclass
+class Row:
+    case: Case
+    native_s: float
+    reference_s: float | None
+    peers_s: dict[str, float]
+
+    @property
+    def speedup(self) -> float | None:
+        return None if self.reference_s is None else self.reference_s / self.native_s
+
+
+def time_call(fn: Callable[[], Any], *, min_time: float = 0.15, max_runs: int = 20) -> float:
+    """Best wall time of ``fn()`` over repeated runs (after one warm-up call)."""
+    fn()
+    best = float("inf")
+    spent = 0.0
+    runs = 0
+    while runs < 3 or (spent < min_time and runs < max_runs):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best = min(best, dt)
+        spent += dt
+        runs += 1
+    return best
+
+
+def collect(full: bool = False, areas: Iterable[str] = AREAS) -> list[Case]:
+    cases: list[Case] = []
+    for area in areas:
+        try:
+            mod = importlib.import_module(f"{__name__}.{area}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{area}":
+                continue
+            raise
+        cases.extend(mod.cases(full))
+    return cases
+
+
+def run(cases: list[Case], progress: Callable[[int, int, Case], None] | None = None) -> list[Row]:
+    rows = []
+    for i, case in enumerate(cases):
+        if progress is not None:
+            progress(i, len(cases), case)
+        native = time_call(case.native)
+        ref = time_call(case.reference) if case.reference is not None else None
+        peers = {name: time_call(fn) for name, fn in case.peers.items()}
+        rows.append(Row(case, native, ref, peers))
+    return rows
+
+
+def peer_names(rows: list[Row]) -> list[str]:
+    names: list[str] = []
+    for r in rows:
+        for n in r.peers_s:
+            if n not in names:
+                names.append(n)
+    return names
+
+
+def _fmt_time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} us"
+
+
+def _fmt_ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}x"
+
+
+def table(rows: list[Row], markdown: bool = False) -> str:
+    """Render the rows: operation, size, reference, native, speed-up, peers, throughput."""
+    peers = peer_names(rows)
+    head = ["operation", "size", "reference", "native", "speed-up"]
+    for p in peers:
+        head += [p, f"vs {p}"]
+    head.append("native throughput")
+    body = []
+    for r in rows:
+        ref = r.reference_s
+        line = [
+            r.case.operation,
+            r.case.size,
+            "-" if ref is None else f"{_fmt_time(ref)} ({r.case.reference_name})",
+            _fmt_time(r.native_s),
+            _fmt_ratio(r.speedup),
+        ]
+        for p in peers:
+            t = r.peers_s.get(p)
+            line += [_fmt_time(t), _fmt_ratio(None if t is None else t / r.native_s)]
+        line.append(f"{r.case.items / r.native_s / 1e6:.1f} M/s" if r.case.items else "-")
+        body.append(line)
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(b) + " |" for b in body]
+        return "\n".join(out)
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)

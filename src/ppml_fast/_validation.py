@@ -1,0 +1,158 @@
+"""One vocabulary of argument checks for every public function.
+
+Messages name the parameter and the bound, e.g. ``epsilon must be > 0, got -1.0``.
+Wrong types raise ``TypeError``; wrong values, shapes or layouts raise ``ValueError``.
+Native kernels never validate: the public wrappers call these first.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# A constraint is (predicate on a float, description of the bound).
+Constraint = tuple[Callable[[float], bool], str]
+
+POSITIVE: Constraint = (lambda x: x > 0, "> 0")
+NON_NEGATIVE: Constraint = (lambda x: x >= 0, ">= 0")
+PROBABILITY: Constraint = (lambda x: 0 <= x <= 1, "in [0, 1]")
+OPEN_UNIT: Constraint = (lambda x: 0 < x < 1, "in (0, 1)")
+HALF_OPEN_UNIT: Constraint = (lambda x: 0 <= x < 1, "in [0, 1)")
+ANY: Constraint = (lambda x: True, "finite")
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_scalar(value: Any, name: str, constraint: Constraint = ANY) -> float:
+    """Return ``value`` as a finite Python float that satisfies ``constraint``.
+
+    Accepts Python and numpy real numbers (and 0-d arrays); rejects bool, complex,
+    strings, NaN and infinities.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x}")
+    ok, bound = constraint
+    if not ok(x):
+        raise ValueError(f"{name} must be {bound}, got {x}")
+    return x
+
+
+def check_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """Return ``value`` as a Python int (numpy integers accepted, bool rejected), >= minimum."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if minimum is not None and n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {n}")
+    return n
+
+
+def check_rational(value: Any, name: str, *, allow_zero: bool = False) -> Fraction:
+    """Return ``value`` as an exact ``Fraction`` (floats convert exactly, not by rounding).
+
+    Accepts int, float, ``Fraction`` and numpy scalars; the result must be finite and
+    positive (or zero when ``allow_zero``).
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Rational | numbers.Real):
+        raise TypeError(f"{name} must be a real number or Fraction, got {type(value).__name__}")
+    if isinstance(value, numbers.Rational):
+        q = Fraction(int(value.numerator), int(value.denominator))
+    else:
+        x = float(value)
+        if not math.isfinite(x):
+            raise ValueError(f"{name} must be finite, got {x}")
+        q = Fraction(x)
+    if q < 0 or (q == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {float(q)}")
+    return q
+
+
+def check_float_dtype(dtype: npt.DTypeLike, name: str = "dtype") -> np.dtype:
+    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise ``TypeError``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def normalize_size(size: Any, name: str = "size") -> tuple[int, ...] | None:
+    """``None`` stays ``None``; an int or a sequence of ints becomes a shape tuple (each >= 0)."""
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)) and not isinstance(size, (bool, np.bool_)):
+        dims: list[Any] = [size]
+    else:
+        try:
+            dims = list(size)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be None, an int or a tuple of ints, got {type(size).__name__}"
+            ) from None
+    return tuple(check_int(d, name, minimum=0) for d in dims)
+
+
+def prepare_out(
+    out: np.ndarray | None, size: Any, dtype: npt.DTypeLike, name: str = "out"
+) -> tuple[np.ndarray, bool]:
+    """Apply the size/out/dtype contract shared by every sampler.
+
+    Returns ``(array, scalar)``: the array to fill (``out`` itself when given) and whether
+    the caller asked for a scalar (``size=None`` and no ``out``).
+
+    - ``out`` must be a writeable, C-contiguous ``numpy.ndarray`` of exactly ``dtype``;
+    - when both are given, ``out.shape`` must equal ``size``.
+    """
+    shape = normalize_size(size)
+    dt = np.dtype(dtype)
+    if out is None:
+        if shape is None:
+            return np.empty(1, dtype=dt), True
+        return np.empty(shape, dtype=dt), False
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dt:
+        raise TypeError(f"{name} must have dtype {dt}, got {out.dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    if shape is not None and out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} (size), got {out.shape}")
+    return out, False
+
+
+def as_finite_array(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
+    """``np.asarray(x)`` as a real float array with every element finite.
+
+    Integer and bool inputs become float64; float32/float64 keep their dtype unless
+    ``dtype`` is given. NaN or inf raise ``ValueError`` naming ``name``.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    elif arr.dtype not in FLOAT_DTYPES:
+        arr = arr.astype(np.float64)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} must contain only finite values (found NaN or inf)")
+    return arr

@@ -1,0 +1,199 @@
+"""Random streams: cryptographically secure by default, reproducible when seeded.
+
+Every ppml_fast function that draws randomness takes ``rng=``:
+
+- ``None``: a fresh cryptographically secure stream, AES-128 in counter mode
+  (randomgen's ``AESCounter``, AES-NI where the CPU has it) keyed with 128 bits from
+  the operating system (:func:`secrets.token_bytes`).
+- an ``int`` (or ``numpy.random.SeedSequence``): a reproducible stream of the same
+  kind. **Seeded noise is for testing only**: whoever knows the seed can remove the
+  noise. DP mechanisms warn once per process (:class:`InsecureRandomnessWarning`).
+- a ``numpy.random.Generator`` or ``BitGenerator``: used as given (and not treated as
+  secure unless it came from :func:`default_rng` without a seed).
+
+Native kernels split a stream deterministically: a call for ``n`` values is cut into
+fixed blocks of :data:`BLOCK` values; block ``k`` draws from the parent jumped ``k + 1``
+times (a counter offset of ``(k + 1) * 2**64`` AES blocks), and the parent moves past all
+of them. The blocks do not depend on the thread count, so a seeded call returns the same
+array on one thread or many.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+import secrets
+import threading
+import warnings
+from typing import Any
+
+import numpy as np
+from randomgen import AESCounter
+
+from ._errors import InsecureRandomnessWarning
+
+__all__ = ["Generator", "default_rng", "spawn", "BLOCK"]
+
+#: Values per independent block when a kernel splits one stream over threads.
+BLOCK = 1 << 17
+
+
+class Generator(np.random.Generator):
+    """A ``numpy.random.Generator`` that knows whether its stream is secure.
+
+    ``secure`` is True only for streams keyed from the operating system's CSPRNG by
+    :func:`default_rng` or :func:`spawn`; everything numpy's ``Generator`` offers works.
+    """
+
+    secure: bool
+
+    def __init__(self, bit_generator: np.random.BitGenerator, *, secure: bool = False) -> None:
+        super().__init__(bit_generator)
+        self.secure = bool(secure)
+
+    def __repr__(self) -> str:
+        kind = "secure" if self.secure else "seeded"
+        return f"ppml_fast.rng.Generator({type(self.bit_generator).__name__}, {kind})"
+
+
+def _os_key() -> int:
+    return int.from_bytes(secrets.token_bytes(16), "little")
+
+
+def default_rng(seed: Any = None, *, secure: bool | None = None) -> np.random.Generator:
+    """Return a random stream for ppml_fast functions.
+
+    Parameters
+    ----------
+    seed : None, int, SeedSequence, numpy Generator or BitGenerator
+        ``None`` gives a fresh secure stream (AES-128-CTR keyed from the OS). An int or
+        ``SeedSequence`` gives a reproducible AES-CTR stream (for tests). A numpy
+        ``Generator`` is returned unchanged; a ``BitGenerator`` is wrapped.
+    secure : bool, optional
+        ``None`` (default): secure exactly when ``seed`` is None. ``True``: demand a
+        secure stream, so any seed raises ``ValueError`` (as Opacus' ``secure_mode``
+        refuses one). ``False``: an unseeded stream not marked secure.
+
+    Security
+    --------
+    Only an unseeded stream is fit for noise, shares, masks or keys that protect
+    someone. A seeded stream gives the same numbers to anyone who knows the seed.
+    """
+    if secure is not None and not isinstance(secure, (bool, np.bool_)):
+        raise TypeError(f"secure must be None or a bool, got {type(secure).__name__}")
+    if seed is None:
+        if secure is False:
+            return Generator(AESCounter(key=_os_key()), secure=False)
+        return Generator(AESCounter(key=_os_key()), secure=True)
+    if secure:
+        raise ValueError(
+            "seed must be None when secure=True: a seeded stream is reproducible, not secure"
+        )
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.BitGenerator):
+        return Generator(seed, secure=False)
+    if isinstance(seed, np.random.SeedSequence):
+        return Generator(AESCounter(seed), secure=False)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            "seed must be None, an int, a SeedSequence, a numpy Generator or BitGenerator, "
+            f"got {type(seed).__name__}"
+        )
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return Generator(AESCounter(int(seed)), secure=False)
+
+
+def spawn(rng: Any, n: int) -> list[np.random.Generator]:
+    """Return ``n`` independent child streams of ``rng`` (for parties, clients, threads).
+
+    Children of an AES-CTR stream get fresh 128-bit keys drawn from the parent, so a
+    secure parent has secure children and a seeded parent has reproducible children.
+    Other numpy generators are split with ``Generator.spawn`` (or ``jumped`` when they
+    have no seed sequence).
+    """
+    from ._validation import check_int
+
+    n = check_int(n, "n", minimum=0)
+    gen = default_rng(rng) if rng is None or not isinstance(rng, np.random.Generator) else rng
+    bg = gen.bit_generator
+    secure = is_secure(gen)
+    if isinstance(bg, AESCounter):
+        with bg.lock:
+            words = bg.random_raw(2 * n)
+        keys = [int(words[2 * i]) | (int(words[2 * i + 1]) << 64) for i in range(n)]
+        return [Generator(AESCounter(key=k), secure=secure) for k in keys]
+    try:
+        return list(gen.spawn(n))
+    except (TypeError, ValueError):
+        pass
+    if hasattr(bg, "jumped"):
+        with bg.lock:
+            kids = [bg.jumped(i + 1) for i in range(n)]
+            bg.state = bg.jumped(n + 1).state
+        return [np.random.Generator(k) for k in kids]
+    raise TypeError(f"cannot split a stream of {type(bg).__name__}: it has no spawn or jumped")
+
+
+def is_secure(gen: np.random.Generator) -> bool:
+    """True when ``gen`` is a ppml_fast stream keyed from the operating system."""
+    return bool(getattr(gen, "secure", False))
+
+
+# --- the process-wide secure stream behind rng=None -------------------------------------
+
+_shared: Generator | None = None
+_shared_lock = threading.Lock()
+
+
+def _reset_shared() -> None:
+    global _shared
+    _shared = None
+
+
+if hasattr(os, "register_at_fork"):  # a forked child must never replay its parent's noise
+    os.register_at_fork(after_in_child=_reset_shared)
+
+
+def _secure_stream() -> Generator:
+    global _shared
+    gen = _shared
+    if gen is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = default_rng()
+            gen = _shared
+    return gen
+
+
+def resolve(rng: Any) -> np.random.Generator:
+    """The stream a call with ``rng=`` uses (``None`` → the process-wide secure stream)."""
+    if rng is None:
+        return _secure_stream()
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return default_rng(rng)
+
+
+_warned = False
+
+
+def resolve_for_dp(rng: Any) -> np.random.Generator:
+    """Like :func:`resolve`, but warn once per process when the stream is not secure."""
+    global _warned
+    gen = resolve(rng)
+    if not _warned and not is_secure(gen):
+        _warned = True
+        warnings.warn(
+            "a seeded or non-cryptographic random stream is feeding a DP mechanism: the "
+            "noise is reproducible by anyone who knows the seed. Use rng=None outside tests.",
+            InsecureRandomnessWarning,
+            stacklevel=3,
+        )
+    return gen
+
+
+def _reset_dp_warning() -> None:
+    """Re-arm the once-per-process warning (for tests)."""
+    global _warned
+    _warned = False
