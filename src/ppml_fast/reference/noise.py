@@ -4,6 +4,7 @@ The exact discrete samplers' oracle lives in :mod:`ppml_fast.reference.discrete`
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -35,3 +36,85 @@ def ziggurat_tables(r: float, v: float, f: Any, finv: Any, n: int = 256) -> Any:
     heights = [f(xi) for xi in x]
     heights[0] = f(r)
     return np.array(x), np.array(heights)
+
+
+# --- the ziggurat samplers in plain Python, word for word as the kernel consumes them ---
+
+_TWO_M53 = 2.0**-53
+_R_EXP, _V_EXP = 7.69711747013104972, 3.949659822581572e-3
+_R_NORM, _V_NORM = 3.6541528853610088, 4.92867323399e-3
+
+
+def _layers(r: float, v: float, f: Any, finv: Any) -> tuple[list, list, list, list]:
+    x, heights = ziggurat_tables(r, v, f, finv)
+    w = [float(xi) * _TWO_M53 for xi in x[:-1]]
+    k = [int((float(x[i + 1]) / float(x[i])) * 9007199254740992.0) for i in range(len(x) - 1)]
+    return [float(h) for h in heights], w, k, [float(xi) for xi in x]
+
+
+def _exp_layers() -> tuple[list, list, list, list]:
+    return _layers(_R_EXP, _V_EXP, lambda t: math.exp(-t), lambda y: -math.log(y))
+
+
+def _norm_layers() -> tuple[list, list, list, list]:
+    return _layers(
+        _R_NORM, _V_NORM, lambda t: math.exp(-0.5 * t * t), lambda y: math.sqrt(-2.0 * math.log(y))
+    )
+
+
+def ziggurat_from_stream(kind: str, scale: float, n: int, bit_generator: Any) -> np.ndarray:
+    """``n`` draws of ``kind`` ("laplace", "gaussian", "exponential", "gumbel") at ``scale``,
+    computed in Python from ``bit_generator``'s raw 64-bit words in the kernel's order.
+
+    The oracle for bit-exact tests of the native ziggurat kernels on one block.
+    """
+    word = lambda: int(bit_generator.random_raw())  # noqa: E731
+    unit = lambda: (word() >> 11) * _TWO_M53  # noqa: E731
+    unit_open0 = lambda: ((word() >> 11) + 1) * _TWO_M53  # noqa: E731
+    fe, we, ke, _ = _exp_layers()
+    fn, wn, kn, _ = _norm_layers()
+
+    def exp_from(u: int) -> float:
+        base = 0.0
+        while True:
+            i, j = u & 0xFF, u >> 11
+            if j < ke[i]:
+                return base + j * we[i]
+            if i == 0:
+                base += _R_EXP
+            else:
+                x = j * we[i]
+                if fe[i] + unit() * (fe[i + 1] - fe[i]) < math.exp(-x):
+                    return base + x
+            u = word()
+
+    def norm_from(u: int) -> float:
+        while True:
+            i, j = u & 0xFF, u >> 11
+            if j < kn[i]:
+                return j * wn[i]
+            if i == 0:
+                while True:
+                    x = -math.log(unit_open0()) / _R_NORM
+                    y = -math.log(unit_open0())
+                    if y + y > x * x:
+                        return _R_NORM + x
+            x = j * wn[i]
+            if fn[i] + unit() * (fn[i + 1] - fn[i]) < math.exp(-0.5 * x * x):
+                return x
+            u = word()
+
+    out = np.empty(n)
+    for t in range(n):
+        u = word()
+        if kind == "gaussian":
+            out[t] = (-scale if (u >> 8) & 1 else scale) * norm_from(u)
+        elif kind == "laplace":
+            out[t] = (-scale if (u >> 8) & 1 else scale) * exp_from(u)
+        elif kind == "exponential":
+            out[t] = scale * exp_from(u)
+        elif kind == "gumbel":
+            out[t] = -scale * math.log(exp_from(u))
+        else:
+            raise ValueError(f"kind must be laplace, gaussian, exponential or gumbel, got {kind!r}")
+    return out

@@ -1,0 +1,164 @@
+"""ppml_fast.rng: secure by default, reproducible when seeded, splittable."""
+import os
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from randomgen import AESCounter
+
+import ppml_fast
+from ppml_fast import rng as prng
+from ppml_fast._native._streams import split
+
+
+def test_unseeded_is_secure_aes_and_fresh():
+    a, b = prng.default_rng(), prng.default_rng()
+    assert isinstance(a.bit_generator, AESCounter)
+    assert prng.is_secure(a) and prng.is_secure(b)
+    assert not np.array_equal(a.random(8), b.random(8))
+
+
+def test_seeded_is_reproducible_and_not_secure():
+    a, b = prng.default_rng(1234), prng.default_rng(1234)
+    assert not prng.is_secure(a)
+    assert np.array_equal(a.random(100), b.random(100))
+    assert not np.array_equal(prng.default_rng(1).random(8), prng.default_rng(2).random(8))
+
+
+def test_seed_sequence_and_bitgenerator_and_generator():
+    ss = np.random.SeedSequence(7)
+    assert np.array_equal(prng.default_rng(ss).random(4), prng.default_rng(np.random.SeedSequence(7)).random(4))
+    g = np.random.default_rng(3)
+    assert prng.default_rng(g) is g
+    bg = np.random.PCG64(5)
+    wrapped = prng.default_rng(bg)
+    assert wrapped.bit_generator is bg and not prng.is_secure(wrapped)
+
+
+def test_secure_flag():
+    with pytest.raises(ValueError, match="seed must be None when secure=True"):
+        prng.default_rng(5, secure=True)
+    assert prng.is_secure(prng.default_rng(secure=True))
+    assert not prng.is_secure(prng.default_rng(secure=False))
+    with pytest.raises(TypeError, match="secure"):
+        prng.default_rng(secure="yes")
+
+
+@pytest.mark.parametrize("bad", [1.5, "7", True, [1, 2], object()])
+def test_bad_seed_type(bad):
+    with pytest.raises(TypeError, match="seed"):
+        prng.default_rng(bad)
+
+
+def test_negative_seed():
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        prng.default_rng(-1)
+
+
+def test_spawn_independent_and_reproducible():
+    kids = prng.spawn(prng.default_rng(9), 4)
+    again = prng.spawn(prng.default_rng(9), 4)
+    draws = [k.integers(0, 2**63, 4) for k in kids]
+    assert all(np.array_equal(d, k.integers(0, 2**63, 4)) for d, k in zip(draws, again))
+    assert len({tuple(d) for d in draws}) == 4
+    assert all(prng.is_secure(k) for k in prng.spawn(None, 3))
+    assert not any(prng.is_secure(k) for k in kids)
+
+
+def test_spawn_numpy_generators():
+    kids = prng.spawn(np.random.default_rng(1), 3)
+    assert len(kids) == 3
+    assert len({k.integers(0, 2**63) for k in kids}) == 3
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        prng.spawn(None, -1)
+    with pytest.raises(TypeError, match="n must be an int"):
+        prng.spawn(None, 2.0)
+
+
+def test_split_blocks_are_distinct_and_parent_moves_on():
+    g = prng.default_rng(11)
+    n = 3 * prng.BLOCK + 1
+    with split(g, n) as (bgs, block):
+        assert block == prng.BLOCK and len(bgs) == 4
+        firsts = [int(b.random_raw()) for b in bgs]
+    assert len(set(firsts)) == 4
+    after = int(g.bit_generator.random_raw())
+    assert after not in firsts
+
+
+def _held_elsewhere(lock) -> bool:
+    result = []
+
+    def probe():
+        got = lock.acquire(blocking=False)
+        if got:
+            lock.release()
+        result.append(not got)
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return result[0]
+
+
+def test_split_small_uses_parent_under_lock():
+    g = prng.default_rng(11)
+    with split(g, 10) as (bgs, block):
+        assert bgs == [g.bit_generator] and block == 10
+        assert _held_elsewhere(g.bit_generator.lock)
+    assert not _held_elsewhere(g.bit_generator.lock)
+
+
+def test_split_without_jump_falls_back_to_one_stream():
+    g = np.random.Generator(np.random.SFC64(1))
+    with split(g, 5 * prng.BLOCK) as (bgs, block):
+        assert bgs == [g.bit_generator] and block == 5 * prng.BLOCK
+
+
+def test_dp_warning_fires_once_for_seeded_streams():
+    prng._reset_dp_warning()
+    with pytest.warns(ppml_fast.InsecureRandomnessWarning, match="seed"):
+        prng.resolve_for_dp(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prng.resolve_for_dp(3)  # once per process
+    prng._reset_dp_warning()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        prng.resolve_for_dp(None)
+        prng.resolve_for_dp(prng.default_rng())
+    prng._reset_dp_warning()
+
+
+def test_resolve_none_is_shared_secure_stream():
+    a = prng.resolve(None)
+    assert a is prng.resolve(None) and prng.is_secure(a)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork")
+def test_forked_child_does_not_replay_parent_stream():
+    prng.resolve(None)  # make sure the shared stream exists before fork
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        os.write(w, prng.resolve(None).bit_generator.random_raw(2).tobytes())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 16)
+    os.waitpid(pid, 0)
+    parent = prng.resolve(None).bit_generator.random_raw(2).tobytes()
+    assert child != parent
+
+
+def test_num_threads_setting():
+    old = ppml_fast.get_num_threads()
+    with ppml_fast.num_threads(1):
+        assert ppml_fast.get_num_threads() == 1
+    assert ppml_fast.get_num_threads() == old
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        ppml_fast.set_num_threads(0)
+    with pytest.raises(TypeError, match="n must be an int"):
+        ppml_fast.set_num_threads(1.5)
