@@ -1,5 +1,5 @@
 """Benchmark rows for the continuous samplers: ppml_fast (secure AES-CTR stream, all
-cores) against numpy's ``Generator(PCG64)`` methods and diffprivlib when installed."""
+cores) against numpy's ``Generator(PCG64)`` methods, and OpenDP / diffprivlib when installed."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,20 +9,37 @@ from ..reference import noise as ref
 from . import Case
 
 
-def _peers_laplace(n: int) -> dict:
-    peers = {}
-    try:
-        from diffprivlib.mechanisms import Laplace
-    except ImportError:
+def _peers(kind: str, n: int) -> dict:
+    """Peer samplers for ``n`` continuous values: OpenDP's vector mechanism and
+    diffprivlib's per-value ``randomise`` (both far slower, so only on small sizes)."""
+    peers: dict = {}
+    if n > 10**4:
         return peers
-    if n <= 10**5:
-        mech = Laplace(epsilon=1.0, sensitivity=1.0)
+    try:
+        import opendp.prelude as dp
+
+        dp.enable_features("contrib")
+        space = (dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+                 dp.l1_distance(T=float) if kind == "laplace" else dp.l2_distance(T=float))
+        make = dp.m.make_laplace if kind == "laplace" else dp.m.make_gaussian
+        meas = make(*space, scale=1.0)
+        zeros = [0.0] * n
+        peers["opendp"] = lambda: meas(zeros)
+    except ImportError:
+        pass
+    try:
+        from diffprivlib.mechanisms import Gaussian, Laplace
+
+        mech = (Laplace(epsilon=1.0, sensitivity=1.0) if kind == "laplace"
+                else Gaussian(epsilon=0.5, delta=1e-5, sensitivity=1.0))
         peers["diffprivlib"] = lambda: [mech.randomise(0.0) for _ in range(n)]
+    except ImportError:
+        pass
     return peers
 
 
 def cases(full: bool) -> list[Case]:
-    sizes = [10**5, 10**7] if not full else [10**4, 10**5, 10**6, 10**7, 10**8]
+    sizes = [10**4, 10**5, 10**7] if not full else [10**4, 10**5, 10**6, 10**7, 10**8]
     out = []
     for n in sizes:
         pcg = np.random.Generator(np.random.PCG64())
@@ -35,7 +52,7 @@ def cases(full: bool) -> list[Case]:
                     native=lambda n=n, dt=dt: noise.laplace(1.0, n, dtype=dt),
                     reference=lambda n=n, dt=dt, g=pcg: ref.laplace(1.0, n, rng=g, dtype=dt),
                     reference_name="numpy PCG64",
-                    peers=_peers_laplace(n) if dt is np.float64 else {},
+                    peers=_peers("laplace", n) if dt is np.float64 else {},
                     items=n,
                 )
             )
@@ -46,6 +63,7 @@ def cases(full: bool) -> list[Case]:
                     native=lambda n=n, dt=dt: noise.gaussian(1.0, n, dtype=dt),
                     reference=lambda n=n, dt=dt, g=pcg: ref.gaussian(1.0, n, rng=g, dtype=dt),
                     reference_name="numpy PCG64",
+                    peers=_peers("gaussian", n) if dt is np.float64 else {},
                     items=n,
                 )
             )
