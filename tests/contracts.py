@@ -42,7 +42,7 @@ def check_sampler_contract(sample: Callable[..., Any], dtypes: list[Any]) -> Non
         wrong = np.float32 if dt != np.float32 else np.float64
         with pytest.raises(TypeError, match="out must have dtype"):
             sample(size=None, rng=1, out=np.empty(3, dtype=wrong), **kw(dt))
-        with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
+        with pytest.raises(TypeError, match=r"out must be a numpy\.ndarray"):
             sample(size=None, rng=1, out=[0.0, 0.0], **kw(dt))
 
     with pytest.raises(ValueError, match="size must be >= 0"):

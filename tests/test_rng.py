@@ -29,7 +29,8 @@ def test_seeded_is_reproducible_and_not_secure():
 
 def test_seed_sequence_and_bitgenerator_and_generator():
     ss = np.random.SeedSequence(7)
-    assert np.array_equal(prng.default_rng(ss).random(4), prng.default_rng(np.random.SeedSequence(7)).random(4))
+    again = np.random.SeedSequence(7)
+    assert np.array_equal(prng.default_rng(ss).random(4), prng.default_rng(again).random(4))
     g = np.random.default_rng(3)
     assert prng.default_rng(g) is g
     bg = np.random.PCG64(5)
@@ -61,7 +62,9 @@ def test_spawn_independent_and_reproducible():
     kids = prng.spawn(prng.default_rng(9), 4)
     again = prng.spawn(prng.default_rng(9), 4)
     draws = [k.integers(0, 2**63, 4) for k in kids]
-    assert all(np.array_equal(d, k.integers(0, 2**63, 4)) for d, k in zip(draws, again))
+    assert all(
+        np.array_equal(d, k.integers(0, 2**63, 4)) for d, k in zip(draws, again, strict=True)
+    )
     assert len({tuple(d) for d in draws}) == 4
     assert all(prng.is_secure(k) for k in prng.spawn(None, 3))
     assert not any(prng.is_secure(k) for k in kids)

@@ -10,11 +10,11 @@ from ._errors import InsecureRandomnessWarning, PPMLError, PrivacyBudgetExhauste
 __version__ = "0.1.0"
 
 __all__ = [
+    "InsecureRandomnessWarning",
     "PPMLError",
     "PrivacyBudgetExhausted",
-    "InsecureRandomnessWarning",
-    "get_num_threads",
-    "set_num_threads",
-    "num_threads",
     "__version__",
+    "get_num_threads",
+    "num_threads",
+    "set_num_threads",
 ]

@@ -7,7 +7,16 @@ import threading
 from collections.abc import Iterator
 
 _lock = threading.Lock()
-_num_threads = max(1, int(os.environ.get("PPML_FAST_NUM_THREADS", 0)) or (os.cpu_count() or 1))
+
+
+def _default_threads() -> int:
+    env = os.environ.get("PPML_FAST_NUM_THREADS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    return os.cpu_count() or 1
+
+
+_num_threads = _default_threads()
 
 
 def get_num_threads() -> int:

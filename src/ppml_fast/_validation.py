@@ -69,7 +69,7 @@ def check_rational(value: Any, name: str, *, allow_zero: bool = False) -> Fracti
     """
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Rational | numbers.Real):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number or Fraction, got {type(value).__name__}")
     if isinstance(value, numbers.Rational):
         q = Fraction(int(value.numerator), int(value.denominator))
@@ -156,3 +156,34 @@ def as_finite_array(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np
     if arr.size and not np.isfinite(arr).all():
         raise ValueError(f"{name} must contain only finite values (found NaN or inf)")
     return arr
+
+
+def check_bounds(bounds: Any, name: str = "bounds", *, strict: bool = False) -> tuple[float, float]:
+    """Return ``bounds`` as ``(lower, upper)``: two finite floats, ``lower <= upper``.
+
+    ``strict`` demands ``lower < upper`` (a range that bins must split).
+    """
+    try:
+        lower, upper = bounds
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (lower, upper), got {bounds!r}") from None
+    lo = check_scalar(lower, f"{name}[0]")
+    hi = check_scalar(upper, f"{name}[1]")
+    if lo > hi or (strict and lo == hi):
+        op = "<" if strict else "<="
+        raise ValueError(f"{name} must satisfy lower {op} upper, got ({lo}, {hi})")
+    return lo, hi
+
+
+def as_int_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)`` as an int64 array; bool, unsigned and signed integers accepted.
+
+    Floats (even integral ones) raise ``TypeError``: integer mechanisms are exact only on
+    integers. Unsigned values above 2**63 - 1 raise ``ValueError``.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > 2**63 - 1:
+        raise ValueError(f"{name} must be <= 2**63 - 1, got {int(arr.max())}")
+    return arr.astype(np.int64, copy=False)

@@ -30,7 +30,7 @@ from ._native._streams import split
 from ._validation import NON_NEGATIVE, check_float_dtype, check_scalar, prepare_out
 from .rng import resolve
 
-__all__ = ["laplace", "gaussian", "discrete_laplace", "discrete_gaussian"]
+__all__ = ["discrete_gaussian", "discrete_laplace", "gaussian", "laplace"]
 
 
 def _fill(

@@ -31,7 +31,7 @@ from randomgen import AESCounter
 
 from ._errors import InsecureRandomnessWarning
 
-__all__ = ["Generator", "default_rng", "spawn", "BLOCK"]
+__all__ = ["BLOCK", "Generator", "default_rng", "is_secure", "spawn"]
 
 #: Values per independent block when a kernel splits one stream over threads.
 BLOCK = 1 << 17
@@ -142,7 +142,7 @@ def is_secure(gen: np.random.Generator) -> bool:
 
 # --- the process-wide secure stream behind rng=None -------------------------------------
 
-_shared: Generator | None = None
+_shared: np.random.Generator | None = None
 _shared_lock = threading.Lock()
 
 
@@ -155,7 +155,7 @@ if hasattr(os, "register_at_fork"):  # a forked child must never replay its pare
     os.register_at_fork(after_in_child=_reset_shared)
 
 
-def _secure_stream() -> Generator:
+def _secure_stream() -> np.random.Generator:
     global _shared
     gen = _shared
     if gen is None:

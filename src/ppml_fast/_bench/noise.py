@@ -2,6 +2,8 @@
 cores) against numpy's ``Generator(PCG64)`` methods, and OpenDP / diffprivlib when installed."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .. import noise
@@ -49,8 +51,8 @@ def cases(full: bool) -> list[Case]:
                 Case(
                     f"laplace{tag}",
                     f"{n:.0e}",
-                    native=lambda n=n, dt=dt: noise.laplace(1.0, n, dtype=dt),
-                    reference=lambda n=n, dt=dt, g=pcg: ref.laplace(1.0, n, rng=g, dtype=dt),
+                    native=partial(noise.laplace, 1.0, n, dtype=dt),
+                    reference=partial(ref.laplace, 1.0, n, rng=pcg, dtype=dt),
                     reference_name="numpy PCG64",
                     peers=_peers("laplace", n) if dt is np.float64 else {},
                     items=n,
@@ -60,8 +62,8 @@ def cases(full: bool) -> list[Case]:
                 Case(
                     f"gaussian{tag}",
                     f"{n:.0e}",
-                    native=lambda n=n, dt=dt: noise.gaussian(1.0, n, dtype=dt),
-                    reference=lambda n=n, dt=dt, g=pcg: ref.gaussian(1.0, n, rng=g, dtype=dt),
+                    native=partial(noise.gaussian, 1.0, n, dtype=dt),
+                    reference=partial(ref.gaussian, 1.0, n, rng=pcg, dtype=dt),
                     reference_name="numpy PCG64",
                     peers=_peers("gaussian", n) if dt is np.float64 else {},
                     items=n,

@@ -68,9 +68,16 @@ def ziggurat_from_stream(kind: str, scale: float, n: int, bit_generator: Any) ->
 
     The oracle for bit-exact tests of the native ziggurat kernels on one block.
     """
-    word = lambda: int(bit_generator.random_raw())  # noqa: E731
-    unit = lambda: (word() >> 11) * _TWO_M53  # noqa: E731
-    unit_open0 = lambda: ((word() >> 11) + 1) * _TWO_M53  # noqa: E731
+
+    def word() -> int:
+        return int(bit_generator.random_raw())
+
+    def unit() -> float:
+        return (word() >> 11) * _TWO_M53
+
+    def unit_open0() -> float:
+        return ((word() >> 11) + 1) * _TWO_M53
+
     fe, we, ke, _ = _exp_layers()
     fn, wn, kn, _ = _norm_layers()
 
