@@ -1,0 +1,287 @@
+"""DP statistics: fused kernels vs the numpy reference, noise calibrated to the stated
+sensitivities (KS), estimates within a few noise standard deviations, contracts, errors.
+
+KS tests use p > 1e-4 on fixed seeds plus one fresh seed per run (false-alarm rate at
+most 1e-4 per fresh-seed test); error bounds are >= 6 noise standard deviations.
+"""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+import ppml_fast
+from ppml_fast import stats
+from ppml_fast._native import mechanisms as kernels
+from ppml_fast.reference import stats as ref
+from ppml_fast.rng import _reset_dp_warning, default_rng
+
+pytestmark = pytest.mark.filterwarnings("ignore::ppml_fast.InsecureRandomnessWarning")
+
+FRESH = int(np.random.SeedSequence().entropy % 2**63)
+P_MIN = 1e-4
+
+
+def data(shape, seed=0, dtype=np.float64):
+    return (np.random.default_rng(seed).normal(2.0, 3.0, shape)).astype(dtype)
+
+
+# --- kernels vs reference -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("axis", [None, 0, 1, 2, -1])
+def test_clip_sum_kernel_matches_reference(dtype, axis):
+    x = data((4, 50, 3), dtype=dtype)
+    x3, shape, _ = stats._records(x, axis)
+    out = np.empty((x3.shape[0], x3.shape[2]))
+    kernels._clip_sum(x3, -1.0, 4.0, 0.5, out)
+    expected = ref.clipped_sum(x, (-1.0, 4.0), axis, shift=0.5)
+    assert np.allclose(out.reshape(shape), expected, rtol=1e-12, atol=1e-9)
+    sq = np.empty_like(out)
+    kernels._clip_moments(x3, -1.0, 4.0, 1.5, out, sq)
+    c = np.clip(x.astype(np.float64), -1.0, 4.0) - 1.5
+    assert np.allclose(out.reshape(shape), c.sum(axis=axis), rtol=1e-12, atol=1e-9)
+    assert np.allclose(sq.reshape(shape), (c * c).sum(axis=axis), rtol=1e-12, atol=1e-9)
+
+
+def test_records_view_does_not_copy_contiguous_input():
+    x = data((6, 7, 8))
+    for axis in (None, 0, 1, 2):
+        assert np.shares_memory(stats._records(x, axis)[0], x)
+
+
+@pytest.mark.parametrize("bins", [1, 3, 10, 64])
+def test_histogram_kernel_matches_numpy_including_edges(bins):
+    lo, hi = -1.3, 2.9
+    edges = np.linspace(lo, hi, bins + 1)
+    near = [np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)]
+    x = np.concatenate([data(5000), edges, *near])
+    counts = np.zeros(bins, dtype=np.int64)
+    kernels._clip_histogram(x, lo, hi, counts)
+    assert np.array_equal(counts, ref.histogram_counts(x, bins, (lo, hi)))
+    assert counts.sum() == x.size
+
+
+# --- accuracy and calibration -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, FRESH])
+def test_estimates_close_to_exact(seed):
+    x = data(200_000, seed=3)
+    lo, hi = -4.0, 8.0
+    c = np.clip(x, lo, hi)
+    eps = 1.0
+    s = stats.dp_sum(x, bounds=(lo, hi), epsilon=eps, rng=seed)
+    assert abs(s - c.sum()) < 6 * math.sqrt(2) * 8.0 / eps
+    n = stats.dp_count(x, epsilon=eps, rng=seed)
+    assert abs(n - x.size) < 6 * math.sqrt(2) / eps
+    m = stats.dp_mean(x, bounds=(lo, hi), epsilon=eps, rng=seed)
+    assert abs(m - c.mean()) < 1e-3
+    v = stats.dp_var(x, bounds=(lo, hi), epsilon=eps, rng=seed)
+    assert abs(v - c.var()) < 1e-2
+    h, edges = stats.dp_histogram(x, bins=12, range=(lo, hi), epsilon=eps, rng=seed)
+    exact = ref.histogram_counts(x, 12, (lo, hi))
+    assert np.all(np.abs(h - exact) < 6 * math.sqrt(2) / eps * 2)
+    assert np.array_equal(edges, np.linspace(lo, hi, 13))
+
+
+@pytest.mark.parametrize("seed", [2, FRESH])
+def test_noise_matches_stated_sensitivity(seed):
+    # the released value minus the exact clipped statistic is Laplace(Δ₁/ε) with
+    # Δ₁ = max(|lower|, |upper|) (sum) and 1 (count, histogram bins)
+    x = data(300, seed=5)
+    gen = default_rng(seed)
+    lo, hi, eps = -2.0, 3.0, 0.5
+    exact = np.clip(x, lo, hi).sum()
+    sums = np.array([stats.dp_sum(x, bounds=(lo, hi), epsilon=eps, rng=gen) for _ in range(3000)])
+    assert st.kstest(sums - exact, st.laplace(scale=3.0 / eps).cdf).pvalue > P_MIN
+    counts = np.array([stats.dp_count(x, epsilon=eps, rng=gen) for _ in range(3000)])
+    assert st.kstest(counts - x.size, st.laplace(scale=1.0 / eps).cdf).pvalue > P_MIN
+    # with axis: a record is a row of 4 values, Δ₁ = 4 · max(|lower|, |upper|)
+    x2 = x[:200].reshape(50, 4)
+    exact2 = np.clip(x2, lo, hi).sum(axis=0)
+    rows = np.array([stats.dp_sum(x2, bounds=(lo, hi), epsilon=eps, rng=gen, axis=0)
+                     for _ in range(1000)])
+    assert st.kstest((rows - exact2).ravel(), st.laplace(scale=4 * 3.0 / eps).cdf).pvalue > P_MIN
+    hists = np.array([stats.dp_histogram(x, bins=5, range=(lo, hi), epsilon=eps, rng=gen)[0]
+                      for _ in range(1000)])
+    noise = (hists - ref.histogram_counts(x, 5, (lo, hi))).ravel()
+    assert st.kstest(noise, st.laplace(scale=1.0 / eps).cdf).pvalue > P_MIN
+
+
+def test_same_seed_same_output_and_reference_agrees_in_distribution():
+    x = data(1000)
+    kw = {"bounds": (-1.0, 5.0), "epsilon": 0.3}
+    for f in (stats.dp_sum, stats.dp_mean, stats.dp_var):
+        assert f(x, rng=9, **kw) == f(x, rng=9, **kw)
+        assert f(x, rng=9, **kw) != f(x, rng=10, **kw)
+    # native and reference estimate the same quantity
+    big = data(100_000, seed=2)
+    for name in ("dp_sum", "dp_mean", "dp_var"):
+        a = getattr(stats, name)(big, bounds=(-1.0, 5.0), epsilon=2.0, rng=1)
+        b = getattr(ref, name)(big, bounds=(-1.0, 5.0), epsilon=2.0, rng=1)
+        assert a == pytest.approx(b, rel=1e-3)
+
+
+def test_mean_and_var_stay_in_range():
+    x = data(3)  # tiny n: the noise dominates, post-processing keeps results in range
+    for seed in range(200):
+        m = stats.dp_mean(x, bounds=(0.0, 1.0), epsilon=0.1, rng=seed)
+        assert 0.0 <= m <= 1.0
+        v = stats.dp_var(x, bounds=(0.0, 1.0), epsilon=0.1, rng=seed)
+        assert 0.0 <= v <= 0.25
+
+
+def test_histogram_clips_out_of_range_records():
+    x = np.array([-100.0, 0.25, 100.0, 1.0])
+    h, _ = stats.dp_histogram(x, bins=2, range=(0.0, 1.0), epsilon=1e9, rng=1)
+    assert np.allclose(h, [2.0, 2.0], atol=1e-6)
+
+
+# --- shapes, dtypes, axis -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, bool])
+def test_shapes_and_dtypes(dtype):
+    x = data((10, 3, 4)).astype(dtype)
+    kw = {"bounds": (0.0, 5.0), "epsilon": 1.0, "rng": 1}
+    for f in (stats.dp_sum, stats.dp_mean, stats.dp_var):
+        s = f(x, **kw)
+        assert isinstance(s, np.float64)
+        assert f(x, axis=0, **kw).shape == (3, 4)
+        assert f(x, axis=1, **kw).shape == (10, 4)
+        assert f(x, axis=-1, **kw).shape == (10, 3)
+        assert f(x, axis=2, **kw).dtype == np.float64
+        assert np.ndim(f(2.5, **kw)) == 0
+    assert isinstance(stats.dp_count(x, epsilon=1.0, rng=1), np.float64)
+    h, e = stats.dp_histogram(x, bins=4, range=(0, 5), epsilon=1.0, rng=1)
+    assert h.shape == (4,) and h.dtype == np.float64 and e.shape == (5,)
+
+
+def test_count_axis_and_empty():
+    x = np.zeros((7, 3))
+    assert abs(stats.dp_count(x, epsilon=1e9, rng=1, axis=0) - 7) < 1e-6
+    assert abs(stats.dp_count(x, epsilon=1e9, rng=1, axis=1) - 3) < 1e-6
+    assert abs(stats.dp_count([], epsilon=1e9, rng=1)) < 1e-6
+    assert abs(stats.dp_sum(np.empty(0), bounds=(0, 1), epsilon=1e9, rng=1)) < 1e-6
+    assert 0 <= stats.dp_mean(np.empty(0), bounds=(0, 1), epsilon=1.0, rng=1) <= 1
+
+
+def test_noncontiguous_input():
+    x = data((20, 30))
+    xt = x.T  # Fortran order
+    a = stats.dp_sum(xt, bounds=(-1, 1), epsilon=1e9, rng=1, axis=0)
+    assert np.allclose(a, np.clip(xt, -1, 1).sum(axis=0), atol=1e-6)
+    a = stats.dp_sum(x[:, ::3], bounds=(-1, 1), epsilon=1e9, rng=1)
+    assert a == pytest.approx(np.clip(x[:, ::3], -1, 1).sum(), abs=1e-6)
+
+
+# --- bad inputs ---------------------------------------------------------------------------
+
+def _kw(kw):
+    return {"bounds": kw.get("bounds", (0, 1)), "epsilon": kw.get("epsilon", 1.0), "rng": 1}
+
+
+def _hist(x, **kw):
+    k = _kw(kw)
+    return stats.dp_histogram(x, bins=3, range=k["bounds"], epsilon=k["epsilon"], rng=1)
+
+
+ALL = [
+    lambda x, **kw: stats.dp_sum(x, **_kw(kw)),
+    lambda x, **kw: stats.dp_mean(x, **_kw(kw)),
+    lambda x, **kw: stats.dp_var(x, **_kw(kw)),
+    _hist,
+]
+COUNT = [lambda x, **kw: stats.dp_count(x, epsilon=kw["epsilon"], rng=1)]
+
+
+@pytest.mark.parametrize("f", ALL)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_data_rejected(f, bad):
+    with pytest.raises(ValueError, match="x must contain only finite values"):
+        f([1.0, bad])
+
+
+@pytest.mark.parametrize("f", ALL)
+@pytest.mark.parametrize(("bounds", "exc", "msg"), [
+    ((3.0, 1.0), ValueError, r"must satisfy lower <=? upper, got \(3\.0, 1\.0\)"),
+    ((0.0, np.inf), ValueError, r"\[1\] must be finite"),
+    ((np.nan, 1.0), ValueError, r"\[0\] must be finite"),
+    ((0.0, 1.0, 2.0), TypeError, "must be a pair"),
+    (1.0, TypeError, "must be a pair"),
+    (("a", 1.0), TypeError, r"\[0\] must be a real number"),
+])
+def test_bad_bounds(f, bounds, exc, msg):
+    with pytest.raises(exc, match=msg):
+        f([0.5], bounds=bounds)
+
+
+def test_histogram_range_must_be_nonempty_and_bins_positive():
+    with pytest.raises(ValueError, match=r"range must satisfy lower < upper, got \(1\.0, 1\.0\)"):
+        stats.dp_histogram([0.5], bins=3, range=(1.0, 1.0), epsilon=1.0, rng=1)
+    with pytest.raises(ValueError, match="bins must be >= 1, got 0"):
+        stats.dp_histogram([0.5], bins=0, range=(0, 1), epsilon=1.0, rng=1)
+    with pytest.raises(TypeError, match="bins must be an int"):
+        stats.dp_histogram([0.5], bins=2.5, range=(0, 1), epsilon=1.0, rng=1)
+    # equal bounds are fine for sums: every value is clipped to that point
+    assert stats.dp_sum([1.0, 5.0], bounds=(2.0, 2.0), epsilon=1e9, rng=1) == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("f", ALL + COUNT)
+@pytest.mark.parametrize(("eps", "exc", "msg"), [
+    (0.0, ValueError, "epsilon must be > 0, got 0.0"),
+    (-1.0, ValueError, r"epsilon must be > 0, got -1\.0"),
+    (np.nan, ValueError, "epsilon must be finite"),
+    ("1", TypeError, "epsilon must be a real number"),
+])
+def test_bad_epsilon(f, eps, exc, msg):
+    with pytest.raises(exc, match=msg):
+        f([0.5], epsilon=eps)
+
+
+def test_bad_axis_and_types():
+    with pytest.raises(ValueError, match=r"axis must be in \[-2, 1\], got 2"):
+        stats.dp_sum(np.ones((2, 2)), bounds=(0, 1), epsilon=1.0, rng=1, axis=2)
+    with pytest.raises(ValueError, match=r"axis must be in \[-2, 1\], got -3"):
+        stats.dp_count(np.ones((2, 2)), epsilon=1.0, rng=1, axis=-3)
+    with pytest.raises(TypeError, match="axis must be an int"):
+        stats.dp_mean(np.ones((2, 2)), bounds=(0, 1), epsilon=1.0, rng=1, axis="0")
+    with pytest.raises(ValueError, match="axis must be None for a 0-d x"):
+        stats.dp_var(1.0, bounds=(0, 1), epsilon=1.0, rng=1, axis=0)
+    with pytest.raises(TypeError, match="x must be a real numeric array"):
+        stats.dp_sum(["a"], bounds=(0, 1), epsilon=1.0, rng=1)
+
+
+# --- the insecure-randomness warning ------------------------------------------------------
+
+
+def test_seeded_stream_warns_once_and_secure_does_not():
+    _reset_dp_warning()
+    with pytest.warns(ppml_fast.InsecureRandomnessWarning):
+        stats.dp_mean([1.0], bounds=(0, 1), epsilon=1.0, rng=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats.dp_sum([1.0], bounds=(0, 1), epsilon=1.0, rng=3)
+    _reset_dp_warning()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats.dp_sum([1.0], bounds=(0, 1), epsilon=1.0)
+        stats.dp_var([1.0], bounds=(0, 1), epsilon=1.0)
+        stats.dp_count([1.0], epsilon=1.0)
+        stats.dp_histogram([1.0], bins=2, range=(0, 1), epsilon=1.0)
+    _reset_dp_warning()
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1001])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flat_kernels_match_reference(n, dtype):
+    x = data(n, seed=n, dtype=dtype)
+    s = kernels._clip_sum_flat(x, -1.0, 4.0, 0.5)
+    assert s == pytest.approx(ref.clipped_sum(x, (-1.0, 4.0), shift=0.5), rel=1e-12, abs=1e-9)
+    s1, s2 = kernels._clip_moments_flat(x, -1.0, 4.0, 1.5)
+    c = np.clip(x.astype(np.float64), -1.0, 4.0) - 1.5
+    assert s1 == pytest.approx(c.sum(), rel=1e-12, abs=1e-9)
+    assert s2 == pytest.approx((c * c).sum(), rel=1e-12, abs=1e-9)
