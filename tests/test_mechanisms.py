@@ -449,7 +449,7 @@ def test_secure_stream_does_not_warn():
     _reset_dp_warning()
 
 
-def test_bad_input_does_not_touch_the_stream_or_warn():
+def test_bad_input_raises_without_warning():
     _reset_dp_warning()
     with warnings.catch_warnings():
         warnings.simplefilter("error")

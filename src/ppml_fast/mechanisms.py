@@ -39,12 +39,14 @@ from ._validation import (
     POSITIVE,
     as_finite_array,
     as_int_array,
+    as_real_array,
     check_int,
     check_rational,
     check_scalar,
+    not_finite,
 )
 from .noise import _fill, discrete_laplace
-from .rng import resolve_for_dp
+from .rng import resolve, resolve_for_dp, warn_if_insecure
 
 __all__ = [
     "exponential_mechanism",
@@ -67,13 +69,14 @@ _DELTA_MARGIN = 1e-9
 
 
 def _values(value: Any) -> tuple[np.ndarray, bool]:
-    """Validate ``value`` (finite reals) and say whether the array is ours to overwrite.
+    """Convert ``value`` to a real float array and say whether it is ours to overwrite.
 
     It is ours when the conversion made it (ints → float64, a list, a Python scalar);
-    an ndarray or an object exposing its own buffer is never written to.
+    an ndarray or an object exposing its own buffer is never written to. NaN and inf
+    are caught by the sampler's own pass (:func:`_noisy_copy`), not by a second one here.
     """
     src = np.asarray(value)
-    arr = as_finite_array(src, "value")
+    arr = as_real_array(src, "value")
     fresh = arr is not src or isinstance(value, (list, tuple, numbers.Number))
     return arr, fresh and arr.flags.writeable
 
@@ -94,7 +97,9 @@ def _noisy_copy(
     else:
         out = np.empty_like(arr, order="C")
         loc = arr
-    _fill(kind, gen, scale, out, loc)
+    if not _fill(kind, gen, scale, out, loc):
+        raise not_finite("value")
+    warn_if_insecure(gen, stacklevel=4)  # only once the release has succeeded
     return out[()] if out.ndim == 0 else out
 
 
@@ -224,7 +229,7 @@ def laplace_mechanism(value: Any, sensitivity: float, epsilon: float, *, rng: An
     if not math.isfinite(scale):
         raise ValueError(f"sensitivity / epsilon must be finite, got {scale}")
     arr, fresh = _values(value)
-    gen = resolve_for_dp(rng)
+    gen = resolve(rng)
     return _noisy_copy(arr, fresh, _noise_kernels.KIND_LAPLACE, scale, gen)
 
 
@@ -327,7 +332,7 @@ def gaussian_mechanism(
     """
     sigma = gaussian_sigma(epsilon, delta, sensitivity, analytic=analytic)
     arr, fresh = _values(value)
-    gen = resolve_for_dp(rng)
+    gen = resolve(rng)
     return _noisy_copy(arr, fresh, _noise_kernels.KIND_GAUSSIAN, sigma, gen)
 
 

@@ -39,12 +39,15 @@ def _fill(
     scale: float,
     out: np.ndarray,
     loc: np.ndarray | None = None,
-) -> None:
-    """``out = loc + scale * Z`` (``loc`` optional, same shape/dtype, may alias ``out``)."""
+) -> bool:
+    """``out = loc + scale * Z`` (``loc`` optional, same shape/dtype, may alias ``out``).
+
+    Returns False when ``loc`` holds a NaN or an infinity (found in the same pass).
+    """
     flat = out.reshape(-1)
     flat_loc = None if loc is None else loc.reshape(-1)
     with split(gen, flat.size) as (bit_generators, block):
-        _kernels.fill(
+        return _kernels.fill(
             kind, bit_generators, block, scale, flat, flat_loc, _config.get_num_threads()
         )
 

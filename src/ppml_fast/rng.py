@@ -180,17 +180,25 @@ _warned = False
 
 def resolve_for_dp(rng: Any) -> np.random.Generator:
     """Like :func:`resolve`, but warn once per process when the stream is not secure."""
-    global _warned
     gen = resolve(rng)
+    warn_if_insecure(gen, stacklevel=4)
+    return gen
+
+
+def warn_if_insecure(gen: np.random.Generator, stacklevel: int = 3) -> None:
+    """Warn once per process (:class:`InsecureRandomnessWarning`) if ``gen`` is not secure.
+
+    ``stacklevel`` counts from the caller of this function (as in :func:`warnings.warn`).
+    """
+    global _warned
     if not _warned and not is_secure(gen):
         _warned = True
         warnings.warn(
             "a seeded or non-cryptographic random stream is feeding a DP mechanism: the "
             "noise is reproducible by anyone who knows the seed. Use rng=None outside tests.",
             InsecureRandomnessWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
-    return gen
 
 
 def _reset_dp_warning() -> None:

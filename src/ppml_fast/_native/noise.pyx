@@ -163,18 +163,24 @@ ctypedef fused real:
     double
 
 
-cdef inline void _store(real* out, const real* loc, Py_ssize_t i, double v) noexcept nogil:
+cdef inline void _store(real* out, const real* loc, Py_ssize_t i, double v,
+                        double* check) noexcept nogil:
+    # check accumulates loc[i] - loc[i]: 0 while every loc is finite, NaN from the first
+    # NaN or infinity on, so the caller learns about bad input without a second pass.
     if loc == NULL:
         out[i] = <real>v
     else:
+        check[0] += <double>loc[i] - <double>loc[i]
         out[i] = <real>(loc[i] + v)
 
 
-cdef void _fill_block(int kind, bitgen_t* bg, real* out, const real* loc,
-                      Py_ssize_t n, double scale) noexcept nogil:
+cdef double _fill_block(int kind, bitgen_t* bg, real* out, const real* loc,
+                        Py_ssize_t n, double scale) noexcept nogil:
+    """Fill one block; return 0 if every ``loc`` value is finite (or loc is NULL), else NaN."""
     cdef Py_ssize_t i
     cdef uint64_t u
     cdef double z
+    cdef double check = 0.0
     cdef double signed_scale[2]
     # A table lookup rather than a branch: a random sign mispredicts half the time.
     signed_scale[0] = scale
@@ -183,35 +189,37 @@ cdef void _fill_block(int kind, bitgen_t* bg, real* out, const real* loc,
         for i in range(n):
             u = bg.next_uint64(bg.state)
             z = _exp_from(bg, u)
-            _store(out, loc, i, signed_scale[(u >> 8) & 1] * z)
+            _store(out, loc, i, signed_scale[(u >> 8) & 1] * z, &check)
     elif kind == GAUSSIAN:
         for i in range(n):
             u = bg.next_uint64(bg.state)
             z = _norm_from(bg, u)
-            _store(out, loc, i, signed_scale[(u >> 8) & 1] * z)
+            _store(out, loc, i, signed_scale[(u >> 8) & 1] * z, &check)
     elif kind == EXPONENTIAL:
         for i in range(n):
-            _store(out, loc, i, scale * _exp_from(bg, bg.next_uint64(bg.state)))
+            _store(out, loc, i, scale * _exp_from(bg, bg.next_uint64(bg.state)), &check)
     else:
         for i in range(n):
-            _store(out, loc, i, -scale * log(_exp_from(bg, bg.next_uint64(bg.state))))
+            _store(out, loc, i, -scale * log(_exp_from(bg, bg.next_uint64(bg.state))), &check)
+    return check
 
 
-cdef void _run(int kind, bitgen_t** bgs, Py_ssize_t nblocks, Py_ssize_t block,
-               real* out, const real* loc, Py_ssize_t n, double scale, int nthreads) noexcept nogil:
+cdef double _run(int kind, bitgen_t** bgs, Py_ssize_t nblocks, Py_ssize_t block,
+                 real* out, const real* loc, Py_ssize_t n, double scale, int nthreads) noexcept nogil:
     cdef Py_ssize_t b, start, length
+    cdef double check = 0.0
     if nblocks == 1:
-        _fill_block(kind, bgs[0], out, loc, n, scale)
-        return
+        return _fill_block(kind, bgs[0], out, loc, n, scale)
     for b in prange(nblocks, num_threads=nthreads, schedule="dynamic"):
         start = b * block
         length = n - start
         if length > block:
             length = block
         if loc == NULL:
-            _fill_block(kind, bgs[b], out + start, <const real*>NULL, length, scale)
+            check += _fill_block(kind, bgs[b], out + start, <const real*>NULL, length, scale)
         else:
-            _fill_block(kind, bgs[b], out + start, loc + start, length, scale)
+            check += _fill_block(kind, bgs[b], out + start, loc + start, length, scale)
+    return check
 
 
 cdef bitgen_t** _pointers(list bit_generators) except NULL:
@@ -225,26 +233,29 @@ cdef bitgen_t** _pointers(list bit_generators) except NULL:
 
 
 def fill(int kind, list bit_generators, Py_ssize_t block, double scale,
-         real[::1] out, const real[::1] loc=None, int nthreads=1):
+         real[::1] out, const real[::1] loc=None, int nthreads=1) -> bool:
     """out[i] = (loc[i] if loc is given else 0) + scale * Z_i for i in block order.
 
     ``bit_generators[k]`` feeds values ``k*block`` .. ``(k+1)*block - 1``; a single bit
     generator feeds everything. ``loc`` (optional) has the length and dtype of ``out`` and
-    may be ``out`` itself.
+    may be ``out`` itself. Returns False when some ``loc`` value is NaN or infinite
+    (checked in the same pass; ``out`` is then filled but meaningless), else True.
     """
     cdef Py_ssize_t n = out.shape[0]
     cdef Py_ssize_t nblocks = len(bit_generators)
     cdef bitgen_t** bgs
     cdef real* po
     cdef const real* pl = NULL
+    cdef double check = 0.0
     if n == 0:
-        return
+        return True
     po = &out[0]
     if loc is not None:
         pl = &loc[0]
     bgs = _pointers(bit_generators)
     try:
         with nogil:
-            _run(kind, bgs, nblocks, block, po, pl, n, scale, nthreads)
+            check = _run(kind, bgs, nblocks, block, po, pl, n, scale, nthreads)
     finally:
         free(bgs)
+    return check == 0.0
