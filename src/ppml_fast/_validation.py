@@ -79,7 +79,10 @@ def check_rational(value: Any, name: str, *, allow_zero: bool = False) -> Fracti
             raise ValueError(f"{name} must be finite, got {x}")
         q = Fraction(x)
     if q < 0 or (q == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {float(q)}")
+        # float(q) overflows for huge values: show their magnitude as a power of two
+        bits = abs(q.numerator).bit_length() - q.denominator.bit_length()
+        shown = float(q) if abs(q) < 2**1000 else f"about -2**{bits}"
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {shown}")
     return q
 
 
@@ -140,22 +143,35 @@ def prepare_out(
     return out, False
 
 
-def as_finite_array(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
-    """``np.asarray(x)`` as a real float array with every element finite.
+def as_real_array(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
+    """``np.asarray(x)`` as a float32/float64 array (finiteness not checked).
 
     Integer and bool inputs become float64; float32/float64 keep their dtype unless
-    ``dtype`` is given. NaN or inf raise ``ValueError`` naming ``name``.
+    ``dtype`` is given. Complex, object and string inputs raise ``TypeError``. For
+    kernels that detect NaN/inf in their own pass; everyone else uses
+    :func:`as_finite_array`.
     """
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
-    elif arr.dtype not in FLOAT_DTYPES:
-        arr = arr.astype(np.float64)
-    if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{name} must contain only finite values (found NaN or inf)")
+        return arr.astype(dtype, copy=False)
+    if arr.dtype not in FLOAT_DTYPES:
+        return arr.astype(np.float64)
     return arr
+
+
+def as_finite_array(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
+    """:func:`as_real_array`, and every element finite: NaN or inf raise ``ValueError``."""
+    arr = as_real_array(x, name, dtype)
+    if arr.size and not np.isfinite(arr).all():
+        raise not_finite(name)
+    return arr
+
+
+def not_finite(name: str) -> ValueError:
+    """The error for NaN or inf found in array ``name``."""
+    return ValueError(f"{name} must contain only finite values (found NaN or inf)")
 
 
 def check_bounds(bounds: Any, name: str = "bounds", *, strict: bool = False) -> tuple[float, float]:
