@@ -33,12 +33,13 @@ Outputs are conditioned on |Y| <= ymax (set by the wrapper; the excluded mass is
 exp(-2**20)): a proposal beyond it is rejected like any other, so the result is exactly
 the truncated distribution.
 """
-from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 from numpy.random cimport bitgen_t
+
+from ._bitgen cimport bitgen_pointers
 
 cdef extern from *:
     # Cython types this as unsigned long long: cast the other operand of a mixed 64/128-bit
@@ -447,16 +448,6 @@ cdef void _run(bint gauss, bitgen_t** bgs, Py_ssize_t nblocks, Py_ssize_t block,
             _lap_block(bgs[k], out + start, length, lp)
 
 
-cdef bitgen_t** _pointers(list bit_generators) except NULL:
-    cdef Py_ssize_t k, m = len(bit_generators)
-    cdef bitgen_t** bgs = <bitgen_t**>malloc(m * sizeof(bitgen_t*))
-    if bgs == NULL:
-        raise MemoryError()
-    for k in range(m):
-        bgs[k] = <bitgen_t*>PyCapsule_GetPointer(bit_generators[k].capsule, "BitGenerator")
-    return bgs
-
-
 cdef int _set_lap(Lap* p, object t, object s, object vmax, object ymax) except -1:
     p.t = t
     p.s = s
@@ -483,7 +474,7 @@ cdef object _launch(bint gauss, list bit_generators, Py_ssize_t block, int64_t[:
     if n == 0:
         return
     po = &out[0]
-    bgs = _pointers(bit_generators)
+    bgs = bitgen_pointers(bit_generators)
     try:
         with nogil:
             _run(gauss, bgs, nblocks, block, po, n, lp, gp, nthreads)

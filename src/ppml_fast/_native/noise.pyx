@@ -14,12 +14,13 @@ Gumbel(β)   = -β * log(Exp(1))
 Kernels fill one block per bit generator (see ``ppml_fast._native._streams``), blocks in
 parallel with OpenMP, the GIL released. No validation happens here.
 """
-from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython.parallel cimport prange
 from libc.math cimport exp, log, sqrt
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from numpy.random cimport bitgen_t
+
+from ._bitgen cimport bitgen_pointers
 
 import numpy as np
 
@@ -222,16 +223,6 @@ cdef double _run(int kind, bitgen_t** bgs, Py_ssize_t nblocks, Py_ssize_t block,
     return check
 
 
-cdef bitgen_t** _pointers(list bit_generators) except NULL:
-    cdef Py_ssize_t k, m = len(bit_generators)
-    cdef bitgen_t** bgs = <bitgen_t**>malloc(m * sizeof(bitgen_t*))
-    if bgs == NULL:
-        raise MemoryError()
-    for k in range(m):
-        bgs[k] = <bitgen_t*>PyCapsule_GetPointer(bit_generators[k].capsule, "BitGenerator")
-    return bgs
-
-
 def fill(int kind, list bit_generators, Py_ssize_t block, double scale,
          real[::1] out, const real[::1] loc=None, int nthreads=1) -> bool:
     """out[i] = (loc[i] if loc is given else 0) + scale * Z_i for i in block order.
@@ -252,7 +243,7 @@ def fill(int kind, list bit_generators, Py_ssize_t block, double scale,
     po = &out[0]
     if loc is not None:
         pl = &loc[0]
-    bgs = _pointers(bit_generators)
+    bgs = bitgen_pointers(bit_generators)
     try:
         with nogil:
             check = _run(kind, bgs, nblocks, block, po, pl, n, scale, nthreads)
