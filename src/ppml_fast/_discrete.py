@@ -20,7 +20,7 @@ import numpy as np
 from . import _config
 from ._native import discrete as _kernels
 from ._native._streams import split
-from ._validation import check_rational, prepare_out
+from ._validation import check_rational, prepare_out, show
 from .rng import resolve
 
 __all__ = ["MAX_SCALE", "discrete_gaussian", "discrete_laplace"]
@@ -28,13 +28,6 @@ __all__ = ["MAX_SCALE", "discrete_gaussian", "discrete_laplace"]
 #: Largest scale / sigma accepted (the truncation below must stay negligible).
 MAX_SCALE = 2**42
 _YCAP = 2**62  # |output| bound: int64 with room for the kernel's intermediate sums
-
-
-def _shown(q: Fraction) -> Any:
-    """``q`` for an error message: a float, or its magnitude when too big for one."""
-    if q < 2**1000:
-        return float(q)
-    return f"about 2**{q.numerator.bit_length() - q.denominator.bit_length()}"
 
 
 def _terms(q: Fraction) -> str:
@@ -49,7 +42,7 @@ def _laplace_params(scale: Fraction) -> tuple[int, int, int, int]:
     """``(t, s, vmax, ymax)`` for DLap(t/s); see :func:`discrete_laplace` (Notes)."""
     t, s = scale.numerator, scale.denominator
     if scale > MAX_SCALE:
-        raise ValueError(f"scale must be <= 2**42, got {_shown(scale)}")
+        raise ValueError(f"scale must be <= 2**42, got {show(scale)}")
     if t > _YCAP or s > _YCAP:
         raise ValueError(
             f"scale = {_terms(scale)} (lowest terms) needs numerator and denominator <= 2**62 "
@@ -65,7 +58,7 @@ def _gaussian_params(sigma: Fraction) -> tuple[int, int, int, int, int, int]:
     """``(t, vmax, ymax, t·d², n², 2·n²·d²·t²)`` for σ = n/d; see :func:`discrete_gaussian`."""
     n, d = sigma.numerator, sigma.denominator
     if sigma > MAX_SCALE:
-        raise ValueError(f"sigma must be <= 2**42, got {_shown(sigma)}")
+        raise ValueError(f"sigma must be <= 2**42, got {show(sigma)}")
     t = n // d + 1
     ymax = min(_YCAP, t << 20)
     vmax = -(-(ymax + 1) // t) - 1

@@ -79,11 +79,16 @@ def check_rational(value: Any, name: str, *, allow_zero: bool = False) -> Fracti
             raise ValueError(f"{name} must be finite, got {x}")
         q = Fraction(x)
     if q < 0 or (q == 0 and not allow_zero):
-        # float(q) overflows for huge values: show their magnitude as a power of two
-        bits = abs(q.numerator).bit_length() - q.denominator.bit_length()
-        shown = float(q) if abs(q) < 2**1000 else f"about -2**{bits}"
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {shown}")
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {show(q)}")
     return q
+
+
+def show(q: Fraction) -> float | str:
+    """``q`` for an error message: a float, or its magnitude when too big for one."""
+    if abs(q) < 2**1000:
+        return float(q)
+    bits = abs(q.numerator).bit_length() - q.denominator.bit_length()
+    return f"about {'-' if q < 0 else ''}2**{bits}"
 
 
 def check_float_dtype(dtype: npt.DTypeLike, name: str = "dtype") -> np.dtype:

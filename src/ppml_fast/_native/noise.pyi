@@ -7,7 +7,9 @@ KIND_GAUSSIAN: int
 KIND_EXPONENTIAL: int
 KIND_GUMBEL: int
 
-def tables() -> dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]]: ...
+_Tables = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]
+
+def tables() -> dict[str, _Tables]: ...
 def fill(
     kind: int,
     bit_generators: list[np.random.BitGenerator],
