@@ -63,3 +63,37 @@ def test_bench_filter_without_match_fails(capsys):
 def test_unknown_command_exits():
     with pytest.raises(SystemExit):
         cli.main(["frobnicate"])
+
+
+def test_targets_table_checks_each_metric():
+    fast = _bench.Case("fast", "1", native=lambda: None, reference=lambda: None, items=10**6,
+                       peers={"bare": lambda: None})
+    rows = [
+        _bench.Row(fast, native_s=0.01, reference_s=0.05, peers_s={"bare": 0.009}),
+    ]
+    checks = [
+        (_bench.Target("speed-up", 4.0, "4x"), "yes"),  # 5x measured
+        (_bench.Target("speed-up", 6.0, "6x"), "NO"),
+        (_bench.Target("M/s", 100.0, "100 M/s"), "yes"),  # 10^6 / 0.01 s = 100 M/s
+        (_bench.Target("vs bare", 1 / 1.2, "1.2x"), "yes"),  # 0.9x
+        (_bench.Target("vs bare", 1.0, "1x"), "NO"),
+        (_bench.Target("vs absent", 1.0, "peer missing"), "-"),
+    ]
+    for target, verdict in checks:
+        fast.target = target
+        line = _bench.targets_table(rows).splitlines()[2]
+        assert line.rstrip().endswith(verdict), (target, line)
+
+
+def test_registered_targets_name_real_metrics():
+    cases = [c for c in _bench.collect(full=False) if c.target is not None]
+    assert len(cases) >= 5  # laplace, gaussian, discrete_gaussian, two mechanisms
+    for c in cases:
+        m = c.target.metric
+        assert m in ("speed-up", "M/s") or m.startswith("vs ")
+        if m.startswith("vs "):
+            assert m.removeprefix("vs ") in c.peers
+        if m == "speed-up":
+            assert c.reference is not None
+        if m == "M/s":
+            assert c.items > 0

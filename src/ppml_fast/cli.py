@@ -58,9 +58,16 @@ def _bench_cmd(args: argparse.Namespace) -> int:
             "absolute times: the machines are shared and noisy.\n"
         )
         print(_bench.table(rows, markdown=True))
+        if any(r.case.target for r in rows):
+            print("\n## Targets\n")
+            print("Each target is checked against the figures of the same run above.\n")
+            print(_bench.targets_table(rows, markdown=True))
     else:
         print(f"machine: {machine()}")
         print(_bench.table(rows))
+        if any(r.case.target for r in rows):
+            print("\ntargets:")
+            print(_bench.targets_table(rows))
     return 0
 
 

@@ -27,6 +27,25 @@ class Case:
     reference_name: str = "numpy"
     peers: dict[str, Callable[[], Any]] = field(default_factory=dict)
     items: int = 0  # values produced per call, for a throughput column
+    target: Target | None = None  # a figure the issue asks this row to reach
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for one row: ``metric >= minimum``, where ``metric`` is ``"speed-up"``
+    (reference / native), ``"M/s"`` (native throughput) or ``"vs <peer>"`` (peer / native)."""
+
+    metric: str
+    minimum: float
+    label: str
+
+    def measure(self, row: Row) -> float | None:
+        if self.metric == "speed-up":
+            return row.speedup
+        if self.metric == "M/s":
+            return row.case.items / row.native_s / 1e6 if row.case.items else None
+        peer = row.peers_s.get(self.metric.removeprefix("vs "))
+        return None if peer is None else peer / row.native_s
 
 
 @dataclass
@@ -105,6 +124,22 @@ def _fmt_ratio(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}x"
 
 
+def targets_table(rows: list[Row], markdown: bool = False) -> str:
+    """One line per row with a target: what the issue asks, what this run measured, met?"""
+    head = ["operation", "size", "target", "measured", "met"]
+    body = []
+    for r in rows:
+        t = r.case.target
+        if t is None:
+            continue
+        value = t.measure(r)
+        unit = " M/s" if t.metric == "M/s" else "x"
+        shown = "-" if value is None else f"{value:.2f}{unit} ({t.metric})"
+        met = "-" if value is None else ("yes" if value >= t.minimum else "NO")
+        body.append([r.case.operation, r.case.size, t.label, shown, met])
+    return _render(head, body, markdown)
+
+
 def table(rows: list[Row], markdown: bool = False) -> str:
     """Render the rows: operation, size, reference, native, speed-up, peers, throughput."""
     peers = peer_names(rows)
@@ -127,6 +162,10 @@ def table(rows: list[Row], markdown: bool = False) -> str:
             line += [_fmt_time(t), _fmt_ratio(None if t is None else t / r.native_s)]
         line.append(f"{r.case.items / r.native_s / 1e6:.1f} M/s" if r.case.items else "-")
         body.append(line)
+    return _render(head, body, markdown)
+
+
+def _render(head: list[str], body: list[list[str]], markdown: bool) -> str:
     if markdown:
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(b) + " |" for b in body]

@@ -17,7 +17,7 @@ import numpy as np
 from .. import mechanisms, noise
 from ..reference import mechanisms as ref
 from ..rng import default_rng
-from . import Case
+from . import Case, Target
 
 _EPS, _DELTA = 1.0, 1e-5
 
@@ -33,6 +33,10 @@ def _diffprivlib(kind: str, values: np.ndarray) -> dict[str, Any]:
             else Gaussian(epsilon=_EPS, delta=_DELTA, sensitivity=1.0))
     data = values.tolist()
     return {"diffprivlib": lambda: [mech.randomise(v) for v in data]}
+
+
+#: "within 1.2x of the bare sampler": bare / mechanism >= 1 / 1.2.
+_WITHIN_BARE = Target("vs bare sampler", 1 / 1.2, "time <= 1.2x the bare sampler's")
 
 
 def cases(full: bool) -> list[Case]:
@@ -51,6 +55,7 @@ def cases(full: bool) -> list[Case]:
             peers={"bare sampler": partial(noise.laplace, 1.0 / _EPS, n, rng=secure),
                    **_diffprivlib("laplace", x)},
             items=n,
+            target=_WITHIN_BARE if n == 10**6 else None,
         ))
         out.append(Case(
             "gaussian_mechanism", f"{n:.0e}",
@@ -60,6 +65,7 @@ def cases(full: bool) -> list[Case]:
             peers={"bare sampler": partial(noise.gaussian, sigma, n, rng=secure),
                    **_diffprivlib("gaussian", x)},
             items=n,
+            target=_WITHIN_BARE if n == 10**6 else None,
         ))
     shapes = [(1000, 1000), (10**5, 10)] if not full else [(100, 100), (1000, 1000), (10**5, 10),
                                                            (10, 10**5)]

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import noise
 from ..reference import noise as ref
-from . import Case
+from . import Case, Target
 
 
 def _peers(kind: str, n: int) -> dict:
@@ -40,6 +40,12 @@ def _peers(kind: str, n: int) -> dict:
     return peers
 
 
+def _target(n: int, dtype: type, minimum: float) -> Target | None:
+    if n != 10**7 or dtype is not np.float64:
+        return None
+    return Target("speed-up", minimum, f">= {minimum:g}x numpy Generator(PCG64)")
+
+
 def cases(full: bool) -> list[Case]:
     sizes = [10**4, 10**5, 10**7] if not full else [10**4, 10**5, 10**6, 10**7, 10**8]
     out = []
@@ -56,6 +62,7 @@ def cases(full: bool) -> list[Case]:
                     reference_name="numpy PCG64",
                     peers=_peers("laplace", n) if dt is np.float64 else {},
                     items=n,
+                    target=_target(n, dt, 4.0),
                 )
             )
             out.append(
@@ -67,6 +74,7 @@ def cases(full: bool) -> list[Case]:
                     reference_name="numpy PCG64",
                     peers=_peers("gaussian", n) if dt is np.float64 else {},
                     items=n,
+                    target=_target(n, dt, 2.5),
                 )
             )
     return out
