@@ -115,7 +115,7 @@ def test_other_numpy_generators(name):
     f = SAMPLERS[name][0]
     pcg = f(1.0, 2 * BLOCK, rng=np.random.default_rng(3))
     assert pcg.shape == (2 * BLOCK,) and np.isfinite(pcg).all()
-    sfc = np.random.Generator(np.random.SFC64(3))  # cannot jump: one stream, one thread
+    sfc = np.random.Generator(np.random.SFC64(3))  # blocks: SFC64 children
     x = f(1.0, 2 * BLOCK, rng=sfc)
     assert np.isfinite(x).all() and abs(x.mean()) < 0.05
 

@@ -9,6 +9,7 @@ import pytest
 from randomgen import AESCounter
 
 import ppml_fast
+import ppml_fast.noise
 from ppml_fast import rng as prng
 from ppml_fast._native._streams import split
 
@@ -114,10 +115,43 @@ def test_split_small_uses_parent_under_lock():
     assert not _held_elsewhere(g.bit_generator.lock)
 
 
-def test_split_without_jump_falls_back_to_one_stream():
-    g = np.random.Generator(np.random.SFC64(1))
+class _Unseedable(np.random.PCG64):
+    """A bit generator whose type cannot be rebuilt from a seed alone."""
+
+    def __init__(self, seed, tag):
+        super().__init__(seed)
+
+
+def test_split_falls_back_to_one_stream_when_children_cannot_be_seeded():
+    g = np.random.Generator(_Unseedable(1, "x"))
     with split(g, 5 * prng.BLOCK) as (bgs, block):
         assert bgs == [g.bit_generator] and block == 5 * prng.BLOCK
+    with pytest.raises(TypeError, match="cannot split"):
+        prng.spawn(g, 2)
+
+
+@pytest.mark.parametrize("make", [lambda: AESCounter(7), lambda: np.random.PCG64(7)])
+def test_blocks_do_not_replay_jumped_or_spawned_streams(make):
+    # numpy's recommended parallel streams (jumped copies) and our own spawned children
+    # must not reappear as the blocks of a multi-block call.
+    n = 3 * prng.BLOCK
+    parent = np.random.Generator(make())
+    kids = prng.spawn(parent, 3)  # spawned first, from the same parent
+    out = ppml_fast.noise.laplace(1.0, n, rng=parent)
+    firsts = {out[k * prng.BLOCK] for k in range(3)}
+    for j in range(1, 5):
+        other = ppml_fast.noise.laplace(1.0, 1, rng=np.random.Generator(make().jumped(j)))
+        assert other[0] not in firsts
+    for kid in kids:
+        assert ppml_fast.noise.laplace(1.0, 1, rng=kid)[0] not in firsts
+
+
+def test_children_are_keyed_by_parent_output():
+    bg = AESCounter(3)
+    kids = prng.children(bg, 2)
+    ref = AESCounter(3).random_raw(4)
+    assert kids[0].random_raw() == AESCounter(key=int(ref[0]) | (int(ref[1]) << 64)).random_raw()
+    assert isinstance(prng.children(np.random.SFC64(1), 2)[1], np.random.SFC64)
 
 
 def test_dp_warning_fires_once_for_seeded_streams():

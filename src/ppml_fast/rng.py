@@ -2,9 +2,11 @@
 
 Every ppml_fast function that draws randomness takes ``rng=``:
 
-- ``None``: a fresh cryptographically secure stream, AES-128 in counter mode
+- ``None``: the process-wide cryptographically secure stream, AES-128 in counter mode
   (randomgen's ``AESCounter``, AES-NI where the CPU has it) keyed with 128 bits from
-  the operating system (:func:`secrets.token_bytes`).
+  the operating system (:func:`secrets.token_bytes`) on first use and again in every
+  forked child. Calls that share it take turns on its lock; give each thread its own
+  stream (:func:`spawn`) when many small calls run concurrently.
 - an ``int`` (or ``numpy.random.SeedSequence``): a reproducible stream of the same
   kind. **Seeded noise is for testing only**: whoever knows the seed can remove the
   noise. DP mechanisms warn once per process (:class:`InsecureRandomnessWarning`).
@@ -12,10 +14,10 @@ Every ppml_fast function that draws randomness takes ``rng=``:
   secure unless it came from :func:`default_rng` without a seed).
 
 Native kernels split a stream deterministically: a call for ``n`` values is cut into
-fixed blocks of :data:`BLOCK` values; block ``k`` draws from the parent jumped ``k + 1``
-times (a counter offset of ``(k + 1) * 2**64`` AES blocks), and the parent moves past all
-of them. The blocks do not depend on the thread count, so a seeded call returns the same
-array on one thread or many.
+fixed blocks of :data:`BLOCK` values, and block ``k`` draws from a child stream keyed by
+the parent's next output (:func:`children`; for AES-CTR a fresh 128-bit key per block).
+The blocks do not depend on the thread count, so a seeded call returns the same array on
+one thread or many; and no block replays the parent or a numpy ``jumped`` copy of it.
 """
 from __future__ import annotations
 
@@ -107,32 +109,41 @@ def default_rng(seed: Any = None, *, secure: bool | None = None) -> np.random.Ge
 def spawn(rng: Any, n: int) -> list[np.random.Generator]:
     """Return ``n`` independent child streams of ``rng`` (for parties, clients, threads).
 
-    Children of an AES-CTR stream get fresh 128-bit keys drawn from the parent, so a
-    secure parent has secure children and a seeded parent has reproducible children.
-    Other numpy generators are split with ``Generator.spawn`` (or ``jumped`` when they
-    have no seed sequence).
+    Each child is keyed by fresh output of the parent (:func:`children`): a secure
+    parent has secure children, a seeded parent has reproducible children, and no child
+    overlaps the parent's own future output or a numpy ``jumped`` copy of it.
     """
     from ._validation import check_int
 
     n = check_int(n, "n", minimum=0)
     gen = default_rng(rng) if rng is None or not isinstance(rng, np.random.Generator) else rng
     bg = gen.bit_generator
+    with bg.lock:
+        kids = children(bg, n)
+    if kids is None:
+        raise TypeError(f"cannot split a stream of {type(bg).__name__}: it takes no seed")
     secure = is_secure(gen)
+    return [Generator(k, secure=secure) for k in kids]
+
+
+def children(bg: np.random.BitGenerator, n: int) -> list[np.random.BitGenerator] | None:
+    """``n`` bit generators keyed by the next output of ``bg`` (the caller holds its lock).
+
+    An AES-CTR parent gives AES-CTR children, each keyed with 128 fresh bits of the
+    parent's keystream (a key derived from a secure stream is secure). Other numpy bit
+    generators give children of their own type seeded with a ``SeedSequence`` of 256
+    fresh bits. Returns None when the bit generator's type cannot be built from a seed.
+    """
     if isinstance(bg, AESCounter):
-        with bg.lock:
-            words = bg.random_raw(2 * n)
-        keys = [int(words[2 * i]) | (int(words[2 * i + 1]) << 64) for i in range(n)]
-        return [Generator(AESCounter(key=k), secure=secure) for k in keys]
+        words = bg.random_raw(2 * n)
+        return [AESCounter(key=int(words[2 * i]) | (int(words[2 * i + 1]) << 64))
+                for i in range(n)]
     try:
-        return list(gen.spawn(n))
-    except (TypeError, ValueError):
-        pass
-    if hasattr(bg, "jumped"):
-        with bg.lock:
-            kids = [bg.jumped(i + 1) for i in range(n)]
-            bg.state = bg.jumped(n + 1).state
-        return [np.random.Generator(k) for k in kids]
-    raise TypeError(f"cannot split a stream of {type(bg).__name__}: it has no spawn or jumped")
+        words = bg.random_raw(4 * n)
+        return [type(bg)(np.random.SeedSequence([int(w) for w in words[4 * i: 4 * i + 4]]))
+                for i in range(n)]
+    except TypeError:
+        return None
 
 
 def is_secure(gen: np.random.Generator) -> bool:

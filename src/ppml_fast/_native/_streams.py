@@ -3,8 +3,8 @@
 A kernel that fills ``n`` values on several threads asks :func:`split` for one bit
 generator per block of ``block`` values. The blocks depend only on ``n`` and ``block``,
 never on the thread count, so a seeded stream gives the same array on any number of
-threads. Small calls (one block) and bit generators that cannot jump use the parent
-stream itself, under its lock.
+threads. Small calls (one block) and bit generators that cannot seed children use the
+parent stream itself, under its lock.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..rng import BLOCK
+from ..rng import BLOCK, children
 
 
 @contextlib.contextmanager
@@ -23,17 +23,17 @@ def split(
     """Yield ``(bit_generators, block)`` for a fill of ``n`` values.
 
     Block ``k`` (values ``k*block`` to ``(k+1)*block``) draws from ``bit_generators[k]``,
-    the parent jumped ``k + 1`` times; afterwards the parent is jumped past them all.
-    With a single block, or a bit generator without ``jumped``, the list holds the
+    a child keyed by the parent's next output (:func:`ppml_fast.rng.children`). With a
+    single block, or a bit generator that cannot seed children, the list holds the
     parent alone, the block covers everything, and its lock is held while the caller runs.
     """
     bg = gen.bit_generator
     nblocks = -(-n // block) if n > 0 else 1
-    if nblocks == 1 or not hasattr(bg, "jumped"):
-        with bg.lock:
-            yield [bg], max(n, 1)
-        return
+    kids = None
     with bg.lock:
-        kids = [bg.jumped(k + 1) for k in range(nblocks)]
-        bg.state = bg.jumped(nblocks + 1).state
+        if nblocks > 1:
+            kids = children(bg, nblocks)
+        if kids is None:
+            yield [bg], max(n, 1)
+            return
     yield kids, block
