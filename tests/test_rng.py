@@ -199,3 +199,39 @@ def test_num_threads_setting():
         ppml_fast.set_num_threads(0)
     with pytest.raises(TypeError, match="n must be an int"):
         ppml_fast.set_num_threads(1.5)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork")
+def test_forked_child_rekeys_every_secure_stream_it_holds():
+    mine = prng.default_rng()
+    kid = prng.spawn(None, 1)[0]
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        words = [g.bit_generator.random_raw(2).tobytes() for g in (mine, kid)]
+        os.write(w, b"".join(words))
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 32)
+    os.waitpid(pid, 0)
+    parent = b"".join(g.bit_generator.random_raw(2).tobytes() for g in (mine, kid))
+    assert child[:16] != parent[:16] and child[16:] != parent[16:]
+
+
+def test_secure_streams_refuse_to_be_pickled_seeded_ones_do_not():
+    import copy
+    import pickle
+
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(prng.default_rng())
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        copy.deepcopy(prng.spawn(None, 1)[0])
+    seeded = prng.default_rng(5)
+    again = pickle.loads(pickle.dumps(seeded))
+    assert np.array_equal(again.random(3), seeded.random(3))
+
+
+def test_secure_flag_accepts_numpy_bools():
+    assert not prng.is_secure(prng.default_rng(secure=np.False_))
+    assert prng.is_secure(prng.default_rng(secure=np.True_))

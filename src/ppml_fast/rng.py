@@ -26,6 +26,7 @@ import os
 import secrets
 import threading
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,10 @@ __all__ = ["BLOCK", "Generator", "default_rng", "is_secure", "spawn"]
 
 #: Values per independent block when a kernel splits one stream over threads.
 BLOCK = 1 << 17
+
+
+#: Every live secure stream, re-keyed in a forked child (see _after_fork_in_child).
+_live_secure: weakref.WeakSet[np.random.Generator] = weakref.WeakSet()
 
 
 class Generator(np.random.Generator):
@@ -51,6 +56,17 @@ class Generator(np.random.Generator):
     def __init__(self, bit_generator: np.random.BitGenerator, *, secure: bool = False) -> None:
         super().__init__(bit_generator)
         self.secure = bool(secure)
+        if self.secure:
+            _live_secure.add(self)
+
+    def __reduce__(self) -> Any:
+        if self.secure:
+            # A copy would replay the same noise/shares in two places.
+            raise TypeError(
+                "a secure ppml_fast stream cannot be pickled or copied: a copy would repeat "
+                "its numbers; create or spawn a fresh stream where it is needed"
+            )
+        return super().__reduce__()
 
     def __repr__(self) -> str:
         kind = "secure" if self.secure else "seeded"
@@ -83,9 +99,7 @@ def default_rng(seed: Any = None, *, secure: bool | None = None) -> np.random.Ge
     if secure is not None and not isinstance(secure, (bool, np.bool_)):
         raise TypeError(f"secure must be None or a bool, got {type(secure).__name__}")
     if seed is None:
-        if secure is False:
-            return Generator(AESCounter(key=_os_key()), secure=False)
-        return Generator(AESCounter(key=_os_key()), secure=True)
+        return Generator(AESCounter(key=_os_key()), secure=secure is None or bool(secure))
     if secure:
         raise ValueError(
             "seed must be None when secure=True: a seeded stream is reproducible, not secure"
@@ -151,19 +165,24 @@ def is_secure(gen: np.random.Generator) -> bool:
     return bool(getattr(gen, "secure", False))
 
 
-# --- the process-wide secure stream behind rng=None -------------------------------------
+# --- the process-wide secure stream behind rng=None, and fork safety -------------------
 
 _shared: np.random.Generator | None = None
 _shared_lock = threading.Lock()
 
 
-def _reset_shared() -> None:
-    global _shared
+def _after_fork_in_child() -> None:
+    """A forked child must never replay its parent's noise: re-key every secure stream."""
+    global _shared, _shared_lock
     _shared = None
+    _shared_lock = threading.Lock()  # another thread may have held it at the fork
+    for gen in list(_live_secure):
+        if isinstance(gen.bit_generator, AESCounter):
+            gen.bit_generator.state = AESCounter(key=_os_key()).state
 
 
-if hasattr(os, "register_at_fork"):  # a forked child must never replay its parent's noise
-    os.register_at_fork(after_in_child=_reset_shared)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _secure_stream() -> np.random.Generator:

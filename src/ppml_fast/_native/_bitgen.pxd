@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Shared by the Cython kernels: the C ``bitgen_t`` handles behind numpy bit generators."""
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from libc.stdlib cimport malloc
+from libc.stdlib cimport free, malloc
 from numpy.random cimport bitgen_t
 
 
@@ -12,6 +12,10 @@ cdef inline bitgen_t** bitgen_pointers(list bit_generators) except NULL:
     cdef bitgen_t** bgs = <bitgen_t**>malloc(max(m, 1) * sizeof(bitgen_t*))
     if bgs == NULL:
         raise MemoryError()
-    for k in range(m):
-        bgs[k] = <bitgen_t*>PyCapsule_GetPointer(bit_generators[k].capsule, "BitGenerator")
+    try:
+        for k in range(m):
+            bgs[k] = <bitgen_t*>PyCapsule_GetPointer(bit_generators[k].capsule, "BitGenerator")
+    except BaseException:
+        free(bgs)
+        raise
     return bgs

@@ -201,7 +201,10 @@ cdef double _fill_block(int kind, bitgen_t* bg, real* out, const real* loc,
             _store(out, loc, i, scale * _exp_from(bg, bg.next_uint64(bg.state)), &check)
     else:
         for i in range(n):
-            _store(out, loc, i, -scale * log(_exp_from(bg, bg.next_uint64(bg.state))), &check)
+            z = _exp_from(bg, bg.next_uint64(bg.state))
+            while z == 0.0:  # probability ~2**-61: log(0) would give an infinite Gumbel
+                z = _exp_from(bg, bg.next_uint64(bg.state))
+            _store(out, loc, i, -scale * log(z), &check)
     return check
 
 

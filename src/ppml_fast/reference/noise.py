@@ -121,7 +121,10 @@ def ziggurat_from_stream(kind: str, scale: float, n: int, bit_generator: Any) ->
         elif kind == "exponential":
             out[t] = scale * exp_from(u)
         elif kind == "gumbel":
-            out[t] = -scale * math.log(exp_from(u))
+            z = exp_from(u)
+            while z == 0.0:
+                z = exp_from(word())
+            out[t] = -scale * math.log(z)
         else:
             raise ValueError(f"kind must be laplace, gaussian, exponential or gumbel, got {kind!r}")
     return out
