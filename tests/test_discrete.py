@@ -372,3 +372,11 @@ KNOWN = {
 def test_known_answers(key):
     name, param = key
     np.testing.assert_array_equal(SAMPLERS[name](param, 12, rng=20201), KNOWN[key])
+
+
+@pytest.mark.parametrize("name", ["laplace", "gaussian"])
+def test_dtype_argument_is_int64_only(name):
+    f = SAMPLERS[name]
+    assert f(3, 5, rng=1, dtype=np.int64).dtype == np.int64
+    with pytest.raises(TypeError, match="dtype must be int64"):
+        f(3, 5, rng=1, dtype=np.float64)

@@ -456,3 +456,23 @@ def test_bad_input_raises_without_warning():
         with pytest.raises(ValueError):
             mech.laplace_mechanism([np.nan], 1.0, 1.0, rng=1)
     _reset_dp_warning()
+
+
+def test_overflowing_release_raises_instead_of_returning_inf():
+    with pytest.raises(OverflowError, match="overflows float32"):
+        mech.laplace_mechanism(np.full(100, 3.3e38, dtype=np.float32), 1.0, 1e-38, rng=1)
+    with pytest.raises(ValueError, match="value must contain only finite values"):
+        mech.laplace_mechanism(np.array([1.0, np.inf]), 1.0, 1.0, rng=1)
+
+
+def test_geometric_scale_errors_name_the_parameters():
+    with pytest.raises(ValueError, match="sensitivity / epsilon"):
+        geometric(5, 1, 1e30, rng=1)
+    with pytest.raises(ValueError, match="sensitivity / epsilon"):
+        geometric(5, 1e30, 1, rng=1)
+
+
+def test_report_noisy_max_is_the_exponential_mechanism():
+    u = np.random.default_rng(0).random((50, 7))
+    assert np.array_equal(mech.report_noisy_max(u, 1.0, 1.0, rng=3),
+                          mech.exponential_mechanism(u, 1.0, 1.0, rng=3))

@@ -194,3 +194,21 @@ def test_exponential_and_gumbel_kernels():
     g = np.empty(n)
     kernels.fill(kernels.KIND_GUMBEL, [default_rng(6).bit_generator], n, 1.0, g, None, 1)
     assert st.kstest(g, st.gumbel_r.cdf).pvalue > P_MIN
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_scales_that_could_overflow_are_rejected(name):
+    f = SAMPLERS[name][0]
+    assert np.isfinite(f(noise.max_scale(np.dtype(np.float64)), 1000, rng=1)).all()
+    with pytest.raises(ValueError, match=r"must be <= 1\.75\d*e\+305 for float64"):
+        f(1e308, 3)
+    with pytest.raises(ValueError, match="for float32 output"):
+        f(1e36, 3, dtype=np.float32)
+    assert np.isfinite(f(1e35, 1000, dtype=np.float32, rng=1)).all()
+
+
+def test_fill_reports_overflow_of_loc_plus_noise():
+    out = np.empty(1000, dtype=np.float32)
+    loc = np.full(1000, 3.4e38, dtype=np.float32)
+    assert not noise._fill(kernels.KIND_LAPLACE, default_rng(1), 1e37, out, loc)
+    assert noise._fill(kernels.KIND_LAPLACE, default_rng(1), 1.0, out, np.zeros_like(out))

@@ -285,3 +285,16 @@ def test_flat_kernels_match_reference(n, dtype):
     c = np.clip(x.astype(np.float64), -1.0, 4.0) - 1.5
     assert s1 == pytest.approx(c.sum(), rel=1e-12, abs=1e-9)
     assert s2 == pytest.approx((c * c).sum(), rel=1e-12, abs=1e-9)
+
+
+def test_bounds_whose_width_overflows_are_rejected():
+    x = np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="bounds must have a finite width"):
+        stats.dp_sum(x, bounds=(-1e308, 1e308), epsilon=1.0, rng=1)
+    with pytest.raises(ValueError, match="finite width"):
+        stats.dp_histogram(x, bins=4, range=(-1e308, 1e308), epsilon=1.0, rng=1)
+
+
+def test_epsilon_too_small_for_the_bounds_is_rejected():
+    with pytest.raises(ValueError, match="epsilon is too small"):
+        stats.dp_sum(np.array([1.0]), bounds=(0.0, 1e300), epsilon=1e-300, rng=1)

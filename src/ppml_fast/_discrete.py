@@ -73,8 +73,10 @@ def _gaussian_params(sigma: Fraction) -> tuple[int, int, int, int, int, int]:
     return t, vmax, ymax, td, nn, q
 
 
-def _sample(name: str, value: Any, size: Any, rng: Any, out: Any) -> Any:
+def _sample(name: str, value: Any, size: Any, rng: Any, dtype: Any, out: Any) -> Any:
     q = check_rational(value, name, allow_zero=True)
+    if np.dtype(dtype) != np.int64:
+        raise TypeError(f"dtype must be int64 (exact integer noise), got {np.dtype(dtype)}")
     arr, scalar = prepare_out(out, size, np.int64)
     flat = arr.reshape(-1)
     if q == 0:
@@ -99,6 +101,7 @@ def discrete_laplace(
     size: int | tuple[int, ...] | None = None,
     *,
     rng: Any = None,
+    dtype: Any = np.int64,
     out: np.ndarray | None = None,
 ) -> Any:
     """Draw exact discrete Laplace noise: ``P(x) ∝ exp(-|x| / scale)`` on the integers.
@@ -119,6 +122,9 @@ def discrete_laplace(
     rng : None, int, Generator
         ``None``: the process-wide secure AES-CTR stream. An int seed is reproducible
         (tests only); see :mod:`ppml_fast.rng`.
+    dtype : int64
+        Only ``numpy.int64`` (the argument exists for the samplers' common signature);
+        anything else raises ``TypeError``.
     out : ndarray, optional
         Writeable C-contiguous int64 array to fill (its shape must equal ``size`` if both
         are given).
@@ -146,7 +152,7 @@ def discrete_laplace(
     the output distribution is exactly the one analysed. Timing side channels are not
     addressed: the running time depends on the sample drawn.
     """
-    return _sample("scale", scale, size, rng, out)
+    return _sample("scale", scale, size, rng, dtype, out)
 
 
 def discrete_gaussian(
@@ -154,6 +160,7 @@ def discrete_gaussian(
     size: int | tuple[int, ...] | None = None,
     *,
     rng: Any = None,
+    dtype: Any = np.int64,
     out: np.ndarray | None = None,
 ) -> Any:
     """Draw exact discrete Gaussian noise: ``P(x) ∝ exp(-x² / (2σ²))`` on the integers.
@@ -169,7 +176,7 @@ def discrete_gaussian(
         and ``2**20·t²·d² + n² < 2**256`` with ``t = floor(σ) + 1`` (every float in
         [2**-10, 2**40] and every integer up to 2**42 qualifies); beyond them
         ``ValueError``.
-    size, rng, out
+    size, rng, dtype, out
         As in :func:`discrete_laplace`.
 
     Returns
@@ -195,4 +202,4 @@ def discrete_gaussian(
     rounding shapes the output distribution. Timing side channels are not addressed: the
     number of rejections, and so the running time, depends on the sample drawn.
     """
-    return _sample("sigma", sigma, size, rng, out)
+    return _sample("sigma", sigma, size, rng, dtype, out)

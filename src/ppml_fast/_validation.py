@@ -193,6 +193,8 @@ def check_bounds(bounds: Any, name: str = "bounds", *, strict: bool = False) -> 
     if lo > hi or (strict and lo == hi):
         op = "<" if strict else "<="
         raise ValueError(f"{name} must satisfy lower {op} upper, got ({lo}, {hi})")
+    if not (math.isfinite(hi - lo) and math.isfinite(hi + lo)):
+        raise ValueError(f"{name} must have a finite width and midpoint, got ({lo}, {hi})")
     return lo, hi
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "laplace_mechanism",
     "randomized_response",
     "randomized_response_estimate",
+    "report_noisy_max",
 ]
 
 _SQRT2 = math.sqrt(2.0)
@@ -98,7 +99,12 @@ def _noisy_copy(
         out = np.empty_like(arr, order="C")
         loc = arr
     if not _fill(kind, gen, scale, out, loc):
-        raise not_finite("value")
+        if not np.isfinite(arr).all():
+            raise not_finite("value")
+        raise OverflowError(
+            f"value + noise overflows {arr.dtype} (noise scale {scale:.6g}): use float64, "
+            "or a smaller sensitivity / larger epsilon"
+        )
     warn_if_insecure(gen, stacklevel=4)  # only once the release has succeeded
     return out[()] if out.ndim == 0 else out
 
@@ -519,10 +525,20 @@ def geometric_mechanism(
     arr = as_int_array(value, "value")
     gen = resolve_for_dp(rng)
     scale = Fraction(sensitivity) / Fraction(epsilon)
-    noise = np.asarray(discrete_laplace(scale, arr.shape, rng=gen), dtype=np.int64)
+    try:
+        noise = np.asarray(discrete_laplace(scale, arr.shape, rng=gen), dtype=np.int64)
+    except ValueError as exc:
+        raise ValueError(
+            f"sensitivity / epsilon (the noise scale) is out of range: {exc}"
+        ) from None
     with np.errstate(over="ignore"):
         out = arr + noise
     # Two's-complement overflow: operands of one sign, result of the other.
     if np.any(((arr ^ out) & (noise ^ out)) < 0):
         raise OverflowError("value + noise does not fit in int64")
     return out[()] if out.ndim == 0 else out
+
+
+#: Report-noisy-max with Gumbel noise of scale ``2Δ/ε`` *is* the exponential mechanism
+#: (the Gumbel-max trick): the same function under the name of its noisy-max formulation.
+report_noisy_max = exponential_mechanism

@@ -42,7 +42,8 @@ def _fill(
 ) -> bool:
     """``out = loc + scale * Z`` (``loc`` optional, same shape/dtype, may alias ``out``).
 
-    Returns False when ``loc`` holds a NaN or an infinity (found in the same pass).
+    Returns False when some ``loc + scale * Z`` is NaN or infinite (a non-finite ``loc``
+    or an overflow), found in the same pass.
     """
     flat = out.reshape(-1)
     flat_loc = None if loc is None else loc.reshape(-1)
@@ -52,11 +53,29 @@ def _fill(
         )
 
 
+def check_noise_scale(scale: Any, name: str, dtype: np.dtype) -> float:
+    """``scale`` as a float in ``[0, max_scale(dtype)]``: larger scales could overflow."""
+    scale = check_scalar(scale, name, NON_NEGATIVE)
+    limit = max_scale(dtype)
+    if scale > limit:
+        raise ValueError(f"{name} must be <= {limit:.6g} for {dtype} output, got {scale}")
+    return scale
+
+
+def max_scale(dtype: np.dtype) -> float:
+    """Largest scale whose samples stay finite in ``dtype``: the dtype's maximum / 2**10.
+
+    A standard Laplace or normal variate beyond 2**10 has probability below e**-1000,
+    which the 53-bit uniforms of the ziggurat cannot even produce.
+    """
+    return float(np.finfo(dtype).max) / 1024.0
+
+
 def _sample(
     kind: int, scale: Any, name: str, size: Any, rng: Any, dtype: npt.DTypeLike, out: Any
 ) -> Any:
-    scale = check_scalar(scale, name, NON_NEGATIVE)
     dt = check_float_dtype(dtype)
+    scale = check_noise_scale(scale, name, dt)
     arr, scalar = prepare_out(out, size, dt)
     _fill(kind, resolve(rng), scale, arr)
     return arr[0] if scalar else arr

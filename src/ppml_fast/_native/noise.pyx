@@ -166,18 +166,21 @@ ctypedef fused real:
 
 cdef inline void _store(real* out, const real* loc, Py_ssize_t i, double v,
                         double* check) noexcept nogil:
-    # check accumulates loc[i] - loc[i]: 0 while every loc is finite, NaN from the first
-    # NaN or infinity on, so the caller learns about bad input without a second pass.
+    # With loc, check accumulates r - r for each stored r = loc[i] + v: 0 while every
+    # result is finite, NaN from the first NaN/inf in loc (or overflow of loc + noise)
+    # on, so the caller learns of bad input without a second pass over the data.
+    cdef real r
     if loc == NULL:
         out[i] = <real>v
     else:
-        check[0] += <double>loc[i] - <double>loc[i]
-        out[i] = <real>(loc[i] + v)
+        r = <real>(loc[i] + v)
+        check[0] += <double>r - <double>r
+        out[i] = r
 
 
 cdef double _fill_block(int kind, bitgen_t* bg, real* out, const real* loc,
                         Py_ssize_t n, double scale) noexcept nogil:
-    """Fill one block; return 0 if every ``loc`` value is finite (or loc is NULL), else NaN."""
+    """Fill one block; return 0 if every ``loc + noise`` is finite (or loc is NULL), else NaN."""
     cdef Py_ssize_t i
     cdef uint64_t u
     cdef double z
@@ -232,8 +235,9 @@ def fill(int kind, list bit_generators, Py_ssize_t block, double scale,
 
     ``bit_generators[k]`` feeds values ``k*block`` .. ``(k+1)*block - 1``; a single bit
     generator feeds everything. ``loc`` (optional) has the length and dtype of ``out`` and
-    may be ``out`` itself. Returns False when some ``loc`` value is NaN or infinite
-    (checked in the same pass; ``out`` is then filled but meaningless), else True.
+    may be ``out`` itself. Returns False when some ``loc[i] + noise`` is NaN or infinite
+    (a non-finite ``loc``, or overflow; checked in the same pass, ``out`` is then
+    meaningless), else True.
     """
     cdef Py_ssize_t n = out.shape[0]
     cdef Py_ssize_t nblocks = len(bit_generators)
