@@ -476,3 +476,25 @@ def test_report_noisy_max_is_the_exponential_mechanism():
     u = np.random.default_rng(0).random((50, 7))
     assert np.array_equal(mech.report_noisy_max(u, 1.0, 1.0, rng=3),
                           mech.exponential_mechanism(u, 1.0, 1.0, rng=3))
+
+
+@pytest.mark.parametrize(
+    "eps, delta",
+    [(1e-8, 1e-10), (1e-12, 1e-15), (1e-14, 1e-20), (1e-6, 1e-30), (1.0, 1e-5), (0.1, 1e-6),
+     (5.0, 1e-8), (1e-3, 0.5), (50.0, 1e-100)],
+)
+def test_analytic_sigma_never_undershoots_high_precision(eps, delta):
+    # Balle & Wang (2018) Thm 8 evaluated with 80 significant digits: the returned σ must
+    # satisfy δ(σ) <= δ, and be tight (1.000001·δ is exceeded just below it). Tiny ε is
+    # where the double-precision difference of two erfcx values used to cancel.
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 80
+
+    def exact_delta(sigma):
+        s, e = mpmath.mpf(sigma), mpmath.mpf(eps)
+        a, b = 1 / (2 * s), e * s
+        return mpmath.ncdf(a - b) - mpmath.e**e * mpmath.ncdf(-a - b)
+
+    sigma = mech.gaussian_sigma(eps, delta)
+    assert exact_delta(sigma) <= delta
+    assert exact_delta(sigma * (1 - 1e-6)) > delta * (1 - 1e-6)

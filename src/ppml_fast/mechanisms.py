@@ -125,6 +125,31 @@ def _erfcx(t: float) -> float:
     return 1.0 / (_SQRT_PI * f)
 
 
+def _erfcx_drop(u: float, h: float) -> float:
+    """``erfcx(u) - erfcx(u + h)`` for ``u, h >= 0``, accurate also when ``h << u``.
+
+    The plain difference cancels (relative error ~1e-16·u/h), which matters for tiny ε,
+    where ``h = √2·Δ/(2σ)`` is minute. For ``h <= 1/4`` use the Taylor series
+    ``-Σ_k f⁽ᵏ⁾(u) h^k / k!`` with ``f' = 2u f - 2/√π`` and ``f⁽ᵏ⁺¹⁾ = 2u f⁽ᵏ⁾ + 2k f⁽ᵏ⁻¹⁾``
+    (differentiate ``f' = 2uf - 2/√π`` repeatedly); erfcx is entire, and for ``h <= 1/4``
+    the terms fall fast.
+    """
+    if h > 0.25:
+        return _erfcx(u) - _erfcx(u + h)
+    prev = _erfcx(u)
+    cur = 2.0 * u * prev - 2.0 / _SQRT_PI
+    total = 0.0
+    power = 1.0
+    for k in range(1, 60):
+        power *= h / k
+        term = cur * power
+        total -= term
+        if abs(term) <= 1e-17 * abs(total):
+            break
+        prev, cur = cur, 2.0 * u * cur + 2.0 * k * prev
+    return total
+
+
 def _log_delta(sigma: float, epsilon: float, sensitivity: float) -> float:
     """``log δ(σ)`` for the Gaussian mechanism, Balle & Wang (2018), Theorem 8.
 
@@ -141,7 +166,7 @@ def _log_delta(sigma: float, epsilon: float, sensitivity: float) -> float:
     a = sensitivity / (2.0 * sigma)
     b = epsilon * sigma / sensitivity
     if b >= a:
-        diff = _erfcx((b - a) / _SQRT2) - _erfcx((b + a) / _SQRT2)
+        diff = _erfcx_drop((b - a) / _SQRT2, _SQRT2 * a)
         if not diff > 0.0:
             return -math.inf
         return -0.5 * (b - a) ** 2 + math.log(0.5 * diff)
