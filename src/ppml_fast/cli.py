@@ -6,8 +6,12 @@ import datetime
 import os
 import platform
 import sys
+from importlib import metadata
 
 from . import _bench
+
+#: Peer libraries whose columns appear when they are installed (`pip install .[peers]`).
+PEERS = ("opendp", "diffprivlib")
 
 
 def machine() -> str:
@@ -25,9 +29,16 @@ def machine() -> str:
 
     from . import get_num_threads
 
+    peers = []
+    for dist in PEERS:
+        try:
+            peers.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
     return (
         f"{cpu}; {os.cpu_count()} cores ({get_num_threads()} threads used); "
-        f"Python {platform.python_version()}; numpy {np.__version__}; {platform.system()}"
+        f"Python {platform.python_version()}; numpy {np.__version__}; {platform.system()}; "
+        f"peers: {', '.join(peers) if peers else 'none installed'}"
     )
 
 
