@@ -407,6 +407,37 @@ class _HistoryMixin:
     def __len__(self) -> int:
         return len(self.history) + len(self.events)
 
+    @classmethod
+    def mechanism(cls) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def state_dict(self, destination: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The accountant's state (a copy of ``history``, the events, and ``mechanism``),
+        into ``destination`` when given (Opacus' ``IAccountant.state_dict``)."""
+        if destination is None:
+            destination = {}
+        destination["history"] = list(self.history)
+        if self.events:
+            destination["events"] = list(self.events)
+        destination["mechanism"] = self.mechanism()
+        return destination
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`; ``ValueError`` if it is empty, lacks
+        ``history`` or ``mechanism``, or belongs to another kind of accountant."""
+        if not state_dict:
+            raise ValueError("state_dict is None or empty; nothing to load")
+        for key in ("history", "mechanism"):
+            if key not in state_dict:
+                raise ValueError(f"state_dict has no {key!r} key")
+        if state_dict["mechanism"] != self.mechanism():
+            raise ValueError(
+                f"state_dict of a {state_dict['mechanism']!r} accountant cannot be loaded "
+                f"into a {self.mechanism()!r} accountant"
+            )
+        self.history = list(state_dict["history"])
+        self.events = list(state_dict.get("events", []))
+
 
 class RDPAccountant(_HistoryMixin):
     """Rényi-DP accountant with Opacus' interface and values.
@@ -424,7 +455,7 @@ class RDPAccountant(_HistoryMixin):
     def mechanism(cls) -> str:
         return "rdp"
 
-    def get_rdp(self, alphas: Sequence[float] | None = None) -> np.ndarray:
+    def get_rdp(self, alphas: npt.ArrayLike | None = None) -> np.ndarray:
         """Total RDP at each order of everything recorded."""
         orders = _DEFAULT_ORDERS if alphas is None else _check_orders(alphas, "alphas")[0]
         total: Any = 0
