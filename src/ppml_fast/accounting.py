@@ -639,10 +639,11 @@ class _ComposedPRV:
             phase = (f * (grid.j_lo % n)) % n
             self._pref = y * np.exp(2j * np.pi * phase / n)
             self._f = f
+            # 1 - w and w^i - 1 are computed as expm1 of an angle, never as a difference
+            # of two numbers near 1: at n ~ 1e7 the difference would lose ~7 digits.
             self._w_inv = np.empty(big_f, dtype=np.complex128)
-            w = np.exp(2j * np.pi * f[1:] / n)
             self._w_inv[0] = 0.0
-            self._w_inv[1:] = 1.0 / (1.0 - w)
+            self._w_inv[1:] = -1.0 / _expm1_i(2 * np.pi * f[1:] / n)
             zlog = -grid.h + 2j * np.pi * f / n
             self._z_inv = 1.0 / (-np.expm1(zlog))
             self._zn = math.exp(-grid.h * n)
@@ -666,10 +667,11 @@ class _ComposedPRV:
         if not self.spectral:
             return float(self._d1[i]), float(self._d2[i])
         n = self.n
-        ang = np.exp(2j * np.pi * ((self._f * i) % n) / n)          # w^i
-        g1 = (ang - 1.0) * self._w_inv                              # sum_{m=i}^{n-1} w^m
+        phase = 2 * np.pi * ((self._f * i) % n) / n
+        ang_m1 = _expm1_i(phase)                                    # w^i - 1
+        g1 = ang_m1 * self._w_inv                                   # sum_{m=i}^{n-1} w^m
         g1[0] = n - i
-        zi = math.exp(self._zlog_re * i) * ang                      # z^i
+        zi = math.exp(self._zlog_re * i) * (ang_m1 + 1.0)           # z^i
         g2 = (zi - self._zn) * self._z_inv
         t1 = self._pref * g1
         t2 = self._pref * g2
@@ -706,6 +708,12 @@ class _ComposedPRV:
         if d1 - delta <= 0 or d2 <= 0:
             return max(0.0, self.t0 + (i - 1) * self.h)
         return max(0.0, math.log((d1 - delta) / d2))
+
+
+def _expm1_i(theta: np.ndarray) -> np.ndarray:
+    """e^{i theta} - 1 to full relative precision: -2 sin^2(theta/2) + i sin(theta)."""
+    s = np.sin(theta / 2)
+    return -2 * s * s + 1j * np.sin(theta)
 
 
 class PRVAccountant(_HistoryMixin):
