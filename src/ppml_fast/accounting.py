@@ -168,7 +168,9 @@ def _rdp_cached(q: float, sigma: float, orders_key: bytes) -> np.ndarray:
     elif sigma == 0 or sigma * sigma == 0:
         out[:] = np.inf
     else:
-        _kern.rdp_sgm(q, sigma, orders, out, _threads())
+        # One thread: 151 orders take ~0.3 ms, and a parallel region stalls badly when the
+        # other core is busy (the bisection of get_noise_multiplier makes ~20 calls).
+        _kern.rdp_sgm(q, sigma, orders, out, 1)
     out.setflags(write=False)
     return out
 

@@ -245,7 +245,7 @@ def sgm_cells(double q, double sigma, double start, double h, Py_ssize_t n,
     filled are left untouched. Evaluated in chunks so that the stop costs little.
     """
     cdef double log1mq = log1p(-q) if q < 1 else -INFINITY
-    cdef Py_ssize_t chunk = 16384
+    cdef Py_ssize_t chunk = 65536
     cdef Py_ssize_t lo = 0, hi, i, m, stop
     cdef double s_left = _sgm_survival(start, q, sigma, log1mq)
     cdef double[::1] edge
