@@ -2,7 +2,8 @@
 
 Areas: :mod:`ppml_fast.rng` (secure random streams), :mod:`ppml_fast.noise` (batched DP
 noise), :mod:`ppml_fast.mechanisms` (DP mechanisms), :mod:`ppml_fast.stats` (DP
-statistics), :mod:`ppml_fast.accounting` (RDP/PRV accounting, calibration, budgets). See DESIGN.md for the architecture.
+statistics), :mod:`ppml_fast.accounting` (RDP/PRV accounting, calibration, budgets).
+See DESIGN.md for the architecture.
 """
 from ._config import get_num_threads, num_threads, set_num_threads
 from ._errors import InsecureRandomnessWarning, PPMLError, PrivacyBudgetExhausted
