@@ -12,7 +12,7 @@ get_privacy_spent`` with ``from ppml_fast.accounting import ...`` and every figu
 the same. Differences, all in the direction of refusing nonsense: bad input raises
 ``ValueError`` naming the parameter (Opacus computes garbage or raises deep inside), a
 numerical breakdown of the fractional-order series gives ``+inf`` for that order (Opacus
-raises or returns NaN), a noise multiplier whose square underflows counts as 0 (``inf``;
+raises, returns NaN, or a negative RDP at large fractional orders), a noise multiplier whose square underflows counts as 0 (``inf``;
 Opacus raises ZeroDivisionError), and ``steps = 0`` gives zeros (Opacus: NaN when the
 RDP is infinite).
 
@@ -248,7 +248,10 @@ def get_privacy_spent(
         a negative rdp value.
     """
     orders_vec, _ = _check_orders(orders)
-    rdp_vec = np.atleast_1d(np.asarray(rdp, dtype=np.float64))
+    rdp_arr = np.asarray(rdp)
+    if rdp_arr.dtype == object or rdp_arr.dtype.kind not in "iuf":
+        raise TypeError(f"rdp must be real numbers, got dtype {rdp_arr.dtype}")
+    rdp_vec = np.atleast_1d(rdp_arr.astype(np.float64))
     if rdp_vec.ndim != 1:
         raise ValueError(f"rdp must be a scalar or 1-D, got shape {rdp_vec.shape}")
     if rdp_vec.shape[0] != orders_vec.shape[0]:

@@ -18,9 +18,11 @@ with the same special functions: the binomial coefficient and log_ndtr are SciPy
 (``scipy.special.cython_special``, fetched from its C-API capsules at import), and
 log/exp/log1p/expm1/pow are the C library's, which Python's ``math`` module also calls.
 So each order's value is the same double Opacus computes, bit for bit (tested), while the
-orders run in parallel without the interpreter. The one deliberate difference: where
-Opacus' log-space subtraction would raise or its series would not terminate (NaN), the
-order's value is +inf (a conservative answer).
+orders run in parallel without the interpreter. The deliberate differences: where
+Opacus' log-space subtraction would raise, its series would not terminate (NaN), or the
+fractional series cancels into a negative value (large fractional orders), the order's
+value is +inf (a conservative answer). pow(sigma, 2.0) stays a libm call
+(-fno-builtin-pow in setup.py), because Python's sigma**2 is one.
 
 PRV (``sgm_survival``, ``laplace_survival``, ``power_inplace``, ``epsilon_search``,
 ``delta_at``)
@@ -187,7 +189,9 @@ cdef double _rdp_one(double q, double sigma, double alpha) noexcept nogil:
         r = _log_a_int(q, sigma, <long>alpha) / (alpha - 1)
     else:
         r = _log_a_frac(q, sigma, alpha) / (alpha - 1)
-    if isnan(r):
+    if isnan(r) or r < 0:
+        # RDP is >= 0; a negative value is the fractional series cancelling
+        # catastrophically (large fractional orders), so answer conservatively.
         return INFINITY
     return r
 
