@@ -826,10 +826,9 @@ class PRVAccountant(_HistoryMixin):
         if not terms:
             return None, 0.0
         k_total = sum(t.count for t in terms)
-        total_k = sum(t.count for t in terms)
         big_l = max(
             self._rdp_epsilon(terms, delta_error / 4, single=False),
-            self._rdp_epsilon(terms, delta_error / (8 * total_k), single=True),
+            self._rdp_epsilon(terms, delta_error / (8 * k_total), single=True),
         )
         if not math.isfinite(big_l):
             return None, math.inf

@@ -39,6 +39,8 @@ so neither the bulk near t = 0 nor the tail loses digits. Discretised masses are
 differences of S (never of 1 - S), so tail cells keep their relative accuracy.
 Nothing here validates its arguments: ppml_fast.accounting does.
 """
+import numpy as np
+
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from cython.parallel cimport prange
 from libc.math cimport (
@@ -254,7 +256,6 @@ def sgm_cells(double q, double sigma, double start, double h, Py_ssize_t n,
     cdef Py_ssize_t lo = 0, hi, i, m, stop
     cdef double s_left = _sgm_survival(start, q, sigma, log1mq)
     cdef double[::1] edge
-    import numpy as np
     edge_arr = np.empty(chunk + 1, dtype=np.float64)
     edge = edge_arr
     while lo < n:
