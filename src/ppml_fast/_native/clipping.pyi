@@ -1,0 +1,20 @@
+"""Type stub for the compiled clipping kernels (clipping.pyx)."""
+import numpy as np
+import numpy.typing as npt
+
+OP_NORMS: int
+OP_SCALE: int
+OP_SUM: int
+CHUNK: int
+LANES: int
+
+def run(
+    op: int,
+    layers: list[npt.NDArray[np.floating]],
+    outs: list[npt.NDArray[np.floating]],
+    max_norm: float,
+    norms: npt.NDArray[np.float64],
+    have_norms: bool,
+    zero_bad: bool,
+    nthreads: int,
+) -> int: ...
