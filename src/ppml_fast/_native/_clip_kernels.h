@@ -34,7 +34,7 @@
 #include <omp.h>
 
 #define CLIP_LANES 32
-#define CLIP_CHUNK 8192
+#define CLIP_CHUNK 32768
 #ifndef CLIP_BLOCK_BYTES
 #define CLIP_BLOCK_BYTES (1 << 20)
 #endif
@@ -315,6 +315,36 @@ static int64_t clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, d
     free(partial);
     free(scales);
     return bad;
+}
+
+/* Memory-read probe for the benchmarks: 64-bit integer sums over nbytes (a multiple of
+ * 8) split across nthreads, the fastest plain read this build can do; returns a value
+ * that depends on every word so the compiler cannot drop the loads. */
+CLIP_CLONES static uint64_t clip_probe_words(const uint64_t *x, int64_t n)
+{
+    uint64_t a[CLIP_LANES];
+    for (int j = 0; j < CLIP_LANES; j++) a[j] = 0;
+    int64_t i = 0;
+    for (; i + CLIP_LANES <= n; i += CLIP_LANES)
+        for (int j = 0; j < CLIP_LANES; j++) a[j] += x[i + j];
+    uint64_t s = 0;
+    for (int j = 0; j < CLIP_LANES; j++) s ^= a[j];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static uint64_t clip_read_probe(const char *p, int64_t nbytes, int nthreads)
+{
+    const int64_t n = nbytes / 8;
+    uint64_t acc = 0;
+    if (nthreads < 1) nthreads = 1;
+#pragma omp parallel num_threads(nthreads) reduction(^ : acc)
+    {
+        const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t lo = n * tid / nt, hi = n * (tid + 1) / nt;
+        acc ^= clip_probe_words((const uint64_t *)p + lo, hi - lo);
+    }
+    return acc;
 }
 
 #endif

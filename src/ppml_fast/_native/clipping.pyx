@@ -28,6 +28,7 @@ cdef extern from "_clip_kernels.h" nogil:
     int CLIP_LANES_ "CLIP_LANES"
     int64_t clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, double max_norm,
                      double *norms, int have_norms, int zero_bad, int nthreads)
+    unsigned long long clip_read_probe(const char *p, int64_t nbytes, int nthreads)
 
 OP_NORMS = CLIP_OP_NORMS_
 OP_SCALE = CLIP_OP_SCALE_
@@ -77,3 +78,17 @@ def run(int op, list layers, list outs, double max_norm, cnp.ndarray norms,
     if bad == -2:
         raise MemoryError()
     return bad
+
+
+def read_probe(cnp.ndarray buf, int nthreads):
+    """Read every 8-byte word of the C-contiguous ``buf`` once, on ``nthreads`` threads.
+
+    For the benchmarks: the machine's plain read bandwidth, measured in the same run as
+    the kernels (the result is a checksum, returned only so the reads cannot be skipped).
+    """
+    cdef const char *p = <const char *>cnp.PyArray_DATA(buf)
+    cdef int64_t nbytes = buf.nbytes
+    cdef unsigned long long r
+    with nogil:
+        r = clip_read_probe(p, nbytes, nthreads)
+    return r
