@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-AREAS = ["noise", "discrete", "mechanisms", "stats", "accounting"]
+AREAS = ["noise", "discrete", "mechanisms", "stats", "accounting", "clipping"]
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Case:
     reference_name: str = "numpy"
     peers: dict[str, Callable[[], Any]] = field(default_factory=dict)
     items: int = 0  # values produced per call, for a throughput column
+    nbytes: int = 0  # bytes read per call: the throughput column shows GB/s instead
     target: Target | None = None  # a figure the issue asks this row to reach
 
 
@@ -160,7 +161,10 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         for p in peers:
             t = r.peers_s.get(p)
             line += [_fmt_time(t), _fmt_ratio(None if t is None else t / r.native_s)]
-        line.append(f"{r.case.items / r.native_s / 1e6:.1f} M/s" if r.case.items else "-")
+        if r.case.nbytes:
+            line.append(f"{r.case.nbytes / r.native_s / 1e9:.1f} GB/s")
+        else:
+            line.append(f"{r.case.items / r.native_s / 1e6:.1f} M/s" if r.case.items else "-")
         body.append(line)
     return _render(head, body, markdown)
 

@@ -10,19 +10,29 @@
  * chunk by chunk).  So a norm is one fixed sequence of double operations, whichever
  * thread computes which chunk: results do not depend on the thread count.
  * A sum of squares that is +inf or NaN (non-finite data, or float64 data beyond 1e154)
- * or tiny (float64 data below 1e-146, whose squares underflow) is recomputed serially
- * after dividing by the row's largest magnitude.
+ * or tiny (float64 data below about 1e-146, whose squares underflow) is recomputed
+ * serially after dividing by the row's largest magnitude.
  *
  * Clipping.  scale_k = min(1, C / ||g_k||) in double (1 for a zero row), rounded once to
  * the data type; clipped = g * scale (one multiplication, no fused multiply-add: setup.py
- * compiles with -ffp-contract=off).  Sums add the clipped rows in row order, so the sum
- * over rows is the same on any number of threads as well.
+ * compiles with -ffp-contract=off).  Sums add the clipped rows in row order, element by
+ * element, so the sum is the same on any number of threads as well.
  *
- * Work.  Rows go in blocks of about CLIP_BLOCK_BYTES.  Phase 1 (parallel over the
- * (row, chunk) pairs of a block) computes the chunk partials; one thread turns them into
- * norms and scales; phase 2 (parallel over the same pairs for SCALE, over chunks for
- * SUM) applies them while the block is still in cache.  With rows of megabytes a block
- * is one row, and each thread re-reads in phase 2 the half-row it read in phase 1.
+ * Work: two streaming passes.  Pass 1 computes every row's norm (threads split the
+ * (row, chunk) pairs); one thread then turns the norms into scales and checks for
+ * non-finite rows -- before anything is written, so an error leaves the output (and an
+ * in-place input) untouched; pass 2 writes the clipped rows (threads split the pairs
+ * again) or adds them into the sum (threads split the columns into panels; each panel of
+ * the sum stays in cache while the rows stream through it, four at a time).
+ * Why not one fused pass that scales each row while it is still in cache: measured on
+ * the 2-core machine this was built on (per core: L2 2 MB at 75-150 GB/s, L3 about
+ * 29 GB/s, memory about 18.5 GB/s with software prefetch), a DP-SGD row of 10^6 floats
+ * (4 MB) does not fit in the L2s beside the accumulator, and re-reading it from L3 plus
+ * moving the accumulator through L3 for every row cost more (80 ms for 256 x 10^6
+ * float32) than reading the rows from memory a second time (60 ms).  For short rows a
+ * fused version was at best 15% faster, and its two barriers per block of rows stalled
+ * for whole scheduler time slices whenever another process held a core (seconds instead
+ * of milliseconds); the two-pass kernel has two barriers in all.
  */
 #ifndef PPML_CLIP_KERNELS_H
 #define PPML_CLIP_KERNELS_H
@@ -35,9 +45,12 @@
 
 #define CLIP_LANES 32
 #define CLIP_CHUNK 32768
-#ifndef CLIP_BLOCK_BYTES
-#define CLIP_BLOCK_BYTES (1 << 20)
-#endif
+/* Software prefetch distance: the hardware prefetcher alone keeps too few lines in flight
+ * for one core to reach its share of the memory bandwidth (measured: 15 GB/s per core
+ * without, 18.5-19 GB/s with a prefetch 512 B to 1 KB ahead). */
+#define CLIP_PF 1024
+#define CLIP_PREFETCH(p, rw) __builtin_prefetch((const char *)(p) + CLIP_PF, (rw), 3)
+
 
 enum { CLIP_OP_NORMS = 0, CLIP_OP_SCALE = 1, CLIP_OP_SUM = 2 };
 
@@ -74,11 +87,14 @@ CLIP_CLONES static double clip_sumsq_f32(const float *x, int64_t n)
     double a[CLIP_LANES];
     for (int j = 0; j < CLIP_LANES; j++) a[j] = 0.0;
     int64_t i = 0;
-    for (; i + CLIP_LANES <= n; i += CLIP_LANES)
+    for (; i + CLIP_LANES <= n; i += CLIP_LANES) {
+        CLIP_PREFETCH(x + i, 0);
+        CLIP_PREFETCH(x + i + 16, 0);
         for (int j = 0; j < CLIP_LANES; j++) {
             double v = (double)x[i + j];
             a[j] = a[j] + v * v;
         }
+    }
     for (int j = 0; i + j < n; j++) {
         double v = (double)x[i + j];
         a[j] = a[j] + v * v;
@@ -91,11 +107,13 @@ CLIP_CLONES static double clip_sumsq_f64(const double *x, int64_t n)
     double a[CLIP_LANES];
     for (int j = 0; j < CLIP_LANES; j++) a[j] = 0.0;
     int64_t i = 0;
-    for (; i + CLIP_LANES <= n; i += CLIP_LANES)
+    for (; i + CLIP_LANES <= n; i += CLIP_LANES) {
+        for (int q = 0; q < CLIP_LANES; q += 8) CLIP_PREFETCH(x + i + q, 0);
         for (int j = 0; j < CLIP_LANES; j++) {
             double v = x[i + j];
             a[j] = a[j] + v * v;
         }
+    }
     for (int j = 0; i + j < n; j++) {
         double v = x[i + j];
         a[j] = a[j] + v * v;
@@ -103,27 +121,31 @@ CLIP_CLONES static double clip_sumsq_f64(const double *x, int64_t n)
     return clip_tree(a);
 }
 
+/* Elementwise loops in 64-byte steps, one prefetch per line of each stream. */
+#define CLIP_LINE_LOOP(T, body_prefetch, stmt)                                     \
+    {                                                                              \
+        const int64_t w = 64 / (int64_t)sizeof(T);                                \
+        int64_t i = 0;                                                             \
+        for (; i + w <= n; i += w) {                                               \
+            body_prefetch;                                                         \
+            for (int64_t j = i; j < i + w; j++) stmt;                              \
+        }                                                                          \
+        for (int64_t j = i; j < n; j++) stmt;                                      \
+    }
+
 CLIP_CLONES static void clip_scale_f32(float *restrict y, const float *x, float s, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * s;
-}
+CLIP_LINE_LOOP(float, CLIP_PREFETCH(x + i, 0), y[j] = x[j] * s)
 
 CLIP_CLONES static void clip_scale_f64(double *restrict y, const double *x, double s, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * s;
-}
+CLIP_LINE_LOOP(double, CLIP_PREFETCH(x + i, 0), y[j] = x[j] * s)
 
 CLIP_CLONES static void clip_axpy_f32(float *restrict y, const float *restrict x, float s,
                                       int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = y[i] + x[i] * s;
-}
+CLIP_LINE_LOOP(float, (CLIP_PREFETCH(x + i, 0), CLIP_PREFETCH(y + i, 1)), y[j] = y[j] + x[j] * s)
 
 CLIP_CLONES static void clip_axpy_f64(double *restrict y, const double *restrict x, double s,
                                       int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = y[i] + x[i] * s;
-}
+CLIP_LINE_LOOP(double, (CLIP_PREFETCH(x + i, 0), CLIP_PREFETCH(y + i, 1)), y[j] = y[j] + x[j] * s)
 
 /* Serial, careful norm of one row: 0 = ok (*norm set), 1 = non-finite data. */
 static int clip_careful_norm(const clip_seg *segs, int nseg, int64_t k, int is64, double *norm)
@@ -170,6 +192,180 @@ static int clip_decide(const clip_seg *segs, int nseg, int64_t k, int is64, cons
     return 0;
 }
 
+/* acc += x_r * s_r for R rows in order, element by element (the same roundings as adding
+ * the rows one at a time): R streams at once keep more memory requests in flight. */
+#define CLIP_DEF_ACC4(NAME, T)                                                              \
+    CLIP_CLONES static void NAME(T *restrict y, const T *x0, const T *x1, const T *x2,     \
+                                 const T *x3, T s0, T s1, T s2, T s3, int64_t n)           \
+    {                                                                                       \
+        const int64_t w = 64 / (int64_t)sizeof(T);                                         \
+        int64_t i = 0;                                                                      \
+        for (; i + w <= n; i += w) {                                                        \
+            CLIP_PREFETCH(x0 + i, 0);                                                       \
+            CLIP_PREFETCH(x1 + i, 0);                                                       \
+            CLIP_PREFETCH(x2 + i, 0);                                                       \
+            CLIP_PREFETCH(x3 + i, 0);                                                       \
+            for (int64_t j = i; j < i + w; j++) {                                           \
+                T a = y[j];                                                                 \
+                a = a + x0[j] * s0;                                                         \
+                a = a + x1[j] * s1;                                                         \
+                a = a + x2[j] * s2;                                                         \
+                a = a + x3[j] * s3;                                                         \
+                y[j] = a;                                                                   \
+            }                                                                               \
+        }                                                                                   \
+        for (int64_t j = i; j < n; j++) {                                                   \
+            T a = y[j];                                                                     \
+            a = a + x0[j] * s0;                                                             \
+            a = a + x1[j] * s1;                                                             \
+            a = a + x2[j] * s2;                                                             \
+            a = a + x3[j] * s3;                                                             \
+            y[j] = a;                                                                       \
+        }                                                                                   \
+    }
+CLIP_DEF_ACC4(clip_acc4_f32, float)
+CLIP_DEF_ACC4(clip_acc4_f64, double)
+
+#ifndef CLIP_PANEL
+#define CLIP_PANEL 16384
+#endif
+
+/* acc (this panel) += clipped rows k0 .. k1-1, in row order, four rows at a time. */
+static void clip_sum_panel(int is64, const clip_seg *sg, const clip_chunk pn, int64_t k0,
+                           int64_t k1, const double *scales)
+{
+    const int64_t isz = is64 ? 8 : 4;
+    char *q = sg->out + pn.start * isz;
+    const char *base = sg->base + pn.start * isz;
+    int64_t k = k0;
+    while (k < k1) {
+        const double *sc = scales + (k - k0);
+        if (k + 4 <= k1 && sc[0] != 0.0 && sc[1] != 0.0 && sc[2] != 0.0 && sc[3] != 0.0) {
+            const char *p0 = base + k * sg->row_stride;
+            const int64_t st = sg->row_stride;
+            if (is64)
+                clip_acc4_f64((double *)q, (const double *)p0, (const double *)(p0 + st),
+                              (const double *)(p0 + 2 * st), (const double *)(p0 + 3 * st),
+                              sc[0], sc[1], sc[2], sc[3], pn.len);
+            else
+                clip_acc4_f32((float *)q, (const float *)p0, (const float *)(p0 + st),
+                              (const float *)(p0 + 2 * st), (const float *)(p0 + 3 * st),
+                              (float)sc[0], (float)sc[1], (float)sc[2], (float)sc[3], pn.len);
+            k += 4;
+            continue;
+        }
+        if (sc[0] != 0.0) {
+            const char *p = base + k * sg->row_stride;
+            if (is64) clip_axpy_f64((double *)q, (const double *)p, sc[0], pn.len);
+            else clip_axpy_f32((float *)q, (const float *)p, (float)sc[0], pn.len);
+        }
+        k++;
+    }
+}
+
+/* Column panels: the chunks cut into pieces of at most `width` elements. */
+static clip_chunk *clip_make_panels(const clip_chunk *chunks, int64_t nchunks, int64_t width,
+                                    int64_t *npanels)
+{
+    int64_t n = 0;
+    for (int64_t c = 0; c < nchunks; c++) n += (chunks[c].len + width - 1) / width;
+    clip_chunk *panels = (clip_chunk *)malloc(sizeof(clip_chunk) * (size_t)(n ? n : 1));
+    if (!panels) return NULL;
+    int64_t q = 0;
+    for (int64_t c = 0; c < nchunks; c++)
+        for (int64_t s = 0; s < chunks[c].len; s += width) {
+            panels[q].seg = chunks[c].seg;
+            panels[q].start = chunks[c].start + s;
+            panels[q].len = chunks[c].len - s < width ? chunks[c].len - s : width;
+            q++;
+        }
+    *npanels = n;
+    return panels;
+}
+
+/* Panel width: CLIP_PANEL, narrower when a row is short, so that every thread gets
+ * several panels (the width changes who adds what, never the order of the additions). */
+static int64_t clip_panel_width(int64_t rowlen, int nthreads)
+{
+    int64_t w = rowlen / (4 * (int64_t)nthreads);
+    w = (w + 15) / 16 * 16;
+    if (w > CLIP_PANEL) w = CLIP_PANEL;
+    if (w < 256) w = 256;
+    return w;
+}
+
+/* The two passes (see the top of this file); returns as clip_run. */
+static int64_t clip_two_pass(int is64, int op, int64_t B, clip_seg *segs, int nseg,
+                             const clip_chunk *chunks, int64_t nchunks, double max_norm,
+                             double *norms, int have_norms, int zero_bad, int nthreads)
+{
+    const int64_t isz = is64 ? 8 : 4;
+    double *partial = have_norms ? NULL : (double *)malloc(sizeof(double) * (size_t)(B * nchunks));
+    double *scales = (double *)malloc(sizeof(double) * (size_t)B);
+    int64_t npanels = 0, rowlen = 0;
+    for (int l = 0; l < nseg; l++) rowlen += segs[l].n;
+    clip_chunk *panels =
+        clip_make_panels(chunks, nchunks, clip_panel_width(rowlen, nthreads), &npanels);
+    if ((!have_norms && !partial) || !scales || !panels) {
+        free(partial); free(scales); free(panels);
+        return -2;
+    }
+    int64_t bad = -1;
+    const int64_t items = B * nchunks;
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (!have_norms) {
+            const int64_t lo = items * tid / nt, hi = items * (tid + 1) / nt;
+            for (int64_t it = lo; it < hi; it++) {
+                const int64_t k = it / nchunks;
+                const clip_chunk ch = chunks[it % nchunks];
+                const clip_seg *sg = &segs[ch.seg];
+                const char *p = sg->base + k * sg->row_stride + ch.start * isz;
+                partial[it] = is64 ? clip_sumsq_f64((const double *)p, ch.len)
+                                   : clip_sumsq_f32((const float *)p, ch.len);
+            }
+        }
+#pragma omp barrier
+#pragma omp single
+        {
+            for (int64_t k = 0; k < B; k++) {
+                if (have_norms) {
+                    const double nrm = norms[k];
+                    scales[k] = isnan(nrm) ? 0.0 : nrm > max_norm ? max_norm / nrm : 1.0;
+                } else if (clip_decide(segs, nseg, k, is64, partial + k * nchunks, nchunks,
+                                       max_norm, zero_bad, &norms[k], &scales[k])) {
+                    bad = k;
+                    break;
+                }
+            }
+        }
+        if (bad < 0 && op == CLIP_OP_SCALE) {
+            const int64_t lo = items * tid / nt, hi = items * (tid + 1) / nt;
+            for (int64_t it = lo; it < hi; it++) {
+                const int64_t k = it / nchunks;
+                const clip_chunk ch = chunks[it % nchunks];
+                const clip_seg *sg = &segs[ch.seg];
+                const char *p = sg->base + k * sg->row_stride + ch.start * isz;
+                char *q = sg->out + k * sg->out_row_stride + ch.start * isz;
+                const double s = scales[k];
+                if (s == 1.0 && q == p) continue;
+                if (s == 0.0) { memset(q, 0, (size_t)(ch.len * isz)); continue; }
+                if (is64) clip_scale_f64((double *)q, (const double *)p, s, ch.len);
+                else clip_scale_f32((float *)q, (const float *)p, (float)s, ch.len);
+            }
+        } else if (bad < 0 && op == CLIP_OP_SUM) {
+            const int64_t lo = npanels * tid / nt, hi = npanels * (tid + 1) / nt;
+            for (int64_t pi = lo; pi < hi; pi++)
+                clip_sum_panel(is64, &segs[panels[pi].seg], panels[pi], 0, B, scales);
+        }
+    }
+    free(partial);
+    free(scales);
+    free(panels);
+    return bad;
+}
+
 /* Run one operation over B rows.
  *
  * op        CLIP_OP_NORMS: only norms; CLIP_OP_SCALE: out rows = g * scale (rows whose
@@ -177,13 +373,12 @@ static int clip_decide(const clip_seg *segs, int nseg, int64_t k, int is64, cons
  *           accumulators (caller-zeroed) += sum of clipped rows.
  * norms     B doubles: written (have_norms = 0) or read (have_norms = 1, SCALE/SUM).
  * zero_bad  rows with non-finite data get norm NaN and scale 0 (else the run stops).
- * Returns -1 when every row was processed, else the index of the first row holding NaN
- * or inf (zero_bad = 0); rows from that row's block on are then left untouched.
+ * Returns -1 when every row was processed; the index of the first row holding NaN or inf
+ * (zero_bad = 0), in which case nothing was written; -2 when out of memory.
  */
 static int64_t clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, double max_norm,
                         double *norms, int have_norms, int zero_bad, int nthreads)
 {
-    const int64_t isz = is64 ? 8 : 4;
     int64_t nchunks = 0, rowlen = 0;
     for (int l = 0; l < nseg; l++) {
         nchunks += (segs[l].n + CLIP_CHUNK - 1) / CLIP_CHUNK;
@@ -196,15 +391,7 @@ static int64_t clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, d
         return -1;
     }
     clip_chunk *chunks = (clip_chunk *)malloc(sizeof(clip_chunk) * (size_t)nchunks);
-    int64_t rows_per_block = CLIP_BLOCK_BYTES / (rowlen * isz);
-    if (rows_per_block < 1) rows_per_block = 1;
-    if (rows_per_block > B) rows_per_block = B;
-    double *partial = (double *)malloc(sizeof(double) * (size_t)(rows_per_block * nchunks));
-    double *scales = (double *)malloc(sizeof(double) * (size_t)rows_per_block);
-    if (!chunks || !partial || !scales) {
-        free(chunks); free(partial); free(scales);
-        return -2;
-    }
+    if (!chunks) return -2;
     {
         int64_t c = 0;
         for (int l = 0; l < nseg; l++)
@@ -215,105 +402,12 @@ static int64_t clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, d
                 c++;
             }
     }
-    /* Tiny problems stay on one thread: a barrier costs more than the work. */
+    /* Tiny problems stay on one thread: starting a team costs more than the work. */
     if ((double)B * (double)rowlen < 65536.0) nthreads = 1;
     if (nthreads < 1) nthreads = 1;
-
-    int64_t bad = -1;
-    int stop = 0;
-    /* Long rows: each thread owns a range of chunks in every row (and the matching
-     * range of the accumulator), so phase 2 finds its data in its own core's caches. */
-    const int colmode = nchunks >= 2 * nthreads;
-
-
-#pragma omp parallel num_threads(nthreads)
-    {
-        const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        for (int64_t k0 = 0; k0 < B; k0 += rows_per_block) {
-            const int64_t rr = B - k0 < rows_per_block ? B - k0 : rows_per_block;
-            const int64_t items = rr * nchunks;
-            const int64_t clo = nchunks * tid / nt, chi = nchunks * (tid + 1) / nt;
-            /* this thread's share: items [lo, hi) of the block's rr * nchunks (row, chunk)
-             * pairs, or (colmode) chunks [clo, chi) of every row, numbered 0 .. rr*(chi-clo) */
-            const int64_t lo = colmode ? 0 : items * tid / nt;
-            const int64_t hi = colmode ? rr * (chi - clo) : items * (tid + 1) / nt;
-            if (!have_norms && colmode) {
-                for (int64_t r = 0; r < rr; r++)
-                    for (int64_t c = clo; c < chi; c++) {
-                        const clip_chunk ch = chunks[c];
-                        const clip_seg *sg = &segs[ch.seg];
-                        const char *p = sg->base + (k0 + r) * sg->row_stride + ch.start * isz;
-                        partial[r * nchunks + c] =
-                            is64 ? clip_sumsq_f64((const double *)p, ch.len)
-                                 : clip_sumsq_f32((const float *)p, ch.len);
-                    }
-            } else if (!have_norms) {
-                for (int64_t it = lo; it < hi; it++) {
-                    const int64_t k = k0 + it / nchunks;
-                    const clip_chunk ch = chunks[it % nchunks];
-                    const clip_seg *sg = &segs[ch.seg];
-                    const char *p = sg->base + k * sg->row_stride + ch.start * isz;
-                    partial[it] = is64 ? clip_sumsq_f64((const double *)p, ch.len)
-                                       : clip_sumsq_f32((const float *)p, ch.len);
-                }
-            }
-#pragma omp barrier
-#pragma omp single
-            {
-                for (int64_t r = 0; r < rr && !stop; r++) {
-                    const int64_t k = k0 + r;
-                    if (have_norms) {
-                        const double nrm = norms[k];
-                        scales[r] = isnan(nrm) ? 0.0 : nrm > max_norm ? max_norm / nrm : 1.0;
-                    } else if (clip_decide(segs, nseg, k, (int)is64, partial + r * nchunks,
-                                           nchunks, max_norm, zero_bad, &norms[k],
-                                           &scales[r])) {
-                        bad = k;
-                        stop = 1;
-                    }
-                }
-            }
-            if (stop) break;
-            /* Phase 2 walks this thread's share backwards: the chunks read last in
-             * phase 1 are the ones most likely still in this core's L2. */
-            if (op == CLIP_OP_SCALE) {
-                /* the (row, chunk) pairs this thread measured in phase 1, last first */
-                for (int64_t jt = hi - 1; jt >= lo; jt--) {
-                    const int64_t it = colmode ? (jt / (chi - clo)) * nchunks + clo +
-                                                     jt % (chi - clo)
-                                               : jt;
-                    const int64_t r = it / nchunks;
-                    const int64_t k = k0 + r;
-                    const clip_chunk ch = chunks[it % nchunks];
-                    const clip_seg *sg = &segs[ch.seg];
-                    const char *p = sg->base + k * sg->row_stride + ch.start * isz;
-                    char *q = sg->out + k * sg->out_row_stride + ch.start * isz;
-                    const double s = scales[r];
-                    if (s == 1.0 && q == p) continue;
-                    if (s == 0.0) { memset(q, 0, (size_t)(ch.len * isz)); continue; }
-                    if (is64) clip_scale_f64((double *)q, (const double *)p, s, ch.len);
-                    else clip_scale_f32((float *)q, (const float *)p, (float)s, ch.len);
-                }
-            } else if (op == CLIP_OP_SUM) {
-                for (int64_t c = chi - 1; c >= clo; c--) {
-                    const clip_chunk ch = chunks[c];
-                    const clip_seg *sg = &segs[ch.seg];
-                    char *q = sg->out + ch.start * isz;
-                    for (int64_t r = 0; r < rr; r++) {
-                        const double s = scales[r];
-                        if (s == 0.0) continue;
-                        const char *p = sg->base + (k0 + r) * sg->row_stride + ch.start * isz;
-                        if (is64) clip_axpy_f64((double *)q, (const double *)p, s, ch.len);
-                        else clip_axpy_f32((float *)q, (const float *)p, (float)s, ch.len);
-                    }
-                }
-            }
-#pragma omp barrier
-        }
-    }
+    int64_t bad = clip_two_pass(is64, op, B, segs, nseg, chunks, nchunks, max_norm, norms,
+                                have_norms, zero_bad, nthreads);
     free(chunks);
-    free(partial);
-    free(scales);
     return bad;
 }
 
@@ -325,8 +419,10 @@ CLIP_CLONES static uint64_t clip_probe_words(const uint64_t *x, int64_t n)
     uint64_t a[CLIP_LANES];
     for (int j = 0; j < CLIP_LANES; j++) a[j] = 0;
     int64_t i = 0;
-    for (; i + CLIP_LANES <= n; i += CLIP_LANES)
+    for (; i + CLIP_LANES <= n; i += CLIP_LANES) {
+        for (int q = 0; q < CLIP_LANES; q += 8) CLIP_PREFETCH(x + i + q, 0);
         for (int j = 0; j < CLIP_LANES; j++) a[j] += x[i + j];
+    }
     uint64_t s = 0;
     for (int j = 0; j < CLIP_LANES; j++) s ^= a[j];
     for (; i < n; i++) s += x[i];

@@ -43,7 +43,9 @@ def run(int op, list layers, list outs, double max_norm, cnp.ndarray norms,
 
     ``outs[l]``: for OP_SCALE a (B, n_l) array with contiguous rows (it may be
     ``layers[l]`` itself: rows left unscaled are then not written); for OP_SUM a zeroed
-    contiguous (n_l,) accumulator; ignored for OP_NORMS.
+    contiguous (n_l,) accumulator; ignored for OP_NORMS. Every norm is computed before
+    anything is written, so a NaN row (``zero_bad`` false) stops the run with nothing
+    written.
     """
     cdef int nseg = len(layers)
     cdef cnp.ndarray a, o
