@@ -29,6 +29,7 @@ class Case:
     items: int = 0  # values produced per call, for a throughput column
     nbytes: int = 0  # bytes read per call: the throughput column shows GB/s instead
     target: Target | None = None  # a figure the issue asks this row to reach
+    more_targets: list[Target] = field(default_factory=list)  # further goals for the row
 
 
 @dataclass(frozen=True)
@@ -130,15 +131,18 @@ def targets_table(rows: list[Row], markdown: bool = False) -> str:
     head = ["operation", "size", "target", "measured", "met"]
     body = []
     for r in rows:
-        t = r.case.target
-        if t is None:
-            continue
-        value = t.measure(r)
-        unit = " M/s" if t.metric == "M/s" else "x"
-        shown = "-" if value is None else f"{value:.2f}{unit} ({t.metric})"
-        met = "-" if value is None else ("yes" if value >= t.minimum else "NO")
-        body.append([r.case.operation, r.case.size, t.label, shown, met])
+        for t in (r.case.target, *r.case.more_targets):
+            if t is not None:
+                body.append(_target_line(r, t))
     return _render(head, body, markdown)
+
+
+def _target_line(r: Row, t: Target) -> list[str]:
+    value = t.measure(r)
+    unit = " M/s" if t.metric == "M/s" else "x"
+    shown = "-" if value is None else f"{value:.2f}{unit} ({t.metric})"
+    met = "-" if value is None else ("yes" if value >= t.minimum else "NO")
+    return [r.case.operation, r.case.size, t.label, shown, met]
 
 
 def table(rows: list[Row], markdown: bool = False) -> str:
