@@ -227,10 +227,9 @@ def _run(
         raise _nonfinite_error(name, int(bad), layer)
 
 
-def _norms_result(norms: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """(G, B) float64 norms as the public (B,) or (B, L) array of the data's dtype."""
-    out = norms[0] if norms.shape[0] == 1 else norms.T
-    return np.ascontiguousarray(out, dtype=dtype)
+def _norms_result(norms: np.ndarray) -> np.ndarray:
+    """(G, B) norms as the public (B,) or (B, L) float64 array."""
+    return np.ascontiguousarray(norms[0] if norms.shape[0] == 1 else norms.T)
 
 
 # ----------------------------------------------------------------------------- public
@@ -240,8 +239,8 @@ def per_sample_norms(grads: Grads, *, per_layer: bool = False) -> np.ndarray:
     """Per-example L2 norms ``||g_i||₂`` of ``grads`` (one array or a list of layers).
 
     With a list, the norm is over all layers together, or per layer (shape (B, L)) when
-    ``per_layer``. Non-finite rows give NaN. Same dtype as ``grads``; accumulated in
-    float64 and independent of the thread count.
+    ``per_layer``. Non-finite rows give NaN. float64 for both dtypes (a float32 row's
+    norm can exceed float32's range); independent of the thread count.
     """
     batch = _Batch(grads)
     groups = [[i] for i in range(len(batch.rows))] if per_layer else [
@@ -259,7 +258,7 @@ def per_sample_norms(grads: Grads, *, per_layer: bool = False) -> np.ndarray:
             True,
             _config.get_num_threads(),
         )
-    return _norms_result(norms, batch.dtype)
+    return _norms_result(norms)
 
 
 def _prepare_out(
@@ -318,7 +317,7 @@ def clip_per_sample(
         Any other overlap with ``grads`` is handled by reading a copy.
     return_norms : bool
         Also return the norms before clipping: shape (B,) (flat) or (B, L) (per-layer
-        thresholds), in the dtype of ``grads``.
+        thresholds), float64.
     nonfinite : {"raise", "zero"}
         What a row holding NaN or inf does: raise ``ValueError`` (nothing is written in
         place), or become zeros, with norm NaN in the returned norms.
@@ -382,7 +381,7 @@ def clip_per_sample(
         np.copyto(r, view.reshape(r.shape))
     clipped = batch.wrap(results)
     if return_norms:
-        return clipped, _norms_result(norms, batch.dtype)
+        return clipped, _norms_result(norms)
     return clipped
 
 
@@ -425,7 +424,7 @@ def clip_and_sum(
     sums, norms = _clip_sum(batch, thresholds, out, zero_bad)
     total = batch.wrap(sums)
     if return_norms:
-        return total, _norms_result(norms, batch.dtype)
+        return total, _norms_result(norms)
     return total
 
 
@@ -576,7 +575,7 @@ def dp_aggregate(
         if denominator != 1.0:
             np.divide(flat, flat.dtype.type(denominator), out=flat)
     bad = np.flatnonzero(np.isnan(norms).any(axis=0))
-    public_norms = _norms_result(norms, batch.dtype)
+    public_norms = _norms_result(norms)
     return DPAggregate(
         gradient=batch.wrap(sums),
         noise_multiplier=sigma,
@@ -625,7 +624,8 @@ class AdaptiveClipping:
     min_norm, max_norm : float, optional
         Bounds that ``C`` is kept within (default 0 and infinity, exclusive of 0).
     rng : None, int or Generator
-        Stream for the count noise (and the default for :meth:`aggregate`).
+        Stream for the count noise and the default for :meth:`aggregate`, resolved once:
+        an int seed gives one reproducible stream across all steps.
 
     Notes
     -----
@@ -663,7 +663,9 @@ class AdaptiveClipping:
                 f"initial_norm must be in [min_norm, max_norm] = [{self.min_norm}, "
                 f"{self.max_norm}], got {self._norm}"
             )
-        self._rng = rng
+        # resolved once: an int seed must give one stream across steps, not the same
+        # noise at every step
+        self._gen = resolve_for_dp(rng)
         self.history: list[tuple[float, float]] = []  # (C used, estimated quantile b̃)
 
     @property
@@ -690,7 +692,7 @@ class AdaptiveClipping:
         current ``C``); returns the new ``C``. NaN norms (dropped rows) count as clipped."""
         n = np.asarray(norms, dtype=np.float64).reshape(-1)
         unclipped = int(np.count_nonzero(n <= self._norm))
-        gen = resolve_for_dp(self._rng if rng is None else rng)
+        gen = self._gen if rng is None else resolve_for_dp(rng)
         noise = float(gen.normal(0.0, self.count_noise_std))
         b = (unclipped - 0.5 * n.size + noise) / self.expected_batch_size + 0.5
         self.history.append((self._norm, b))
@@ -716,8 +718,7 @@ class AdaptiveClipping:
         """
         z = check_scalar(noise_multiplier, "noise_multiplier", POSITIVE)
         sigma_grad = self.gradient_noise_multiplier(z)
-        r = self._rng if rng is None else rng
-        gen = resolve_for_dp(r)
+        gen = self._gen if rng is None else resolve_for_dp(rng)
         res = dp_aggregate(
             grads,
             self._norm,
