@@ -5,7 +5,8 @@
  *
  * Norms.  Every segment is cut into chunks of CLIP_CHUNK elements (the last one shorter).
  * A chunk's sum of squares is accumulated in double in CLIP_LANES independent lanes
- * (lane j takes the elements j, j + LANES, ...), the lanes are added by a fixed pairwise
+ * (lane j takes the elements j, j + LANES, ...; float32 squares are first summed in
+ * float32 four at a time, see clip_sumsq_f32), the lanes are added by a fixed pairwise
  * tree, and a row's sum of squares is the chunk partials added in order (layer by layer,
  * chunk by chunk).  So a norm is one fixed sequence of double operations, whichever
  * thread computes which chunk: results do not depend on the thread count.
@@ -82,22 +83,28 @@ static inline double clip_tree(double *a)
     return a[0];
 }
 
+/* float32: each lane first adds the squares of 4 consecutive elements of its own in
+ * float32 (x0*x0 + x1*x1 + x2*x2 + x3*x3, left to right), then adds that into its float64
+ * accumulator: a quarter of the float-to-double conversions, which bounded the speed
+ * (43 vs 94 GB/s per core in cache).  All terms are positive, so the float32 steps add a
+ * relative error of at most 7 * 2^-24 to the sum of squares (about 2e-7 on the norm). */
 CLIP_CLONES static double clip_sumsq_f32(const float *x, int64_t n)
 {
     double a[CLIP_LANES];
     for (int j = 0; j < CLIP_LANES; j++) a[j] = 0.0;
     int64_t i = 0;
-    for (; i + CLIP_LANES <= n; i += CLIP_LANES) {
-        CLIP_PREFETCH(x + i, 0);
-        CLIP_PREFETCH(x + i + 16, 0);
+    for (; i + 4 * CLIP_LANES <= n; i += 4 * CLIP_LANES) {
+        for (int q = 0; q < 4 * CLIP_LANES; q += 16) CLIP_PREFETCH(x + i + q, 0);
         for (int j = 0; j < CLIP_LANES; j++) {
-            double v = (double)x[i + j];
-            a[j] = a[j] + v * v;
+            const float v0 = x[i + j], v1 = x[i + CLIP_LANES + j];
+            const float v2 = x[i + 2 * CLIP_LANES + j], v3 = x[i + 3 * CLIP_LANES + j];
+            const float t = ((v0 * v0 + v1 * v1) + v2 * v2) + v3 * v3;
+            a[j] = a[j] + (double)t;
         }
     }
     for (int j = 0; i + j < n; j++) {
         double v = (double)x[i + j];
-        a[j] = a[j] + v * v;
+        a[j % CLIP_LANES] = a[j % CLIP_LANES] + v * v;
     }
     return clip_tree(a);
 }
