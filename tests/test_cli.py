@@ -88,8 +88,8 @@ def test_targets_table_checks_each_metric():
 def test_registered_targets_name_real_metrics():
     cases = [c for c in _bench.collect(full=False) if c.target is not None]
     assert len(cases) >= 5  # laplace, gaussian, discrete_gaussian, two mechanisms
-    for c in cases:
-        m = c.target.metric
+    for c, t in [(case, t) for case in cases for t in (case.target, *case.more_targets)]:
+        m = t.metric
         assert m in ("speed-up", "M/s") or m.startswith("vs ")
         if m.startswith("vs ") and c.peers:   # a row whose peer is not installed has none
             assert m.removeprefix("vs ") in c.peers
@@ -97,3 +97,16 @@ def test_registered_targets_name_real_metrics():
             assert c.reference is not None
         if m == "M/s":
             assert c.items > 0
+
+
+def test_more_targets_and_bandwidth_column():
+    case = _bench.Case("op", "1", native=lambda: None, reference=lambda: None,
+                       peers={"probe": lambda: None}, nbytes=2 * 10**9,
+                       target=_bench.Target("speed-up", 2.0, "2x"),
+                       more_targets=[_bench.Target("vs probe", 0.7, "70% of the probe")])
+    rows = [_bench.Row(case, native_s=1.0, reference_s=3.0, peers_s={"probe": 0.5})]
+    lines = _bench.targets_table(rows).splitlines()[2:]
+    assert len(lines) == 2
+    assert lines[0].rstrip().endswith("yes")  # 3x
+    assert lines[1].rstrip().endswith("NO")  # 0.5x of the probe's speed
+    assert "2.0 GB/s" in _bench.table(rows)  # 2e9 bytes in 1 s
