@@ -11,9 +11,11 @@ a failure on the fresh seed is a real disagreement, not a false alarm.
 The statistical tests (``slow``) check the noise of :func:`dp_aggregate` on 10^6
 coordinates with a false-alarm rate of 1e-6 per assertion (see their docstrings).
 
-Bugs found while writing this file are kept as ``xfail(strict=True)`` tests whose reason
-says what goes wrong; one that was fixed meanwhile (AdaptiveClipping replaying an int
-seed's noise at every step) is a plain regression test.
+Bugs found while writing this file (cross-layer out= aliasing, per-layer errors after a
+partial write, per-layer nonfinite='zero' dropping only one layer, fully underflowing or
+overflowing float64 rows, the per-layer norms shape of a one-layer list, and
+AdaptiveClipping replaying an int seed's noise at every step) were fixed; their tests stay
+as regression tests.
 """
 from __future__ import annotations
 
@@ -224,7 +226,7 @@ def _check_case(layers, thresholds, per_layer, msg, *, as_list=False):
     # 1. the reference loop, up to summation order
     exp = _as_list(ref.clip_per_sample(grads, max_norm))
     exp_sum = _as_list(ref.clip_and_sum(grads, max_norm))
-    ref_norms = ref.per_sample_norms(grads, per_layer=per_layer and len(layers) > 1)
+    ref_norms = ref.per_sample_norms(grads, per_layer=per_layer)
     np.testing.assert_allclose(got_norms, ref_norms, rtol=rtol, atol=0, err_msg=msg)
     assert got_norms.dtype == np.float64, msg  # float64 for both dtypes
     for g, e in zip(got, exp, strict=True):
@@ -243,7 +245,7 @@ def _check_case(layers, thresholds, per_layer, msg, *, as_list=False):
 
     # 3. bit for bit against the model of the documented order
     m_clip, m_sum, m_norms = _model([np.asarray(a) for a in layers], thresholds)
-    pub = m_norms[0] if m_norms.shape[0] == 1 else m_norms.T
+    pub = m_norms.T if per_layer else m_norms[0]
     np.testing.assert_array_equal(got_norms, pub, err_msg=msg)
     for g, m in zip(got, m_clip, strict=True):
         np.testing.assert_array_equal(g, m, err_msg=msg)
@@ -664,10 +666,6 @@ def test_out_errors():
     np.testing.assert_array_equal(h, np.full((4, 3), 10.0))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: out= aliasing a *different* layer of grads (e.g. out=[b, a] for grads=[a, b]) is "
-    "not detected: only same-layer overlap is copied, so one layer is read after the "
-    "other was overwritten (the docstring promises any other overlap is read from a copy)"))
 @pytest.mark.parametrize("max_norm", [1.0, [1.0, 2.0]], ids=["flat", "per_layer"])
 def test_out_aliasing_another_layer(max_norm):
     rng = np.random.default_rng(14)
@@ -736,11 +734,6 @@ def test_nonfinite_error_leaves_a_separate_out_untouched(dtype):
     assert all(np.all(o == 7.0) for o in outs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with per-layer thresholds and a separate out=, a NaN/inf row in layer l raises "
-    "only after layers 0..l-1 were written into out (one kernel call per layer; the "
-    "norms-first check runs only in place), although the docstring says an error leaves "
-    "out untouched"))
 def test_nonfinite_error_per_layer_leaves_a_separate_out_untouched():
     rng = np.random.default_rng(29)
     a, b = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
@@ -809,11 +802,6 @@ def test_nonfinite_zero_flat_layers_drops_the_whole_example():
     np.testing.assert_array_equal(sb, eb)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with per-layer thresholds and nonfinite='zero' only the bad layer's segment of "
-    "the row is zeroed: the example's other layers are still added to the sum although "
-    "DPAggregate.nonfinite_rows reports the row as dropped ('a dropped non-finite row adds "
-    "nothing'); flat clipping drops the whole example"))
 def test_nonfinite_zero_per_layer_drops_the_whole_example():
     a = _clip_data(np.float64, shape=(6, 4), seed=22)
     b = _clip_data(np.float64, shape=(6, 3), seed=23)
@@ -856,20 +844,12 @@ def test_float64_overflowing_and_underflowing_squares(scale, n):
     _check_scaled(scale, n)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: float64 rows whose entries are all below ~1.5e-162 have every square underflow "
-    "to 0; the kernel takes sum == 0 for a zero row (clip_decide accepts ss == 0.0 without "
-    "the careful rescaled pass), so the norm is 0 and such rows are never clipped"))
 @pytest.mark.parametrize("n", [2, 1000])
 @pytest.mark.parametrize("scale", SCALED_BUG)
 def test_float64_fully_underflowing_squares(scale, n):
     _check_scaled(scale, n)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a finite float64 row whose norm exceeds DBL_MAX (e.g. [1.5e308, 1.5e308]) gets "
-    "norm inf and scale C/inf = 0, so it is clipped to zeros instead of g * C/||g|| "
-    "(= [C/sqrt2, C/sqrt2]), and it is not reported as dropped"))
 def test_float64_row_with_norm_beyond_dbl_max_is_clipped_not_zeroed():
     g = np.array([[1.5e308, 1.5e308], [3.0, 4.0]])
     out = clip_per_sample(g, 1.0)
@@ -901,10 +881,6 @@ def test_float32_tiny_values_have_exact_norms():
     np.testing.assert_allclose(out[0].astype(np.float64), [6e-42, 8e-42], rtol=2e-2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: per-layer norms of a one-layer list come back with shape (B,), not the documented "
-    "(B, L) = (B, 1): clip_per_sample([g], [C], return_norms=True) and "
-    "per_sample_norms([g], per_layer=True) treat one threshold like flat clipping"))
 def test_per_layer_norms_of_one_layer_have_shape_b_by_1():
     g = np.ones((5, 3))
     _, n = clip_per_sample([g], [1.0], return_norms=True)

@@ -27,7 +27,8 @@ Inputs
 list of such arrays, one per parameter tensor, all with the same ``B`` and dtype. With a
 list, ``max_norm`` is either one number -- the norm is taken over all layers together
 (Opacus' flat clipping) -- or a list of per-layer thresholds (each layer clipped on its
-own). float32 and float64 are supported; torch CPU tensors and anything else
+own). A list or tuple is always a list of layers (pass ``np.asarray(nested_list)`` for
+one array). float32 and float64 are supported; torch CPU tensors and anything else
 ``np.asarray`` can view are read without a copy. Rows need not be contiguous with each
 other (any row stride, negative included); the elements inside a row are copied to a
 contiguous buffer only when they are not contiguous already.
@@ -163,7 +164,7 @@ def _rows(a: np.ndarray) -> np.ndarray:
 
 def _thresholds(max_norm: Any, batch: _Batch) -> list[float]:
     """``[C]`` for flat clipping, or one ``C_l`` per layer."""
-    if isinstance(max_norm, (list, tuple, np.ndarray)) and np.ndim(max_norm) == 1:
+    if _per_layer(max_norm):
         if not batch.is_list:
             raise ValueError(
                 "max_norm must be one number when grads is a single array "
@@ -176,6 +177,11 @@ def _thresholds(max_norm: Any, batch: _Batch) -> list[float]:
             )
         return [check_scalar(c, f"max_norm[{i}]", POSITIVE) for i, c in enumerate(max_norm)]
     return [check_scalar(max_norm, "max_norm", POSITIVE)]
+
+
+def _per_layer(max_norm: Any) -> bool:
+    """Whether ``max_norm`` is a list of per-layer thresholds (checked by _thresholds)."""
+    return isinstance(max_norm, (list, tuple, np.ndarray)) and np.ndim(max_norm) == 1
 
 
 def _check_nonfinite(nonfinite: Any) -> bool:
@@ -200,36 +206,53 @@ def _groups(batch: _Batch, thresholds: list[float]) -> list[tuple[list[int], flo
     return [([i], c) for i, c in enumerate(thresholds)]
 
 
-def _run(
+def _measure(batch: _Batch, groups: list[tuple[list[int], float]], zero_bad: bool) -> np.ndarray:
+    """Every group's norms, (G, B) float64, before anything is written.
+
+    A row with NaN or inf in any layer raises (``zero_bad`` false), or gets norm NaN in
+    every group, so that the whole example is dropped, not just the bad layer.
+    """
+    norms = np.empty((len(groups), batch.batch_size), dtype=np.float64)
+    nthreads = _config.get_num_threads()
+    for g, (layers, _) in enumerate(groups):
+        _kernels.run(_kernels.OP_NORMS, [batch.rows[i] for i in layers], [], 1.0, norms[g],
+                     False, True, nthreads)
+    bad = np.isnan(norms).any(axis=0)
+    if bad.any():
+        if not zero_bad:
+            row = int(np.flatnonzero(bad)[0])
+            layer = None
+            if len(groups) > 1:
+                layer = groups[int(np.flatnonzero(np.isnan(norms[:, row]))[0])][0][0]
+            raise _nonfinite_error("grads", row, layer)
+        norms[:, bad] = np.nan
+    return norms
+
+
+def _apply(
     op: int,
     batch: _Batch,
-    layers: list[int],
-    c: float,
+    groups: list[tuple[list[int], float]],
     outs: list[np.ndarray],
     norms: np.ndarray,
-    *,
-    have_norms: bool,
-    zero_bad: bool,
-    name: str,
-    layer: int | None,
 ) -> None:
-    bad = _kernels.run(
-        op,
-        [batch.rows[i] for i in layers],
-        outs,
-        c,
-        norms,
-        have_norms,
-        zero_bad,
-        _config.get_num_threads(),
-    )
-    if bad >= 0:
-        raise _nonfinite_error(name, int(bad), layer)
+    """Scale or sum every group with the norms of :func:`_measure` (NaN: dropped row)."""
+    nthreads = _config.get_num_threads()
+    for g, (layers, c) in enumerate(groups):
+        bad = _kernels.run(op, [batch.rows[i] for i in layers], [outs[i] for i in layers], c,
+                           norms[g], True, True, nthreads)
+        if bad == -2:  # pragma: no cover - the kernel's malloc failed
+            raise MemoryError("clipping kernel: out of memory")
 
 
-def _norms_result(norms: np.ndarray) -> np.ndarray:
-    """(G, B) norms as the public (B,) or (B, L) float64 array."""
-    return np.ascontiguousarray(norms[0] if norms.shape[0] == 1 else norms.T)
+def _overlaps(a: np.ndarray, batch: _Batch) -> bool:
+    """Whether ``a`` may share memory with any layer of ``grads``."""
+    return a.size > 0 and any(r.size and np.may_share_memory(a, r) for r in batch.rows)
+
+
+def _norms_result(norms: np.ndarray, per_layer: bool) -> np.ndarray:
+    """(G, B) norms as the public (B,) or, per layer, (B, L) float64 array."""
+    return np.ascontiguousarray(norms.T if per_layer else norms[0])
 
 
 # ----------------------------------------------------------------------------- public
@@ -243,22 +266,13 @@ def per_sample_norms(grads: Grads, *, per_layer: bool = False) -> np.ndarray:
     norm can exceed float32's range); independent of the thread count.
     """
     batch = _Batch(grads)
-    groups = [[i] for i in range(len(batch.rows))] if per_layer else [
-        list(range(len(batch.rows)))
-    ]
+    n = len(batch.rows)
+    groups = [([i], 1.0) for i in range(n)] if per_layer else [(list(range(n)), 1.0)]
     norms = np.empty((len(groups), batch.batch_size), dtype=np.float64)
-    for g, layers in enumerate(groups):
-        _kernels.run(
-            _kernels.OP_NORMS,
-            [batch.rows[i] for i in layers],
-            [],
-            1.0,
-            norms[g],
-            False,
-            True,
-            _config.get_num_threads(),
-        )
-    return _norms_result(norms)
+    for g, (layers, _) in enumerate(groups):
+        _kernels.run(_kernels.OP_NORMS, [batch.rows[i] for i in layers], [], 1.0, norms[g],
+                     False, True, _config.get_num_threads())
+    return _norms_result(norms, per_layer)
 
 
 def _prepare_out(
@@ -314,13 +328,15 @@ def clip_per_sample(
     out : array or list of arrays, optional
         Where to write the result: same shapes and dtype as ``grads``. It may be
         ``grads`` itself (in place): rows already within the bound are then not written.
-        Any other overlap with ``grads`` is handled by reading a copy.
+        Any other overlap with ``grads`` (a shifted view, another layer) is handled by
+        reading a copy.
     return_norms : bool
         Also return the norms before clipping: shape (B,) (flat) or (B, L) (per-layer
         thresholds), float64.
     nonfinite : {"raise", "zero"}
-        What a row holding NaN or inf does: raise ``ValueError`` (nothing is written in
-        place), or become zeros, with norm NaN in the returned norms.
+        What a row holding NaN or inf does: raise ``ValueError`` (nothing is written,
+        in place or to ``out``), or become zeros -- in every layer, whichever layer held
+        the NaN -- with norm NaN in the returned norms.
 
     Returns
     -------
@@ -342,46 +358,34 @@ def clip_per_sample(
         results = _prepare_out(out, batch.is_list, batch.dtype, batch.shapes)
     targets = []  # (B, n) views of the results the kernel writes into
     copy_back: list[tuple[np.ndarray, np.ndarray]] = []
-    in_place = False
     for i, r in enumerate(results):
         view = _rows(r) if _inner_contiguous(r) else None
         if view is None or view.size == 0:
             view = np.empty(batch.rows[i].shape, dtype=batch.dtype)
             copy_back.append((r, view))
-        src = batch.rows[i]
-        if view.size and np.may_share_memory(view, src):
+        targets.append(view)
+    # Exactly in place (out[i] is grads[i], element for element) is fine; any other
+    # overlap -- a shifted view, another layer -- would read what was just written.
+    for j, src in enumerate(batch.rows):
+        for i, view in enumerate(targets):
+            if not (view.size and src.size and np.may_share_memory(view, src)):
+                continue
             same = (
-                view.__array_interface__["data"][0] == src.__array_interface__["data"][0]
+                i == j
+                and view.__array_interface__["data"][0] == src.__array_interface__["data"][0]
                 and view.strides == src.strides
             )
-            if same:
-                in_place = True
-            else:
-                batch.rows[i] = src.copy()
-        targets.append(view)
+            if not same:
+                batch.rows[j] = src.copy()
+                break
     groups = _groups(batch, thresholds)
-    norms = np.empty((len(groups), batch.batch_size), dtype=np.float64)
-    # The kernel checks every row of a call before it writes; with per-layer thresholds
-    # (one call per layer) in place, check all layers first, so that an error leaves
-    # grads untouched.
-    two_pass = in_place and not zero_bad and len(groups) > 1
-    if two_pass:
-        for g, (layers, c) in enumerate(groups):
-            _run(_kernels.OP_NORMS, batch, layers, c, [], norms[g], have_norms=False,
-                 zero_bad=True, name="grads", layer=None)
-            bad = np.flatnonzero(np.isnan(norms[g]))
-            if bad.size:
-                raise _nonfinite_error("grads", int(bad[0]), layers[0] if len(groups) > 1
-                                       else None)
-    for g, (layers, c) in enumerate(groups):
-        _run(_kernels.OP_SCALE, batch, layers, c, [targets[i] for i in layers], norms[g],
-             have_norms=two_pass, zero_bad=zero_bad, name="grads",
-             layer=layers[0] if len(groups) > 1 else None)
+    norms = _measure(batch, groups, zero_bad)  # raises before anything is written
+    _apply(_kernels.OP_SCALE, batch, groups, targets, norms)
     for r, view in copy_back:
         np.copyto(r, view.reshape(r.shape))
     clipped = batch.wrap(results)
     if return_norms:
-        return clipped, _norms_result(norms)
+        return clipped, _norms_result(norms, _per_layer(max_norm))
     return clipped
 
 
@@ -406,7 +410,8 @@ def clip_and_sum(
     grads, max_norm, return_norms, nonfinite
         As in :func:`clip_per_sample` (a dropped non-finite row adds nothing).
     out : array or list of arrays, optional
-        Where to write the sums: shape ``grads.shape[1:]`` per layer, same dtype.
+        Where to write the sums: shape ``grads.shape[1:]`` per layer, same dtype (it may
+        overlap ``grads``: the sum is then made aside and copied in).
 
     Returns
     -------
@@ -424,7 +429,7 @@ def clip_and_sum(
     sums, norms = _clip_sum(batch, thresholds, out, zero_bad)
     total = batch.wrap(sums)
     if return_norms:
-        return total, _norms_result(norms)
+        return total, _norms_result(norms, _per_layer(max_norm))
     return total
 
 
@@ -436,22 +441,21 @@ def _clip_sum(
         results = [np.zeros(s, dtype=batch.dtype) for s in shapes]
     else:
         results = _prepare_out(out, batch.is_list, batch.dtype, shapes)
-    accs = []
+    groups = _groups(batch, thresholds)
+    norms = _measure(batch, groups, zero_bad)  # raises before out is touched
+    accs, aside = [], []
     for r in results:
-        if r.flags.c_contiguous:
+        direct = out is None or (r.flags.c_contiguous and not _overlaps(r, batch))
+        if direct:
             r[...] = 0
             accs.append(r.reshape(-1))
-        else:
+        else:  # a strided out, or one that overlaps grads: sum aside, then copy
             accs.append(np.zeros(r.size, dtype=batch.dtype))
-    groups = _groups(batch, thresholds)
-    norms = np.empty((len(groups), batch.batch_size), dtype=np.float64)
-    for g, (layers, c) in enumerate(groups):
-        _run(_kernels.OP_SUM, batch, layers, c, [accs[i] for i in layers], norms[g],
-             have_norms=False, zero_bad=zero_bad, name="grads",
-             layer=layers[0] if len(groups) > 1 else None)
-    for r, a in zip(results, accs, strict=True):
-        if not r.flags.c_contiguous:
-            np.copyto(r, a.reshape(r.shape))
+        aside.append(not direct)
+    _apply(_kernels.OP_SUM, batch, groups, accs, norms)
+    for r, acc, copy in zip(results, accs, aside, strict=True):
+        if copy:
+            np.copyto(r, acc.reshape(r.shape))
     return results, norms
 
 
@@ -575,7 +579,7 @@ def dp_aggregate(
         if denominator != 1.0:
             np.divide(flat, flat.dtype.type(denominator), out=flat)
     bad = np.flatnonzero(np.isnan(norms).any(axis=0))
-    public_norms = _norms_result(norms)
+    public_norms = _norms_result(norms, _per_layer(max_norm))
     return DPAggregate(
         gradient=batch.wrap(sums),
         noise_multiplier=sigma,

@@ -154,8 +154,10 @@ CLIP_CLONES static void clip_axpy_f64(double *restrict y, const double *restrict
                                       int64_t n)
 CLIP_LINE_LOOP(double, (CLIP_PREFETCH(x + i, 0), CLIP_PREFETCH(y + i, 1)), y[j] = y[j] + x[j] * s)
 
-/* Serial, careful norm of one row: 0 = ok (*norm set), 1 = non-finite data. */
-static int clip_careful_norm(const clip_seg *segs, int nseg, int64_t k, int is64, double *norm)
+/* Serial, careful norm of one row, as m * r with m = max |x| and r = sqrt(sum (x/m)^2)
+ * (so neither overflows nor underflows): 0 = ok, 1 = non-finite data. */
+static int clip_careful_norm(const clip_seg *segs, int nseg, int64_t k, int is64, double *m_out,
+                             double *r_out)
 {
     double m = 0.0;
     for (int l = 0; l < nseg; l++) {
@@ -167,7 +169,9 @@ static int clip_careful_norm(const clip_seg *segs, int nseg, int64_t k, int is64
             if (v > m) m = v;
         }
     }
-    if (m == 0.0) { *norm = 0.0; return 0; }
+    *m_out = m;
+    *r_out = 0.0;
+    if (m == 0.0) return 0;
     double s = 0.0;
     for (int l = 0; l < nseg; l++) {
         const char *row = segs[l].base + k * segs[l].row_stride;
@@ -176,26 +180,35 @@ static int clip_careful_norm(const clip_seg *segs, int nseg, int64_t k, int is64
             s = s + v * v;
         }
     }
-    *norm = m * sqrt(s);
+    *r_out = sqrt(s);
     return 0;
 }
 
-/* Decide row k's norm and scale from its chunk partials (serial). 1 = stop (bad row). */
+/* Decide row k's norm and scale from its chunk partials (serial). 1 = stop (bad row).
+ * A float64 sum of squares that is not finite, or below 1e-292 (zero included: all the
+ * squares may have underflowed), is redone carefully; a norm beyond the float64 range
+ * is then reported as inf while the scale (C/m)/r stays exact. */
 static int clip_decide(const clip_seg *segs, int nseg, int64_t k, int is64, const double *part,
                        int64_t nchunks, double max_norm, int zero_bad, double *norm,
                        double *scale)
 {
-    double ss = 0.0, nrm;
+    double ss = 0.0;
     for (int64_t c = 0; c < nchunks; c++) ss = ss + part[c];
-    if (isfinite(ss) && (ss == 0.0 || !is64 || ss > 1e-292)) {
-        nrm = sqrt(ss);
-    } else if (clip_careful_norm(segs, nseg, k, is64, &nrm)) {
+    if (isfinite(ss) && (!is64 || ss > 1e-292)) {
+        const double nrm = sqrt(ss);
+        *norm = nrm;
+        *scale = nrm > max_norm ? max_norm / nrm : 1.0;
+        return 0;
+    }
+    double m, r;
+    if (clip_careful_norm(segs, nseg, k, is64, &m, &r)) {
         *norm = NAN;
         *scale = 0.0;
         return !zero_bad;
     }
+    const double nrm = m * r;
     *norm = nrm;
-    *scale = nrm > max_norm ? max_norm / nrm : 1.0;
+    *scale = nrm > max_norm ? (max_norm / m) / r : 1.0;
     return 0;
 }
 
@@ -339,7 +352,13 @@ static int64_t clip_two_pass(int is64, int op, int64_t B, clip_seg *segs, int ns
             for (int64_t k = 0; k < B; k++) {
                 if (have_norms) {
                     const double nrm = norms[k];
-                    scales[k] = isnan(nrm) ? 0.0 : nrm > max_norm ? max_norm / nrm : 1.0;
+                    double m, r;
+                    if (isnan(nrm))
+                        scales[k] = 0.0;
+                    else if (isinf(nrm) && !clip_careful_norm(segs, nseg, k, is64, &m, &r))
+                        scales[k] = (max_norm / m) / r;  /* a norm beyond float64 */
+                    else
+                        scales[k] = nrm > max_norm ? max_norm / nrm : 1.0;
                 } else if (clip_decide(segs, nseg, k, is64, partial + k * nchunks, nchunks,
                                        max_norm, zero_bad, &norms[k], &scales[k])) {
                     bad = k;
