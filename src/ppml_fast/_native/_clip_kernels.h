@@ -94,13 +94,20 @@ CLIP_CLONES static double clip_sumsq_f32(const float *x, int64_t n)
     for (int j = 0; j < CLIP_LANES; j++) a[j] = 0.0;
     int64_t i = 0;
     for (; i + 4 * CLIP_LANES <= n; i += 4 * CLIP_LANES) {
-        for (int q = 0; q < 4 * CLIP_LANES; q += 16) CLIP_PREFETCH(x + i + q, 0);
-        for (int j = 0; j < CLIP_LANES; j++) {
-            const float v0 = x[i + j], v1 = x[i + CLIP_LANES + j];
-            const float v2 = x[i + 2 * CLIP_LANES + j], v3 = x[i + 3 * CLIP_LANES + j];
-            const float t = ((v0 * v0 + v1 * v1) + v2 * v2) + v3 * v3;
-            a[j] = a[j] + (double)t;
+        /* written as four sequential sweeps: the same operations as one expression
+         * over the four elements, but the loads stay in address order (one expression
+         * made gcc interleave them, and the stream ran at 25 instead of 33 GB/s) */
+        float t[CLIP_LANES];
+        CLIP_PREFETCH(x + i, 0);
+        CLIP_PREFETCH(x + i + 16, 0);
+        for (int j = 0; j < CLIP_LANES; j++) t[j] = x[i + j] * x[i + j];
+        for (int u = 1; u < 4; u++) {
+            const float *xu = x + i + u * CLIP_LANES;
+            CLIP_PREFETCH(xu, 0);
+            CLIP_PREFETCH(xu + 16, 0);
+            for (int j = 0; j < CLIP_LANES; j++) t[j] = t[j] + xu[j] * xu[j];
         }
+        for (int j = 0; j < CLIP_LANES; j++) a[j] = a[j] + (double)t[j];
     }
     for (int j = 0; i + j < n; j++) {
         double v = (double)x[i + j];
