@@ -30,7 +30,7 @@
  * 29 GB/s, memory about 18.5 GB/s with software prefetch), a DP-SGD row of 10^6 floats
  * (4 MB) does not fit in the L2s beside the accumulator, and re-reading it from L3 plus
  * moving the accumulator through L3 for every row cost more (80 ms for 256 x 10^6
- * float32) than reading the rows from memory a second time (60 ms).  For short rows a
+ * float32) than reading the rows from memory a second time (60-70 ms).  For short rows a
  * fused version was at best 15% faster, and its two barriers per block of rows stalled
  * for whole scheduler time slices whenever another process held a core (seconds instead
  * of milliseconds); the two-pass kernel has two barriers in all.
