@@ -68,21 +68,14 @@ def _chunk_partials(x):
     lanes = kernels.LANES
     b, nc, n = x.shape
     acc = np.zeros((b, nc, lanes))
-    # float32: each lane adds ((v0² + v1²) + v2²) + v3² of 4 elements of its own (one
-    # per LANES-block of a 4*LANES block), summed in float32, then to its float64 lane
-    step = 4 * lanes if x.dtype == np.float32 else lanes
-    nblk = n // step
-    blocks = x[..., : nblk * step].reshape(b, nc, nblk, step // lanes, lanes)
+    # every square exact in float64 (float32 too), lane j taking elements j, j + LANES, ...
+    nblk = n // lanes
+    blocks = x[..., : nblk * lanes].reshape(b, nc, nblk, lanes).astype(np.float64)
     for k in range(nblk):
         v = blocks[:, :, k]
-        if x.dtype == np.float32:
-            t = ((v[:, :, 0] * v[:, :, 0] + v[:, :, 1] * v[:, :, 1]) + v[:, :, 2] * v[:, :, 2]
-                 ) + v[:, :, 3] * v[:, :, 3]
-            acc = acc + t.astype(np.float64)
-        else:
-            acc = acc + v[:, :, 0] * v[:, :, 0]
+        acc = acc + v * v
     # the tail: element j goes to lane j % LANES, squared in float64
-    tail = x[..., nblk * step:].astype(np.float64)
+    tail = x[..., nblk * lanes:].astype(np.float64)
     for j in range(tail.shape[2]):
         acc[:, :, j % lanes] = acc[:, :, j % lanes] + tail[:, :, j] * tail[:, :, j]
     w = lanes // 2
