@@ -206,17 +206,23 @@ def _groups(batch: _Batch, thresholds: list[float]) -> list[tuple[list[int], flo
     return [([i], c) for i, c in enumerate(thresholds)]
 
 
+def _raw_norms(batch: _Batch, groups: list[tuple[list[int], float]]) -> np.ndarray:
+    """(G, B) float64 norms of each group of layers; NaN where a group holds NaN/inf."""
+    norms = np.empty((len(groups), batch.batch_size), dtype=np.float64)
+    nthreads = _config.get_num_threads()
+    for g, (layers, _) in enumerate(groups):
+        _kernels.run(_kernels.OP_NORMS, [batch.rows[i] for i in layers], [], 1.0, norms[g],
+                     False, True, nthreads)
+    return norms
+
+
 def _measure(batch: _Batch, groups: list[tuple[list[int], float]], zero_bad: bool) -> np.ndarray:
     """Every group's norms, (G, B) float64, before anything is written.
 
     A row with NaN or inf in any layer raises (``zero_bad`` false), or gets norm NaN in
     every group, so that the whole example is dropped, not just the bad layer.
     """
-    norms = np.empty((len(groups), batch.batch_size), dtype=np.float64)
-    nthreads = _config.get_num_threads()
-    for g, (layers, _) in enumerate(groups):
-        _kernels.run(_kernels.OP_NORMS, [batch.rows[i] for i in layers], [], 1.0, norms[g],
-                     False, True, nthreads)
+    norms = _raw_norms(batch, groups)
     bad = np.isnan(norms).any(axis=0)
     if bad.any():
         if not zero_bad:
@@ -268,11 +274,7 @@ def per_sample_norms(grads: Grads, *, per_layer: bool = False) -> np.ndarray:
     batch = _Batch(grads)
     n = len(batch.rows)
     groups = [([i], 1.0) for i in range(n)] if per_layer else [(list(range(n)), 1.0)]
-    norms = np.empty((len(groups), batch.batch_size), dtype=np.float64)
-    for g, (layers, _) in enumerate(groups):
-        _kernels.run(_kernels.OP_NORMS, [batch.rows[i] for i in layers], [], 1.0, norms[g],
-                     False, True, _config.get_num_threads())
-    return _norms_result(norms, per_layer)
+    return _norms_result(_raw_norms(batch, groups), per_layer)
 
 
 def _prepare_out(
