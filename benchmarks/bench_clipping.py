@@ -46,7 +46,9 @@ def _impl(name, impl, g):
             return lambda: clipping.clip_and_sum(g, C)
         return lambda: clipping.dp_aggregate(g, C, SIGMA, expected_batch_size=B).gradient
     if impl == "reference":
-        return lambda: ref.numpy_pipeline(g, C, 0.0 if name == "clip_and_sum" else SIGMA, pcg, 1.0)
+        if name == "clip_and_sum":
+            return lambda: ref.numpy_plain_sum(g, C)
+        return lambda: ref.numpy_pipeline(g, C, SIGMA, pcg, float(B))
     if impl == "numpy-tuned":
         return lambda: ref.numpy_tuned_sum(g, C)
     torch = pytest.importorskip("torch")

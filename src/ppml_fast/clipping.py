@@ -131,6 +131,8 @@ def _as_float_array(g: Any, name: str) -> np.ndarray:
         a = np.asarray(g)
     except (RuntimeError, TypeError) as exc:  # e.g. a torch tensor that requires grad
         raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
+    if a.dtype.kind == "f" and not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))  # e.g. '>f4' from a file: a native copy
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
     if a.ndim < 1:
@@ -251,6 +253,11 @@ def _apply(
             raise MemoryError("clipping kernel: out of memory")
 
 
+def _self_overlapping(v: np.ndarray) -> bool:
+    """Whether two rows of the (B, n) view ``v`` share memory (|row stride| < row bytes)."""
+    return v.shape[0] > 1 and v.shape[1] > 0 and abs(v.strides[0]) < v.shape[1] * v.itemsize
+
+
 def _overlaps(a: np.ndarray, batch: _Batch) -> bool:
     """Whether ``a`` may share memory with any layer of ``grads``."""
     return a.size > 0 and any(r.size and np.may_share_memory(a, r) for r in batch.rows)
@@ -342,7 +349,7 @@ def clip_per_sample(
 
     Returns
     -------
-    clipped : ndarray or list of ndarrays (``out`` when given)
+    clipped : ndarray or list of ndarrays (``out`` itself when given, a torch tensor too)
     norms : ndarray, only with ``return_norms``
 
     Notes
@@ -366,6 +373,13 @@ def clip_per_sample(
             view = np.empty(batch.rows[i].shape, dtype=batch.dtype)
             copy_back.append((r, view))
         targets.append(view)
+    for i, view in enumerate(targets):
+        label = f"out[{i}]" if batch.is_list else "out"
+        if _self_overlapping(view):
+            raise ValueError(f"{label} must not have rows that share memory (e.g. stride 0)")
+        for j in range(i):
+            if targets[j].size and view.size and np.may_share_memory(view, targets[j]):
+                raise ValueError(f"out[{j}] and out[{i}] must not share memory")
     # Exactly in place (out[i] is grads[i], element for element) is fine; any other
     # overlap -- a shifted view, another layer -- would read what was just written.
     for j, src in enumerate(batch.rows):
@@ -385,7 +399,7 @@ def clip_per_sample(
     _apply(_kernels.OP_SCALE, batch, groups, targets, norms)
     for r, view in copy_back:
         np.copyto(r, view.reshape(r.shape))
-    clipped = batch.wrap(results)
+    clipped = batch.wrap(results) if out is None else out
     if return_norms:
         return clipped, _norms_result(norms, _per_layer(max_norm))
     return clipped
@@ -417,7 +431,8 @@ def clip_and_sum(
 
     Returns
     -------
-    total : ndarray of shape ``grads.shape[1:]`` (a list of them for a list of layers)
+    total : ndarray of shape ``grads.shape[1:]`` (a list of them for a list of layers;
+        ``out`` itself when given)
     norms : ndarray, only with ``return_norms``
 
     Notes
@@ -429,7 +444,7 @@ def clip_and_sum(
     batch = _Batch(grads)
     thresholds = _thresholds(max_norm, batch)
     sums, norms = _clip_sum(batch, thresholds, out, zero_bad)
-    total = batch.wrap(sums)
+    total = batch.wrap(sums) if out is None else out
     if return_norms:
         return total, _norms_result(norms, _per_layer(max_norm))
     return total
@@ -465,6 +480,10 @@ class DPAggregate(NamedTuple):
     """The result of :func:`dp_aggregate`: the DP gradient and the step's accounting.
 
     Record the step with ``accountant.step(**result.accounting)`` (needs ``sample_rate``).
+
+    Security: only ``gradient`` (and the public parameters) may be released. ``norms``,
+    ``nonfinite_rows`` and ``batch_size`` describe individual examples and the realised
+    (private, under Poisson sampling) batch: do not log or publish them.
     """
 
     gradient: Any
@@ -478,7 +497,7 @@ class DPAggregate(NamedTuple):
     noise_std: float
     """σ × sensitivity: the standard deviation added to each coordinate of the sum."""
     batch_size: int
-    """B, the number of rows actually aggregated (including dropped non-finite rows)."""
+    """B, the number of rows in ``grads`` (dropped non-finite rows included). Private."""
     denominator: float
     """What the noisy sum was divided by (1 for ``reduction="sum"``)."""
     norms: np.ndarray
@@ -566,7 +585,7 @@ def dp_aggregate(
         raise ValueError(
             "expected_batch_size must be given for reduction='mean' when the batch is empty"
         )
-    sensitivity = math.sqrt(math.fsum(c * c for c in thresholds))
+    sensitivity = math.hypot(*thresholds)  # no under/overflow of C² for extreme C
     std = sigma * sensitivity
     if not math.isfinite(std) or std > float(np.finfo(batch.dtype).max) / 1024.0:
         raise ValueError(
@@ -576,7 +595,11 @@ def dp_aggregate(
     sums, norms = _clip_sum(batch, thresholds, None, zero_bad)
     for s in sums:
         flat = s.reshape(-1)
-        if std > 0 and flat.size and not _fill(_noise_kernels.KIND_GAUSSIAN, gen, std, flat, flat):
+        if flat.size and not (
+            _fill(_noise_kernels.KIND_GAUSSIAN, gen, std, flat, flat)
+            if std > 0
+            else np.isfinite(flat).all()
+        ):
             raise ValueError(f"the noisy sum overflowed {batch.dtype}: max_norm is too large")
         if denominator != 1.0:
             np.divide(flat, flat.dtype.type(denominator), out=flat)
@@ -628,7 +651,9 @@ class AdaptiveClipping:
     count_noise_std : float > 0, optional
         ``σ_b``; default ``m / 20`` (the paper's recommendation).
     min_norm, max_norm : float, optional
-        Bounds that ``C`` is kept within (default 0 and infinity, exclusive of 0).
+        Bounds that ``C`` is kept within (default: none). Without ``min_norm``, ``C`` can
+        shrink geometrically for as long as every gradient stays below it (e.g. zero
+        gradients): set a floor for long runs.
     rng : None, int or Generator
         Stream for the count noise and the default for :meth:`aggregate`, resolved once:
         an int seed gives one reproducible stream across all steps.

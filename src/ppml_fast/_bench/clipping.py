@@ -130,12 +130,6 @@ def cases(full: bool) -> list[Case]:
     dp_peers["read probe"] = probe
     inplace_peers["read probe"] = probe
 
-    def plain_sum() -> Any:
-        flat = data.g.reshape(B, -1)
-        norms = np.linalg.norm(flat, axis=1)
-        scale = np.minimum(1.0, C / np.maximum(norms, 1e-300)).astype(np.float32)
-        return (flat * scale[:, None]).sum(axis=0)
-
     nbytes = B * D * 4
     main, more = _targets("norm, scale, multiply, sum", sum_peers)
     out = [
@@ -143,7 +137,7 @@ def cases(full: bool) -> list[Case]:
             "clip_and_sum",
             SIZE,
             native=lambda: clipping.clip_and_sum(data.g, C),
-            reference=plain_sum,
+            reference=lambda: ref.numpy_plain_sum(data.g, C),
             reference_name="numpy",
             peers=sum_peers,
             nbytes=nbytes,

@@ -38,6 +38,7 @@
 #ifndef PPML_CLIP_KERNELS_H
 #define PPML_CLIP_KERNELS_H
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -137,10 +138,11 @@ CLIP_CLONES static double clip_sumsq_f64(const double *x, int64_t n)
         for (int64_t j = i; j < n; j++) stmt;                                      \
     }
 
-CLIP_CLONES static void clip_scale_f32(float *restrict y, const float *x, float s, int64_t n)
+/* y may be x (in place): no restrict here */
+CLIP_CLONES static void clip_scale_f32(float *y, const float *x, float s, int64_t n)
 CLIP_LINE_LOOP(float, CLIP_PREFETCH(x + i, 0), y[j] = x[j] * s)
 
-CLIP_CLONES static void clip_scale_f64(double *restrict y, const double *x, double s, int64_t n)
+CLIP_CLONES static void clip_scale_f64(double *y, const double *x, double s, int64_t n)
 CLIP_LINE_LOOP(double, CLIP_PREFETCH(x + i, 0), y[j] = x[j] * s)
 
 CLIP_CLONES static void clip_axpy_f32(float *restrict y, const float *restrict x, float s,
@@ -150,6 +152,64 @@ CLIP_LINE_LOOP(float, (CLIP_PREFETCH(x + i, 0), CLIP_PREFETCH(y + i, 1)), y[j] =
 CLIP_CLONES static void clip_axpy_f64(double *restrict y, const double *restrict x, double s,
                                       int64_t n)
 CLIP_LINE_LOOP(double, (CLIP_PREFETCH(x + i, 0), CLIP_PREFETCH(y + i, 1)), y[j] = y[j] + x[j] * s)
+
+/* A row's scale min(1, C / ||g||).  Below 2^-900 it is kept as s * 2^e (s in (0, 0.5],
+ * e < 0): a norm more than ~1e38 times C in float32, or beyond 1e270 times C in float64,
+ * gives a scale that the data type -- even double -- would hold as a subnormal with few
+ * or no bits (a clipped norm of 2 C was possible).  Such "tiny" rows (also float32 rows
+ * whose scale is below FLT_MIN) form each product with one rounding: x * s in double,
+ * then exact powers of two until the result itself leaves the normal range. */
+typedef struct {
+    double s;
+    int e;
+} clip_scale;
+
+/* c / (m * r), as a clip_scale (r >= 1; m * r may exceed DBL_MAX) */
+static clip_scale clip_make_scale(double c, double m, double r)
+{
+    clip_scale out;
+    const double q = c / m / r;
+    if (q >= 0x1p-900) {
+        out.s = q;
+        out.e = 0;
+        return out;
+    }
+    int ce, me;
+    const double cm = frexp(c, &ce), mm = frexp(m, &me);
+    out.s = cm / mm / r / 4.0;
+    out.e = ce - me + 2;
+    return out;
+}
+
+static inline int clip_tiny(int is64, clip_scale sc)
+{
+    return sc.e != 0 || (!is64 && sc.s > 0.0 && sc.s < (double)FLT_MIN);
+}
+
+static inline double clip_pow2(double y, int e)
+{
+    for (; e < -1000; e += 1000) y *= 0x1p-1000;
+    return y * ldexp(1.0, e);
+}
+
+static void clip_tiny_apply(int is64, int add, char *q, const char *p, clip_scale sc, int64_t n)
+{
+    if (is64) {
+        double *y = (double *)q;
+        const double *x = (const double *)p;
+        for (int64_t i = 0; i < n; i++) {
+            const double v = clip_pow2(x[i] * sc.s, sc.e);
+            y[i] = add ? y[i] + v : v;
+        }
+    } else {
+        float *y = (float *)q;
+        const float *x = (const float *)p;
+        for (int64_t i = 0; i < n; i++) {
+            const float v = (float)clip_pow2((double)x[i] * sc.s, sc.e);
+            y[i] = add ? y[i] + v : v;
+        }
+    }
+}
 
 /* Serial, careful norm of one row, as m * r with m = max |x| and r = sqrt(sum (x/m)^2)
  * (so neither overflows nor underflows): 0 = ok, 1 = non-finite data. */
@@ -184,28 +244,29 @@ static int clip_careful_norm(const clip_seg *segs, int nseg, int64_t k, int is64
 /* Decide row k's norm and scale from its chunk partials (serial). 1 = stop (bad row).
  * A float64 sum of squares that is not finite, or below 1e-292 (zero included: all the
  * squares may have underflowed), is redone carefully; a norm beyond the float64 range
- * is then reported as inf while the scale (C/m)/r stays exact. */
+ * is then reported as inf while the scale C / (m r) stays exact. */
 static int clip_decide(const clip_seg *segs, int nseg, int64_t k, int is64, const double *part,
                        int64_t nchunks, double max_norm, int zero_bad, double *norm,
-                       double *scale)
+                       clip_scale *scale)
 {
+    static const clip_scale one = {1.0, 0}, zero = {0.0, 0};
     double ss = 0.0;
     for (int64_t c = 0; c < nchunks; c++) ss = ss + part[c];
     if (isfinite(ss) && (!is64 || ss > 1e-292)) {
         const double nrm = sqrt(ss);
         *norm = nrm;
-        *scale = nrm > max_norm ? max_norm / nrm : 1.0;
+        *scale = nrm > max_norm ? clip_make_scale(max_norm, nrm, 1.0) : one;
         return 0;
     }
     double m, r;
     if (clip_careful_norm(segs, nseg, k, is64, &m, &r)) {
         *norm = NAN;
-        *scale = 0.0;
+        *scale = zero;
         return !zero_bad;
     }
     const double nrm = m * r;
     *norm = nrm;
-    *scale = nrm > max_norm ? (max_norm / m) / r : 1.0;
+    *scale = nrm > max_norm ? clip_make_scale(max_norm, m, r) : one;
     return 0;
 }
 
@@ -249,32 +310,37 @@ CLIP_DEF_ACC4(clip_acc4_f64, double)
 
 /* acc (this panel) += clipped rows k0 .. k1-1, in row order, four rows at a time. */
 static void clip_sum_panel(int is64, const clip_seg *sg, const clip_chunk pn, int64_t k0,
-                           int64_t k1, const double *scales)
+                           int64_t k1, const clip_scale *scales)
 {
     const int64_t isz = is64 ? 8 : 4;
     char *q = sg->out + pn.start * isz;
     const char *base = sg->base + pn.start * isz;
     int64_t k = k0;
     while (k < k1) {
-        const double *sc = scales + (k - k0);
-        if (k + 4 <= k1 && sc[0] != 0.0 && sc[1] != 0.0 && sc[2] != 0.0 && sc[3] != 0.0) {
+        const clip_scale *sc = scales + (k - k0);
+        if (k + 4 <= k1 && sc[0].s != 0.0 && sc[1].s != 0.0 && sc[2].s != 0.0 &&
+            sc[3].s != 0.0 && !clip_tiny(is64, sc[0]) && !clip_tiny(is64, sc[1]) &&
+            !clip_tiny(is64, sc[2]) && !clip_tiny(is64, sc[3])) {
             const char *p0 = base + k * sg->row_stride;
             const int64_t st = sg->row_stride;
             if (is64)
                 clip_acc4_f64((double *)q, (const double *)p0, (const double *)(p0 + st),
                               (const double *)(p0 + 2 * st), (const double *)(p0 + 3 * st),
-                              sc[0], sc[1], sc[2], sc[3], pn.len);
+                              sc[0].s, sc[1].s, sc[2].s, sc[3].s, pn.len);
             else
                 clip_acc4_f32((float *)q, (const float *)p0, (const float *)(p0 + st),
                               (const float *)(p0 + 2 * st), (const float *)(p0 + 3 * st),
-                              (float)sc[0], (float)sc[1], (float)sc[2], (float)sc[3], pn.len);
+                              (float)sc[0].s, (float)sc[1].s, (float)sc[2].s, (float)sc[3].s,
+                              pn.len);
             k += 4;
             continue;
         }
-        if (sc[0] != 0.0) {
+        if (clip_tiny(is64, sc[0])) {
+            clip_tiny_apply(is64, 1, q, base + k * sg->row_stride, sc[0], pn.len);
+        } else if (sc[0].s != 0.0) {
             const char *p = base + k * sg->row_stride;
-            if (is64) clip_axpy_f64((double *)q, (const double *)p, sc[0], pn.len);
-            else clip_axpy_f32((float *)q, (const float *)p, (float)sc[0], pn.len);
+            if (is64) clip_axpy_f64((double *)q, (const double *)p, sc[0].s, pn.len);
+            else clip_axpy_f32((float *)q, (const float *)p, (float)sc[0].s, pn.len);
         }
         k++;
     }
@@ -318,7 +384,7 @@ static int64_t clip_two_pass(int is64, int op, int64_t B, clip_seg *segs, int ns
 {
     const int64_t isz = is64 ? 8 : 4;
     double *partial = have_norms ? NULL : (double *)malloc(sizeof(double) * (size_t)(B * nchunks));
-    double *scales = (double *)malloc(sizeof(double) * (size_t)B);
+    clip_scale *scales = (clip_scale *)malloc(sizeof(clip_scale) * (size_t)B);
     int64_t npanels = 0, rowlen = 0;
     for (int l = 0; l < nseg; l++) rowlen += segs[l].n;
     clip_chunk *panels =
@@ -350,12 +416,14 @@ static int64_t clip_two_pass(int is64, int op, int64_t B, clip_seg *segs, int ns
                 if (have_norms) {
                     const double nrm = norms[k];
                     double m, r;
+                    scales[k].s = 1.0;
+                    scales[k].e = 0;
                     if (isnan(nrm))
-                        scales[k] = 0.0;
+                        scales[k].s = 0.0;
                     else if (isinf(nrm) && !clip_careful_norm(segs, nseg, k, is64, &m, &r))
-                        scales[k] = (max_norm / m) / r;  /* a norm beyond float64 */
-                    else
-                        scales[k] = nrm > max_norm ? max_norm / nrm : 1.0;
+                        scales[k] = clip_make_scale(max_norm, m, r); /* beyond float64 */
+                    else if (nrm > max_norm)
+                        scales[k] = clip_make_scale(max_norm, nrm, 1.0);
                 } else if (clip_decide(segs, nseg, k, is64, partial + k * nchunks, nchunks,
                                        max_norm, zero_bad, &norms[k], &scales[k])) {
                     bad = k;
@@ -371,9 +439,11 @@ static int64_t clip_two_pass(int is64, int op, int64_t B, clip_seg *segs, int ns
                 const clip_seg *sg = &segs[ch.seg];
                 const char *p = sg->base + k * sg->row_stride + ch.start * isz;
                 char *q = sg->out + k * sg->out_row_stride + ch.start * isz;
-                const double s = scales[k];
-                if (s == 1.0 && q == p) continue;
+                const clip_scale sc = scales[k];
+                const double s = sc.s;
+                if (s == 1.0 && sc.e == 0 && q == p) continue;
                 if (s == 0.0) { memset(q, 0, (size_t)(ch.len * isz)); continue; }
+                if (clip_tiny(is64, sc)) { clip_tiny_apply(is64, 0, q, p, sc, ch.len); continue; }
                 if (is64) clip_scale_f64((double *)q, (const double *)p, s, ch.len);
                 else clip_scale_f32((float *)q, (const float *)p, (float)s, ch.len);
             }

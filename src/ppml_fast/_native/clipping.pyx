@@ -88,6 +88,8 @@ def read_probe(cnp.ndarray buf, int nthreads):
     For the benchmarks: the machine's plain read bandwidth, measured in the same run as
     the kernels (the result is a checksum, returned only so the reads cannot be skipped).
     """
+    if not cnp.PyArray_IS_C_CONTIGUOUS(buf):
+        raise ValueError("buf must be C-contiguous")
     cdef const char *p = <const char *>cnp.PyArray_DATA(buf)
     cdef int64_t nbytes = buf.nbytes
     cdef unsigned long long r

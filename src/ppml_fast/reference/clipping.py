@@ -29,17 +29,36 @@ def _groups(n_layers: int, max_norm: Any) -> list[tuple[list[int], float]]:
 
 
 def _row_norm(layers: list[np.ndarray], idx: list[int], i: int) -> float:
-    total = 0.0
-    for j in idx:
-        row = layers[j][i].astype(np.float64).reshape(-1)
-        total += float(np.sum(row * row))
-    return math.sqrt(total)
+    """max|x| * sqrt(sum((x / max|x|)²)) in float64: no overflow or underflow of squares
+    (the plain sum where it is safe, so that ordinary rows keep numpy's rounding)."""
+    rows = [layers[j][i].astype(np.float64).reshape(-1) for j in idx]
+    if any(not np.isfinite(r).all() for r in rows):
+        return math.nan
+    m = max((float(np.max(np.abs(r))) for r in rows if r.size), default=0.0)
+    if m == 0.0:
+        return 0.0
+    if 1e-140 < m < 1e140:
+        return math.sqrt(sum(float(np.sum(r * r)) for r in rows))
+    return m * math.sqrt(sum(float(np.sum((r / m) ** 2)) for r in rows))
 
 
 def _scale(norm: float, c: float) -> float:
-    if math.isnan(norm) or math.isinf(norm):
+    if math.isnan(norm):
         return math.nan
     return c / norm if norm > c else 1.0
+
+
+def _times(row: np.ndarray, s: float) -> np.ndarray:
+    """``row * s`` in the row's dtype: the scale rounded to the dtype, except a scale below
+    the dtype's smallest normal number, where the product is formed exactly (via Python
+    floats' exact rationals) and rounded once."""
+    dt = row.dtype
+    if s == 0.0 or s >= float(np.finfo(dt).tiny):
+        return row * dt.type(s)
+    from fractions import Fraction
+
+    exact = [Fraction(float(v)) * Fraction(s) for v in row.reshape(-1)]
+    return np.array([float(v) for v in exact], dtype=np.float64).astype(dt).reshape(row.shape)
 
 
 def per_sample_norms(grads: Any, *, per_layer: bool = False) -> np.ndarray:
@@ -62,7 +81,7 @@ def clip_per_sample(grads: Any, max_norm: Any) -> Any:
         for i in range(layers[0].shape[0]):
             s = _scale(_row_norm(layers, idx, i), c)
             for j in idx:
-                out[j][i] = layers[j][i] * layers[j].dtype.type(s)
+                out[j][i] = _times(layers[j][i], s)
     return out if is_list else out[0]
 
 
@@ -74,7 +93,7 @@ def clip_and_sum(grads: Any, max_norm: Any) -> Any:
         for i in range(layers[0].shape[0]):
             s = _scale(_row_norm(layers, idx, i), c)
             for j in idx:
-                sums[j] = sums[j] + layers[j][i] * layers[j].dtype.type(s)
+                sums[j] = sums[j] + _times(layers[j][i], s)
     return sums if is_list else sums[0]
 
 
@@ -85,7 +104,7 @@ def dp_aggregate(
     """``(clip_and_sum + N(0, (σ·sqrt(Σ C²))²)) / denominator`` with numpy's normal."""
     gen = np.random.default_rng(rng)
     cs = [max_norm] if not isinstance(max_norm, (list, tuple, np.ndarray)) else list(max_norm)
-    std = noise_multiplier * math.sqrt(sum(float(c) ** 2 for c in cs))
+    std = noise_multiplier * math.hypot(*(float(c) for c in cs))
     sums = clip_and_sum(grads, max_norm)
     items = sums if isinstance(sums, list) else [sums]
     out = [
@@ -109,6 +128,14 @@ def numpy_pipeline(
     total = clipped.sum(axis=0)
     total += gen.normal(0.0, noise_multiplier * max_norm, total.shape).astype(g.dtype)
     return (total / denominator).reshape(g.shape[1:])
+
+
+def numpy_plain_sum(g: np.ndarray, max_norm: float) -> np.ndarray:
+    """The plain numpy clip-and-sum: norms → scales → clipped matrix → sum over rows."""
+    flat = g.reshape(g.shape[0], -1)
+    norms = np.linalg.norm(flat, axis=1)
+    scale = np.minimum(1.0, max_norm / np.maximum(norms, 1e-300)).astype(g.dtype)
+    return (flat * scale[:, None]).sum(axis=0).reshape(g.shape[1:])
 
 
 def numpy_tuned_sum(g: np.ndarray, max_norm: float) -> np.ndarray:
