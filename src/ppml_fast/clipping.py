@@ -214,7 +214,7 @@ def _raw_norms(batch: _Batch, groups: list[tuple[list[int], float]]) -> np.ndarr
     nthreads = _config.get_num_threads()
     for g, (layers, _) in enumerate(groups):
         _kernels.run(_kernels.OP_NORMS, [batch.rows[i] for i in layers], [], 1.0, norms[g],
-                     False, True, nthreads)
+                     nthreads)
     return norms
 
 
@@ -247,10 +247,8 @@ def _apply(
     """Scale or sum every group with the norms of :func:`_measure` (NaN: dropped row)."""
     nthreads = _config.get_num_threads()
     for g, (layers, c) in enumerate(groups):
-        bad = _kernels.run(op, [batch.rows[i] for i in layers], [outs[i] for i in layers], c,
-                           norms[g], True, True, nthreads)
-        if bad == -2:  # pragma: no cover - the kernel's malloc failed
-            raise MemoryError("clipping kernel: out of memory")
+        _kernels.run(op, [batch.rows[i] for i in layers], [outs[i] for i in layers], c,
+                     norms[g], nthreads)
 
 
 def _self_overlapping(v: np.ndarray) -> bool:

@@ -19,12 +19,13 @@
  * compiles with -ffp-contract=off).  Sums add the clipped rows in row order, element by
  * element, so the sum is the same on any number of threads as well.
  *
- * Work: two streaming passes.  Pass 1 computes every row's norm (threads split the
- * (row, chunk) pairs); one thread then turns the norms into scales and checks for
- * non-finite rows -- before anything is written, so an error leaves the output (and an
- * in-place input) untouched; pass 2 writes the clipped rows (threads split the pairs
- * again) or adds them into the sum (threads split the columns into panels; each panel of
- * the sum stays in cache while the rows stream through it, four at a time).
+ * Work: two streaming passes, two calls.  CLIP_OP_NORMS computes every row's norm
+ * (threads split the (row, chunk) pairs; one thread then adds each row's partials); the
+ * caller checks them for NaN (non-finite rows) before anything is written, so an error
+ * leaves the output (and an in-place input) untouched.  CLIP_OP_SCALE then writes the
+ * clipped rows (threads split the pairs again) and CLIP_OP_SUM adds them into the sum
+ * (threads split the columns into panels; each panel of the sum stays in cache while
+ * the rows stream through it, four at a time).
  * Why not one fused pass that scales each row while it is still in cache: measured on
  * the 2-core machine this was built on (per core: L2 2 MB at 75-150 GB/s, L3 about
  * 29 GB/s, memory about 18.5 GB/s with software prefetch), a DP-SGD row of 10^6 floats
@@ -241,33 +242,34 @@ static int clip_careful_norm(const clip_seg *segs, int nseg, int64_t k, int is64
     return 0;
 }
 
-/* Decide row k's norm and scale from its chunk partials (serial). 1 = stop (bad row).
- * A float64 sum of squares that is not finite, or below 1e-292 (zero included: all the
- * squares may have underflowed), is redone carefully; a norm beyond the float64 range
- * is then reported as inf while the scale C / (m r) stays exact. */
-static int clip_decide(const clip_seg *segs, int nseg, int64_t k, int is64, const double *part,
-                       int64_t nchunks, double max_norm, int zero_bad, double *norm,
-                       clip_scale *scale)
+/* Row k's norm from its chunk partials (serial): NaN when the row holds NaN or inf.  A
+ * float64 sum of squares that is not finite, or below 1e-292 (zero included: all the
+ * squares may have underflowed), is redone carefully; a norm beyond the float64 range is
+ * then inf (clip_scale_of recovers the exact scale). */
+static double clip_row_norm(const clip_seg *segs, int nseg, int64_t k, int is64,
+                            const double *part, int64_t nchunks)
 {
-    static const clip_scale one = {1.0, 0}, zero = {0.0, 0};
     double ss = 0.0;
     for (int64_t c = 0; c < nchunks; c++) ss = ss + part[c];
-    if (isfinite(ss) && (!is64 || ss > 1e-292)) {
-        const double nrm = sqrt(ss);
-        *norm = nrm;
-        *scale = nrm > max_norm ? clip_make_scale(max_norm, nrm, 1.0) : one;
-        return 0;
-    }
+    if (isfinite(ss) && (!is64 || ss > 1e-292)) return sqrt(ss);
     double m, r;
-    if (clip_careful_norm(segs, nseg, k, is64, &m, &r)) {
-        *norm = NAN;
-        *scale = zero;
-        return !zero_bad;
+    if (clip_careful_norm(segs, nseg, k, is64, &m, &r)) return NAN;
+    return m * r;
+}
+
+/* Row k's scale min(1, C / norm): 0 for a NaN norm (a dropped row); for an infinite norm
+ * (finite data beyond float64) from the careful m and r. */
+static clip_scale clip_scale_of(const clip_seg *segs, int nseg, int64_t k, int is64,
+                                double norm, double max_norm)
+{
+    clip_scale one = {1.0, 0}, zero = {0.0, 0};
+    double m, r;
+    if (isnan(norm)) return zero;
+    if (isinf(norm)) {
+        if (clip_careful_norm(segs, nseg, k, is64, &m, &r)) return zero;
+        return clip_make_scale(max_norm, m, r);
     }
-    const double nrm = m * r;
-    *norm = nrm;
-    *scale = nrm > max_norm ? clip_make_scale(max_norm, m, r) : one;
-    return 0;
+    return norm > max_norm ? clip_make_scale(max_norm, norm, 1.0) : one;
 }
 
 /* acc += x_r * s_r for R rows in order, element by element (the same roundings as adding
@@ -377,114 +379,36 @@ static int64_t clip_panel_width(int64_t rowlen, int nthreads)
     return w;
 }
 
-/* The two passes (see the top of this file); returns as clip_run. */
-static int64_t clip_two_pass(int is64, int op, int64_t B, clip_seg *segs, int nseg,
-                             const clip_chunk *chunks, int64_t nchunks, double max_norm,
-                             double *norms, int have_norms, int zero_bad, int nthreads)
+/* Run one operation over B rows (see the top of this file for the work split).
+ *
+ * op     CLIP_OP_NORMS: norms[k] = ||row k|| (NaN for a row holding NaN or inf);
+ *        CLIP_OP_SCALE: out rows = row * min(1, C / norms[k]) (zeros for a NaN norm; rows
+ *        whose scale is 1 are not written when out == base, i.e. in place);
+ *        CLIP_OP_SUM: the accumulators (caller-zeroed) += the same scaled rows, in order.
+ * norms  B doubles: written by CLIP_OP_NORMS, read by the others.
+ * Returns 0, or -1 when out of memory (nothing done).
+ */
+static int clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, double max_norm,
+                    double *norms, int nthreads)
 {
     const int64_t isz = is64 ? 8 : 4;
-    double *partial = have_norms ? NULL : (double *)malloc(sizeof(double) * (size_t)(B * nchunks));
-    clip_scale *scales = (clip_scale *)malloc(sizeof(clip_scale) * (size_t)B);
-    int64_t npanels = 0, rowlen = 0;
-    for (int l = 0; l < nseg; l++) rowlen += segs[l].n;
-    clip_chunk *panels =
-        clip_make_panels(chunks, nchunks, clip_panel_width(rowlen, nthreads), &npanels);
-    if ((!have_norms && !partial) || !scales || !panels) {
-        free(partial); free(scales); free(panels);
-        return -2;
-    }
-    int64_t bad = -1;
-    const int64_t items = B * nchunks;
-#pragma omp parallel num_threads(nthreads)
-    {
-        const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        if (!have_norms) {
-            const int64_t lo = items * tid / nt, hi = items * (tid + 1) / nt;
-            for (int64_t it = lo; it < hi; it++) {
-                const int64_t k = it / nchunks;
-                const clip_chunk ch = chunks[it % nchunks];
-                const clip_seg *sg = &segs[ch.seg];
-                const char *p = sg->base + k * sg->row_stride + ch.start * isz;
-                partial[it] = is64 ? clip_sumsq_f64((const double *)p, ch.len)
-                                   : clip_sumsq_f32((const float *)p, ch.len);
-            }
-        }
-#pragma omp barrier
-#pragma omp single
-        {
-            for (int64_t k = 0; k < B; k++) {
-                if (have_norms) {
-                    const double nrm = norms[k];
-                    double m, r;
-                    scales[k].s = 1.0;
-                    scales[k].e = 0;
-                    if (isnan(nrm))
-                        scales[k].s = 0.0;
-                    else if (isinf(nrm) && !clip_careful_norm(segs, nseg, k, is64, &m, &r))
-                        scales[k] = clip_make_scale(max_norm, m, r); /* beyond float64 */
-                    else if (nrm > max_norm)
-                        scales[k] = clip_make_scale(max_norm, nrm, 1.0);
-                } else if (clip_decide(segs, nseg, k, is64, partial + k * nchunks, nchunks,
-                                       max_norm, zero_bad, &norms[k], &scales[k])) {
-                    bad = k;
-                    break;
-                }
-            }
-        }
-        if (bad < 0 && op == CLIP_OP_SCALE) {
-            const int64_t lo = items * tid / nt, hi = items * (tid + 1) / nt;
-            for (int64_t it = lo; it < hi; it++) {
-                const int64_t k = it / nchunks;
-                const clip_chunk ch = chunks[it % nchunks];
-                const clip_seg *sg = &segs[ch.seg];
-                const char *p = sg->base + k * sg->row_stride + ch.start * isz;
-                char *q = sg->out + k * sg->out_row_stride + ch.start * isz;
-                const clip_scale sc = scales[k];
-                const double s = sc.s;
-                if (s == 1.0 && sc.e == 0 && q == p) continue;
-                if (s == 0.0) { memset(q, 0, (size_t)(ch.len * isz)); continue; }
-                if (clip_tiny(is64, sc)) { clip_tiny_apply(is64, 0, q, p, sc, ch.len); continue; }
-                if (is64) clip_scale_f64((double *)q, (const double *)p, s, ch.len);
-                else clip_scale_f32((float *)q, (const float *)p, (float)s, ch.len);
-            }
-        } else if (bad < 0 && op == CLIP_OP_SUM) {
-            const int64_t lo = npanels * tid / nt, hi = npanels * (tid + 1) / nt;
-            for (int64_t pi = lo; pi < hi; pi++)
-                clip_sum_panel(is64, &segs[panels[pi].seg], panels[pi], 0, B, scales);
-        }
-    }
-    free(partial);
-    free(scales);
-    free(panels);
-    return bad;
-}
-
-/* Run one operation over B rows.
- *
- * op        CLIP_OP_NORMS: only norms; CLIP_OP_SCALE: out rows = g * scale (rows whose
- *           scale is 1 are skipped when out == base, i.e. in place); CLIP_OP_SUM: the
- *           accumulators (caller-zeroed) += sum of clipped rows.
- * norms     B doubles: written (have_norms = 0) or read (have_norms = 1, SCALE/SUM).
- * zero_bad  rows with non-finite data get norm NaN and scale 0 (else the run stops).
- * Returns -1 when every row was processed; the index of the first row holding NaN or inf
- * (zero_bad = 0), in which case nothing was written; -2 when out of memory.
- */
-static int64_t clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, double max_norm,
-                        double *norms, int have_norms, int zero_bad, int nthreads)
-{
     int64_t nchunks = 0, rowlen = 0;
     for (int l = 0; l < nseg; l++) {
         nchunks += (segs[l].n + CLIP_CHUNK - 1) / CLIP_CHUNK;
         rowlen += segs[l].n;
     }
-    if (B <= 0) return -1;
+    if (B <= 0) return 0;
     if (nchunks == 0) {
-        if (!have_norms)
+        if (op == CLIP_OP_NORMS)
             for (int64_t k = 0; k < B; k++) norms[k] = 0.0;
-        return -1;
+        return 0;
     }
+    /* Tiny problems stay on one thread: starting a team costs more than the work. */
+    if ((double)B * (double)rowlen < 65536.0) nthreads = 1;
+    if (nthreads < 1) nthreads = 1;
+
     clip_chunk *chunks = (clip_chunk *)malloc(sizeof(clip_chunk) * (size_t)nchunks);
-    if (!chunks) return -2;
+    if (!chunks) return -1;
     {
         int64_t c = 0;
         for (int l = 0; l < nseg; l++)
@@ -495,13 +419,72 @@ static int64_t clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, d
                 c++;
             }
     }
-    /* Tiny problems stay on one thread: starting a team costs more than the work. */
-    if ((double)B * (double)rowlen < 65536.0) nthreads = 1;
-    if (nthreads < 1) nthreads = 1;
-    int64_t bad = clip_two_pass(is64, op, B, segs, nseg, chunks, nchunks, max_norm, norms,
-                                have_norms, zero_bad, nthreads);
+    const int64_t items = B * nchunks; /* (row, chunk) pairs */
+    double *partial = NULL;
+    clip_scale *scales = NULL;
+    clip_chunk *panels = NULL;
+    int64_t npanels = 0;
+    if (op == CLIP_OP_NORMS) {
+        partial = (double *)malloc(sizeof(double) * (size_t)items);
+    } else {
+        scales = (clip_scale *)malloc(sizeof(clip_scale) * (size_t)B);
+        if (op == CLIP_OP_SUM)
+            panels = clip_make_panels(chunks, nchunks, clip_panel_width(rowlen, nthreads),
+                                      &npanels);
+    }
+    if (op == CLIP_OP_NORMS ? !partial : (!scales || (op == CLIP_OP_SUM && !panels))) {
+        free(chunks); free(partial); free(scales); free(panels);
+        return -1;
+    }
+
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t lo = items * tid / nt, hi = items * (tid + 1) / nt;
+        if (op == CLIP_OP_NORMS) {
+            for (int64_t it = lo; it < hi; it++) {
+                const int64_t k = it / nchunks;
+                const clip_chunk ch = chunks[it % nchunks];
+                const clip_seg *sg = &segs[ch.seg];
+                const char *p = sg->base + k * sg->row_stride + ch.start * isz;
+                partial[it] = is64 ? clip_sumsq_f64((const double *)p, ch.len)
+                                   : clip_sumsq_f32((const float *)p, ch.len);
+            }
+#pragma omp barrier
+#pragma omp single
+            for (int64_t k = 0; k < B; k++)
+                norms[k] = clip_row_norm(segs, nseg, k, is64, partial + k * nchunks, nchunks);
+        } else {
+#pragma omp single
+            for (int64_t k = 0; k < B; k++)
+                scales[k] = clip_scale_of(segs, nseg, k, is64, norms[k], max_norm);
+            if (op == CLIP_OP_SCALE) {
+                for (int64_t it = lo; it < hi; it++) {
+                    const int64_t k = it / nchunks;
+                    const clip_chunk ch = chunks[it % nchunks];
+                    const clip_seg *sg = &segs[ch.seg];
+                    const char *p = sg->base + k * sg->row_stride + ch.start * isz;
+                    char *q = sg->out + k * sg->out_row_stride + ch.start * isz;
+                    const clip_scale sc = scales[k];
+                    const double s = sc.s;
+                    if (s == 1.0 && sc.e == 0 && q == p) continue;
+                    if (s == 0.0) { memset(q, 0, (size_t)(ch.len * isz)); continue; }
+                    if (clip_tiny(is64, sc)) { clip_tiny_apply(is64, 0, q, p, sc, ch.len); continue; }
+                    if (is64) clip_scale_f64((double *)q, (const double *)p, s, ch.len);
+                    else clip_scale_f32((float *)q, (const float *)p, (float)s, ch.len);
+                }
+            } else {
+                const int64_t plo = npanels * tid / nt, phi = npanels * (tid + 1) / nt;
+                for (int64_t pi = plo; pi < phi; pi++)
+                    clip_sum_panel((int)is64, &segs[panels[pi].seg], panels[pi], 0, B, scales);
+            }
+        }
+    }
     free(chunks);
-    return bad;
+    free(partial);
+    free(scales);
+    free(panels);
+    return 0;
 }
 
 /* Memory-read probe for the benchmarks: 64-bit integer sums over nbytes (a multiple of

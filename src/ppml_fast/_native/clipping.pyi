@@ -14,8 +14,6 @@ def run(
     outs: list[npt.NDArray[np.floating]],
     max_norm: float,
     norms: npt.NDArray[np.float64],
-    have_norms: bool,
-    zero_bad: bool,
     nthreads: int,
-) -> int: ...
+) -> None: ...
 def read_probe(buf: npt.NDArray[np.generic], nthreads: int) -> int: ...

@@ -26,8 +26,8 @@ cdef extern from "_clip_kernels.h" nogil:
     int CLIP_OP_SUM_ "CLIP_OP_SUM"
     int CLIP_CHUNK_ "CLIP_CHUNK"
     int CLIP_LANES_ "CLIP_LANES"
-    int64_t clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, double max_norm,
-                     double *norms, int have_norms, int zero_bad, int nthreads)
+    int clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, double max_norm,
+                 double *norms, int nthreads)
     unsigned long long clip_read_probe(const char *p, int64_t nbytes, int nthreads)
 
 OP_NORMS = CLIP_OP_NORMS_
@@ -37,21 +37,20 @@ CHUNK = CLIP_CHUNK_
 LANES = CLIP_LANES_
 
 
-def run(int op, list layers, list outs, double max_norm, cnp.ndarray norms,
-        bint have_norms, bint zero_bad, int nthreads):
-    """Run ``op`` on the (B, n_l) ``layers``; returns -1, or the first row with NaN/inf.
+def run(int op, list layers, list outs, double max_norm, cnp.ndarray norms, int nthreads):
+    """Run ``op`` on the (B, n_l) ``layers`` (one row = the concatenated layers).
 
-    ``outs[l]``: for OP_SCALE a (B, n_l) array with contiguous rows (it may be
-    ``layers[l]`` itself: rows left unscaled are then not written); for OP_SUM a zeroed
-    contiguous (n_l,) accumulator; ignored for OP_NORMS. Every norm is computed before
-    anything is written, so a NaN row (``zero_bad`` false) stops the run with nothing
-    written.
+    OP_NORMS writes ``norms`` (NaN for a row holding NaN or inf); OP_SCALE and OP_SUM read
+    it and clip to ``max_norm`` (a NaN norm drops the row). ``outs[l]``: for OP_SCALE a
+    (B, n_l) array with contiguous rows (it may be ``layers[l]`` itself: rows left
+    unscaled are then not written); for OP_SUM a zeroed contiguous (n_l,) accumulator;
+    ignored for OP_NORMS.
     """
     cdef int nseg = len(layers)
     cdef cnp.ndarray a, o
     cdef int64_t B = 0
     cdef int is64 = 0
-    cdef int64_t bad
+    cdef int rc
     cdef int l
     cdef double *pn = <double *>cnp.PyArray_DATA(norms)
     cdef clip_seg *segs = <clip_seg *>malloc(sizeof(clip_seg) * max(nseg, 1))
@@ -73,13 +72,11 @@ def run(int op, list layers, list outs, double max_norm, cnp.ndarray norms,
                 if op == OP_SCALE:
                     segs[l].out_row_stride = o.strides[0]
         with nogil:
-            bad = clip_run(is64, op, B, segs, nseg, max_norm, pn, have_norms, zero_bad,
-                           nthreads)
+            rc = clip_run(is64, op, B, segs, nseg, max_norm, pn, nthreads)
     finally:
         free(segs)
-    if bad == -2:
-        raise MemoryError()
-    return bad
+    if rc != 0:
+        raise MemoryError("clipping kernel: out of memory")
 
 
 def read_probe(cnp.ndarray buf, int nthreads):
