@@ -39,9 +39,11 @@ Norms are accumulated in float64 for both dtypes, over fixed chunks of the row, 
 do not depend on the thread count; results are bit-for-bit reproducible on 1 or N
 threads. A row whose squares overflow or underflow float64 is rescaled by its largest
 magnitude before squaring. The scale ``min(1, C/||g||)`` is computed in float64 and
-rounded once to the data type; a zero row has scale 1. Because of rounding, a clipped
-row's norm can exceed ``C`` by a relative amount of order the dtype's epsilon (as in
-Opacus and every floating-point implementation).
+rounded once to the data type (a zero row has scale 1), except a scale below the data
+type's normal range (a norm more than ~1e38 times C in float32), whose products are
+formed with a single rounding instead. Because of rounding, a clipped row's norm can
+exceed ``C`` by a relative amount of order the dtype's epsilon (as in Opacus and every
+floating-point implementation), unless the clipped values themselves are subnormal.
 
 Security
 --------
