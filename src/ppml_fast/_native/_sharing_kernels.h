@@ -1,0 +1,316 @@
+/* Modular arithmetic kernels for secret sharing, included by sharing.pyx (no validation).
+ *
+ * Ring Z_2^64: uint64 with wraparound.  Fields Z_p for a prime p < 2^62 given at run time:
+ * operands are already reduced (< p).  Products a*b < p^2 < 2^124 are formed in 128 bits
+ * and reduced by Barrett's method with k = bit length of p and mu = floor(2^(2k) / p)
+ * (< 2^63): q = ((x >> (k-1)) * mu) >> (k+1) underestimates x / p by at most 2, so
+ * r = x - q p is in [0, 3p) and at most two subtractions finish it.  For the Mersenne
+ * prime 2^61 - 1 a shift-and-add fold replaces Barrett.
+ */
+#ifndef PPML_SHARING_KERNELS_H
+#define PPML_SHARING_KERNELS_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+typedef unsigned __int128 shr_u128;
+
+#define SHR_M61 ((UINT64_C(1) << 61) - 1)
+
+typedef struct {
+    uint64_t p;
+    uint64_t mu;
+    int k;
+    int mersenne;
+} shr_field;
+
+static shr_field shr_make_field(uint64_t p)
+{
+    shr_field f;
+    f.p = p;
+    f.k = 64 - __builtin_clzll(p);
+    f.mu = (uint64_t)(((shr_u128)1 << (2 * f.k)) / p);
+    f.mersenne = p == SHR_M61;
+    return f;
+}
+
+static inline uint64_t shr_reduce128(shr_u128 x, const shr_field *f)
+{
+    if (f->mersenne) {
+        uint64_t r = (uint64_t)(x & SHR_M61) + (uint64_t)(x >> 61);
+        r = (r & SHR_M61) + (r >> 61);
+        return r >= SHR_M61 ? r - SHR_M61 : r;
+    }
+    const uint64_t q1 = (uint64_t)(x >> (f->k - 1));
+    const uint64_t q = (uint64_t)(((shr_u128)q1 * f->mu) >> (f->k + 1));
+    uint64_t r = (uint64_t)x - q * f->p;
+    if (r >= f->p) r -= f->p;
+    if (r >= f->p) r -= f->p;
+    return r;
+}
+
+static inline uint64_t shr_mulmod(uint64_t a, uint64_t b, const shr_field *f)
+{
+    return shr_reduce128((shr_u128)a * b, f);
+}
+
+static inline uint64_t shr_addmod(uint64_t a, uint64_t b, uint64_t p)
+{
+    const uint64_t s = a + b;
+    return s >= p ? s - p : s;
+}
+
+static inline uint64_t shr_submod(uint64_t a, uint64_t b, uint64_t p)
+{
+    return a >= b ? a - b : a + (p - b);
+}
+
+static inline uint64_t shr_powmod(uint64_t a, uint64_t e, const shr_field *f)
+{
+    uint64_t r = 1 % f->p, b = a;
+    while (e) {
+        if (e & 1) r = shr_mulmod(r, b, f);
+        b = shr_mulmod(b, b, f);
+        e >>= 1;
+    }
+    return r;
+}
+
+static inline uint64_t shr_powring(uint64_t a, uint64_t e)
+{
+    uint64_t r = 1, b = a;
+    while (e) {
+        if (e & 1) r *= b;
+        b *= b;
+        e >>= 1;
+    }
+    return r;
+}
+
+enum { SHR_ADD = 0, SHR_SUB = 1, SHR_MUL = 2, SHR_POW = 3 };
+
+/* out[i] = a[i*sa] op b[i*sb] mod p for i < n (sa, sb in {0, 1}: a scalar operand has
+ * stride 0); p == 0 means the ring Z_2^64 (for POW only: the other ring ops are numpy's). */
+static void shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
+                      uint64_t *out, int64_t n, uint64_t p, int nthreads)
+{
+    shr_field f = {0, 0, 0, 0};
+    if (p) f = shr_make_field(p);
+    if (n < 32768) nthreads = 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const uint64_t x = a[i * sa], y = b[i * sb];
+        uint64_t r;
+        switch (op) {
+        case SHR_ADD: r = shr_addmod(x, y, p); break;
+        case SHR_SUB: r = shr_submod(x, y, p); break;
+        case SHR_MUL: r = shr_mulmod(x, y, &f); break;
+        default: r = p ? shr_powmod(x, y, &f) : shr_powring(x, y); break;
+        }
+        out[i] = r;
+    }
+}
+
+/* out[r] = sum of x[r, 0..ncols) mod p (p == 0: mod 2^64), rows contiguous. */
+static void shr_sum_rows(const uint64_t *x, int64_t nrows, int64_t ncols, uint64_t p,
+                         uint64_t *out, int nthreads)
+{
+    if (nrows * ncols < 32768) nthreads = 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint64_t *row = x + r * ncols;
+        uint64_t s = 0;
+        if (p) {
+            for (int64_t c = 0; c < ncols; c++) s = shr_addmod(s, row[c], p);
+        } else {
+            for (int64_t c = 0; c < ncols; c++) s += row[c];
+        }
+        out[r] = s;
+    }
+}
+
+/* Batched inverses mod p by Montgomery's trick, in fixed blocks: prefix products, one
+ * exponentiation (Fermat, p prime) per block, then back-substitution.  Inputs nonzero. */
+#define SHR_INV_BLOCK 1024
+static void shr_inv_field(const uint64_t *a, uint64_t *out, int64_t n, uint64_t p,
+                          int nthreads)
+{
+    const shr_field f = shr_make_field(p);
+    const int64_t nblocks = (n + SHR_INV_BLOCK - 1) / SHR_INV_BLOCK;
+    if (n < 32768) nthreads = 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t blk = 0; blk < nblocks; blk++) {
+        const int64_t lo = blk * SHR_INV_BLOCK;
+        const int64_t hi = lo + SHR_INV_BLOCK < n ? lo + SHR_INV_BLOCK : n;
+        uint64_t pre[SHR_INV_BLOCK];
+        uint64_t acc = 1 % p;
+        for (int64_t i = lo; i < hi; i++) {
+            pre[i - lo] = acc;              /* product of a[lo..i) */
+            acc = shr_mulmod(acc, a[i], &f);
+        }
+        uint64_t inv = shr_powmod(acc, p - 2, &f); /* 1 / (a[lo] ... a[hi-1]) */
+        for (int64_t i = hi - 1; i >= lo; i--) {
+            const uint64_t ai = a[i];
+            out[i] = shr_mulmod(inv, pre[i - lo], &f);
+            inv = shr_mulmod(inv, ai, &f);
+        }
+    }
+}
+
+/* C (n x m) = A (n x k) @ B (k x m) mod 2^64, all row-major and contiguous.  Wrapping
+ * integer sums are associative, so any blocking gives numpy's exact result.  Blocks: 64
+ * columns of C and B (a B panel of KB rows x 64 columns stays in L1/L2), 4 rows of C at
+ * a time in registers; rows of C split across threads. */
+#define SHR_MM_NB 32
+#define SHR_MM_KB 256
+
+/* 64-byte vectors: GCC lowers them to what each build has; the helpers below are always
+ * inlined, so the ABI note GCC gives for returning them (-Wpsabi) does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef uint64_t shr_v8 __attribute__((vector_size(64)));
+
+static inline __attribute__((always_inline)) shr_v8 shr_ld(const uint64_t *p)
+{
+    shr_v8 v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) void shr_st(uint64_t *p, shr_v8 v)
+{
+    __builtin_memcpy(p, &v, sizeof v);
+}
+
+/* 4 rows x 32 columns of C in 16 vector registers, over k in [k0, k1).  Two builds: one
+ * with AVX-512DQ (vpmullq multiplies 8 uint64 at once), chosen at run time when the CPU
+ * has it (target_clones' "arch=" clones dispatch on the CPU model, not on features), and
+ * a generic one. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define SHR_AVX512 __attribute__((target("avx512f,avx512dq")))
+#define SHR_HAVE_AVX512_BUILD 1
+#else
+#define SHR_AVX512
+#define SHR_HAVE_AVX512_BUILD 0
+#endif
+SHR_AVX512 static void shr_mm_micro_avx512(const uint64_t *A, const uint64_t *B, uint64_t *C,
+                                    int64_t i, int64_t k0, int64_t k1, int64_t j0, int64_t K,
+                                    int64_t M)
+{
+    uint64_t *c0 = C + i * M + j0, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;
+    shr_v8 x00 = shr_ld(c0), x01 = shr_ld(c0 + 8), x02 = shr_ld(c0 + 16), x03 = shr_ld(c0 + 24);
+    shr_v8 x10 = shr_ld(c1), x11 = shr_ld(c1 + 8), x12 = shr_ld(c1 + 16), x13 = shr_ld(c1 + 24);
+    shr_v8 x20 = shr_ld(c2), x21 = shr_ld(c2 + 8), x22 = shr_ld(c2 + 16), x23 = shr_ld(c2 + 24);
+    shr_v8 x30 = shr_ld(c3), x31 = shr_ld(c3 + 8), x32 = shr_ld(c3 + 16), x33 = shr_ld(c3 + 24);
+    const uint64_t *a = A + i * K;
+    for (int64_t kk = k0; kk < k1; kk++) {
+        const uint64_t *b = B + kk * M + j0;
+        const shr_v8 b0 = shr_ld(b), b1 = shr_ld(b + 8), b2 = shr_ld(b + 16), b3 = shr_ld(b + 24);
+        const uint64_t a0 = a[kk], a1 = a[K + kk], a2 = a[2 * K + kk], a3 = a[3 * K + kk];
+        x00 += a0 * b0; x01 += a0 * b1; x02 += a0 * b2; x03 += a0 * b3;
+        x10 += a1 * b0; x11 += a1 * b1; x12 += a1 * b2; x13 += a1 * b3;
+        x20 += a2 * b0; x21 += a2 * b1; x22 += a2 * b2; x23 += a2 * b3;
+        x30 += a3 * b0; x31 += a3 * b1; x32 += a3 * b2; x33 += a3 * b3;
+    }
+    shr_st(c0, x00); shr_st(c0 + 8, x01); shr_st(c0 + 16, x02); shr_st(c0 + 24, x03);
+    shr_st(c1, x10); shr_st(c1 + 8, x11); shr_st(c1 + 16, x12); shr_st(c1 + 24, x13);
+    shr_st(c2, x20); shr_st(c2 + 8, x21); shr_st(c2 + 16, x22); shr_st(c2 + 24, x23);
+    shr_st(c3, x30); shr_st(c3 + 8, x31); shr_st(c3 + 16, x32); shr_st(c3 + 24, x33);
+}
+
+static void shr_mm_micro_generic(const uint64_t *A, const uint64_t *B, uint64_t *C,
+                                    int64_t i, int64_t k0, int64_t k1, int64_t j0, int64_t K,
+                                    int64_t M)
+{
+    uint64_t *c0 = C + i * M + j0, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;
+    shr_v8 x00 = shr_ld(c0), x01 = shr_ld(c0 + 8), x02 = shr_ld(c0 + 16), x03 = shr_ld(c0 + 24);
+    shr_v8 x10 = shr_ld(c1), x11 = shr_ld(c1 + 8), x12 = shr_ld(c1 + 16), x13 = shr_ld(c1 + 24);
+    shr_v8 x20 = shr_ld(c2), x21 = shr_ld(c2 + 8), x22 = shr_ld(c2 + 16), x23 = shr_ld(c2 + 24);
+    shr_v8 x30 = shr_ld(c3), x31 = shr_ld(c3 + 8), x32 = shr_ld(c3 + 16), x33 = shr_ld(c3 + 24);
+    const uint64_t *a = A + i * K;
+    for (int64_t kk = k0; kk < k1; kk++) {
+        const uint64_t *b = B + kk * M + j0;
+        const shr_v8 b0 = shr_ld(b), b1 = shr_ld(b + 8), b2 = shr_ld(b + 16), b3 = shr_ld(b + 24);
+        const uint64_t a0 = a[kk], a1 = a[K + kk], a2 = a[2 * K + kk], a3 = a[3 * K + kk];
+        x00 += a0 * b0; x01 += a0 * b1; x02 += a0 * b2; x03 += a0 * b3;
+        x10 += a1 * b0; x11 += a1 * b1; x12 += a1 * b2; x13 += a1 * b3;
+        x20 += a2 * b0; x21 += a2 * b1; x22 += a2 * b2; x23 += a2 * b3;
+        x30 += a3 * b0; x31 += a3 * b1; x32 += a3 * b2; x33 += a3 * b3;
+    }
+    shr_st(c0, x00); shr_st(c0 + 8, x01); shr_st(c0 + 16, x02); shr_st(c0 + 24, x03);
+    shr_st(c1, x10); shr_st(c1 + 8, x11); shr_st(c1 + 16, x12); shr_st(c1 + 24, x13);
+    shr_st(c2, x20); shr_st(c2 + 8, x21); shr_st(c2 + 16, x22); shr_st(c2 + 24, x23);
+    shr_st(c3, x30); shr_st(c3 + 8, x31); shr_st(c3 + 16, x32); shr_st(c3 + 24, x33);
+}
+
+static int shr_use_avx512(void)
+{
+#if SHR_HAVE_AVX512_BUILD
+    static int cached = -1;
+    if (cached < 0)
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+static void shr_mm_block(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t i0,
+                         int64_t i1, int64_t k0, int64_t k1, int64_t j0, int64_t j1,
+                         int64_t K, int64_t M)
+{
+    int64_t i = i0;
+    if (j1 - j0 == 32)
+        for (; i + 4 <= i1; i += 4) {
+            if (shr_use_avx512()) shr_mm_micro_avx512(A, B, C, i, k0, k1, j0, K, M);
+            else shr_mm_micro_generic(A, B, C, i, k0, k1, j0, K, M);
+        }
+    for (; i < i1; i++) {
+        uint64_t *c = C + i * M;
+        for (int64_t kk = k0; kk < k1; kk++) {
+            const uint64_t a = A[i * K + kk];
+            const uint64_t *b = B + kk * M;
+            for (int64_t j = j0; j < j1; j++) c[j] += a * b[j];
+        }
+    }
+}
+
+static void shr_matmul_ring(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t N,
+                            int64_t K, int64_t M, int nthreads)
+{
+    memset(C, 0, (size_t)(N * M) * 8);
+    if (N * K * M < 262144) nthreads = 1;
+    const int64_t nib = (N + 63) / 64;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) collapse(1)
+    for (int64_t ib = 0; ib < nib; ib++) {
+        const int64_t i0 = ib * 64, i1 = i0 + 64 < N ? i0 + 64 : N;
+        for (int64_t k0 = 0; k0 < K; k0 += SHR_MM_KB) {
+            const int64_t k1 = k0 + SHR_MM_KB < K ? k0 + SHR_MM_KB : K;
+            for (int64_t j0 = 0; j0 < M; j0 += SHR_MM_NB) {
+                const int64_t j1 = j0 + SHR_MM_NB < M ? j0 + SHR_MM_NB : M;
+                shr_mm_block(A, B, C, i0, i1, k0, k1, j0, j1, K, M);
+            }
+        }
+    }
+}
+
+/* out[i] = (sum over t of terms[t][i] * coef[t]) mod p: recombines limb products
+ * (terms < 2^53: Barrett needs x < 2^(2k), true once p >= 2^27; below, a plain %). */
+static void shr_combine(const uint64_t *const *terms, const uint64_t *coef, int nterms,
+                        uint64_t *out, int64_t n, uint64_t p, int nthreads)
+{
+    const shr_field f = shr_make_field(p);
+    if (n < 32768) nthreads = 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t s = 0;
+        for (int t = 0; t < nterms; t++) {
+            const uint64_t v = f.k >= 27 ? shr_reduce128(terms[t][i], &f) : terms[t][i] % p;
+            s = shr_addmod(s, shr_mulmod(v, coef[t], &f), p);
+        }
+        out[i] = s;
+    }
+}
+
+#endif

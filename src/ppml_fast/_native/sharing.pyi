@@ -1,0 +1,16 @@
+"""Type stub for the compiled modular-arithmetic kernels (sharing.pyx)."""
+import numpy as np
+import numpy.typing as npt
+
+ADD: int
+SUB: int
+MUL: int
+POW: int
+
+_U64 = npt.NDArray[np.uint64]
+
+def binop(op: int, a: _U64, b: _U64, out: _U64, p: int, nthreads: int) -> None: ...
+def sum_rows(x: _U64, out: _U64, p: int, nthreads: int) -> None: ...
+def inv_field(a: _U64, out: _U64, p: int, nthreads: int) -> None: ...
+def matmul_ring(A: _U64, B: _U64, C: _U64, nthreads: int) -> None: ...
+def combine(terms: list[_U64], coef: _U64, out: _U64, p: int, nthreads: int) -> None: ...

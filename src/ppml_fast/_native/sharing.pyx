@@ -1,0 +1,98 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Modular arithmetic kernels for secret sharing (``_sharing_kernels.h``), GIL released.
+
+Nothing here validates: :mod:`ppml_fast.sharing` hands over C-contiguous uint64 arrays
+whose values are already reduced (< p), a prime p < 2**62 (0 = the ring Z_2^64 where an
+operation allows it), and outputs of the right size.
+"""
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+cdef extern from "_sharing_kernels.h" nogil:
+    int SHR_ADD_ "SHR_ADD"
+    int SHR_SUB_ "SHR_SUB"
+    int SHR_MUL_ "SHR_MUL"
+    int SHR_POW_ "SHR_POW"
+    void shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
+                   uint64_t *out, int64_t n, uint64_t p, int nthreads)
+    void shr_sum_rows(const uint64_t *x, int64_t nrows, int64_t ncols, uint64_t p,
+                      uint64_t *out, int nthreads)
+    void shr_inv_field(const uint64_t *a, uint64_t *out, int64_t n, uint64_t p, int nthreads)
+    void shr_matmul_ring(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t N,
+                         int64_t K, int64_t M, int nthreads)
+    void shr_combine(const uint64_t *const *terms, const uint64_t *coef, int nterms,
+                     uint64_t *out, int64_t n, uint64_t p, int nthreads)
+
+ADD = SHR_ADD_
+SUB = SHR_SUB_
+MUL = SHR_MUL_
+POW = SHR_POW_
+
+
+cdef inline uint64_t *_ptr(cnp.ndarray a):
+    return <uint64_t *>cnp.PyArray_DATA(a)
+
+
+def binop(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, uint64_t p, int nthreads):
+    """out = a op b (mod p; p = 0: ring, POW only); a or b may have size 1 (a scalar)."""
+    cdef int64_t n = out.size
+    cdef int64_t sa = 0 if a.size == 1 else 1
+    cdef int64_t sb = 0 if b.size == 1 else 1
+    cdef uint64_t *pa = _ptr(a)
+    cdef uint64_t *pb = _ptr(b)
+    cdef uint64_t *po = _ptr(out)
+    with nogil:
+        shr_binop(op, pa, sa, pb, sb, po, n, p, nthreads)
+
+
+def sum_rows(cnp.ndarray x, cnp.ndarray out, uint64_t p, int nthreads):
+    """out[r] = sum of row r of the 2-D x, mod p (p = 0: mod 2**64)."""
+    cdef int64_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef uint64_t *px = _ptr(x)
+    cdef uint64_t *po = _ptr(out)
+    with nogil:
+        shr_sum_rows(px, nrows, ncols, p, po, nthreads)
+
+
+def inv_field(cnp.ndarray a, cnp.ndarray out, uint64_t p, int nthreads):
+    """out = a**-1 mod p elementwise (every a nonzero)."""
+    cdef int64_t n = a.size
+    cdef uint64_t *pa = _ptr(a)
+    cdef uint64_t *po = _ptr(out)
+    with nogil:
+        shr_inv_field(pa, po, n, p, nthreads)
+
+
+def matmul_ring(cnp.ndarray A, cnp.ndarray B, cnp.ndarray C, int nthreads):
+    """C = A @ B mod 2**64 (2-D, contiguous)."""
+    cdef int64_t N = A.shape[0], K = A.shape[1], M = B.shape[1]
+    cdef uint64_t *pA = _ptr(A)
+    cdef uint64_t *pB = _ptr(B)
+    cdef uint64_t *pC = _ptr(C)
+    with nogil:
+        shr_matmul_ring(pA, pB, pC, N, K, M, nthreads)
+
+
+def combine(list terms, cnp.ndarray coef, cnp.ndarray out, uint64_t p, int nthreads):
+    """out = sum_t terms[t] * coef[t] mod p (terms: uint64 arrays of out's size, < 2**53)."""
+    cdef int nterms = len(terms)
+    cdef int64_t n = out.size
+    cdef const uint64_t **tp = <const uint64_t **>malloc(sizeof(uint64_t *) * max(nterms, 1))
+    cdef int t
+    cdef uint64_t *pc
+    cdef uint64_t *po
+    if tp == NULL:
+        raise MemoryError()
+    try:
+        for t in range(nterms):
+            tp[t] = _ptr(terms[t])
+        pc = _ptr(coef)
+        po = _ptr(out)
+        with nogil:
+            shr_combine(tp, pc, nterms, po, n, p, nthreads)
+    finally:
+        free(tp)
