@@ -91,26 +91,135 @@ static inline uint64_t shr_powring(uint64_t a, uint64_t e)
 
 enum { SHR_ADD = 0, SHR_SUB = 1, SHR_MUL = 2, SHR_POW = 3 };
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SHR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SHR_CLONES
+#endif
+
+/* Products mod 2^61 - 1 with 32-bit halves only, so that the loop vectorises (no 128-bit
+ * type): a = a1 2^32 + a0, b = b1 2^32 + b0 (a1, b1 < 2^29), and with 2^61 = 1, 2^64 = 8:
+ * a b = 8 a1 b1 + (mid mod 2^29) 2^32 + (mid >> 29) + (lo mod 2^61) + (lo >> 61),
+ * mid = a1 b0 + a0 b1, lo = a0 b0; the sum is below 2^63 and one fold finishes it. */
+#define SHR_M61_BODY(XI, YI)                                                               \
+    {                                                                                      \
+        const uint64_t x = (XI), y = (YI);                                                 \
+        mx = x > mx ? x : mx;                                                              \
+        my = y > my ? y : my;                                                              \
+        const uint64_t x0 = x & L32, x1 = x >> 32, y0 = y & L32, y1 = y >> 32;             \
+        const uint64_t low = x0 * y0, mid = x1 * y0 + x0 * y1, high = x1 * y1;             \
+        uint64_t t = (high << 3) + ((mid & L29) << 32) + (mid >> 29) + (low & M) + (low >> 61); \
+        t = (t & M) + (t >> 61);                                                           \
+        out[i] = t >= M ? t - M : t;                                                       \
+    }
+
+/* Returns the largest operand seen (the caller's range check rides along). */
+SHR_CLONES static uint64_t shr_mul_m61(const uint64_t *a, int64_t sa, const uint64_t *b,
+                                       int64_t sb, uint64_t *out, int64_t lo, int64_t hi)
+{
+    const uint64_t M = SHR_M61, L32 = 0xffffffffu, L29 = (UINT64_C(1) << 29) - 1;
+    uint64_t mx = 0, my = 0;
+    if (sa && sb) {
+        for (int64_t i = lo; i < hi; i++) SHR_M61_BODY(a[i], b[i])
+    } else if (sa) {
+        for (int64_t i = lo; i < hi; i++) SHR_M61_BODY(a[i], b[0])
+    } else if (sb) {
+        for (int64_t i = lo; i < hi; i++) SHR_M61_BODY(a[0], b[i])
+    } else {
+        for (int64_t i = lo; i < hi; i++) SHR_M61_BODY(a[0], b[0])
+    }
+    return mx > my ? mx : my;
+}
+
+/* Returns the largest field operand seen in [lo, hi) (0 for ring POW). */
+static uint64_t shr_binop_range(int op, const uint64_t *a, int64_t sa, const uint64_t *b,
+                                int64_t sb, uint64_t *out, int64_t lo, int64_t hi, uint64_t p,
+                                const shr_field *f)
+{
+    uint64_t m = 0;
+#define SHR_SEEN(v) (m = (v) > m ? (v) : m)
+    switch (op) {
+    case SHR_ADD:
+        for (int64_t i = lo; i < hi; i++) {
+            const uint64_t x = a[i * sa], y = b[i * sb];
+            SHR_SEEN(x);
+            SHR_SEEN(y);
+            out[i] = shr_addmod(x, y, p);
+        }
+        break;
+    case SHR_SUB:
+        for (int64_t i = lo; i < hi; i++) {
+            const uint64_t x = a[i * sa], y = b[i * sb];
+            SHR_SEEN(x);
+            SHR_SEEN(y);
+            out[i] = shr_submod(x, y, p);
+        }
+        break;
+    case SHR_MUL:
+        if (f->mersenne) {
+            m = shr_mul_m61(a, sa, b, sb, out, lo, hi);
+        } else {
+            for (int64_t i = lo; i < hi; i++) {
+                SHR_SEEN(a[i * sa]);
+                SHR_SEEN(b[i * sb]);
+                const shr_u128 x = (shr_u128)a[i * sa] * b[i * sb];
+                const uint64_t q1 = (uint64_t)(x >> (f->k - 1));
+                const uint64_t q = (uint64_t)(((shr_u128)q1 * f->mu) >> (f->k + 1));
+                uint64_t r = (uint64_t)x - q * p;
+                r = r >= p ? r - p : r;
+                out[i] = r >= p ? r - p : r;
+            }
+        }
+        break;
+    default:
+        for (int64_t i = lo; i < hi; i++) {
+            if (p) SHR_SEEN(a[i * sa]);
+            out[i] = p ? shr_powmod(a[i * sa], b[i * sb], f) : shr_powring(a[i * sa], b[i * sb]);
+        }
+    }
+#undef SHR_SEEN
+    return m;
+}
+
 /* out[i] = a[i*sa] op b[i*sb] mod p for i < n (sa, sb in {0, 1}: a scalar operand has
- * stride 0); p == 0 means the ring Z_2^64 (for POW only: the other ring ops are numpy's). */
-static void shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
-                      uint64_t *out, int64_t n, uint64_t p, int nthreads)
+ * stride 0); p == 0 means the ring Z_2^64 (for POW only: the other ring ops are numpy's).
+ * Returns 1 when some field operand (the exponent of POW excepted) was >= p: the output
+ * is then meaningless and the caller raises. */
+static int shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
+                     uint64_t *out, int64_t n, uint64_t p, int nthreads)
 {
     shr_field f = {0, 0, 0, 0};
+    int bad = 0;
     if (p) f = shr_make_field(p);
     if (n < 32768) nthreads = 1;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const uint64_t x = a[i * sa], y = b[i * sb];
-        uint64_t r;
-        switch (op) {
-        case SHR_ADD: r = shr_addmod(x, y, p); break;
-        case SHR_SUB: r = shr_submod(x, y, p); break;
-        case SHR_MUL: r = shr_mulmod(x, y, &f); break;
-        default: r = p ? shr_powmod(x, y, &f) : shr_powring(x, y); break;
-        }
-        out[i] = r;
+#pragma omp parallel num_threads(nthreads) reduction(| : bad)
+    {
+        const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        const uint64_t m =
+            shr_binop_range(op, a, sa, b, sb, out, n * tid / nt, n * (tid + 1) / nt, p, &f);
+        bad |= p && m >= p;
     }
+    return bad;
+}
+
+/* 1 if some x[i] >= p (i < n), on all threads: the field operands' range check. */
+SHR_CLONES static int shr_any_ge_range(const uint64_t *x, int64_t lo, int64_t hi, uint64_t p)
+{
+    uint64_t m = 0;
+    for (int64_t i = lo; i < hi; i++) m = x[i] > m ? x[i] : m;
+    return hi > lo && m >= p;
+}
+
+static int shr_any_ge(const uint64_t *x, int64_t n, uint64_t p, int nthreads)
+{
+    int bad = 0;
+    if (n < 65536) nthreads = 1;
+#pragma omp parallel num_threads(nthreads) reduction(| : bad)
+    {
+        const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        bad |= shr_any_ge_range(x, n * tid / nt, n * (tid + 1) / nt, p);
+    }
+    return bad;
 }
 
 /* out[r] = sum of x[r, 0..ncols) mod p (p == 0: mod 2^64), rows contiguous. */

@@ -17,8 +17,9 @@ cdef extern from "_sharing_kernels.h" nogil:
     int SHR_SUB_ "SHR_SUB"
     int SHR_MUL_ "SHR_MUL"
     int SHR_POW_ "SHR_POW"
-    void shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
-                   uint64_t *out, int64_t n, uint64_t p, int nthreads)
+    int shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
+                  uint64_t *out, int64_t n, uint64_t p, int nthreads)
+    int shr_any_ge(const uint64_t *x, int64_t n, uint64_t p, int nthreads)
     void shr_sum_rows(const uint64_t *x, int64_t nrows, int64_t ncols, uint64_t p,
                       uint64_t *out, int nthreads)
     void shr_inv_field(const uint64_t *a, uint64_t *out, int64_t n, uint64_t p, int nthreads)
@@ -38,15 +39,20 @@ cdef inline uint64_t *_ptr(cnp.ndarray a):
 
 
 def binop(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, uint64_t p, int nthreads):
-    """out = a op b (mod p; p = 0: ring, POW only); a or b may have size 1 (a scalar)."""
+    """out = a op b (mod p; p = 0: ring, POW only); a or b may have size 1 (a scalar).
+
+    Returns True when some field operand was >= p (out is then meaningless).
+    """
     cdef int64_t n = out.size
     cdef int64_t sa = 0 if a.size == 1 else 1
     cdef int64_t sb = 0 if b.size == 1 else 1
     cdef uint64_t *pa = _ptr(a)
     cdef uint64_t *pb = _ptr(b)
     cdef uint64_t *po = _ptr(out)
+    cdef int bad
     with nogil:
-        shr_binop(op, pa, sa, pb, sb, po, n, p, nthreads)
+        bad = shr_binop(op, pa, sa, pb, sb, po, n, p, nthreads)
+    return bool(bad)
 
 
 def sum_rows(cnp.ndarray x, cnp.ndarray out, uint64_t p, int nthreads):
@@ -96,3 +102,13 @@ def combine(list terms, cnp.ndarray coef, cnp.ndarray out, uint64_t p, int nthre
             shr_combine(tp, pc, nterms, po, n, p, nthreads)
     finally:
         free(tp)
+
+
+def any_ge(cnp.ndarray x, uint64_t p, int nthreads):
+    """Whether some element of the contiguous uint64 ``x`` is >= p (all threads)."""
+    cdef int64_t n = x.size
+    cdef uint64_t *px = _ptr(x)
+    cdef int r
+    with nogil:
+        r = shr_any_ge(px, n, p, nthreads)
+    return bool(r)

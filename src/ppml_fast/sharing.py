@@ -1,0 +1,358 @@
+"""Secret sharing: ring Z_2^64 and prime-field Z_p arithmetic on uint64 arrays.
+
+This module is being built in parts (issue 5). Part 1, here: the modular-arithmetic
+kernels every sharing scheme is made of -- :func:`add`, :func:`sub`, :func:`neg`,
+:func:`mul`, :func:`sum`, :func:`inv`, :func:`pow` and :func:`matmul`. Additive and
+Shamir sharing, fixed point, Beaver triples and ``SecretTensor`` come next.
+
+Moduli
+------
+``modulus=None`` is the ring Z_2^64: uint64 arithmetic with wraparound, the ring that
+additive sharing in CrypTen-style MPC uses. Signed integer inputs are read as their
+two's-complement uint64 value (so -1 is 2**64 - 1).
+
+``modulus=p`` is the prime field Z_p for any prime ``2 <= p < 2**62`` (checked with a
+deterministic Miller–Rabin test): every operand must already be reduced, in ``[0, p)``,
+or ``ValueError`` is raised -- never a silently wrong result. Products are formed in 128
+bits and reduced by Barrett's method; for the Mersenne prime :data:`MERSENNE61`
+``= 2**61 - 1`` a shift-and-add fold replaces it.
+
+Results are uint64 arrays (a numpy uint64 scalar when every operand is a scalar); ``out=``
+takes a writeable uint64 array of the result's shape. Kernels use every core and release
+the GIL; results do not depend on the thread count (modular arithmetic is exact).
+"""
+from __future__ import annotations
+
+import builtins
+import functools
+import operator
+from typing import Any
+
+import numpy as np
+
+from . import _config
+from ._native import sharing as _k
+
+__all__ = ["MERSENNE61", "add", "inv", "matmul", "mul", "neg", "pow", "sub", "sum"]
+
+MERSENNE61 = 2**61 - 1
+_P_LIMIT = 2**62
+_U64 = np.dtype(np.uint64)
+
+
+# ------------------------------------------------------------------------- moduli
+
+
+@functools.lru_cache(maxsize=64)
+def _is_prime(n: int) -> bool:
+    """Deterministic Miller–Rabin for n < 2**64 (the first 12 primes as bases suffice)."""
+    if n < 2:
+        return False
+    small = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+    for q in small:
+        if n % q == 0:
+            return n == q
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        s += 1
+    for a in small:
+        x = builtins.pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _modulus(modulus: Any) -> int:
+    """0 for the ring Z_2^64, else the prime p (validated)."""
+    if modulus is None:
+        return 0
+    if isinstance(modulus, (bool, np.bool_)):
+        raise TypeError("modulus must be None or an int prime, got bool")
+    try:
+        p = operator.index(modulus)
+    except TypeError:
+        raise TypeError(
+            f"modulus must be None or an int prime, got {type(modulus).__name__}"
+        ) from None
+    if not 2 <= p < _P_LIMIT:
+        raise ValueError(f"modulus must be a prime in [2, 2**62), got {p}")
+    if not _is_prime(p):
+        raise ValueError(f"modulus must be prime, got {p} (composite)")
+    return p
+
+
+# ------------------------------------------------------------------------ operands
+
+
+def _operand(x: Any, name: str, p: int, *, check: bool = True) -> np.ndarray:
+    """``x`` as a uint64 array (0-d for a scalar), checked to lie in [0, p) for a field
+    (arrays: unless ``check`` is false -- the elementwise kernels check as they go)."""
+    if isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer or an integer array, got bool")
+    if isinstance(x, (int, np.integer)):
+        v = int(x)
+        if p:
+            if not 0 <= v < p:
+                raise ValueError(f"{name} must be in [0, p) = [0, {p}), got {v}")
+        elif not -(2**63) <= v < 2**64:
+            raise ValueError(f"{name} must be in [-2**63, 2**64) for the ring, got {v}")
+        return np.array(v % 2**64, dtype=_U64)
+    a = np.asarray(x)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
+    u = a.astype(_U64, copy=False)  # a negative value becomes >= 2**63 > p
+    if p and check and u.size:
+        flat = np.ascontiguousarray(u).reshape(-1)
+        if _k.any_ge(flat, p, _config.get_num_threads()):
+            _range_error(a, name, p)
+    return u
+
+
+def _range_error(a: np.ndarray, name: str, p: int) -> None:
+    """Raise the ValueError for an operand ``a`` with a value outside [0, p)."""
+    a = np.asarray(a)
+    if a.dtype.kind == "i" and a.size and a.min() < 0:
+        raise ValueError(f"{name} must hold values in [0, p) = [0, {p}), found a negative")
+    raise ValueError(f"{name} must hold values in [0, p) = [0, {p}), found {a.max()}")
+
+
+def _out(out: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != _U64:
+        raise TypeError(f"out must have dtype uint64, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    return out
+
+
+def _result(res: np.ndarray, out: np.ndarray | None, scalar: bool) -> Any:
+    if out is not None:
+        return out
+    return res[()] if scalar and res.ndim == 0 else res
+
+
+def _flat(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A contiguous 1-D view of ``a`` broadcast to ``shape`` (size 1 stays size 1)."""
+    if a.size == 1:
+        return np.ascontiguousarray(a.reshape(1))
+    return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
+
+
+def _native_binop(op: int, a: np.ndarray, b: np.ndarray, p: int, out: Any) -> Any:
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    dest = _out(out, shape)
+    # Write straight into out when it is contiguous and either apart from the operands
+    # or exactly one of them (element i depends only on element i); else through a copy.
+    direct = dest is not None and dest.flags.c_contiguous and all(
+        not np.may_share_memory(dest, v) or (v.flags.c_contiguous and v.shape == shape
+                                             and _same_buffer(dest, v))
+        for v in (a, b)
+    )
+    res = dest if direct else np.empty(shape, dtype=_U64)
+    assert res is not None
+    nthreads = _config.get_num_threads()
+    fa, fb = _flat(a, shape), _flat(b, shape)
+    checked = [(fa, "a")] + ([(fb, "b")] if op != _k.POW else [])  # not the exponent
+    if p and direct and any(np.may_share_memory(res, v) for v in (a, b)):
+        # about to write over an operand: check the ranges first, so an error loses nothing
+        for v, name in checked:
+            if _k.any_ge(v, p, nthreads):
+                _range_error(v, name, p)
+    if res.size and _k.binop(op, fa, fb, res.reshape(-1), p, nthreads):
+        for v, name in checked:  # the kernel saw a value >= p: name the operand
+            if _k.any_ge(v, p, nthreads):
+                _range_error(v, name, p)
+    if dest is not None and not direct:
+        np.copyto(dest, res)
+    return _result(res, dest, a.ndim == 0 and b.ndim == 0)
+
+
+def _same_buffer(u: np.ndarray, v: np.ndarray) -> bool:
+    return bool(u.__array_interface__["data"][0] == v.__array_interface__["data"][0])
+
+
+def _ring_ufunc(ufunc: Any, a: np.ndarray, b: np.ndarray, out: Any) -> Any:
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    dest = _out(out, shape)
+    res = ufunc(a, b, out=dest)  # uint64 arithmetic wraps modulo 2**64
+    return _result(np.asarray(res), dest, a.ndim == 0 and b.ndim == 0)
+
+
+# ------------------------------------------------------------------------- public
+
+
+def add(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+    """``(a + b) mod m`` elementwise (m = 2**64 or the prime ``modulus``), broadcasting."""
+    p = _modulus(modulus)
+    x, y = _operand(a, "a", p, check=False), _operand(b, "b", p, check=False)
+    if not p:
+        return _ring_ufunc(np.add, x, y, out)
+    return _native_binop(_k.ADD, x, y, p, out)
+
+
+def sub(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+    """``(a - b) mod m`` elementwise, broadcasting."""
+    p = _modulus(modulus)
+    x, y = _operand(a, "a", p, check=False), _operand(b, "b", p, check=False)
+    if not p:
+        return _ring_ufunc(np.subtract, x, y, out)
+    return _native_binop(_k.SUB, x, y, p, out)
+
+
+def neg(a: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+    """``-a mod m`` elementwise (the additive inverse; 0 stays 0)."""
+    p = _modulus(modulus)
+    x = _operand(a, "a", p, check=False)
+    zero = np.array(0, dtype=_U64)
+    if not p:
+        return _ring_ufunc(np.subtract, zero, x, out)
+    return _native_binop(_k.SUB, zero, x, p, out)
+
+
+def mul(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+    """``(a * b) mod m`` elementwise, broadcasting.
+
+    In a field the 124-bit product is reduced by Barrett's method (or the Mersenne fold
+    for 2**61 - 1) on all cores.
+    """
+    p = _modulus(modulus)
+    x, y = _operand(a, "a", p, check=False), _operand(b, "b", p, check=False)
+    if not p:
+        return _ring_ufunc(np.multiply, x, y, out)
+    return _native_binop(_k.MUL, x, y, p, out)
+
+
+def pow(a: Any, e: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+    """``a ** e mod m`` elementwise (square and multiply); ``e`` a non-negative int below
+    2**64 or an integer array broadcastable with ``a``; ``0 ** 0 = 1``."""
+    p = _modulus(modulus)
+    x = _operand(a, "a", p)
+    if isinstance(e, (bool, np.bool_)):
+        raise TypeError("e must be a non-negative integer or integer array, got bool")
+    if isinstance(e, (int, np.integer)):
+        if not 0 <= int(e) < 2**64:
+            raise ValueError(f"e must be in [0, 2**64), got {int(e)}")
+        ex = np.array(int(e), dtype=_U64)
+    else:
+        ea = np.asarray(e)
+        if ea.dtype.kind not in "iu":
+            raise TypeError(f"e must be an integer array, got dtype {ea.dtype}")
+        if ea.dtype.kind == "i" and ea.size and ea.min() < 0:
+            raise ValueError("e must be non-negative")
+        ex = ea.astype(_U64, copy=False)
+    return _native_binop(_k.POW, x, ex, p, out)
+
+
+def sum(a: Any, axis: int | None = None, *, modulus: int | None = None) -> Any:
+    """Sum of ``a`` along ``axis`` (``None``: all elements) modulo m."""
+    p = _modulus(modulus)
+    x = _operand(a, "a", p)
+    if not p:
+        return np.sum(x, axis=axis, dtype=_U64)  # wraps modulo 2**64
+    if axis is None:
+        rows = np.ascontiguousarray(x.reshape(1, -1))
+        res = np.empty(1, dtype=_U64)
+        _k.sum_rows(rows, res, p, _config.get_num_threads())
+        return res[0]
+    ax = operator.index(axis)
+    if not -x.ndim <= ax < x.ndim:
+        raise ValueError(f"axis {ax} is out of bounds for an array of dimension {x.ndim}")
+    moved = np.moveaxis(x, ax, -1)
+    rows = np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]))
+    res = np.empty(rows.shape[0], dtype=_U64)
+    if res.size:
+        _k.sum_rows(rows, res, p, _config.get_num_threads())
+    return res.reshape(moved.shape[:-1])
+
+
+def inv(a: Any, *, modulus: int | None = None) -> Any:
+    """Elementwise multiplicative inverse: mod p (every element nonzero), or mod 2**64
+    for ``modulus=None`` (every element odd). Batched by Montgomery's trick in a field:
+    one exponentiation per block of 1024 elements."""
+    p = _modulus(modulus)
+    x = _operand(a, "a", p)
+    scalar = x.ndim == 0
+    if not p:
+        if x.size and not np.all(x & np.uint64(1)):
+            raise ValueError("a must hold odd values: only they are invertible mod 2**64")
+        y = x.copy()
+        two = np.uint64(2)
+        for _ in range(6):  # Newton: y <- y (2 - a y), 3 -> 6 -> ... -> 96 correct bits
+            y = y * (two - x * y)
+        return y[()] if scalar else y
+    if x.size and not np.all(x):
+        raise ValueError("a must hold nonzero values: 0 has no inverse mod p")
+    flat = np.ascontiguousarray(x.reshape(-1))
+    res = np.empty_like(flat)
+    if flat.size:
+        _k.inv_field(flat, res, p, _config.get_num_threads())
+    res = res.reshape(x.shape)
+    return res[()] if scalar else res
+
+
+def _limb_split(x: np.ndarray, bits: int, count: int) -> list[np.ndarray]:
+    mask = np.uint64((1 << bits) - 1)
+    return [((x >> np.uint64(bits * i)) & mask).astype(np.float64) for i in range(count)]
+
+
+def matmul(a: Any, b: Any, *, modulus: int | None = None,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """Matrix product ``a @ b`` modulo m, for 2-D (n, k) @ (k, m) operands.
+
+    Mod 2**64: a native register-blocked kernel on all cores (AVX-512DQ ``vpmullq`` when
+    the CPU has it), bit-identical to numpy's wrapping integer matmul. Mod p: the
+    operands are split into 21-bit limbs, whose products are exact float64 matrix
+    products (BLAS) while a partial sum stays below 2**53 (k split in blocks of 2048),
+    then recombined mod p with each limb product weighted by 2**(21 (i+j)) mod p.
+    """
+    p = _modulus(modulus)
+    x, y = _operand(a, "a", p), _operand(b, "b", p)
+    if x.ndim != 2 or y.ndim != 2:
+        raise ValueError(f"a and b must be 2-D, got {x.ndim}-D and {y.ndim}-D")
+    n, kk = x.shape
+    k2, m = y.shape
+    if kk != k2:
+        raise ValueError(f"a has {kk} columns but b has {k2} rows: shapes {x.shape} @ {y.shape}")
+    dest = _out(out, (n, m))
+    res = np.zeros((n, m), dtype=_U64)
+    if res.size and kk:
+        nthreads = _config.get_num_threads()
+        if not p:
+            _k.matmul_ring(np.ascontiguousarray(x), np.ascontiguousarray(y), res, nthreads)
+        else:
+            _matmul_field(x, y, p, res, nthreads)
+    if dest is not None:
+        np.copyto(dest, res)
+        return dest
+    return res
+
+
+_LIMB = 21
+_KBLOCK = 2048  # 2048 * (2**21 - 1)**2 < 2**53: every partial sum is exact in float64
+
+
+def _matmul_field(x: np.ndarray, y: np.ndarray, p: int, res: np.ndarray, nthreads: int) -> None:
+    nlimbs = -(-p.bit_length() // _LIMB)
+    terms: list[np.ndarray] = []
+    coefs: list[int] = []
+    for k0 in range(0, x.shape[1], _KBLOCK):
+        xl = _limb_split(x[:, k0:k0 + _KBLOCK], _LIMB, nlimbs)
+        yl = _limb_split(y[k0:k0 + _KBLOCK], _LIMB, nlimbs)
+        for i in range(nlimbs):
+            for j in range(nlimbs):
+                terms.append(np.ascontiguousarray(xl[i] @ yl[j]).astype(_U64).reshape(-1))
+                coefs.append(builtins.pow(2, _LIMB * (i + j), p))
+    _k.combine(terms, np.array(coefs, dtype=_U64), res.reshape(-1), p, nthreads)
+
