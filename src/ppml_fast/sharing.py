@@ -302,11 +302,6 @@ def inv(a: Any, *, modulus: int | None = None) -> Any:
     return res[()] if scalar else res
 
 
-def _limb_split(x: np.ndarray, bits: int, count: int) -> list[np.ndarray]:
-    mask = np.uint64((1 << bits) - 1)
-    return [((x >> np.uint64(bits * i)) & mask).astype(np.float64) for i in range(count)]
-
-
 def matmul(a: Any, b: Any, *, modulus: int | None = None,
            out: np.ndarray | None = None) -> np.ndarray:
     """Matrix product ``a @ b`` modulo m, for 2-D (n, k) @ (k, m) operands.
@@ -345,14 +340,17 @@ _KBLOCK = 2048  # 2048 * (2**21 - 1)**2 < 2**53: every partial sum is exact in f
 
 def _matmul_field(x: np.ndarray, y: np.ndarray, p: int, res: np.ndarray, nthreads: int) -> None:
     nlimbs = -(-p.bit_length() // _LIMB)
-    terms: list[np.ndarray] = []
-    coefs: list[int] = []
+    coef = np.array([builtins.pow(2, _LIMB * s, p) for s in range(2 * nlimbs - 1)], dtype=_U64)
+    mask = np.uint64((1 << _LIMB) - 1)
     for k0 in range(0, x.shape[1], _KBLOCK):
-        xl = _limb_split(x[:, k0:k0 + _KBLOCK], _LIMB, nlimbs)
-        yl = _limb_split(y[k0:k0 + _KBLOCK], _LIMB, nlimbs)
-        for i in range(nlimbs):
-            for j in range(nlimbs):
-                terms.append(np.ascontiguousarray(xl[i] @ yl[j]).astype(_U64).reshape(-1))
-                coefs.append(builtins.pow(2, _LIMB * (i + j), p))
-    _k.combine(terms, np.array(coefs, dtype=_U64), res.reshape(-1), p, nthreads)
-
+        xs, ys = x[:, k0:k0 + _KBLOCK], y[k0:k0 + _KBLOCK]
+        # stacked limbs: one BLAS product gives every block x_i @ y_j at once
+        xl = np.concatenate(
+            [((xs >> np.uint64(_LIMB * i)) & mask).astype(np.float64) for i in range(nlimbs)]
+        )
+        yl = np.concatenate(
+            [((ys >> np.uint64(_LIMB * j)) & mask).astype(np.float64) for j in range(nlimbs)],
+            axis=1,
+        )
+        prod = np.ascontiguousarray(xl @ yl)
+        _k.combine_blocks(prod, nlimbs, coef, res, p, nthreads)

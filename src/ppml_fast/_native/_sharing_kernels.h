@@ -404,21 +404,30 @@ static void shr_matmul_ring(const uint64_t *A, const uint64_t *B, uint64_t *C, i
     }
 }
 
-/* out[i] = (sum over t of terms[t][i] * coef[t]) mod p: recombines limb products
- * (terms < 2^53: Barrett needs x < 2^(2k), true once p >= 2^27; below, a plain %). */
-static void shr_combine(const uint64_t *const *terms, const uint64_t *coef, int nterms,
-                        uint64_t *out, int64_t n, uint64_t p, int nthreads)
+/* Recombination of a limb matrix product mod p.  prod is the (L n) x (L m) float64
+ * product of the stacked limbs (block (i, j) = x_i @ y_j, exact integers < 2^53), rows
+ * of length ld; out (n x m) += sum over i, j of block(i, j) * coef[i + j] mod p, where
+ * coef[s] = 2^(w s) mod p.  out starts at 0 for the first K block, and carries over. */
+static void shr_combine_blocks(const double *prod, int64_t ld, int64_t n, int64_t m, int L,
+                               const uint64_t *coef, uint64_t *out, uint64_t p, int nthreads)
 {
     const shr_field f = shr_make_field(p);
-    if (n < 32768) nthreads = 1;
+    if (n * m < 32768) nthreads = 1;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t s = 0;
-        for (int t = 0; t < nterms; t++) {
-            const uint64_t v = f.k >= 27 ? shr_reduce128(terms[t][i], &f) : terms[t][i] % p;
-            s = shr_addmod(s, shr_mulmod(v, coef[t], &f), p);
+    for (int64_t r = 0; r < n; r++) {
+        for (int64_t c = 0; c < m; c++) {
+            uint64_t s = out[r * m + c];
+            for (int d = 0; d < 2 * L - 1; d++) {
+                /* the blocks with i + j = d share a weight: their sum (< 3 * 2^53) is
+                 * exact in uint64 and needs one reduction (Barrett needs < 2^(2k)) */
+                uint64_t v = 0;
+                for (int i = d < L ? 0 : d - L + 1; i <= d && i < L; i++)
+                    v += (uint64_t)prod[(i * n + r) * ld + (d - i) * m + c];
+                const uint64_t vr = f.k >= 28 ? shr_reduce128(v, &f) : v % p;
+                s = shr_addmod(s, shr_mulmod(vr, coef[d], &f), p);
+            }
+            out[r * m + c] = s;
         }
-        out[i] = s;
     }
 }
 

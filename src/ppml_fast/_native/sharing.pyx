@@ -25,8 +25,8 @@ cdef extern from "_sharing_kernels.h" nogil:
     void shr_inv_field(const uint64_t *a, uint64_t *out, int64_t n, uint64_t p, int nthreads)
     void shr_matmul_ring(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t N,
                          int64_t K, int64_t M, int nthreads)
-    void shr_combine(const uint64_t *const *terms, const uint64_t *coef, int nterms,
-                     uint64_t *out, int64_t n, uint64_t p, int nthreads)
+    void shr_combine_blocks(const double *prod, int64_t ld, int64_t n, int64_t m, int L,
+                            const uint64_t *coef, uint64_t *out, uint64_t p, int nthreads)
 
 ADD = SHR_ADD_
 SUB = SHR_SUB_
@@ -83,25 +83,16 @@ def matmul_ring(cnp.ndarray A, cnp.ndarray B, cnp.ndarray C, int nthreads):
         shr_matmul_ring(pA, pB, pC, N, K, M, nthreads)
 
 
-def combine(list terms, cnp.ndarray coef, cnp.ndarray out, uint64_t p, int nthreads):
-    """out = sum_t terms[t] * coef[t] mod p (terms: uint64 arrays of out's size, < 2**53)."""
-    cdef int nterms = len(terms)
-    cdef int64_t n = out.size
-    cdef const uint64_t **tp = <const uint64_t **>malloc(sizeof(uint64_t *) * max(nterms, 1))
-    cdef int t
-    cdef uint64_t *pc
-    cdef uint64_t *po
-    if tp == NULL:
-        raise MemoryError()
-    try:
-        for t in range(nterms):
-            tp[t] = _ptr(terms[t])
-        pc = _ptr(coef)
-        po = _ptr(out)
-        with nogil:
-            shr_combine(tp, pc, nterms, po, n, p, nthreads)
-    finally:
-        free(tp)
+def combine_blocks(cnp.ndarray prod, int L, cnp.ndarray coef, cnp.ndarray out, uint64_t p,
+                   int nthreads):
+    """out (n x m) += the limb blocks of the float64 (L n) x (L m) ``prod`` weighted by
+    ``coef[i + j]``, mod p (``prod`` C-contiguous, exact integers below 2**53)."""
+    cdef int64_t n = out.shape[0], m = out.shape[1], ld = prod.shape[1]
+    cdef const double *pp = <const double *>cnp.PyArray_DATA(prod)
+    cdef uint64_t *pc = _ptr(coef)
+    cdef uint64_t *po = _ptr(out)
+    with nogil:
+        shr_combine_blocks(pp, ld, n, m, L, pc, po, p, nthreads)
 
 
 def any_ge(cnp.ndarray x, uint64_t p, int nthreads):
