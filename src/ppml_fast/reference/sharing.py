@@ -118,6 +118,8 @@ def _result(exact: Any, m: int, out: np.ndarray | None) -> Any:
             raise TypeError(f"out must have dtype uint64, got {out.dtype}")
         if out.shape != res.shape:
             raise ValueError(f"out must have shape {res.shape}, got {out.shape}")
+        if not out.flags.writeable:
+            raise ValueError("out must be writeable")
         out[...] = res
         return out
     return res[()] if res.ndim == 0 else res
