@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-AREAS = ["noise", "discrete", "mechanisms", "stats", "accounting", "clipping"]
+AREAS = ["noise", "discrete", "mechanisms", "stats", "accounting", "clipping", "sharing"]
 
 
 @dataclass
