@@ -8,6 +8,8 @@ P62 = 2^62 - 57, the largest prime below 2^62 (a general prime with no special f
 Random operands are drawn with a quarter of their entries replaced by edge values (0, 1,
 p - 1, 2^63, 2^64 - 1, ...).
 
+Any RuntimeWarning (numpy overflow warnings from scalar arithmetic) is an error here.
+
 Random cases run on fixed seeds and on one fresh seed per run (FRESH, printed in every
 assertion message; rerun a failure with ``PPML_TEST_SEED=<printed seed>``). Every
 comparison is exact (integers), so a failure on the fresh seed is a real disagreement.
@@ -16,12 +18,18 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
 
+import ppml_fast
 from ppml_fast import sharing as sh
 from ppml_fast.reference import sharing as ref
+
+# numpy overflow warnings from the API (e.g. numpy-scalar arithmetic) are bugs: the maths
+# wraps on purpose and the user should not see warnings about it
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 FRESH = int(os.environ.get("PPML_TEST_SEED") or np.random.SeedSequence().entropy % 2**63)
 SEEDS = [0, 1, 20240601, FRESH]
@@ -30,6 +38,10 @@ M61 = 2**61 - 1
 P62 = 2**62 - 57  # checked to be the largest prime below 2**62 in test_p62
 MODULI = [None, 2, 3, 65537, M61, P62]
 MOD_IDS = ["ring", "p2", "p3", "p65537", "m61", "p62"]
+# primes next to the limb and word boundaries of the kernels (21-bit limbs, 32-bit halves,
+# 2**53 float64 mantissas, 2**61)
+BOUNDARY_PRIMES = [5, 251, 2**21 - 9, 2**21 + 17, 2**31 - 1, 2**32 - 5, 2**32 + 15,
+                   2**42 - 11, 2**42 + 15, 2**53 - 111, 2**53 + 5, 2**61 + 15, 2**62 - 87]
 FIELDS = [2, 3, 65537, M61, P62]
 FIELD_IDS = MOD_IDS[1:]
 BINARY = {"add": (sh.add, ref.add), "sub": (sh.sub, ref.sub), "mul": (sh.mul, ref.mul)}
@@ -521,8 +533,8 @@ def _calls(a_val, b_val, modulus):
         ("a", lambda: sh.add(a_val, b_val, modulus=modulus)),
         ("a", lambda: sh.sub(a_val, b_val, modulus=modulus)),
         ("a", lambda: sh.mul(a_val, b_val, modulus=modulus)),
-        ("a", lambda: sh.neg(a_val, modulus=modulus)),
         ("a", lambda: sh.sum(a_val, modulus=modulus)),
+        ("a", lambda: sh.sum(a_val, axis=0, modulus=modulus)),
         ("a", lambda: sh.inv(a_val, modulus=modulus)),
         ("a", lambda: sh.pow(a_val, 2, modulus=modulus)),
         ("b", lambda: sh.add(b_val, a_val, modulus=modulus)),
@@ -555,6 +567,13 @@ def test_field_range_errors(p):
         for name, call in _calls(s, good, p):
             with pytest.raises(ValueError, match=f"{name} must"):
                 call()
+
+
+@pytest.mark.parametrize("p", FIELDS, ids=FIELD_IDS)
+def test_neg_range_error_names_a(p):
+    for bad in (np.array([0, p], np.uint64), np.array([1, -1], np.int64), p, -1):
+        with pytest.raises(ValueError, match="a must"):
+            sh.neg(bad, modulus=p)
 
 
 @pytest.mark.parametrize("p", FIELDS, ids=FIELD_IDS)
@@ -694,16 +713,43 @@ def test_sum_ring_signed_and_dtypes():
     _check(sh.sum(c, 1, modulus=65537), ref.sum(c, 1, modulus=65537), "uint32")
 
 
-def test_sum_empty_and_errors():
-    _check(sh.sum(np.zeros(0, np.uint64)), np.uint64(0), "empty")
-    _check(sh.sum(np.zeros((3, 0), np.uint64), 1, modulus=P62), np.zeros(3, np.uint64), "(3, 0)")
-    _check(sh.sum(np.zeros((3, 0), np.uint64), 0), np.zeros(0, np.uint64), "(3, 0) axis 0")
+@pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
+def test_sum_empty(modulus):
+    z = np.zeros((3, 0), np.uint64)
+    _check(sh.sum(np.zeros(0, np.uint64), modulus=modulus), np.uint64(0), "empty")
+    _check(sh.sum(z, modulus=modulus), np.uint64(0), "(3, 0) axis None")
+    _check(sh.sum(z, 1, modulus=modulus), np.zeros(3, np.uint64), "(3, 0) axis 1")
+    _check(sh.sum(z, 0, modulus=modulus), np.zeros(0, np.uint64), "(3, 0) axis 0")
+    _check(sh.sum(np.zeros((2, 0, 4), np.uint64), 1, modulus=modulus),
+           np.zeros((2, 4), np.uint64), "(2, 0, 4) axis 1")
+
+
+def test_sum_errors():
     a = np.ones((2, 3), np.uint64)
     for axis in (2, -3):
         with pytest.raises(ValueError):
             sh.sum(a, axis)
     with pytest.raises(TypeError):
         sh.sum(a, 0.5)
+
+
+@pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
+def test_scalars_emit_no_warnings(modulus):
+    """Scalar operands (0-d arithmetic, where numpy warns on wraparound) give no warnings."""
+    m = _m(modulus)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for s in {1, m - 1, m // 2 + 1 if modulus is None else m - 2, 3 % m}:
+            for f in (sh.add, sh.sub, sh.mul):
+                f(s, m - 1, modulus=modulus)
+                f(np.uint64(s), np.uint64(m - 1), modulus=modulus)
+            sh.neg(s, modulus=modulus)
+            sh.pow(s, 2**64 - 1, modulus=modulus)
+            sh.sum(np.full(3, s, np.uint64), modulus=modulus)
+            if (modulus is None and s % 2) or (modulus is not None and s % m):
+                sh.inv(s, modulus=modulus)
+                sh.inv(np.uint64(s), modulus=modulus)
+                sh.inv(np.array([s], np.uint64), modulus=modulus)
 
 
 # --- inv -------------------------------------------------------------------------------------
@@ -743,6 +789,12 @@ def test_inv_random(modulus, seed):
 
 
 def test_inv_known_values():
+    with warnings.catch_warnings():  # warnings are test_scalars_emit_no_warnings' business
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _inv_known_values()
+
+
+def _inv_known_values():
     for modulus in (None, 2, 3, 65537, M61, P62):
         m = _m(modulus)
         e = np.array([1, m - 1], np.uint64)
@@ -950,8 +1002,19 @@ def test_matmul_medium_against_baselines(modulus):
     gen = _gen(seed)
     for n, k, m in [(257, 129, 263), (300, 200, 250)]:
         a, b = _rand(gen, (n, k), modulus), _rand(gen, (k, m), modulus)
-        want = a @ b if modulus is None else ref.numpy_matmul_mod(a, b, modulus)
-        _check(sh.matmul(a, b, modulus=modulus), want, f"modulus={modulus} {(n, k, m)} seed={seed}")
+        msg = f"modulus={modulus} {(n, k, m)} seed={seed}"
+        res = sh.matmul(a, b, modulus=modulus)
+        if modulus is None:
+            _check(res, a @ b, msg)
+            continue
+        _check(res, ref.numpy_matmul_mod(a, b, modulus), msg)
+        # Freivalds with Python ints (independent of the limb method the baseline shares
+        # with the kernel): res @ r == a @ (b @ r) mod p for random vectors r
+        for _ in range(2):
+            r = _rand(gen, (m, 1), modulus)
+            _check(ref.matmul(res, r, modulus=modulus),
+                   ref.matmul(a, ref.matmul(b, r, modulus=modulus), modulus=modulus),
+                   msg + " Freivalds")
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
@@ -1029,3 +1092,76 @@ def test_large_elementwise(modulus):
     c[c == 0] = 1
     r = sh.inv(c, modulus=modulus)
     _check(ref.numpy_mulmod(c, np.asarray(r), modulus), np.ones(3000, np.uint64), msg + " inv")
+
+
+# --- other primes, thread counts -----------------------------------------------------------
+
+
+def _random_primes(gen, count):
+    primes = []
+    while len(primes) < count:
+        bits = int(gen.integers(2, 63))
+        p = int(gen.integers(2 ** (bits - 1), 2**bits))
+        while not ref.is_prime(p):
+            p -= 1
+        primes.append(p)
+    return primes
+
+
+def _all_ops_against_oracle(p, gen, msg):
+    a, b = _rand(gen, 300, p), _rand(gen, 300, p)
+    for name, (f, g) in BINARY.items():
+        _check(f(a, b, modulus=p), g(a, b, modulus=p), f"{name} {msg}")
+    e = np.array(_edges(p), np.uint64)
+    _check(sh.mul(e[:, None], e[None, :], modulus=p), ref.mul(e[:, None], e[None, :], modulus=p),
+           f"mul edges {msg}")
+    _check(sh.neg(a, modulus=p), ref.neg(a, modulus=p), f"neg {msg}")
+    _check(sh.sum(a.reshape(10, 30), 1, modulus=p), ref.sum(a.reshape(10, 30), 1, modulus=p),
+           f"sum {msg}")
+    ex = gen.integers(0, 2**64, 300, dtype=np.uint64)
+    _check(sh.pow(a, ex, modulus=p), ref.pow(a, ex, modulus=p), f"pow {msg}")
+    nz = a.copy()
+    nz[nz == 0] = 1
+    _check(sh.inv(nz, modulus=p), ref.inv(nz, modulus=p), f"inv {msg}")
+    x, y = _rand(gen, (9, 31), p), _rand(gen, (31, 7), p)
+    _check(sh.matmul(x, y, modulus=p), ref.matmul(x, y, modulus=p), f"matmul {msg}")
+
+
+@pytest.mark.parametrize("p", BOUNDARY_PRIMES)
+def test_boundary_primes(p):
+    assert ref.is_prime(p)
+    seed = FRESH
+    _all_ops_against_oracle(p, _gen(seed), f"p={p} seed={seed}")
+    k = 4099
+    full_a, full_b = np.full((2, k), p - 1, np.uint64), np.full((k, 3), p - 1, np.uint64)
+    _check(sh.matmul(full_a, full_b, modulus=p), np.full((2, 3), k % p, np.uint64),
+           f"matmul all p-1 p={p}")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_primes(seed):
+    gen = _gen(seed)
+    for p in _random_primes(gen, 12):
+        _all_ops_against_oracle(p, gen, f"p={p} seed={seed}")
+
+
+@pytest.mark.parametrize("modulus", [None, M61, P62], ids=["ring", "m61", "p62"])
+def test_thread_count_independent(modulus):
+    seed = FRESH
+    gen = _gen(seed)
+    a, b = _rand(gen, 200_001, modulus), _rand(gen, 200_001, modulus)
+    x, y = _rand(gen, (130, 70), modulus), _rand(gen, (70, 90), modulus)
+    nz = a | np.uint64(1) if modulus is None else np.where(a == 0, np.uint64(1), a)
+    runs = []
+    for nt in (1, 2, 3):
+        with ppml_fast.num_threads(nt):
+            runs.append([
+                sh.mul(a, b, modulus=modulus), sh.add(a, b, modulus=modulus),
+                sh.pow(a[:5000], b[:5000], modulus=modulus),
+                sh.sum(a, modulus=modulus),
+                sh.sum(a[:200_000].reshape(400, 500), 0, modulus=modulus),
+                sh.inv(nz, modulus=modulus), sh.matmul(x, y, modulus=modulus),
+            ])
+    for nt, run in zip((2, 3), runs[1:], strict=True):
+        for i, (r1, r) in enumerate(zip(runs[0], run, strict=True)):
+            _check(r, r1, f"op {i} with {nt} threads vs 1, modulus={modulus} seed={seed}")
