@@ -402,6 +402,26 @@ def test_noncontiguous(op, modulus):
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
+def test_readonly_broadcast_and_byteswapped_inputs(modulus):
+    gen = _gen(FRESH)
+    a, b = _rand(gen, (5, 8), modulus), _rand(gen, (5, 8), modulus)
+    msg = f"modulus={modulus} seed={FRESH}"
+    ra, rb = _readonly(a), np.broadcast_to(b[0], (5, 8))
+    for name, (f, g) in BINARY.items():
+        _check(f(ra, rb, modulus=modulus), g(a, b[0], modulus=modulus), f"{name} readonly {msg}")
+        _check(f(a.astype(">u8"), b.astype(">u8"), modulus=modulus), g(a, b, modulus=modulus),
+               f"{name} big-endian {msg}")
+    _check(sh.neg(ra, modulus=modulus), ref.neg(a, modulus=modulus), "neg " + msg)
+    _check(sh.sum(a.astype(">u8"), 1, modulus=modulus), ref.sum(a, 1, modulus=modulus),
+           "sum big-endian " + msg)
+    _check(sh.pow(ra, rb, modulus=modulus), ref.pow(a, b[0], modulus=modulus), "pow " + msg)
+    _check(sh.matmul(ra, rb.T, modulus=modulus), ref.matmul(a, b[0:1].repeat(5, 0).T,
+                                                            modulus=modulus), "matmul " + msg)
+    _check(sh.matmul(a.astype(">u8"), b.T.astype(">u8"), modulus=modulus),
+           ref.matmul(a, b.T, modulus=modulus), "matmul big-endian " + msg)
+
+
+@pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
 def test_inputs_unchanged_and_fresh_result(modulus):
     gen = _gen(FRESH)
     a, b = _rand(gen, (7, 9), modulus), _rand(gen, (7, 9), modulus)
@@ -461,6 +481,25 @@ def test_out(op, modulus):
     a2 = view.copy()
     assert f(view, b, modulus=modulus, out=view) is view
     _check(view, g(a2, b, modulus=modulus), msg + " out=strided a")
+
+
+@pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
+def test_noncontiguous_out(modulus):
+    gen = _gen(FRESH)
+    a, b = _rand(gen, (6, 5), modulus), _rand(gen, (6, 5), modulus)
+    msg = f"modulus={modulus} seed={FRESH}"
+    for name, (f, g) in BINARY.items():
+        big = np.full((12, 10), 5, np.uint64)
+        for out in (big[::2, ::2], np.empty((5, 6), np.uint64).T, big[1::2, :5][::-1]):
+            assert f(a, b, modulus=modulus, out=out) is out
+            _check(out, g(a, b, modulus=modulus), f"{name} {msg}")
+        assert (big[1::2, 5:] == 5).all() and (big[::2, 1::2] == 5).all(), "wrote outside out"
+    out = np.empty((5, 6), np.uint64).T
+    assert sh.pow(a, b, modulus=modulus, out=out) is out
+    _check(out, ref.pow(a, b, modulus=modulus), "pow " + msg)
+    out = np.empty((12, 10), np.uint64)[::2, ::2]
+    assert sh.matmul(a[:, :5], b[:5], modulus=modulus, out=out) is out
+    _check(out, ref.matmul(a[:, :5], b[:5], modulus=modulus), "matmul " + msg)
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
@@ -817,8 +856,8 @@ def test_inv_zero_raises(modulus):
         sh.inv(0, modulus=modulus)
     with pytest.raises(ValueError):
         sh.inv(np.zeros(5, np.uint64), modulus=modulus)
-    for pos in (0, 1, 500, 998, 999):
-        a = _rand(gen, 1000, modulus)
+    for pos in (0, 1, 500, 999, 1023, 1024, 1025, 2047, 2999):
+        a = _rand(gen, 3000, modulus)
         a[a == 0] = 1
         a[pos] = 0
         a0 = a.copy()
