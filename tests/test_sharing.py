@@ -932,6 +932,11 @@ def test_pow_array_exponents(modulus, seed):
            msg + " broadcast a (50,) e (6, 1)")
     _check(sh.pow(a[:, ::3], e[::-1, ::3], modulus=modulus),
            ref.pow(a[:, ::3], e[::-1, ::3], modulus=modulus), msg + " strided")
+    _check(sh.pow(a[0, 0], e, modulus=modulus), ref.pow(a[0, 0], e, modulus=modulus),
+           msg + " scalar base")
+    base = int(a[0, 1])
+    _check(sh.pow(base, e[0], modulus=modulus), ref.pow(base, e[0], modulus=modulus),
+           msg + " int base")
     out = np.empty((6, 50), np.uint64)
     assert sh.pow(a, e, modulus=modulus, out=out) is out
     _check(out, ref.pow(a, e, modulus=modulus), msg + " out")
@@ -1039,7 +1044,7 @@ def test_matmul_medium_against_baselines(modulus):
     above)."""
     seed = FRESH
     gen = _gen(seed)
-    for n, k, m in [(257, 129, 263), (300, 200, 250)]:
+    for n, k, m in [(257, 129, 263), (300, 200, 250), (68, 600, 97)]:
         a, b = _rand(gen, (n, k), modulus), _rand(gen, (k, m), modulus)
         msg = f"modulus={modulus} {(n, k, m)} seed={seed}"
         res = sh.matmul(a, b, modulus=modulus)
