@@ -150,7 +150,9 @@ def _flat(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
 
 
-def _native_binop(op: int, a: np.ndarray, b: np.ndarray, p: int, out: Any) -> Any:
+def _native_binop(
+    op: int, a: np.ndarray, b: np.ndarray, p: int, out: Any, names: tuple[str, str] = ("a", "b")
+) -> Any:
     shape = np.broadcast_shapes(a.shape, b.shape)
     dest = _out(out, shape)
     # Write straight into out when it is contiguous and either apart from the operands
@@ -164,9 +166,10 @@ def _native_binop(op: int, a: np.ndarray, b: np.ndarray, p: int, out: Any) -> An
     assert res is not None
     nthreads = _config.get_num_threads()
     fa, fb = _flat(a, shape), _flat(b, shape)
-    checked = [(fa, "a")] + ([(fb, "b")] if op != _k.POW else [])  # not the exponent
-    if p and direct and any(np.may_share_memory(res, v) for v in (a, b)):
-        # about to write over an operand: check the ranges first, so an error loses nothing
+    checked = [(fa, names[0])] + ([(fb, names[1])] if op != _k.POW else [])  # not exponents
+    if p and dest is not None:
+        # about to write into the caller's array: check the ranges first, so that an
+        # error leaves out (and an operand it aliases) untouched
         for v, name in checked:
             if _k.any_ge(v, p, nthreads):
                 _range_error(v, name, p)
@@ -186,7 +189,8 @@ def _same_buffer(u: np.ndarray, v: np.ndarray) -> bool:
 def _ring_ufunc(ufunc: Any, a: np.ndarray, b: np.ndarray, out: Any) -> Any:
     shape = np.broadcast_shapes(a.shape, b.shape)
     dest = _out(out, shape)
-    res = ufunc(a, b, out=dest)  # uint64 arithmetic wraps modulo 2**64
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps modulo 2**64 (by design)
+        res = ufunc(a, b, out=dest)
     return _result(np.asarray(res), dest, a.ndim == 0 and b.ndim == 0)
 
 
@@ -218,7 +222,7 @@ def neg(a: Any, *, modulus: int | None = None, out: np.ndarray | None = None) ->
     zero = np.array(0, dtype=_U64)
     if not p:
         return _ring_ufunc(np.subtract, zero, x, out)
-    return _native_binop(_k.SUB, zero, x, p, out)
+    return _native_binop(_k.SUB, zero, x, p, out, names=("0", "a"))
 
 
 def mul(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
@@ -260,19 +264,22 @@ def sum(a: Any, axis: int | None = None, *, modulus: int | None = None) -> Any:
     p = _modulus(modulus)
     x = _operand(a, "a", p)
     if not p:
-        return np.sum(x, axis=axis, dtype=_U64)  # wraps modulo 2**64
+        with np.errstate(over="ignore"):
+            return np.sum(x, axis=axis, dtype=_U64)  # wraps modulo 2**64
     if axis is None:
-        rows = np.ascontiguousarray(x.reshape(1, -1))
-        res = np.empty(1, dtype=_U64)
-        _k.sum_rows(rows, res, p, _config.get_num_threads())
+        rows = np.ascontiguousarray(x.reshape(1, x.size))
+        res = np.zeros(1, dtype=_U64)
+        if x.size:
+            _k.sum_rows(rows, res, p, _config.get_num_threads())
         return res[0]
     ax = operator.index(axis)
     if not -x.ndim <= ax < x.ndim:
         raise ValueError(f"axis {ax} is out of bounds for an array of dimension {x.ndim}")
     moved = np.moveaxis(x, ax, -1)
-    rows = np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]))
-    res = np.empty(rows.shape[0], dtype=_U64)
-    if res.size:
+    nrows = int(np.prod(moved.shape[:-1], dtype=np.int64))
+    rows = np.ascontiguousarray(moved.reshape(nrows, moved.shape[-1]))
+    res = np.zeros(nrows, dtype=_U64)
+    if res.size and rows.shape[1]:
         _k.sum_rows(rows, res, p, _config.get_num_threads())
     return res.reshape(moved.shape[:-1])
 
@@ -287,11 +294,13 @@ def inv(a: Any, *, modulus: int | None = None) -> Any:
     if not p:
         if x.size and not np.all(x & np.uint64(1)):
             raise ValueError("a must hold odd values: only they are invertible mod 2**64")
-        y = x.copy()
+        y = np.atleast_1d(x).copy()
+        xs = np.atleast_1d(x)
         two = np.uint64(2)
-        for _ in range(6):  # Newton: y <- y (2 - a y), 3 -> 6 -> ... -> 96 correct bits
-            y = y * (two - x * y)
-        return y[()] if scalar else y
+        with np.errstate(over="ignore"):  # wrapping is the arithmetic mod 2**64
+            for _ in range(6):  # Newton: y <- y (2 - a y), 3 -> 6 -> ... -> 96 correct bits
+                y = y * (two - xs * y)
+        return y[0] if scalar else y
     if x.size and not np.all(x):
         raise ValueError("a must hold nonzero values: 0 has no inverse mod p")
     flat = np.ascontiguousarray(x.reshape(-1))
