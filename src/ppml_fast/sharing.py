@@ -1,9 +1,17 @@
 """Secret sharing: ring Z_2^64 and prime-field Z_p arithmetic on uint64 arrays.
 
-This module is being built in parts (issue 5). Part 1, here: the modular-arithmetic
+This module is being built in parts (issue 5). Here so far: the modular-arithmetic
 kernels every sharing scheme is made of -- :func:`add`, :func:`sub`, :func:`neg`,
-:func:`mul`, :func:`sum`, :func:`inv`, :func:`pow` and :func:`matmul`. Additive and
-Shamir sharing, fixed point, Beaver triples and ``SecretTensor`` come next.
+:func:`mul`, :func:`sum`, :func:`inv`, :func:`pow` and :func:`matmul` -- and additive
+(:func:`additive_share`) and Shamir (:func:`shamir_share`) sharing. Fixed point, Beaver
+triples and ``SecretTensor`` come next.
+
+Security
+--------
+Shares are uniform only if their randomness is: ``rng=None`` (the default) draws from the
+process's cryptographically secure stream (AES-CTR keyed from the OS). A seed or a numpy
+Generator makes every share predictable to anyone who knows it -- for tests only; a
+warning says so once per process.
 
 Moduli
 ------
@@ -32,8 +40,24 @@ import numpy as np
 
 from . import _config
 from ._native import sharing as _k
+from ._validation import check_int
+from .rng import resolve_for_dp
 
-__all__ = ["MERSENNE61", "add", "inv", "matmul", "mul", "neg", "pow", "sub", "sum"]
+__all__ = [
+    "MERSENNE61",
+    "add",
+    "additive_reconstruct",
+    "additive_share",
+    "inv",
+    "matmul",
+    "mul",
+    "neg",
+    "pow",
+    "shamir_reconstruct",
+    "shamir_share",
+    "sub",
+    "sum",
+]
 
 MERSENNE61 = 2**61 - 1
 _P_LIMIT = 2**62
@@ -363,3 +387,135 @@ def _matmul_field(x: np.ndarray, y: np.ndarray, p: int, res: np.ndarray, nthread
         )
         prod = np.ascontiguousarray(xl @ yl)
         _k.combine_blocks(prod, nlimbs, coef, res, p, nthreads)
+
+
+# ------------------------------------------------------------------------ sharing
+
+
+def _uniform(gen: np.random.Generator, shape: tuple[int, ...], p: int) -> np.ndarray:
+    """Uniform elements of Z_p (p = 0: of Z_2^64), unbiased (numpy's bounded integers)."""
+    if not p:
+        return gen.integers(0, 2**64, size=shape, dtype=np.uint64)
+    return gen.integers(0, p, size=shape, dtype=np.uint64)
+
+
+def additive_share(x: Any, n_parties: int, *, modulus: int | None = None,
+                   rng: Any = None) -> np.ndarray:
+    """Split ``x`` into ``n_parties`` additive shares: uniform ``s_1 .. s_{n-1}`` and
+    ``s_n = x - (s_1 + ... + s_{n-1})`` mod m; any ``n - 1`` of them are independent of
+    ``x``. Returns shape ``(n_parties, *x.shape)``, uint64.
+
+    ``modulus=None`` shares in Z_2^64 (``x`` any integers, read mod 2**64); a prime
+    ``modulus`` needs ``x`` in [0, p).
+    """
+    p = _modulus(modulus)
+    n = check_int(n_parties, "n_parties", minimum=1)
+    v = _operand(x, "x", p)
+    gen = resolve_for_dp(rng)
+    shares = np.empty((n, *v.shape), dtype=_U64)
+    if n > 1:
+        shares[:-1] = _uniform(gen, (n - 1, *v.shape), p)
+        total = sum(shares[:-1], axis=0, modulus=modulus)
+        shares[-1] = sub(v, total, modulus=modulus)
+    else:
+        shares[0] = v
+    return shares
+
+
+def additive_reconstruct(shares: Any, *, modulus: int | None = None) -> Any:
+    """``x = s_1 + ... + s_n`` mod m from the stacked shares (shape ``(n, ...)``)."""
+    p = _modulus(modulus)
+    s = _operand(shares, "shares", p)
+    if s.ndim < 1 or s.shape[0] < 1:
+        raise ValueError("shares must have shape (n_parties, ...) with n_parties >= 1")
+    return sum(s, axis=0, modulus=modulus)
+
+
+def shamir_share(x: Any, n_parties: int, threshold: int, *, p: int = MERSENNE61,
+                 rng: Any = None) -> np.ndarray:
+    """Shamir's (t, n) sharing over Z_p: shares ``f(1), ..., f(n)`` of a uniformly random
+    polynomial ``f`` of degree ``t - 1`` with ``f(0) = x``, one polynomial per secret.
+
+    Any ``threshold`` shares determine ``x`` (:func:`shamir_reconstruct`); fewer reveal
+    nothing about it. Returns shape ``(n_parties, *x.shape)``; ``x`` in [0, p);
+    ``1 <= threshold <= n_parties < p``. Evaluated by Horner's rule, vectorised over the
+    secrets.
+    """
+    q = _modulus(p)
+    n = check_int(n_parties, "n_parties", minimum=1)
+    t = check_int(threshold, "threshold", minimum=1)
+    if t > n:
+        raise ValueError(f"threshold must be <= n_parties = {n}, got {t}")
+    if n >= q:
+        raise ValueError(f"n_parties must be < p = {q} (the points 1..n must be distinct)")
+    v = _operand(x, "x", q)
+    gen = resolve_for_dp(rng)
+    coef = np.empty((t, v.size), dtype=_U64)  # row 0 the secrets, rows 1.. uniform
+    coef[0] = v.reshape(-1)
+    coef[1:] = _uniform(gen, (t - 1, v.size), q)
+    shares = np.empty((n, v.size), dtype=_U64)
+    if v.size:
+        _k.poly_eval(coef, n, q, shares, _config.get_num_threads())
+    return shares.reshape((n, *v.shape))
+
+
+@functools.lru_cache(maxsize=256)
+def _lagrange_at_zero(points: tuple[int, ...], p: int) -> tuple[int, ...]:
+    """λ_j = Π_{m != j} x_m / (x_m - x_j) mod p: f(0) = Σ λ_j f(x_j)."""
+    out = []
+    for j, xj in enumerate(points):
+        num, den = 1, 1
+        for m, xm in enumerate(points):
+            if m != j:
+                num = num * xm % p
+                den = den * (xm - xj) % p
+        out.append(num * builtins.pow(den, -1, p) % p)
+    return tuple(out)
+
+
+def shamir_reconstruct(shares: Any, points: Any, *, p: int = MERSENNE61,
+                       threshold: int | None = None, check: bool = False) -> Any:
+    """The secrets from Shamir shares ``shares[j] = f(points[j])`` by Lagrange
+    interpolation at 0 (coefficients computed once per point set, then one weighted sum
+    vectorised over the secrets).
+
+    With ``threshold`` given, the first ``threshold`` shares are interpolated; with
+    ``check`` the others must lie on the same polynomial (else ``ValueError``: an
+    inconsistent or tampered share set). Without ``threshold`` every share is used.
+    """
+    q = _modulus(p)
+    s = _operand(shares, "shares", q)
+    if s.ndim < 1:
+        raise ValueError("shares must have shape (n_shares, ...)")
+    try:
+        pts = tuple(operator.index(v) for v in points)
+    except TypeError:
+        raise TypeError("points must be a sequence of ints") from None
+    if len(pts) != s.shape[0]:
+        raise ValueError(f"points has {len(pts)} entries but there are {s.shape[0]} shares")
+    if len(set(pts)) != len(pts) or any(not 0 < v < q for v in pts):
+        raise ValueError(f"points must be distinct and in [1, p) = [1, {q})")
+    k = len(pts) if threshold is None else check_int(threshold, "threshold", minimum=1)
+    if k > len(pts):
+        raise ValueError(f"threshold = {k} shares are needed, got {len(pts)}")
+    secret = _combine(s[:k], _lagrange_at_zero(pts[:k], q), q)
+    if check and k < len(pts):
+        for j in range(k, len(pts)):
+            # the polynomial through the first k shares, evaluated at point j: the
+            # Lagrange basis at x_j, computed the same way with the points shifted
+            shifted = tuple((v - pts[j]) % q for v in pts[:k])
+            if 0 in shifted:  # pragma: no cover - excluded by distinct points
+                continue
+            if not np.array_equal(_combine(s[:k], _lagrange_at_zero(shifted, q), q), s[j]):
+                raise ValueError(
+                    f"inconsistent shares: share {j} (point {pts[j]}) does not lie on the "
+                    f"degree-{k - 1} polynomial through the first {k}"
+                )
+    return secret
+
+
+def _combine(s: np.ndarray, lam: tuple[int, ...], q: int) -> Any:
+    acc = mul(s[0], lam[0], modulus=q)
+    for j in range(1, len(lam)):
+        acc = add(acc, mul(s[j], lam[j], modulus=q), modulus=q)
+    return acc

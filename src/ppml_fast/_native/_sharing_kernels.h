@@ -431,4 +431,23 @@ static void shr_combine_blocks(const double *prod, int64_t ld, int64_t n, int64_
     }
 }
 
+/* Shamir shares: out[i, j] = f_j(i + 1) mod p for i < n, where f_j has coefficients
+ * coef[0, j] (the secret) .. coef[t-1, j] (rows of length N); Horner's rule per secret. */
+static void shr_poly_eval(const uint64_t *coef, int64_t t, int64_t N, int64_t n, uint64_t p,
+                          uint64_t *out, int nthreads)
+{
+    const shr_field f = shr_make_field(p);
+    if (N * n * t < 65536) nthreads = 1;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t j = 0; j < N; j++) {
+        for (int64_t i = 0; i < n; i++) {
+            const uint64_t z = (uint64_t)(i + 1);
+            uint64_t acc = coef[(t - 1) * N + j];
+            for (int64_t c = t - 2; c >= 0; c--)
+                acc = shr_addmod(shr_mulmod(acc, z, &f), coef[c * N + j], p);
+            out[i * N + j] = acc;
+        }
+    }
+}
+
 #endif

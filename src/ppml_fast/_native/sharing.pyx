@@ -19,6 +19,8 @@ cdef extern from "_sharing_kernels.h" nogil:
     int SHR_POW_ "SHR_POW"
     int shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
                   uint64_t *out, int64_t n, uint64_t p, int nthreads)
+    void shr_poly_eval(const uint64_t *coef, int64_t t, int64_t N, int64_t n, uint64_t p,
+                       uint64_t *out, int nthreads)
     int shr_any_ge(const uint64_t *x, int64_t n, uint64_t p, int nthreads)
     void shr_sum_rows(const uint64_t *x, int64_t nrows, int64_t ncols, uint64_t p,
                       uint64_t *out, int nthreads)
@@ -103,3 +105,12 @@ def any_ge(cnp.ndarray x, uint64_t p, int nthreads):
     with nogil:
         r = shr_any_ge(px, n, p, nthreads)
     return bool(r)
+
+
+def poly_eval(cnp.ndarray coef, int64_t n, uint64_t p, cnp.ndarray out, int nthreads):
+    """out (n, N) = the polynomials with coefficient rows ``coef`` (t, N) at 1 .. n."""
+    cdef int64_t t = coef.shape[0], N = coef.shape[1]
+    cdef uint64_t *pc = _ptr(coef)
+    cdef uint64_t *po = _ptr(out)
+    with nogil:
+        shr_poly_eval(pc, t, N, n, p, po, nthreads)
