@@ -1,0 +1,227 @@
+"""Additive and Shamir secret sharing (ppml_fast.sharing, issue 5 part 2).
+
+Round trips for every sharing, any ``threshold`` Shamir shares, the consistency check,
+bad input, and (marked slow) the uniformity of shares: a chi-square test on the top bits
+of shares of a constant secret. False-alarm rate of each statistical assertion: 1e-6
+(the chi-square quantile used below), with fresh seeds each run.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ppml_fast import sharing
+
+pytestmark = pytest.mark.filterwarnings("ignore::ppml_fast.InsecureRandomnessWarning")
+
+P61 = sharing.MERSENNE61
+P62 = 4611686018427387847
+FIELDS = [2, 3, 65537, P61, P62]
+
+
+def _seed() -> int:
+    return int(np.random.SeedSequence().entropy % 2**63)
+
+
+@pytest.mark.parametrize("modulus", [None, *FIELDS])
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_additive_round_trip(modulus, n):
+    seed = _seed()
+    gen = np.random.default_rng(seed)
+    hi = 2**64 if modulus is None else modulus
+    x = gen.integers(0, hi, size=(4, 5), dtype=np.uint64)
+    shares = sharing.additive_share(x, n, modulus=modulus, rng=seed)
+    assert shares.shape == (n, 4, 5) and shares.dtype == np.uint64
+    if modulus is not None:
+        assert int(shares.max()) < modulus
+    np.testing.assert_array_equal(sharing.additive_reconstruct(shares, modulus=modulus), x,
+                                  err_msg=f"seed={seed}")
+    # the sum of the shares, by Python ints
+    m = 2**64 if modulus is None else modulus
+    total = [sum(int(shares[k].flat[i]) for k in range(n)) % m for i in range(x.size)]
+    assert total == [int(v) for v in x.flat]
+
+
+def test_additive_ring_accepts_signed_and_scalars():
+    x = np.array([-1, 0, 5], dtype=np.int64)
+    s = sharing.additive_share(x, 3, rng=1)
+    np.testing.assert_array_equal(sharing.additive_reconstruct(s), x.astype(np.uint64))
+    s0 = sharing.additive_share(7, 2, modulus=11, rng=2)
+    assert s0.shape == (2,) and int(sharing.additive_reconstruct(s0, modulus=11)) == 7
+
+
+def test_additive_shares_differ_between_calls_by_default():
+    x = np.zeros(16, dtype=np.uint64)
+    a = sharing.additive_share(x, 2)
+    b = sharing.additive_share(x, 2)
+    assert not np.array_equal(a, b)  # secure stream: fresh randomness each call
+
+
+def test_additive_seeded_is_reproducible():
+    x = np.arange(10, dtype=np.uint64)
+    np.testing.assert_array_equal(sharing.additive_share(x, 3, rng=5),
+                                  sharing.additive_share(x, 3, rng=5))
+
+
+@pytest.mark.parametrize("p", [P61, P62, 65537])
+@pytest.mark.parametrize(("n", "t"), [(1, 1), (3, 1), (3, 2), (5, 3), (6, 6)])
+def test_shamir_any_threshold_subset(p, n, t):
+    seed = _seed()
+    x = np.random.default_rng(seed).integers(0, p, size=(3, 2), dtype=np.uint64)
+    shares = sharing.shamir_share(x, n, t, p=p, rng=seed)
+    assert shares.shape == (n, 3, 2)
+    for subset in itertools.combinations(range(n), t):
+        got = sharing.shamir_reconstruct(shares[list(subset)], [i + 1 for i in subset], p=p)
+        np.testing.assert_array_equal(got, x, err_msg=f"seed={seed} subset={subset}")
+
+
+def test_shamir_shares_are_polynomial_values():
+    """Share i is f(i) for a degree t-1 polynomial through the secret: with Python ints,
+    the t-1 coefficients recovered from t shares reproduce every other share."""
+    p, n, t = 65537, 6, 3
+    x = np.array([123], dtype=np.uint64)
+    s = [int(v) for v in sharing.shamir_share(x, n, t, p=p, rng=9)[:, 0]]
+    # interpolate through points 1..t, evaluate at t+1..n
+    for z in range(t + 1, n + 1):
+        val = 0
+        for j in range(1, t + 1):
+            num = den = 1
+            for m in range(1, t + 1):
+                if m != j:
+                    num = num * (z - m) % p
+                    den = den * (j - m) % p
+            val = (val + s[j - 1] * num * pow(den, -1, p)) % p
+        assert val == s[z - 1]
+
+
+def test_shamir_fewer_than_threshold_does_not_reconstruct():
+    x = np.arange(1, 50, dtype=np.uint64)
+    s = sharing.shamir_share(x, 5, 3, rng=4)
+    wrong = sharing.shamir_reconstruct(s[:2], [1, 2])  # a degree-1 fit: not the secret
+    assert not np.array_equal(wrong, x)
+
+
+def test_shamir_check_detects_a_tampered_share():
+    x = np.arange(20, dtype=np.uint64)
+    s = sharing.shamir_share(x, 6, 3, rng=6)
+    np.testing.assert_array_equal(
+        sharing.shamir_reconstruct(s, list(range(1, 7)), threshold=3, check=True), x)
+    bad = s.copy()
+    bad[5, 7] = (int(bad[5, 7]) + 1) % P61
+    with pytest.raises(ValueError, match="inconsistent shares: share 5"):
+        sharing.shamir_reconstruct(bad, list(range(1, 7)), threshold=3, check=True)
+    # without the check the first three shares still give the secret
+    np.testing.assert_array_equal(
+        sharing.shamir_reconstruct(bad, list(range(1, 7)), threshold=3), x)
+
+
+def test_shamir_points_in_any_order():
+    x = np.array([5, 6, 7], dtype=np.uint64)
+    s = sharing.shamir_share(x, 5, 3, rng=7)
+    order = [4, 0, 2]
+    got = sharing.shamir_reconstruct(s[order], [i + 1 for i in order])
+    np.testing.assert_array_equal(got, x)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "err", "match"),
+    [
+        ({"n_parties": 3, "threshold": 4}, ValueError, "threshold must be <= n_parties"),
+        ({"n_parties": 0, "threshold": 1}, ValueError, "n_parties"),
+        ({"n_parties": 3, "threshold": 0}, ValueError, "threshold"),
+        ({"n_parties": 3, "threshold": 2, "p": 15}, ValueError, "prime"),
+        ({"n_parties": 5, "threshold": 2, "p": 5}, ValueError, "n_parties must be < p"),
+        ({"n_parties": 3, "threshold": 2, "p": 2.5}, TypeError, "modulus"),
+    ],
+)
+def test_shamir_share_bad_arguments(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        sharing.shamir_share(np.array([1], dtype=np.uint64), **kwargs)
+
+
+def test_shamir_share_secret_out_of_range():
+    with pytest.raises(ValueError, match="x must"):
+        sharing.shamir_share(np.array([P61], dtype=np.uint64), 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("points", "match"),
+    [([1, 1, 2], "distinct"), ([0, 1, 2], r"\[1, p\)"), ([1, 2], "points has 2 entries"),
+     ([1, 2, P61], r"\[1, p\)")],
+)
+def test_shamir_reconstruct_bad_points(points, match):
+    s = sharing.shamir_share(np.array([1, 2], dtype=np.uint64), 3, 2, rng=1)
+    with pytest.raises(ValueError, match=match):
+        sharing.shamir_reconstruct(s, points)
+
+
+def test_shamir_reconstruct_threshold_above_shares():
+    s = sharing.shamir_share(np.array([1], dtype=np.uint64), 3, 2, rng=1)
+    with pytest.raises(ValueError, match="threshold"):
+        sharing.shamir_reconstruct(s[:2], [1, 2], threshold=3)
+
+
+def test_additive_bad_arguments():
+    with pytest.raises(ValueError, match="n_parties"):
+        sharing.additive_share(np.array([1]), 0)
+    with pytest.raises(ValueError, match="x must"):
+        sharing.additive_share(np.array([7]), 2, modulus=7)
+    with pytest.raises(ValueError, match="shares"):
+        sharing.additive_reconstruct(np.uint64(3))
+    with pytest.raises(TypeError):
+        sharing.additive_share(np.array([1.5]), 2)
+
+
+def _chi2_top_bits(values: np.ndarray, bits: int, modulus: int | None) -> float:
+    """p-value of a chi-square test that the top ``bits`` bits are uniform. For a prime
+    field the top bits of a uniform value in [0, p) are uniform only approximately; the
+    test uses p's bit length and the exact cell probabilities."""
+    v = values.astype(np.uint64).reshape(-1)
+    if modulus is None:
+        cells = (v >> np.uint64(64 - bits)).astype(np.int64)
+        expected = np.full(2**bits, v.size / 2**bits)
+    else:
+        k = modulus.bit_length()
+        cells = (v >> np.uint64(k - bits)).astype(np.int64)
+        width = 2 ** (k - bits)
+        counts = [min(width, max(0, modulus - c * width)) for c in range(2**bits)]
+        expected = v.size * np.array(counts, dtype=float) / modulus
+    observed = np.bincount(cells, minlength=2**bits).astype(float)
+    keep = expected > 0
+    chi2 = float(np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep]))
+    return float(stats.chi2.sf(chi2, int(keep.sum()) - 1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("modulus", [None, P61, P62])
+def test_additive_shares_are_uniform(modulus):
+    """Every one of the n shares of a constant secret is uniform (any n-1 of them carry
+    nothing about the secret): chi-square on the top 8 bits, 2e5 shares per party."""
+    x = np.full(200_000, 12345, dtype=np.uint64)
+    s = sharing.additive_share(x, 3, modulus=modulus)
+    for k in range(3):
+        assert _chi2_top_bits(s[k], 8, modulus) > 1e-6, k
+
+
+@pytest.mark.slow
+def test_shamir_shares_are_uniform():
+    """Each Shamir share (t >= 2) of a constant secret is uniform in Z_p."""
+    x = np.zeros(200_000, dtype=np.uint64)
+    s = sharing.shamir_share(x, 4, 2)
+    for k in range(4):
+        assert _chi2_top_bits(s[k], 8, P61) > 1e-6, k
+
+
+@pytest.mark.slow
+def test_additive_share_independent_of_secret():
+    """The first share's distribution does not depend on the secret: two-sample KS test
+    of the first share (scaled to [0, 1)) for secrets 0 and 2**63."""
+    a = sharing.additive_share(np.zeros(100_000, dtype=np.uint64), 2)[0]
+    b = sharing.additive_share(np.full(100_000, 2**63, dtype=np.uint64), 2)[0]
+    res = stats.ks_2samp(a.astype(float) / 2**64, b.astype(float) / 2**64)
+    assert res.pvalue > 1e-6
+    assert math.isfinite(res.statistic)
