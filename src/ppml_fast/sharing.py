@@ -515,7 +515,10 @@ def shamir_reconstruct(shares: Any, points: Any, *, p: int = MERSENNE61,
 
 
 def _combine(s: np.ndarray, lam: tuple[int, ...], q: int) -> Any:
-    acc = mul(s[0], lam[0], modulus=q)
-    for j in range(1, len(lam)):
-        acc = add(acc, mul(s[j], lam[j], modulus=q), modulus=q)
-    return acc
+    """Σ_j lam[j] * s[j] mod q over the stacked shares (already range-checked)."""
+    rows = np.ascontiguousarray(s.reshape(s.shape[0], -1))
+    res = np.empty(rows.shape[1], dtype=_U64)
+    if res.size:
+        _k.lincomb(rows, np.array(lam, dtype=_U64), res, q, _config.get_num_threads())
+    out = res.reshape(s.shape[1:])
+    return out[()] if out.ndim == 0 else out

@@ -431,22 +431,97 @@ static void shr_combine_blocks(const double *prod, int64_t ld, int64_t n, int64_
     }
 }
 
+/* x * y mod 2^61 - 1 for x, y < 2^61 with 32-bit halves (vectorisable; see shr_mul_m61) */
+static inline uint64_t shr_m61_mul(uint64_t x, uint64_t y)
+{
+    const uint64_t M = SHR_M61, L32 = 0xffffffffu, L29 = (UINT64_C(1) << 29) - 1;
+    const uint64_t x0 = x & L32, x1 = x >> 32, y0 = y & L32, y1 = y >> 32;
+    const uint64_t low = x0 * y0, mid = x1 * y0 + x0 * y1, high = x1 * y1;
+    uint64_t t = (high << 3) + ((mid & L29) << 32) + (mid >> 29) + (low & M) + (low >> 61);
+    t = (t & M) + (t >> 61);
+    return t >= M ? t - M : t;
+}
+
+#define SHR_BS 512
+
 /* Shamir shares: out[i, j] = f_j(i + 1) mod p for i < n, where f_j has coefficients
- * coef[0, j] (the secret) .. coef[t-1, j] (rows of length N); Horner's rule per secret. */
+ * coef[0, j] (the secret) .. coef[t-1, j] (rows of length N): Horner's rule, blocks of
+ * SHR_BS secrets at a time so that the accumulators stay in L1 and, for 2^61 - 1, the
+ * inner loop vectorises. */
+SHR_CLONES static void shr_poly_block(const uint64_t *coef, int64_t t, int64_t N, int64_t n,
+                                      const shr_field *f, uint64_t *out, int64_t j0,
+                                      int64_t j1)
+{
+    uint64_t acc[SHR_BS];
+    const int64_t w = j1 - j0;
+    const uint64_t p = f->p;
+    for (int64_t i = 0; i < n; i++) {
+        const uint64_t z = (uint64_t)(i + 1);
+        for (int64_t j = 0; j < w; j++) acc[j] = coef[(t - 1) * N + j0 + j];
+        for (int64_t c = t - 2; c >= 0; c--) {
+            const uint64_t *cc = coef + c * N + j0;
+            if (f->mersenne) {
+                for (int64_t j = 0; j < w; j++) {
+                    const uint64_t v = shr_m61_mul(acc[j], z) + cc[j];
+                    acc[j] = v >= p ? v - p : v;
+                }
+            } else {
+                for (int64_t j = 0; j < w; j++)
+                    acc[j] = shr_addmod(shr_mulmod(acc[j], z, f), cc[j], p);
+            }
+        }
+        memcpy(out + i * N + j0, acc, (size_t)w * 8);
+    }
+}
+
 static void shr_poly_eval(const uint64_t *coef, int64_t t, int64_t N, int64_t n, uint64_t p,
                           uint64_t *out, int nthreads)
 {
     const shr_field f = shr_make_field(p);
+    const int64_t nb = (N + SHR_BS - 1) / SHR_BS;
     if (N * n * t < 65536) nthreads = 1;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t j = 0; j < N; j++) {
-        for (int64_t i = 0; i < n; i++) {
-            const uint64_t z = (uint64_t)(i + 1);
-            uint64_t acc = coef[(t - 1) * N + j];
-            for (int64_t c = t - 2; c >= 0; c--)
-                acc = shr_addmod(shr_mulmod(acc, z, &f), coef[c * N + j], p);
-            out[i * N + j] = acc;
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t j0 = b * SHR_BS, j1 = j0 + SHR_BS < N ? j0 + SHR_BS : N;
+        shr_poly_block(coef, t, N, n, &f, out, j0, j1);
+    }
+}
+
+/* out[j] = sum over k < m of coef[k] * rows[k][j] mod p (coef < p): Lagrange sums. */
+SHR_CLONES static void shr_lincomb_range(const uint64_t *const *rows, const uint64_t *coef,
+                                         int m, const shr_field *f, uint64_t *out,
+                                         int64_t lo, int64_t hi)
+{
+    const uint64_t p = f->p;
+    for (int64_t j0 = lo; j0 < hi; j0 += SHR_BS) {
+        const int64_t j1 = j0 + SHR_BS < hi ? j0 + SHR_BS : hi;
+        uint64_t acc[SHR_BS];
+        for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0;
+        for (int k = 0; k < m; k++) {
+            const uint64_t *r = rows[k], ck = coef[k];
+            if (f->mersenne) {
+                for (int64_t j = j0; j < j1; j++) {
+                    const uint64_t v = acc[j - j0] + shr_m61_mul(r[j], ck);
+                    acc[j - j0] = v >= p ? v - p : v;
+                }
+            } else {
+                for (int64_t j = j0; j < j1; j++)
+                    acc[j - j0] = shr_addmod(acc[j - j0], shr_mulmod(r[j], ck, f), p);
+            }
         }
+        memcpy(out + j0, acc, (size_t)(j1 - j0) * 8);
+    }
+}
+
+static void shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
+                        int64_t N, uint64_t p, int nthreads)
+{
+    const shr_field f = shr_make_field(p);
+    if (N * m < 65536) nthreads = 1;
+#pragma omp parallel num_threads(nthreads)
+    {
+        const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        shr_lincomb_range(rows, coef, m, &f, out, N * tid / nt, N * (tid + 1) / nt);
     }
 }
 

@@ -21,6 +21,8 @@ cdef extern from "_sharing_kernels.h" nogil:
                   uint64_t *out, int64_t n, uint64_t p, int nthreads)
     void shr_poly_eval(const uint64_t *coef, int64_t t, int64_t N, int64_t n, uint64_t p,
                        uint64_t *out, int nthreads)
+    void shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
+                     int64_t N, uint64_t p, int nthreads)
     int shr_any_ge(const uint64_t *x, int64_t n, uint64_t p, int nthreads)
     void shr_sum_rows(const uint64_t *x, int64_t nrows, int64_t ncols, uint64_t p,
                       uint64_t *out, int nthreads)
@@ -114,3 +116,23 @@ def poly_eval(cnp.ndarray coef, int64_t n, uint64_t p, cnp.ndarray out, int nthr
     cdef uint64_t *po = _ptr(out)
     with nogil:
         shr_poly_eval(pc, t, N, n, p, po, nthreads)
+
+
+def lincomb(cnp.ndarray rows, cnp.ndarray coef, cnp.ndarray out, uint64_t p, int nthreads):
+    """out = sum_k coef[k] * rows[k] mod p (rows: C-contiguous (m, N); coef < p)."""
+    cdef int m = rows.shape[0]
+    cdef int64_t N = rows.shape[1]
+    cdef const uint64_t **rp = <const uint64_t **>malloc(sizeof(uint64_t *) * max(m, 1))
+    cdef uint64_t *base = _ptr(rows)
+    cdef uint64_t *pc = _ptr(coef)
+    cdef uint64_t *po = _ptr(out)
+    cdef int k
+    if rp == NULL:
+        raise MemoryError()
+    try:
+        for k in range(m):
+            rp[k] = base + k * N
+        with nogil:
+            shr_lincomb(rp, pc, m, po, N, p, nthreads)
+    finally:
+        free(rp)

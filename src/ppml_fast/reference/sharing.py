@@ -337,3 +337,37 @@ def numpy_matmul_mod(a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
         term = numpy_mulmod(acc[k], np.uint64(builtins.pow(2, _LIMB * k, p)), p)
         res = (res + term) % pu
     return res
+
+
+def numpy_shamir_share(x: np.ndarray, n: int, t: int, p: int,
+                       gen: np.random.Generator) -> np.ndarray:
+    """Shamir shares of the uint64 secrets ``x`` (< p) in pure numpy: random coefficients
+    from ``gen``, then Horner's rule per point with :func:`numpy_mulmod` -- the baseline
+    the native sharing is measured against."""
+    coef = gen.integers(0, p, size=(t - 1, *x.shape), dtype=np.uint64)
+    pu = np.uint64(p)
+    shares = np.empty((n, *x.shape), dtype=np.uint64)
+    for i in range(1, n + 1):
+        acc = coef[-1] if t > 1 else x
+        for j in range(t - 3, -2, -1):
+            acc = numpy_mulmod(acc, np.uint64(i), p)
+            acc += coef[j] if j >= 0 else x
+            acc = np.minimum(acc, acc - pu)  # acc < 2p: one conditional subtraction
+        shares[i - 1] = acc
+    return shares
+
+
+def numpy_shamir_reconstruct(shares: np.ndarray, points: list[int], p: int) -> np.ndarray:
+    """Lagrange interpolation at 0 with Python-int coefficients and numpy products."""
+    pu = np.uint64(p)
+    acc = np.zeros(shares.shape[1:], dtype=np.uint64)
+    for j, xj in enumerate(points):
+        num = den = 1
+        for m, xm in enumerate(points):
+            if m != j:
+                num = num * xm % p
+                den = den * (xm - xj) % p
+        lam = num * builtins.pow(den, -1, p) % p
+        acc += numpy_mulmod(shares[j], np.uint64(lam), p)
+        acc = np.minimum(acc, acc - pu)
+    return acc
