@@ -450,9 +450,8 @@ def shamir_share(x: Any, n_parties: int, threshold: int, *, p: int = MERSENNE61,
         raise ValueError(f"n_parties must be < p = {q} (the points 1..n must be distinct)")
     v = _operand(x, "x", q)
     gen = resolve_for_dp(rng)
-    coef = np.empty((t, v.size), dtype=_U64)  # row 0 the secrets, rows 1.. uniform
-    coef[0] = v.reshape(-1)
-    coef[1:] = _uniform(gen, (t - 1, v.size), q)
+    coef = _uniform(gen, (t, v.size), q)  # rows 1.. the random coefficients; row 0
+    coef[0] = v.reshape(-1)  # is overwritten by the secrets (one allocation, not two)
     shares = np.empty((n, v.size), dtype=_U64)
     if v.size:
         _k.poly_eval(coef, n, q, shares, _config.get_num_threads())

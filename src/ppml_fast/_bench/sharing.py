@@ -20,6 +20,7 @@ from . import Case, Target
 
 N_MUL = 10**7
 N_MM = 1024
+N_SHAMIR = 10**6
 P61 = sharing.MERSENNE61
 P62 = 4611686018427387847  # the largest prime below 2**62
 
@@ -103,5 +104,25 @@ def cases(full: bool) -> list[Case]:
         reference_name="numpy limbs + BLAS",
         peers={"float64 BLAS": blas},
         target=Target("speed-up", 10.0, ">= 10x the numpy reference"),
+    ))
+    def shamir_native() -> Any:
+        x = vec(P61, "a")[:N_SHAMIR]
+        shares = sharing.shamir_share(x, 10, 5, p=P61)
+        return sharing.shamir_reconstruct(shares[[0, 3, 5, 7, 9]], [1, 4, 6, 8, 10], p=P61)
+
+    pcg = np.random.Generator(np.random.PCG64())
+
+    def shamir_ref() -> Any:
+        x = vec(P61, "a")[:N_SHAMIR]
+        shares = ref.numpy_shamir_share(x, 10, 5, P61, pcg)
+        return ref.numpy_shamir_reconstruct(shares[[0, 3, 5, 7, 9]], [1, 4, 6, 8, 10], P61)
+
+    out.append(Case(
+        "shamir share + reconstruct n=10 t=5", "1e6 secrets",
+        native=shamir_native,
+        reference=shamir_ref,
+        reference_name="numpy Horner + Lagrange",
+        items=N_SHAMIR,
+        target=Target("speed-up", 20.0, ">= 20x a numpy/Python-int reference"),
     ))
     return out
