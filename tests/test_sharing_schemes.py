@@ -225,3 +225,74 @@ def test_additive_share_independent_of_secret():
     res = stats.ks_2samp(a.astype(float) / 2**64, b.astype(float) / 2**64)
     assert res.pvalue > 1e-6
     assert math.isfinite(res.statistic)
+
+
+# ---------------------------------------------------------------------- fixed point
+
+
+@pytest.mark.parametrize("modulus", [None, P61, P62])
+@pytest.mark.parametrize("frac_bits", [0, 8, 16, 24])
+def test_fixed_point_round_trip(modulus, frac_bits):
+    seed = _seed()
+    x = np.random.default_rng(seed).normal(0, 1000, size=200)
+    e = sharing.encode_fixed(x, frac_bits=frac_bits, modulus=modulus)
+    assert e.dtype == np.uint64
+    d = sharing.decode_fixed(e, frac_bits=frac_bits, modulus=modulus)
+    # round to nearest: error at most half a unit in the last place
+    assert np.all(np.abs(d - x) <= 2.0 ** -(frac_bits + 1)), seed
+    np.testing.assert_array_equal(d, np.rint(x * 2.0**frac_bits) / 2.0**frac_bits)
+
+
+def test_fixed_point_known_answers():
+    assert int(sharing.encode_fixed(1.5)) == 3 * 2**15
+    assert int(sharing.encode_fixed(-1.0)) == 2**64 - 2**16
+    assert int(sharing.encode_fixed(-1.0, modulus=P61)) == P61 - 2**16
+    assert sharing.decode_fixed(np.uint64(2**64 - 2**15)) == -0.5
+    assert sharing.decode_fixed(np.uint64(P61 - 2**15), modulus=P61) == -0.5
+
+
+def test_fixed_point_sums_are_exact_in_the_ring_and_field():
+    x, y = np.array([1.25, -3.5, 7.0]), np.array([-0.75, 2.0, -7.0])
+    for m in (None, P61):
+        s = sharing.add(sharing.encode_fixed(x, modulus=m), sharing.encode_fixed(y, modulus=m),
+                        modulus=m)
+        np.testing.assert_array_equal(sharing.decode_fixed(s, modulus=m), x + y)
+
+
+@pytest.mark.parametrize(("value", "modulus"), [(2.0**46, None), (-(2.0**46), None),
+                                                (2.0**45, P61), (1e300, None)])
+def test_fixed_point_overflow(value, modulus):
+    with pytest.raises(OverflowError, match="encode"):
+        sharing.encode_fixed(np.array([0.0, value]), modulus=modulus)
+
+
+def test_fixed_point_bad_input():
+    with pytest.raises(ValueError, match="finite"):
+        sharing.encode_fixed(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="frac_bits"):
+        sharing.encode_fixed(1.0, frac_bits=41)
+    with pytest.raises(ValueError, match="frac_bits"):
+        sharing.encode_fixed(1.0, frac_bits=-1)
+
+
+def test_truncate_2pc_products_within_one_ulp():
+    """x*y with 32 fractional bits, shared, truncated locally by 2**16: reconstructs to
+    floor(x*y / 2**16) or one more (SecureML), values far below the failure bound."""
+    seed = _seed()
+    gen = np.random.default_rng(seed)
+    x, y = gen.uniform(-100, 100, 5000), gen.uniform(-100, 100, 5000)
+    ex, ey = sharing.encode_fixed(x), sharing.encode_fixed(y)
+    prod = sharing.mul(ex, ey)  # 2f = 32 fractional bits, |value| < 2**46
+    shares = sharing.additive_share(prod, 2)
+    t = sharing.additive_reconstruct(sharing.truncate_2pc(shares))
+    exact = prod.view(np.int64) >> 16  # floor division of the signed value
+    diff = t.view(np.int64) - exact
+    assert set(np.unique(diff).tolist()) <= {0, 1}, seed
+    got = sharing.decode_fixed(t)
+    want = sharing.decode_fixed(ex) * sharing.decode_fixed(ey)
+    assert np.max(np.abs(got - want)) <= 2.0**-15, seed
+
+
+def test_truncate_2pc_rejects_other_party_counts():
+    with pytest.raises(ValueError, match="two parties"):
+        sharing.truncate_2pc(np.zeros((3, 4), dtype=np.uint64))

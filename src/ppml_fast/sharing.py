@@ -48,6 +48,8 @@ __all__ = [
     "add",
     "additive_reconstruct",
     "additive_share",
+    "decode_fixed",
+    "encode_fixed",
     "inv",
     "matmul",
     "mul",
@@ -57,6 +59,7 @@ __all__ = [
     "shamir_share",
     "sub",
     "sum",
+    "truncate_2pc",
 ]
 
 MERSENNE61 = 2**61 - 1
@@ -521,3 +524,82 @@ def _combine(s: np.ndarray, lam: tuple[int, ...], q: int) -> Any:
         _k.lincomb(rows, np.array(lam, dtype=_U64), res, q, _config.get_num_threads())
     out = res.reshape(s.shape[1:])
     return out[()] if out.ndim == 0 else out
+
+
+# --------------------------------------------------------------------- fixed point
+
+
+def _frac_bits(frac_bits: Any) -> int:
+    f = check_int(frac_bits, "frac_bits", minimum=0)
+    if f > 40:
+        raise ValueError(f"frac_bits must be <= 40, got {f}")
+    return f
+
+
+def encode_fixed(x: Any, *, frac_bits: int = 16, modulus: int | None = None) -> Any:
+    """Fixed-point encoding of real ``x``: ``round(x * 2**frac_bits)`` as an element of
+    Z_2^64 (two's complement) or of Z_p (negatives as ``p - |v|``), CrypTen-style.
+
+    The encoded integer must satisfy ``|v| < 2**62`` in the ring (one bit of headroom for
+    a sum, and a product of two encodings is then exact modulo 2**64 only if it stays
+    below 2**63 -- keep values well inside the range) or ``|v| < p / 2`` in a field;
+    otherwise ``OverflowError``. NaN or inf raise ``ValueError``. Rounding is to nearest,
+    ties to even (``np.rint``).
+    """
+    p = _modulus(modulus)
+    f = _frac_bits(frac_bits)
+    a = np.asarray(x, dtype=np.float64)
+    if a.size and not np.isfinite(a).all():
+        raise ValueError("x must contain only finite values (found NaN or inf)")
+    v = np.rint(np.ldexp(a, f))
+    limit = float(2**62) if not p else float(p // 2)
+    if v.size and float(np.max(np.abs(v))) >= limit:
+        raise OverflowError(
+            f"x * 2**{f} must be below {'2**62' if not p else 'p/2'} in magnitude to encode, "
+            f"found {float(np.max(np.abs(v))):.6g}"
+        )
+    iv = v.astype(np.int64)
+    if not p:
+        out = iv.view(np.uint64) if iv.ndim else np.array(iv).view(np.uint64)
+    else:
+        out = np.where(iv < 0, iv + p, iv).astype(np.uint64)
+    return out[()] if out.ndim == 0 else out
+
+
+def decode_fixed(v: Any, *, frac_bits: int = 16, modulus: int | None = None) -> Any:
+    """Inverse of :func:`encode_fixed`: the signed integer (two's complement in the ring;
+    ``v > p // 2`` negative in a field) divided by ``2**frac_bits``, as float64."""
+    p = _modulus(modulus)
+    f = _frac_bits(frac_bits)
+    u = _operand(v, "v", p)
+    if not p:
+        signed = u.view(np.int64) if u.ndim else np.array(u).view(np.int64)
+    else:
+        iv = u.astype(np.int64)
+        signed = np.where(iv > p // 2, iv - p, iv)
+    out = np.ldexp(signed.astype(np.float64), -f)
+    return out[()] if np.ndim(out) == 0 else out
+
+
+def truncate_2pc(shares: Any, *, frac_bits: int = 16) -> np.ndarray:
+    """Local truncation of two additive shares in Z_2^64 by ``2**frac_bits`` (SecureML,
+    Mohassel & Zhang 2017, Theorem 1): party 0 keeps ``floor(s0 / 2**f)``, party 1 keeps
+    ``2**64 - floor((2**64 - s1) / 2**f)``; no communication.
+
+    For a shared value ``x`` with ``|x| < 2**l`` the result reconstructs to
+    ``floor(x / 2**f)`` or that plus one (an error of one unit in the last fractional
+    bit) except with probability at most ``2**(l + 1 - 64)`` over the sharing's
+    randomness, when it is wrong by about ``2**(64 - f)``. Keep products of fixed-point
+    encodings well below 2**63 (e.g. |x| < 2**40 gives a failure probability below
+    2**-23 per element).
+    """
+    f = _frac_bits(frac_bits)
+    s = _operand(shares, "shares", 0)
+    if s.ndim < 1 or s.shape[0] != 2:
+        raise ValueError(f"shares must have shape (2, ...) (two parties), got {s.shape}")
+    sh = np.uint64(f)
+    out = np.empty_like(s)
+    out[0] = s[0] >> sh
+    with np.errstate(over="ignore"):
+        out[1] = np.uint64(0) - ((np.uint64(0) - s[1]) >> sh)
+    return out
