@@ -296,3 +296,65 @@ def test_truncate_2pc_products_within_one_ulp():
 def test_truncate_2pc_rejects_other_party_counts():
     with pytest.raises(ValueError, match="two parties"):
         sharing.truncate_2pc(np.zeros((3, 4), dtype=np.uint64))
+
+
+# ------------------------------------------------------------------ Beaver triples
+
+
+@pytest.mark.parametrize("modulus", [None, P61, 65537])
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_beaver_triples_are_consistent(modulus, n):
+    t = sharing.beaver_triples((4, 3), n, modulus=modulus, rng=_seed())
+    a, b, c = (sharing.additive_reconstruct(v, modulus=modulus) for v in t)
+    np.testing.assert_array_equal(c, sharing.mul(a, b, modulus=modulus))
+    tm = sharing.beaver_triples((4, 3), n, op="matmul", shape_b=(3, 2), modulus=modulus)
+    a, b, c = (sharing.additive_reconstruct(v, modulus=modulus) for v in tm)
+    np.testing.assert_array_equal(c, sharing.matmul(a, b, modulus=modulus))
+
+
+@pytest.mark.parametrize("modulus", [None, P61, P62])
+@pytest.mark.parametrize("n", [2, 3])
+def test_beaver_mul_and_matmul_equal_plaintext(modulus, n):
+    seed = _seed()
+    gen = np.random.default_rng(seed)
+    hi = 2**64 if modulus is None else modulus
+    x = gen.integers(0, hi, (5, 4), dtype=np.uint64)
+    y = gen.integers(0, hi, (5, 4), dtype=np.uint64)
+    xs, ys = (sharing.additive_share(v, n, modulus=modulus) for v in (x, y))
+    z = sharing.beaver_mul(xs, ys, sharing.beaver_triples((5, 4), n, modulus=modulus),
+                           modulus=modulus)
+    np.testing.assert_array_equal(sharing.additive_reconstruct(z, modulus=modulus),
+                                  sharing.mul(x, y, modulus=modulus), err_msg=str(seed))
+    w = gen.integers(0, hi, (4, 6), dtype=np.uint64)
+    ws = sharing.additive_share(w, n, modulus=modulus)
+    tm = sharing.beaver_triples((5, 4), n, op="matmul", shape_b=(4, 6), modulus=modulus)
+    zm = sharing.beaver_matmul(xs, ws, tm, modulus=modulus)
+    np.testing.assert_array_equal(sharing.additive_reconstruct(zm, modulus=modulus),
+                                  sharing.matmul(x, w, modulus=modulus), err_msg=str(seed))
+
+
+def test_beaver_fixed_point_matmul_two_parties():
+    """Fixed point: encode, share, Beaver matmul, truncate (2 parties), decode: within
+    the truncation error of the float product."""
+    gen = np.random.default_rng(_seed())
+    x, w = gen.uniform(-4, 4, (8, 5)), gen.uniform(-4, 4, (5, 3))
+    xs = sharing.additive_share(sharing.encode_fixed(x), 2)
+    ws = sharing.additive_share(sharing.encode_fixed(w), 2)
+    t = sharing.beaver_triples((8, 5), 2, op="matmul", shape_b=(5, 3))
+    z = sharing.truncate_2pc(sharing.beaver_matmul(xs, ws, t))
+    got = sharing.decode_fixed(sharing.additive_reconstruct(z))
+    xq = sharing.decode_fixed(sharing.encode_fixed(x))
+    wq = sharing.decode_fixed(sharing.encode_fixed(w))
+    assert np.max(np.abs(got - xq @ wq)) <= 2.0**-15
+
+
+def test_beaver_bad_input():
+    with pytest.raises(ValueError, match="op must be"):
+        sharing.beaver_triples((2,), 2, op="add")
+    with pytest.raises(ValueError, match="shape_b must be given"):
+        sharing.beaver_triples((2, 2), 2, op="matmul")
+    with pytest.raises(ValueError, match=r"\(n, k\) and \(k, m\)"):
+        sharing.beaver_triples((2, 3), 2, op="matmul", shape_b=(2, 2))
+    t = sharing.beaver_triples((3,), 2)
+    with pytest.raises(ValueError, match="do not match"):
+        sharing.beaver_mul(np.zeros((2, 4), np.uint64), np.zeros((2, 3), np.uint64), t)

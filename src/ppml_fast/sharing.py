@@ -34,20 +34,24 @@ from __future__ import annotations
 import builtins
 import functools
 import operator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _config
 from ._native import sharing as _k
-from ._validation import check_int
+from ._validation import check_int, normalize_size
 from .rng import resolve_for_dp
 
 __all__ = [
     "MERSENNE61",
+    "BeaverTriple",
     "add",
     "additive_reconstruct",
     "additive_share",
+    "beaver_matmul",
+    "beaver_mul",
+    "beaver_triples",
     "decode_fixed",
     "encode_fixed",
     "inv",
@@ -603,3 +607,97 @@ def truncate_2pc(shares: Any, *, frac_bits: int = 16) -> np.ndarray:
     with np.errstate(over="ignore"):
         out[1] = np.uint64(0) - ((np.uint64(0) - s[1]) >> sh)
     return out
+
+
+# ------------------------------------------------------------------ Beaver triples
+
+
+class BeaverTriple(NamedTuple):
+    """Additive shares (each of shape ``(n_parties, ...)``) of uniform ``a``, ``b`` and
+    ``c = a * b`` (elementwise) or ``c = a @ b`` (matrix), from a trusted dealer."""
+
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+
+
+def beaver_triples(shape: Any, n_parties: int, *, op: str = "mul", shape_b: Any = None,
+                   modulus: int | None = None, rng: Any = None) -> BeaverTriple:
+    """A trusted dealer's multiplication triple, shared additively among ``n_parties``.
+
+    ``op="mul"``: ``a``, ``b`` of ``shape``, ``c = a * b``. ``op="matmul"``: ``a`` of
+    ``shape`` (n, k), ``b`` of ``shape_b`` (k, m), ``c = a @ b``. Everything is uniform
+    from the secure stream by default; a triple must be used for one multiplication only
+    (reusing it leaks the difference of the two masked inputs).
+    """
+    p = _modulus(modulus)
+    n = check_int(n_parties, "n_parties", minimum=1)
+    gen = resolve_for_dp(rng)
+    sa = normalize_size(shape, "shape")
+    if sa is None:
+        raise TypeError("shape must be an int or a tuple of ints, got None")
+    if op == "mul":
+        if shape_b is not None:
+            raise ValueError("shape_b is only for op='matmul'")
+        a, b = _uniform(gen, sa, p), _uniform(gen, sa, p)
+        c = mul(a, b, modulus=modulus)
+    elif op == "matmul":
+        if shape_b is None:
+            raise ValueError("shape_b must be given for op='matmul'")
+        sb = normalize_size(shape_b, "shape_b")
+        assert sb is not None
+        if len(sa) != 2 or len(sb) != 2 or sa[1] != sb[0]:
+            raise ValueError(f"op='matmul' needs shapes (n, k) and (k, m), got {sa} and {sb}")
+        a, b = _uniform(gen, sa, p), _uniform(gen, sb, p)
+        c = matmul(a, b, modulus=modulus)
+    else:
+        raise ValueError(f"op must be 'mul' or 'matmul', got {op!r}")
+    return BeaverTriple(*(additive_share(v, n, modulus=modulus, rng=gen) for v in (a, b, c)))
+
+
+def _open(shares: np.ndarray, modulus: int | None) -> Any:
+    return additive_reconstruct(shares, modulus=modulus)
+
+
+def beaver_mul(x_shares: Any, y_shares: Any, triple: BeaverTriple, *,
+               modulus: int | None = None) -> np.ndarray:
+    """Shares of ``x * y`` (elementwise) from shares of ``x`` and ``y`` and a triple:
+    the parties open ``ε = x - a`` and ``δ = y - b``; party i keeps
+    ``c_i + ε b_i + δ a_i`` and party 0 adds ``ε δ`` (Beaver 1991). In fixed point the
+    product has twice the fractional bits: truncate it (:func:`truncate_2pc`)."""
+    p = _modulus(modulus)
+    xs, ys = _operand(x_shares, "x_shares", p), _operand(y_shares, "y_shares", p)
+    if xs.shape != triple.a.shape or ys.shape != triple.b.shape:
+        raise ValueError(
+            f"shares of shapes {xs.shape} and {ys.shape} do not match the triple's "
+            f"{triple.a.shape} and {triple.b.shape}"
+        )
+    eps = _open(sub(xs, triple.a, modulus=modulus), modulus)
+    dlt = _open(sub(ys, triple.b, modulus=modulus), modulus)
+    z = add(triple.c, add(mul(eps, triple.b, modulus=modulus),
+                          mul(dlt, triple.a, modulus=modulus), modulus=modulus), modulus=modulus)
+    z[0] = add(z[0], mul(eps, dlt, modulus=modulus), modulus=modulus)
+    return z
+
+
+def beaver_matmul(x_shares: Any, y_shares: Any, triple: BeaverTriple, *,
+                  modulus: int | None = None) -> np.ndarray:
+    """Shares of ``x @ y`` from shares of ``x`` (n, k) and ``y`` (k, m) and a matmul
+    triple: open ``ε = x - a``, ``δ = y - b``; party i keeps ``c_i + ε @ b_i + a_i @ δ``
+    and party 0 adds ``ε @ δ``."""
+    p = _modulus(modulus)
+    xs, ys = _operand(x_shares, "x_shares", p), _operand(y_shares, "y_shares", p)
+    if xs.shape != triple.a.shape or ys.shape != triple.b.shape:
+        raise ValueError(
+            f"shares of shapes {xs.shape} and {ys.shape} do not match the triple's "
+            f"{triple.a.shape} and {triple.b.shape}"
+        )
+    eps = _open(sub(xs, triple.a, modulus=modulus), modulus)
+    dlt = _open(sub(ys, triple.b, modulus=modulus), modulus)
+    z = np.empty(triple.c.shape, dtype=_U64)
+    for i in range(xs.shape[0]):
+        t = add(matmul(eps, triple.b[i], modulus=modulus),
+                matmul(triple.a[i], dlt, modulus=modulus), modulus=modulus)
+        z[i] = add(triple.c[i], t, modulus=modulus)
+    z[0] = add(z[0], matmul(eps, dlt, modulus=modulus), modulus=modulus)
+    return z
