@@ -358,3 +358,82 @@ def test_beaver_bad_input():
     t = sharing.beaver_triples((3,), 2)
     with pytest.raises(ValueError, match="do not match"):
         sharing.beaver_mul(np.zeros((2, 4), np.uint64), np.zeros((2, 3), np.uint64), t)
+
+
+# ------------------------------------------------------------ n-party truncation
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_truncate_n_parties_within_one_unit(n):
+    seed = _seed()
+    gen = np.random.default_rng(seed)
+    x, y = gen.uniform(-100, 100, 4000), gen.uniform(-100, 100, 4000)
+    prod = sharing.mul(sharing.encode_fixed(x), sharing.encode_fixed(y))
+    t = sharing.additive_reconstruct(sharing.truncate(sharing.additive_share(prod, n)))
+    diff = t.view(np.int64) - (prod.view(np.int64) >> 16)
+    assert set(np.unique(diff).tolist()) <= {-1, 0}, seed
+
+
+# ---------------------------------------------------------------- SecretTensor
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_secret_tensor_fixed_point_arithmetic(n):
+    gen = np.random.default_rng(_seed())
+    a, b = gen.uniform(-10, 10, (3, 4)), gen.uniform(-10, 10, (3, 4))
+    w = gen.uniform(-10, 10, (4, 2))
+    A, B, W = (sharing.SecretTensor.share(v, n) for v in (a, b, w))
+    tol = 2.0**-12
+    np.testing.assert_allclose((A + B).reveal(), a + b, atol=2.0**-15)
+    np.testing.assert_allclose((A - B).reveal(), a - b, atol=2.0**-15)
+    np.testing.assert_allclose((A + 1.5).reveal(), a + 1.5, atol=2.0**-15)
+    np.testing.assert_allclose((2.0 - A).reveal(), 2.0 - a, atol=2.0**-15)
+    np.testing.assert_allclose((-A).reveal(), -a, atol=2.0**-15)
+    np.testing.assert_allclose((A * B).reveal(), a * b, atol=tol * 20)
+    np.testing.assert_allclose((A * 0.25).reveal(), a * 0.25, atol=tol)
+    np.testing.assert_allclose((A @ W).reveal(), a @ w, atol=tol * 100)
+    np.testing.assert_allclose((A @ w).reveal(), a @ w, atol=tol * 100)
+    np.testing.assert_allclose((a.T @ A).reveal(), a.T @ a, atol=tol * 100)
+    np.testing.assert_allclose(A.T.reveal(), a.T, atol=2.0**-15)
+    np.testing.assert_allclose(A.sum().reveal(), a.sum(), atol=2.0**-10)
+    np.testing.assert_allclose(A.sum(axis=0).reveal(), a.sum(axis=0), atol=2.0**-12)
+    assert A.shape == (3, 4) and A.n_parties == n
+
+
+def test_secret_tensor_integers_in_a_field():
+    x, y = np.array([3, 5, 7]), np.array([10, 20, 30])
+    X = sharing.SecretTensor.share(x, 3, modulus=P61, frac_bits=None)
+    Y = sharing.SecretTensor.share(y, 3, modulus=P61, frac_bits=None)
+    np.testing.assert_array_equal((X * Y).reveal(), x * y)
+    np.testing.assert_array_equal((X + Y - 2).reveal(), x + y - 2)
+    np.testing.assert_array_equal((X @ Y).reveal(), np.uint64(x @ y))
+    with pytest.raises(ValueError, match="ring"):
+        sharing.SecretTensor.share(np.array([1.0]), 2, modulus=P61)
+
+
+def test_secret_tensor_logistic_regression_step():
+    """The docstring's example: private steps track the plaintext ones within the
+    fixed-point error."""
+    gen = np.random.default_rng(_seed())
+    features = gen.normal(size=(40, 3))
+    labels = (features @ np.array([1.0, -2.0, 0.5]) > 0).astype(float)
+    lr = 0.5
+    X = sharing.SecretTensor.share(features, 3)
+    y = sharing.SecretTensor.share(labels, 3)
+    w = sharing.SecretTensor.share(np.zeros(3), 3)
+    wp = np.zeros(3)
+    for _ in range(5):
+        p = X @ w * 0.25 + 0.5
+        w = w - X.T @ (p - y) * (lr / len(labels))
+        pp = features @ wp * 0.25 + 0.5
+        wp = wp - features.T @ (pp - labels) * (lr / len(labels))
+    np.testing.assert_allclose(w.reveal(), wp, atol=2e-3)
+
+
+def test_secret_tensor_mismatch_errors():
+    a = sharing.SecretTensor.share(np.ones(3), 2)
+    b = sharing.SecretTensor.share(np.ones(3), 3)
+    with pytest.raises(ValueError, match="n_parties"):
+        _ = a + b
+    with pytest.raises(TypeError, match="integer"):
+        _ = sharing.SecretTensor.share(np.ones(2, dtype=np.int64), 2, frac_bits=None) + 0.5
