@@ -371,3 +371,18 @@ def numpy_shamir_reconstruct(shares: np.ndarray, points: list[int], p: int) -> n
         acc += numpy_mulmod(shares[j], np.uint64(lam), p)
         acc = np.minimum(acc, acc - pu)
     return acc
+
+
+def numpy_beaver_matmul(xs: np.ndarray, ys: np.ndarray, a: np.ndarray, b: np.ndarray,
+                        c: np.ndarray) -> np.ndarray:
+    """Beaver matmul over additive shares in Z_2^64 with numpy's wrapping uint64 arithmetic
+    (the online phase: open ε = x - a and δ = y - b, then c_i + ε b_i + a_i δ, plus ε δ
+    for party 0) -- the baseline for ``ppml_fast.sharing.beaver_matmul``."""
+    with np.errstate(over="ignore"):
+        eps = (xs - a).sum(axis=0, dtype=np.uint64)
+        dlt = (ys - b).sum(axis=0, dtype=np.uint64)
+        z = np.empty(c.shape, dtype=np.uint64)
+        for i in range(xs.shape[0]):
+            z[i] = c[i] + eps @ b[i] + a[i] @ dlt
+        z[0] += eps @ dlt
+    return z
