@@ -402,10 +402,20 @@ def _matmul_field(x: np.ndarray, y: np.ndarray, p: int, res: np.ndarray, nthread
 
 
 def _uniform(gen: np.random.Generator, shape: tuple[int, ...], p: int) -> np.ndarray:
-    """Uniform elements of Z_p (p = 0: of Z_2^64), unbiased (numpy's bounded integers)."""
-    if not p:
-        return gen.integers(0, 2**64, size=shape, dtype=np.uint64)
-    return gen.integers(0, p, size=shape, dtype=np.uint64)
+    """Uniform elements of Z_p (p = 0: of Z_2^64), exactly: raw 64-bit words of the
+    stream, masked to p's bit length, with the (rare, at most half) values >= p drawn
+    again -- rejection sampling, no modulo bias."""
+    n = int(np.prod(shape, dtype=np.int64))
+    raw = np.asarray(gen.bit_generator.random_raw(n), dtype=np.uint64)
+    if p:
+        mask = np.uint64((1 << p.bit_length()) - 1)
+        raw &= mask
+        bad = np.flatnonzero(raw >= np.uint64(p))
+        while bad.size:
+            redo = np.asarray(gen.bit_generator.random_raw(bad.size), dtype=np.uint64) & mask
+            raw[bad] = redo
+            bad = bad[redo >= np.uint64(p)]
+    return raw.reshape(shape)
 
 
 def additive_share(x: Any, n_parties: int, *, modulus: int | None = None,
