@@ -4,8 +4,9 @@ References are pure numpy (``ppml_fast.reference.sharing``): ``numpy_mulmod`` (3
 with a Mersenne fold, or float64-estimated quotients for a general prime) and
 ``numpy_matmul_mod`` (21-bit limbs through one float64 BLAS product, recombined in numpy),
 and numpy's own wrapping int64 matmul for the ring. Peers: torch's int64 matmul (CrypTen's
-backend) when torch is installed, and a plain float64 BLAS matmul of the same shape as the
-limit the integer products are measured against (``vs float64 BLAS`` below 1 = slower).
+backend) when torch is installed, MPyC's Shamir sharing (``mpyc.thresha``) when MPyC is
+installed, and a plain float64 BLAS matmul of the same shape as the limit the integer
+products are measured against (``vs float64 BLAS`` below 1 = slower).
 """
 from __future__ import annotations
 
@@ -125,6 +126,39 @@ def cases(full: bool) -> list[Case]:
         items=N_SHAMIR,
         target=Target("speed-up", 20.0, ">= 20x a numpy/Python-int reference"),
     ))
+    # the same at 1e5 secrets, with MPyC's Shamir sharing (thresha.random_split and
+    # recombine over GF(2^61 - 1), degree t - 1 = 4) as a peer when it is installed
+    n_small = 10**5
+    shamir_peers: dict[str, Call] = {}
+    try:
+        mpyc_thresha: Any = importlib.import_module("mpyc.thresha")
+        mpyc_finfields: Any = importlib.import_module("mpyc.finfields")
+    except ImportError:
+        mpyc_thresha = None
+    if mpyc_thresha is not None:
+        field = mpyc_finfields.GF(P61)
+
+        def mpyc_shamir() -> Any:
+            secrets = data.get("mpyc_secrets", lambda: [
+                field(int(v)) for v in vec(P61, "a")[:n_small]])
+            shares = mpyc_thresha.random_split(field, secrets, 4, 10)
+            picked = [(i + 1, shares[i]) for i in (0, 3, 5, 7, 9)]
+            return mpyc_thresha.recombine(field, picked)
+
+        shamir_peers["mpyc"] = mpyc_shamir
+
+    def shamir_native_small() -> Any:
+        x = vec(P61, "a")[:n_small]
+        shares = sharing.shamir_share(x, 10, 5, p=P61)
+        return sharing.shamir_reconstruct(shares[[0, 3, 5, 7, 9]], [1, 4, 6, 8, 10], p=P61)
+
+    out.append(Case(
+        "shamir share + reconstruct n=10 t=5", "1e5 secrets",
+        native=shamir_native_small,
+        peers=shamir_peers,
+        items=n_small,
+    ))
+
     # Beaver matmul, 3 parties, 512 x 512 fixed point: the online phase (open, combine,
     # truncate) on shares and a dealer's triple made beforehand
     n_b = 512
