@@ -1,10 +1,11 @@
 """Secret sharing: ring Z_2^64 and prime-field Z_p arithmetic on uint64 arrays.
 
-This module is being built in parts (issue 5). Here so far: the modular-arithmetic
-kernels every sharing scheme is made of -- :func:`add`, :func:`sub`, :func:`neg`,
-:func:`mul`, :func:`sum`, :func:`inv`, :func:`pow` and :func:`matmul` -- and additive
-(:func:`additive_share`) and Shamir (:func:`shamir_share`) sharing. Fixed point, Beaver
-triples and ``SecretTensor`` come next.
+The modular-arithmetic kernels every sharing scheme is made of -- :func:`add`,
+:func:`sub`, :func:`neg`, :func:`mul`, :func:`sum`, :func:`inv`, :func:`pow` and
+:func:`matmul` -- additive (:func:`additive_share`) and Shamir (:func:`shamir_share`)
+sharing, fixed point (:func:`encode_fixed`, :func:`truncate_2pc`, :func:`truncate`),
+a trusted dealer's Beaver triples (:func:`beaver_triples`, :func:`beaver_mul`,
+:func:`beaver_matmul`) and :class:`SecretTensor`, an n-party simulation.
 
 Security
 --------
@@ -221,6 +222,7 @@ def _native_binop(
         for v, name in checked:  # the kernel saw a value >= p: name the operand
             if _k.any_ge(v, p, nthreads):
                 _range_error(v, name, p)
+        raise ValueError(f"an operand holds a value outside [0, p) = [0, {p})")
     if dest is not None and not direct:
         np.copyto(dest, res)
     return _result(res, dest, a.ndim == 0 and b.ndim == 0)
@@ -567,11 +569,16 @@ def encode_fixed(x: Any, *, frac_bits: int = 16, modulus: int | None = None) -> 
     """Fixed-point encoding of real ``x``: ``round(x * 2**frac_bits)`` as an element of
     Z_2^64 (two's complement) or of Z_p (negatives as ``p - |v|``), CrypTen-style.
 
-    The encoded integer must satisfy ``|v| < 2**62`` in the ring (one bit of headroom for
-    a sum, and a product of two encodings is then exact modulo 2**64 only if it stays
-    below 2**63 -- keep values well inside the range) or ``|v| < p / 2`` in a field;
-    otherwise ``OverflowError``. NaN or inf raise ``ValueError``. Rounding is to nearest,
-    ties to even (``np.rint``).
+    The encoded integer must satisfy ``|v| < 2**62`` in the ring or ``|v| < p / 2`` in a
+    field; otherwise ``OverflowError``. NaN or inf raise ``ValueError``. Rounding is to
+    nearest, ties to even (``np.rint``).
+
+    Range for products: ring products are exact modulo 2**64, but the product of two
+    encodings (2 ``frac_bits`` fractional bits) is read as a signed 64-bit integer, so
+    ``|x * y| * 2**(2 f)`` -- for ``@``, the accumulated sum -- must stay below 2**63:
+    ``|x y| < 2**31`` with f = 16. Truncation also fails (a huge error) with probability
+    about ``|x y| * 2**(2 f - 64)`` per element (see :func:`truncate_2pc`): keep values
+    small (about 2**-19 per element for products near 100 with f = 16).
     """
     p = _modulus(modulus)
     f = _frac_bits(frac_bits)
@@ -780,6 +787,11 @@ class SecretTensor:
     (:func:`beaver_triples`), all randomness from the secure stream unless ``rng`` says
     otherwise.
 
+    Fixed-point range: a product (or a matmul's accumulated sum) must stay below 2**31 in
+    magnitude with 16 fractional bits, and each truncation fails with probability about
+    ``|value| * 2**-32`` per element; see :func:`encode_fixed`. Nothing checks this on
+    the shares (that would need to open them).
+
     Example -- one private logistic-regression step (linear approximation of the
     sigmoid, 0.5 + x / 4)::
 
@@ -806,7 +818,9 @@ class SecretTensor:
         self.shares = _operand(shares, "shares", p)
         if self.shares.ndim < 1:
             raise ValueError("shares must have shape (n_parties, ...)")
-        self._rng = rng
+        # resolved once: a seed must give one stream for every later triple and
+        # truncation pair -- restarting it per operation would reuse them (and leak)
+        self._rng = resolve_for_dp(rng)
 
     # construction and opening
     @classmethod
@@ -814,8 +828,9 @@ class SecretTensor:
               frac_bits: int | None = 16, rng: Any = None) -> SecretTensor:
         """Share a plaintext (reals for fixed point, integers with ``frac_bits=None``)."""
         enc = _encode_plain(x, frac_bits, modulus)
-        return cls(additive_share(enc, n_parties, modulus=modulus, rng=rng),
-                   modulus=modulus, frac_bits=frac_bits, rng=rng)
+        gen = resolve_for_dp(rng)  # one stream for the shares and everything after
+        return cls(additive_share(enc, n_parties, modulus=modulus, rng=gen),
+                   modulus=modulus, frac_bits=frac_bits, rng=gen)
 
     def reveal(self) -> Any:
         """Open the tensor: the sum of the shares, decoded."""
@@ -850,6 +865,13 @@ class SecretTensor:
     def _plain(self, other: Any) -> np.ndarray:
         return np.asarray(_encode_plain(other, self.frac_bits, self.modulus))
 
+    def _expand(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The shares broadcast to ``(n_parties, *shape)``: new axes go after the
+        parties' axis (numpy would align the parties' axis with a data axis)."""
+        extra = len(shape) - len(self.shape)
+        s = self.shares.reshape((self.n_parties, *(1,) * extra, *self.shape))
+        return np.array(np.broadcast_to(s, (self.n_parties, *shape)))  # writeable copy
+
     def _truncate(self, shares: np.ndarray) -> SecretTensor:
         if self.frac_bits is None or self.frac_bits == 0:
             return self._like(shares)
@@ -862,9 +884,11 @@ class SecretTensor:
         m = self.modulus
         if isinstance(other, SecretTensor):
             self._check_peer(other)
-            return self._like(add(self.shares, other.shares, modulus=m))
-        z = self.shares.copy()
-        z[0] = add(z[0], self._plain(other), modulus=m)  # a public term: party 0 adds it
+            shape = np.broadcast_shapes(self.shape, other.shape)
+            return self._like(add(self._expand(shape), other._expand(shape), modulus=m))
+        plain = self._plain(other)
+        z = self._expand(np.broadcast_shapes(self.shape, plain.shape))
+        z[0] = add(z[0], plain, modulus=m)  # a public term: party 0 adds it
         return self._like(z)
 
     __radd__ = __add__
@@ -885,7 +909,10 @@ class SecretTensor:
             flat = self.shares.reshape(self.n_parties, -1)
             return self._like(sum(flat, axis=1, modulus=m))
         ax = operator.index(axis)
-        ax = ax + len(self.shape) if ax < 0 else ax
+        nd = len(self.shape)
+        if not -nd <= ax < nd:  # never the parties' axis: that would open the secret
+            raise ValueError(f"axis {ax} is out of bounds for a tensor of dimension {nd}")
+        ax = ax + nd if ax < 0 else ax
         return self._like(sum(self.shares, axis=ax + 1, modulus=m))
 
     # products
@@ -894,11 +921,12 @@ class SecretTensor:
         if isinstance(other, SecretTensor):
             self._check_peer(other)
             shape = np.broadcast_shapes(self.shape, other.shape)
-            xs = np.broadcast_to(self.shares, (self.n_parties, *shape))
-            ys = np.broadcast_to(other.shares, (self.n_parties, *shape))
             t = beaver_triples(shape, self.n_parties, modulus=m, rng=self._rng)
-            return self._truncate(beaver_mul(xs, ys, t, modulus=m))
-        return self._truncate(mul(self.shares, self._plain(other), modulus=m))
+            return self._truncate(beaver_mul(self._expand(shape), other._expand(shape), t,
+                                             modulus=m))
+        plain = self._plain(other)
+        shape = np.broadcast_shapes(self.shape, plain.shape)
+        return self._truncate(mul(self._expand(shape), plain[None], modulus=m))
 
     __rmul__ = __mul__
 
