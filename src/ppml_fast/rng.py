@@ -224,8 +224,9 @@ def warn_if_insecure(gen: np.random.Generator, stacklevel: int = 3) -> None:
     if not _warned and not is_secure(gen):
         _warned = True
         warnings.warn(
-            "a seeded or non-cryptographic random stream is feeding a DP mechanism: the "
-            "noise is reproducible by anyone who knows the seed. Use rng=None outside tests.",
+            "a seeded or non-cryptographic random stream is feeding randomness that protects "
+            "someone (DP noise, secret shares, masks, Beaver triples): it is reproducible by "
+            "anyone who knows the seed. Use rng=None outside tests.",
             InsecureRandomnessWarning,
             stacklevel=stacklevel,
         )
