@@ -437,3 +437,20 @@ def test_secret_tensor_mismatch_errors():
         _ = a + b
     with pytest.raises(TypeError, match="integer"):
         _ = sharing.SecretTensor.share(np.ones(2, dtype=np.int64), 2, frac_bits=None) + 0.5
+
+
+@pytest.mark.parametrize("modulus", [None, P61, 65537])
+def test_shares_do_not_depend_on_the_thread_count(modulus):
+    """The shares' randomness is filled in fixed blocks of the seeded stream (several
+    blocks here), whatever the thread count."""
+    import ppml_fast
+
+    x = np.zeros(300_000, dtype=np.uint64)
+    runs = []
+    for nt in (1, 2, 3):
+        with ppml_fast.num_threads(nt):
+            runs.append((sharing.additive_share(x, 3, modulus=modulus, rng=11),
+                         sharing.shamir_share(x, 4, 3, rng=12)))
+    for a, s in runs[1:]:
+        np.testing.assert_array_equal(a, runs[0][0])
+        np.testing.assert_array_equal(s, runs[0][1])

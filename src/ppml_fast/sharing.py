@@ -41,6 +41,7 @@ import numpy as np
 
 from . import _config
 from ._native import sharing as _k
+from ._native._streams import split
 from ._validation import check_int, normalize_size
 from .rng import resolve_for_dp
 
@@ -416,19 +417,15 @@ def _matmul_field(x: np.ndarray, y: np.ndarray, p: int, res: np.ndarray, nthread
 
 def _uniform(gen: np.random.Generator, shape: tuple[int, ...], p: int) -> np.ndarray:
     """Uniform elements of Z_p (p = 0: of Z_2^64), exactly: raw 64-bit words of the
-    stream, masked to p's bit length, with the (rare, at most half) values >= p drawn
-    again -- rejection sampling, no modulo bias."""
-    n = int(np.prod(shape, dtype=np.int64))
-    raw = np.asarray(gen.bit_generator.random_raw(n), dtype=np.uint64)
-    if p:
-        mask = np.uint64((1 << p.bit_length()) - 1)
-        raw &= mask
-        bad = np.flatnonzero(raw >= np.uint64(p))
-        while bad.size:
-            redo = np.asarray(gen.bit_generator.random_raw(bad.size), dtype=np.uint64) & mask
-            raw[bad] = redo
-            bad = bad[redo >= np.uint64(p)]
-    return raw.reshape(shape)
+    stream masked to p's bit length, values >= p drawn again (rejection sampling, no
+    modulo bias). The stream is split into fixed blocks filled on all cores, so a seed
+    gives the same elements on any number of threads."""
+    out = _fresh(shape)
+    flat = out.reshape(-1)
+    if flat.size:
+        with split(gen, flat.size) as (bit_generators, block):
+            _k.uniform_fill(bit_generators, block, p, flat, _config.get_num_threads())
+    return out
 
 
 def additive_share(x: Any, n_parties: int, *, modulus: int | None = None,

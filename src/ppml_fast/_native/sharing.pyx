@@ -5,12 +5,19 @@ Nothing here validates: :mod:`ppml_fast.sharing` hands over C-contiguous uint64 
 whose values are already reduced (< p), a prime p < 2**62 (0 = the ring Z_2^64 where an
 operation allows it), and outputs of the right size.
 """
+from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 cimport numpy as cnp
+from numpy.random cimport bitgen_t
+
+from ._bitgen cimport bitgen_pointers
 
 cnp.import_array()
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long) nogil
 
 cdef extern from "_sharing_kernels.h" nogil:
     int SHR_ADD_ "SHR_ADD"
@@ -136,3 +143,47 @@ def lincomb(cnp.ndarray rows, cnp.ndarray coef, cnp.ndarray out, uint64_t p, int
             shr_lincomb(rp, pc, m, po, N, p, nthreads)
     finally:
         free(rp)
+
+
+cdef void _uniform_block(bitgen_t* bg, uint64_t* out, Py_ssize_t n, uint64_t p,
+                         uint64_t mask) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef uint64_t v
+    for i in range(n):
+        v = bg.next_uint64(bg.state)
+        if p:
+            v &= mask
+            while v >= p:  # rejection: uniform on [0, p), at most half rejected
+                v = bg.next_uint64(bg.state) & mask
+        out[i] = v
+
+
+def uniform_fill(list bit_generators, Py_ssize_t block, uint64_t p, cnp.ndarray out,
+                 int nthreads):
+    """Fill the contiguous uint64 ``out`` with uniform elements of Z_p (p = 0: raw words of
+    Z_2^64): ``bit_generators[k]`` feeds elements ``k*block`` .. ``(k+1)*block - 1`` (one
+    generator: all of them), so the result does not depend on the thread count."""
+    cdef Py_ssize_t n = out.size
+    cdef Py_ssize_t nblocks = len(bit_generators)
+    cdef uint64_t* po = _ptr(out)
+    cdef uint64_t mask = 0
+    cdef Py_ssize_t b, start, length
+    cdef bitgen_t** bgs
+    if n == 0:
+        return
+    if p:
+        mask = (<uint64_t>1 << (64 - __builtin_clzll(p))) - 1 if p > 1 else 1
+    bgs = bitgen_pointers(bit_generators)
+    try:
+        with nogil:
+            if nblocks == 1:
+                _uniform_block(bgs[0], po, n, p, mask)
+            else:
+                for b in prange(nblocks, num_threads=nthreads, schedule="dynamic"):
+                    start = b * block
+                    length = n - start
+                    if length > block:
+                        length = block
+                    _uniform_block(bgs[b], po + start, length, p, mask)
+    finally:
+        free(bgs)
