@@ -477,6 +477,8 @@ def shamir_share(x: Any, n_parties: int, threshold: int, *, p: int = MERSENNE61,
         raise ValueError(f"threshold must be <= n_parties = {n}, got {t}")
     if n >= q:
         raise ValueError(f"n_parties must be < p = {q} (the points 1..n must be distinct)")
+    if n >= 2**32:  # the kernel multiplies by the points as 32-bit numbers
+        raise ValueError(f"n_parties must be < 2**32, got {n}")
     v = _operand(x, "x", q)
     gen = resolve_for_dp(rng)
     coef = _uniform(gen, (t, v.size), q)  # rows 1.. the random coefficients; row 0

@@ -442,6 +442,18 @@ static inline uint64_t shr_m61_mul(uint64_t x, uint64_t y)
     return t >= M ? t - M : t;
 }
 
+/* x * z mod 2^61 - 1 for x < 2^61 and a small z < 2^32 (a Shamir point): two 32-bit
+ * products instead of four.  x z = (x1 z) 2^32 + x0 z with x1 z = h1 2^29 + h0, and
+ * 2^61 = 1: x z = h1 + h0 2^32 + (x0 z mod 2^61) + (x0 z >> 61), below 2^63. */
+static inline uint64_t shr_m61_mul_small(uint64_t x, uint64_t z)
+{
+    const uint64_t M = SHR_M61, L32 = 0xffffffffu, L29 = (UINT64_C(1) << 29) - 1;
+    const uint64_t lo = (x & L32) * z, hi = (x >> 32) * z;
+    uint64_t t = ((hi & L29) << 32) + (hi >> 29) + (lo & M) + (lo >> 61);
+    t = (t & M) + (t >> 61);
+    return t >= M ? t - M : t;
+}
+
 #define SHR_BS 512
 
 /* Shamir shares: out[i, j] = f_j(i + 1) mod p for i < n, where f_j has coefficients
@@ -456,13 +468,13 @@ SHR_CLONES static void shr_poly_block(const uint64_t *coef, int64_t t, int64_t N
     const int64_t w = j1 - j0;
     const uint64_t p = f->p;
     for (int64_t i = 0; i < n; i++) {
-        const uint64_t z = (uint64_t)(i + 1);
+        const uint64_t z = (uint64_t)(i + 1); /* < 2^32: n_parties is far smaller */
         for (int64_t j = 0; j < w; j++) acc[j] = coef[(t - 1) * N + j0 + j];
         for (int64_t c = t - 2; c >= 0; c--) {
             const uint64_t *cc = coef + c * N + j0;
             if (f->mersenne) {
                 for (int64_t j = 0; j < w; j++) {
-                    const uint64_t v = shr_m61_mul(acc[j], z) + cc[j];
+                    const uint64_t v = shr_m61_mul_small(acc[j], z) + cc[j];
                     acc[j] = v >= p ? v - p : v;
                 }
             } else {
