@@ -219,8 +219,8 @@ def get_privacy_spent(
 # ---------------------------------------------------------------------------------------
 
 def _rdp_epsilon(q: float, sigma: float, steps: int, delta: float) -> float:
-    orders = np.array(DEFAULT_ALPHAS)
-    return get_privacy_spent(orders, compute_rdp(q, sigma, steps, orders), delta)[0]
+    orders = [float(a) for a in DEFAULT_ALPHAS]
+    return get_privacy_spent(orders, list(compute_rdp(q, sigma, steps, orders)), delta)[0]
 
 
 def prv_grid(sample_rate: float, noise_multiplier: float, steps: int, eps_error: float,
