@@ -684,8 +684,19 @@ def beaver_triples(shape: Any, n_parties: int, *, op: str = "mul", shape_b: Any 
     return BeaverTriple(*(additive_share(v, n, modulus=modulus, rng=gen) for v in (a, b, c)))
 
 
-def _open(shares: np.ndarray, modulus: int | None) -> Any:
-    return additive_reconstruct(shares, modulus=modulus)
+def _beaver_open(x_shares: Any, y_shares: Any, triple: BeaverTriple,
+                 modulus: int | None) -> tuple[Any, Any]:
+    """Check the shares against the triple; open ε = x - a and δ = y - b."""
+    p = _modulus(modulus)
+    xs, ys = _operand(x_shares, "x_shares", p), _operand(y_shares, "y_shares", p)
+    if xs.shape != triple.a.shape or ys.shape != triple.b.shape:
+        raise ValueError(
+            f"shares of shapes {xs.shape} and {ys.shape} do not match the triple's "
+            f"{triple.a.shape} and {triple.b.shape}"
+        )
+    eps = additive_reconstruct(sub(xs, triple.a, modulus=modulus), modulus=modulus)
+    dlt = additive_reconstruct(sub(ys, triple.b, modulus=modulus), modulus=modulus)
+    return eps, dlt
 
 
 def beaver_mul(x_shares: Any, y_shares: Any, triple: BeaverTriple, *,
@@ -694,15 +705,7 @@ def beaver_mul(x_shares: Any, y_shares: Any, triple: BeaverTriple, *,
     the parties open ``ε = x - a`` and ``δ = y - b``; party i keeps
     ``c_i + ε b_i + δ a_i`` and party 0 adds ``ε δ`` (Beaver 1991). In fixed point the
     product has twice the fractional bits: truncate it (:func:`truncate_2pc`)."""
-    p = _modulus(modulus)
-    xs, ys = _operand(x_shares, "x_shares", p), _operand(y_shares, "y_shares", p)
-    if xs.shape != triple.a.shape or ys.shape != triple.b.shape:
-        raise ValueError(
-            f"shares of shapes {xs.shape} and {ys.shape} do not match the triple's "
-            f"{triple.a.shape} and {triple.b.shape}"
-        )
-    eps = _open(sub(xs, triple.a, modulus=modulus), modulus)
-    dlt = _open(sub(ys, triple.b, modulus=modulus), modulus)
+    eps, dlt = _beaver_open(x_shares, y_shares, triple, modulus)
     z = add(triple.c, add(mul(eps, triple.b, modulus=modulus),
                           mul(dlt, triple.a, modulus=modulus), modulus=modulus), modulus=modulus)
     z[0] = add(z[0], mul(eps, dlt, modulus=modulus), modulus=modulus)
@@ -714,17 +717,9 @@ def beaver_matmul(x_shares: Any, y_shares: Any, triple: BeaverTriple, *,
     """Shares of ``x @ y`` from shares of ``x`` (n, k) and ``y`` (k, m) and a matmul
     triple: open ``ε = x - a``, ``δ = y - b``; party i keeps ``c_i + ε @ b_i + a_i @ δ``
     and party 0 adds ``ε @ δ``."""
-    p = _modulus(modulus)
-    xs, ys = _operand(x_shares, "x_shares", p), _operand(y_shares, "y_shares", p)
-    if xs.shape != triple.a.shape or ys.shape != triple.b.shape:
-        raise ValueError(
-            f"shares of shapes {xs.shape} and {ys.shape} do not match the triple's "
-            f"{triple.a.shape} and {triple.b.shape}"
-        )
-    eps = _open(sub(xs, triple.a, modulus=modulus), modulus)
-    dlt = _open(sub(ys, triple.b, modulus=modulus), modulus)
+    eps, dlt = _beaver_open(x_shares, y_shares, triple, modulus)
     z = np.empty(triple.c.shape, dtype=_U64)
-    for i in range(xs.shape[0]):
+    for i in range(triple.c.shape[0]):
         t = add(matmul(eps, triple.b[i], modulus=modulus),
                 matmul(triple.a[i], dlt, modulus=modulus), modulus=modulus)
         z[i] = add(triple.c[i], t, modulus=modulus)

@@ -97,6 +97,17 @@ enum { SHR_ADD = 0, SHR_SUB = 1, SHR_MUL = 2, SHR_POW = 3 };
 #define SHR_CLONES
 #endif
 
+/* x * y mod 2^61 - 1 for x, y < 2^61 with 32-bit halves (vectorisable) */
+static inline uint64_t shr_m61_mul(uint64_t x, uint64_t y)
+{
+    const uint64_t M = SHR_M61, L32 = 0xffffffffu, L29 = (UINT64_C(1) << 29) - 1;
+    const uint64_t x0 = x & L32, x1 = x >> 32, y0 = y & L32, y1 = y >> 32;
+    const uint64_t low = x0 * y0, mid = x1 * y0 + x0 * y1, high = x1 * y1;
+    uint64_t t = (high << 3) + ((mid & L29) << 32) + (mid >> 29) + (low & M) + (low >> 61);
+    t = (t & M) + (t >> 61);
+    return t >= M ? t - M : t;
+}
+
 /* Products mod 2^61 - 1 with 32-bit halves only, so that the loop vectorises (no 128-bit
  * type): a = a1 2^32 + a0, b = b1 2^32 + b0 (a1, b1 < 2^29), and with 2^61 = 1, 2^64 = 8:
  * a b = 8 a1 b1 + (mid mod 2^29) 2^32 + (mid >> 29) + (lo mod 2^61) + (lo >> 61),
@@ -106,18 +117,13 @@ enum { SHR_ADD = 0, SHR_SUB = 1, SHR_MUL = 2, SHR_POW = 3 };
         const uint64_t x = (XI), y = (YI);                                                 \
         mx = x > mx ? x : mx;                                                              \
         my = y > my ? y : my;                                                              \
-        const uint64_t x0 = x & L32, x1 = x >> 32, y0 = y & L32, y1 = y >> 32;             \
-        const uint64_t low = x0 * y0, mid = x1 * y0 + x0 * y1, high = x1 * y1;             \
-        uint64_t t = (high << 3) + ((mid & L29) << 32) + (mid >> 29) + (low & M) + (low >> 61); \
-        t = (t & M) + (t >> 61);                                                           \
-        out[i] = t >= M ? t - M : t;                                                       \
+        out[i] = shr_m61_mul(x, y);                                                        \
     }
 
 /* Returns the largest operand seen (the caller's range check rides along). */
 SHR_CLONES static uint64_t shr_mul_m61(const uint64_t *a, int64_t sa, const uint64_t *b,
                                        int64_t sb, uint64_t *out, int64_t lo, int64_t hi)
 {
-    const uint64_t M = SHR_M61, L32 = 0xffffffffu, L29 = (UINT64_C(1) << 29) - 1;
     uint64_t mx = 0, my = 0;
     if (sa && sb) {
         for (int64_t i = lo; i < hi; i++) SHR_M61_BODY(a[i], b[i])
@@ -429,17 +435,6 @@ static void shr_combine_blocks(const double *prod, int64_t ld, int64_t n, int64_
             out[r * m + c] = s;
         }
     }
-}
-
-/* x * y mod 2^61 - 1 for x, y < 2^61 with 32-bit halves (vectorisable; see shr_mul_m61) */
-static inline uint64_t shr_m61_mul(uint64_t x, uint64_t y)
-{
-    const uint64_t M = SHR_M61, L32 = 0xffffffffu, L29 = (UINT64_C(1) << 29) - 1;
-    const uint64_t x0 = x & L32, x1 = x >> 32, y0 = y & L32, y1 = y >> 32;
-    const uint64_t low = x0 * y0, mid = x1 * y0 + x0 * y1, high = x1 * y1;
-    uint64_t t = (high << 3) + ((mid & L29) << 32) + (mid >> 29) + (low & M) + (low >> 61);
-    t = (t & M) + (t >> 61);
-    return t >= M ? t - M : t;
 }
 
 /* x * z mod 2^61 - 1 for x < 2^61 and a small z < 2^32 (a Shamir point): two 32-bit
