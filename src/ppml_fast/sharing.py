@@ -479,14 +479,16 @@ def shamir_share(x: Any, n_parties: int, threshold: int, *, p: int = MERSENNE61,
         raise ValueError(f"n_parties must be < p = {q} (the points 1..n must be distinct)")
     if n >= 2**32:  # the kernel multiplies by the points as 32-bit numbers
         raise ValueError(f"n_parties must be < 2**32, got {n}")
-    v = _operand(x, "x", q)
+    v = np.ascontiguousarray(_operand(x, "x", q)).reshape(-1)
     gen = resolve_for_dp(rng)
-    coef = _uniform(gen, (t, v.size), q)  # rows 1.. the random coefficients; row 0
-    coef[0] = v.reshape(-1)  # is overwritten by the secrets (one allocation, not two)
     shares = _fresh((n, v.size))
     if v.size:
-        _k.poly_eval(coef, n, q, shares, _config.get_num_threads())
-    return shares.reshape((n, *v.shape))
+        # coefficients drawn inside the kernel, per block of secrets, from fixed blocks of
+        # the stream: never a (t - 1) x N array in memory
+        with split(gen, v.size) as (bit_generators, block):
+            _k.shamir_fill(v, t, n, q, bit_generators, block, shares,
+                           _config.get_num_threads())
+    return shares.reshape((n, *np.shape(x)))
 
 
 @functools.lru_cache(maxsize=256)

@@ -451,46 +451,30 @@ static inline uint64_t shr_m61_mul_small(uint64_t x, uint64_t z)
 
 #define SHR_BS 512
 
-/* Shamir shares: out[i, j] = f_j(i + 1) mod p for i < n, where f_j has coefficients
- * coef[0, j] (the secret) .. coef[t-1, j] (rows of length N): Horner's rule, blocks of
- * SHR_BS secrets at a time so that the accumulators stay in L1 and, for 2^61 - 1, the
- * inner loop vectorises. */
-SHR_CLONES static void shr_poly_block(const uint64_t *coef, int64_t t, int64_t N, int64_t n,
-                                      const shr_field *f, uint64_t *out, int64_t j0,
-                                      int64_t j1)
+/* Shamir shares for w <= SHR_BS secrets: out[i * N + j] = f_j(i + 1) mod p for i < n,
+ * j < w, where f_j has coefficients rows[0][j] (the secret) .. rows[t-1][j]: Horner's
+ * rule with the w accumulators in L1, so that for 2^61 - 1 the inner loop vectorises. */
+SHR_CLONES static void shr_poly_rows(const uint64_t *const *rows, int64_t t, int64_t n,
+                                     uint64_t p, uint64_t *out, int64_t N, int64_t w)
 {
+    const shr_field f = shr_make_field(p);
     uint64_t acc[SHR_BS];
-    const int64_t w = j1 - j0;
-    const uint64_t p = f->p;
     for (int64_t i = 0; i < n; i++) {
-        const uint64_t z = (uint64_t)(i + 1); /* < 2^32: n_parties is far smaller */
-        for (int64_t j = 0; j < w; j++) acc[j] = coef[(t - 1) * N + j0 + j];
+        const uint64_t z = (uint64_t)(i + 1); /* < 2^32 (checked by the caller) */
+        for (int64_t j = 0; j < w; j++) acc[j] = rows[t - 1][j];
         for (int64_t c = t - 2; c >= 0; c--) {
-            const uint64_t *cc = coef + c * N + j0;
-            if (f->mersenne) {
+            const uint64_t *cc = rows[c];
+            if (f.mersenne) {
                 for (int64_t j = 0; j < w; j++) {
                     const uint64_t v = shr_m61_mul_small(acc[j], z) + cc[j];
                     acc[j] = v >= p ? v - p : v;
                 }
             } else {
                 for (int64_t j = 0; j < w; j++)
-                    acc[j] = shr_addmod(shr_mulmod(acc[j], z, f), cc[j], p);
+                    acc[j] = shr_addmod(shr_mulmod(acc[j], z, &f), cc[j], p);
             }
         }
-        memcpy(out + i * N + j0, acc, (size_t)w * 8);
-    }
-}
-
-static void shr_poly_eval(const uint64_t *coef, int64_t t, int64_t N, int64_t n, uint64_t p,
-                          uint64_t *out, int nthreads)
-{
-    const shr_field f = shr_make_field(p);
-    const int64_t nb = (N + SHR_BS - 1) / SHR_BS;
-    if (N * n * t < 65536) nthreads = 1;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        const int64_t j0 = b * SHR_BS, j1 = j0 + SHR_BS < N ? j0 + SHR_BS : N;
-        shr_poly_block(coef, t, N, n, &f, out, j0, j1);
+        memcpy(out + i * N, acc, (size_t)w * 8);
     }
 }
 

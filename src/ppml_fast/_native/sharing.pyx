@@ -26,8 +26,9 @@ cdef extern from "_sharing_kernels.h" nogil:
     int SHR_POW_ "SHR_POW"
     int shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
                   uint64_t *out, int64_t n, uint64_t p, int nthreads)
-    void shr_poly_eval(const uint64_t *coef, int64_t t, int64_t N, int64_t n, uint64_t p,
-                       uint64_t *out, int nthreads)
+    int SHR_BS_ "SHR_BS"
+    void shr_poly_rows(const uint64_t *const *rows, int64_t t, int64_t n, uint64_t p,
+                       uint64_t *out, int64_t N, int64_t w)
     void shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
                      int64_t N, uint64_t p, int nthreads)
     int shr_any_ge(const uint64_t *x, int64_t n, uint64_t p, int nthreads)
@@ -116,15 +117,6 @@ def any_ge(cnp.ndarray x, uint64_t p, int nthreads):
     return bool(r)
 
 
-def poly_eval(cnp.ndarray coef, int64_t n, uint64_t p, cnp.ndarray out, int nthreads):
-    """out (n, N) = the polynomials with coefficient rows ``coef`` (t, N) at 1 .. n."""
-    cdef int64_t t = coef.shape[0], N = coef.shape[1]
-    cdef uint64_t *pc = _ptr(coef)
-    cdef uint64_t *po = _ptr(out)
-    with nogil:
-        shr_poly_eval(pc, t, N, n, p, po, nthreads)
-
-
 def lincomb(cnp.ndarray rows, cnp.ndarray coef, cnp.ndarray out, uint64_t p, int nthreads):
     """out = sum_k coef[k] * rows[k] mod p (rows: C-contiguous (m, N); coef < p)."""
     cdef int m = rows.shape[0]
@@ -187,3 +179,52 @@ def uniform_fill(list bit_generators, Py_ssize_t block, uint64_t p, cnp.ndarray 
                     _uniform_block(bgs[b], po + start, length, p, mask)
     finally:
         free(bgs)
+
+
+def shamir_fill(cnp.ndarray x, int64_t t, int64_t n, uint64_t p, list bit_generators,
+                Py_ssize_t block, cnp.ndarray out, int nthreads):
+    """out (n, N): Shamir shares at the points 1 .. n of the N secrets ``x`` (< p), with
+    polynomials of degree t - 1 whose coefficients are drawn as they are needed: secrets
+    ``k*block`` .. ``(k+1)*block - 1`` take theirs from ``bit_generators[k]`` (one
+    generator: all), uniform on [0, p) by rejection, so the shares do not depend on the
+    thread count. The coefficients never exist as a whole array."""
+    cdef int64_t N = x.size
+    cdef Py_ssize_t nblocks = len(bit_generators)
+    cdef uint64_t *px = _ptr(x)
+    cdef uint64_t *po = _ptr(out)
+    cdef uint64_t mask = (<uint64_t>1 << (64 - __builtin_clzll(p))) - 1
+    cdef int64_t bs = SHR_BS_
+    cdef Py_ssize_t b
+    cdef int64_t start, end, j0, w, c
+    cdef uint64_t *buf
+    cdef const uint64_t **rows
+    cdef bitgen_t** bgs
+    cdef int failed = 0
+    if N == 0:
+        return
+    bgs = bitgen_pointers(bit_generators)
+    try:
+        with nogil:
+            for b in prange(nblocks, num_threads=nthreads, schedule="dynamic"):
+                start = b * block
+                end = N if nblocks == 1 else min(N, start + block)
+                buf = <uint64_t *>malloc(sizeof(uint64_t) * max(t - 1, 1) * bs)
+                rows = <const uint64_t **>malloc(sizeof(uint64_t *) * t)
+                if buf == NULL or rows == NULL:
+                    failed = 1
+                else:
+                    j0 = start
+                    while j0 < end:
+                        w = min(bs, end - j0)
+                        rows[0] = px + j0
+                        for c in range(1, t):
+                            _uniform_block(bgs[b], buf + (c - 1) * bs, w, p, mask)
+                            rows[c] = buf + (c - 1) * bs
+                        shr_poly_rows(rows, t, n, p, po + j0, N, w)
+                        j0 = j0 + w
+                free(buf)
+                free(rows)
+    finally:
+        free(bgs)
+    if failed:
+        raise MemoryError()
