@@ -516,7 +516,7 @@ def shamir_reconstruct(shares: Any, points: Any, *, p: int = MERSENNE61,
     inconsistent or tampered share set). Without ``threshold`` every share is used.
     """
     q = _modulus(p)
-    s = _operand(shares, "shares", q)
+    s = _operand(shares, "shares", q, check=False)  # range-checked by the kernel
     if s.ndim < 1:
         raise ValueError("shares must have shape (n_shares, ...)")
     try:
@@ -550,8 +550,9 @@ def _combine(s: np.ndarray, lam: tuple[int, ...], q: int) -> Any:
     """Σ_j lam[j] * s[j] mod q over the stacked shares (already range-checked)."""
     rows = np.ascontiguousarray(s.reshape(s.shape[0], -1))
     res = _fresh(rows.shape[1])
-    if res.size:
-        _k.lincomb(rows, np.array(lam, dtype=_U64), res, q, _config.get_num_threads())
+    if res.size and _k.lincomb(rows, np.array(lam, dtype=_U64), res, q,
+                               _config.get_num_threads()):
+        _range_error(rows, "shares", q)
     out = res.reshape(s.shape[1:])
     return out[()] if out.ndim == 0 else out
 

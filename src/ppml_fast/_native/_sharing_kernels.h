@@ -478,12 +478,14 @@ SHR_CLONES static void shr_poly_rows(const uint64_t *const *rows, int64_t t, int
     }
 }
 
-/* out[j] = sum over k < m of coef[k] * rows[k][j] mod p (coef < p): Lagrange sums. */
-SHR_CLONES static void shr_lincomb_range(const uint64_t *const *rows, const uint64_t *coef,
-                                         int m, const shr_field *f, uint64_t *out,
-                                         int64_t lo, int64_t hi)
+/* out[j] = sum over k < m of coef[k] * rows[k][j] mod p (coef < p): Lagrange sums.
+ * Returns the largest row element seen (the caller's range check rides along). */
+SHR_CLONES static uint64_t shr_lincomb_range(const uint64_t *const *rows, const uint64_t *coef,
+                                             int m, const shr_field *f, uint64_t *out,
+                                             int64_t lo, int64_t hi)
 {
     const uint64_t p = f->p;
+    uint64_t mx = 0;
     for (int64_t j0 = lo; j0 < hi; j0 += SHR_BS) {
         const int64_t j1 = j0 + SHR_BS < hi ? j0 + SHR_BS : hi;
         uint64_t acc[SHR_BS];
@@ -492,28 +494,35 @@ SHR_CLONES static void shr_lincomb_range(const uint64_t *const *rows, const uint
             const uint64_t *r = rows[k], ck = coef[k];
             if (f->mersenne) {
                 for (int64_t j = j0; j < j1; j++) {
+                    mx = r[j] > mx ? r[j] : mx;
                     const uint64_t v = acc[j - j0] + shr_m61_mul(r[j], ck);
                     acc[j - j0] = v >= p ? v - p : v;
                 }
             } else {
-                for (int64_t j = j0; j < j1; j++)
+                for (int64_t j = j0; j < j1; j++) {
+                    mx = r[j] > mx ? r[j] : mx;
                     acc[j - j0] = shr_addmod(acc[j - j0], shr_mulmod(r[j], ck, f), p);
+                }
             }
         }
         memcpy(out + j0, acc, (size_t)(j1 - j0) * 8);
     }
+    return mx;
 }
 
-static void shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
-                        int64_t N, uint64_t p, int nthreads)
+/* Returns 1 when some row element was >= p (out is then meaningless). */
+static int shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
+                       int64_t N, uint64_t p, int nthreads)
 {
     const shr_field f = shr_make_field(p);
+    int bad = 0;
     if (N * m < 65536) nthreads = 1;
-#pragma omp parallel num_threads(nthreads)
+#pragma omp parallel num_threads(nthreads) reduction(| : bad)
     {
         const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        shr_lincomb_range(rows, coef, m, &f, out, N * tid / nt, N * (tid + 1) / nt);
+        bad |= shr_lincomb_range(rows, coef, m, &f, out, N * tid / nt, N * (tid + 1) / nt) >= p;
     }
+    return bad;
 }
 
 #endif

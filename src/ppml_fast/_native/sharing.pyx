@@ -29,8 +29,8 @@ cdef extern from "_sharing_kernels.h" nogil:
     int SHR_BS_ "SHR_BS"
     void shr_poly_rows(const uint64_t *const *rows, int64_t t, int64_t n, uint64_t p,
                        uint64_t *out, int64_t N, int64_t w)
-    void shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
-                     int64_t N, uint64_t p, int nthreads)
+    int shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
+                    int64_t N, uint64_t p, int nthreads)
     int shr_any_ge(const uint64_t *x, int64_t n, uint64_t p, int nthreads)
     void shr_sum_rows(const uint64_t *x, int64_t nrows, int64_t ncols, uint64_t p,
                       uint64_t *out, int nthreads)
@@ -118,7 +118,9 @@ def any_ge(cnp.ndarray x, uint64_t p, int nthreads):
 
 
 def lincomb(cnp.ndarray rows, cnp.ndarray coef, cnp.ndarray out, uint64_t p, int nthreads):
-    """out = sum_k coef[k] * rows[k] mod p (rows: C-contiguous (m, N); coef < p)."""
+    """out = sum_k coef[k] * rows[k] mod p (rows: C-contiguous (m, N); coef < p).
+
+    Returns True when some row element was >= p (out is then meaningless)."""
     cdef int m = rows.shape[0]
     cdef int64_t N = rows.shape[1]
     cdef const uint64_t **rp = <const uint64_t **>malloc(sizeof(uint64_t *) * max(m, 1))
@@ -126,15 +128,17 @@ def lincomb(cnp.ndarray rows, cnp.ndarray coef, cnp.ndarray out, uint64_t p, int
     cdef uint64_t *pc = _ptr(coef)
     cdef uint64_t *po = _ptr(out)
     cdef int k
+    cdef int bad = 0
     if rp == NULL:
         raise MemoryError()
     try:
         for k in range(m):
             rp[k] = base + k * N
         with nogil:
-            shr_lincomb(rp, pc, m, po, N, p, nthreads)
+            bad = shr_lincomb(rp, pc, m, po, N, p, nthreads)
     finally:
         free(rp)
+    return bool(bad)
 
 
 cdef void _uniform_block(bitgen_t* bg, uint64_t* out, Py_ssize_t n, uint64_t p,
