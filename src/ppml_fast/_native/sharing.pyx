@@ -215,7 +215,7 @@ def shamir_fill(cnp.ndarray x, int64_t t, int64_t n, uint64_t p, list bit_genera
                 buf = <uint64_t *>malloc(sizeof(uint64_t) * max(t - 1, 1) * bs)
                 rows = <const uint64_t **>malloc(sizeof(uint64_t *) * t)
                 if buf == NULL or rows == NULL:
-                    failed = 1
+                    failed += 1  # a reduction (a plain assignment would be lastprivate)
                 else:
                     j0 = start
                     while j0 < end:
