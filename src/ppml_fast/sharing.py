@@ -244,22 +244,24 @@ def _ring_ufunc(ufunc: Any, a: np.ndarray, b: np.ndarray, out: Any) -> Any:
 # ------------------------------------------------------------------------- public
 
 
-def add(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
-    """``(a + b) mod m`` elementwise (m = 2**64 or the prime ``modulus``), broadcasting."""
+def _elementwise(ufunc: Any, op: int, a: Any, b: Any, modulus: Any, out: Any) -> Any:
+    """a (op) b: numpy's wrapping ufunc in the ring, the native kernel in a field (whose
+    loop checks the operands' range as it reads them)."""
     p = _modulus(modulus)
     x, y = _operand(a, "a", p, check=False), _operand(b, "b", p, check=False)
     if not p:
-        return _ring_ufunc(np.add, x, y, out)
-    return _native_binop(_k.ADD, x, y, p, out)
+        return _ring_ufunc(ufunc, x, y, out)
+    return _native_binop(op, x, y, p, out)
+
+
+def add(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+    """``(a + b) mod m`` elementwise (m = 2**64 or the prime ``modulus``), broadcasting."""
+    return _elementwise(np.add, _k.ADD, a, b, modulus, out)
 
 
 def sub(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
     """``(a - b) mod m`` elementwise, broadcasting."""
-    p = _modulus(modulus)
-    x, y = _operand(a, "a", p, check=False), _operand(b, "b", p, check=False)
-    if not p:
-        return _ring_ufunc(np.subtract, x, y, out)
-    return _native_binop(_k.SUB, x, y, p, out)
+    return _elementwise(np.subtract, _k.SUB, a, b, modulus, out)
 
 
 def neg(a: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
@@ -278,11 +280,7 @@ def mul(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = 
     In a field the 124-bit product is reduced by Barrett's method (or the Mersenne fold
     for 2**61 - 1) on all cores.
     """
-    p = _modulus(modulus)
-    x, y = _operand(a, "a", p, check=False), _operand(b, "b", p, check=False)
-    if not p:
-        return _ring_ufunc(np.multiply, x, y, out)
-    return _native_binop(_k.MUL, x, y, p, out)
+    return _elementwise(np.multiply, _k.MUL, a, b, modulus, out)
 
 
 def pow(a: Any, e: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
