@@ -309,54 +309,39 @@ static inline __attribute__((always_inline)) void shr_st(uint64_t *p, shr_v8 v)
 #define SHR_AVX512
 #define SHR_HAVE_AVX512_BUILD 0
 #endif
-SHR_AVX512 static void shr_mm_micro_avx512(const uint64_t *A, const uint64_t *B, uint64_t *C,
-                                    int64_t i, int64_t k0, int64_t k1, int64_t j0, int64_t K,
-                                    int64_t M)
-{
-    uint64_t *c0 = C + i * M + j0, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;
-    shr_v8 x00 = shr_ld(c0), x01 = shr_ld(c0 + 8), x02 = shr_ld(c0 + 16), x03 = shr_ld(c0 + 24);
-    shr_v8 x10 = shr_ld(c1), x11 = shr_ld(c1 + 8), x12 = shr_ld(c1 + 16), x13 = shr_ld(c1 + 24);
-    shr_v8 x20 = shr_ld(c2), x21 = shr_ld(c2 + 8), x22 = shr_ld(c2 + 16), x23 = shr_ld(c2 + 24);
-    shr_v8 x30 = shr_ld(c3), x31 = shr_ld(c3 + 8), x32 = shr_ld(c3 + 16), x33 = shr_ld(c3 + 24);
-    const uint64_t *a = A + i * K;
-    for (int64_t kk = k0; kk < k1; kk++) {
-        const uint64_t *b = B + kk * M + j0;
-        const shr_v8 b0 = shr_ld(b), b1 = shr_ld(b + 8), b2 = shr_ld(b + 16), b3 = shr_ld(b + 24);
-        const uint64_t a0 = a[kk], a1 = a[K + kk], a2 = a[2 * K + kk], a3 = a[3 * K + kk];
-        x00 += a0 * b0; x01 += a0 * b1; x02 += a0 * b2; x03 += a0 * b3;
-        x10 += a1 * b0; x11 += a1 * b1; x12 += a1 * b2; x13 += a1 * b3;
-        x20 += a2 * b0; x21 += a2 * b1; x22 += a2 * b2; x23 += a2 * b3;
-        x30 += a3 * b0; x31 += a3 * b1; x32 += a3 * b2; x33 += a3 * b3;
-    }
-    shr_st(c0, x00); shr_st(c0 + 8, x01); shr_st(c0 + 16, x02); shr_st(c0 + 24, x03);
-    shr_st(c1, x10); shr_st(c1 + 8, x11); shr_st(c1 + 16, x12); shr_st(c1 + 24, x13);
-    shr_st(c2, x20); shr_st(c2 + 8, x21); shr_st(c2 + 16, x22); shr_st(c2 + 24, x23);
+/* The micro-kernel body, compiled twice (one build per target below). */
+#define SHR_MM_MICRO_BODY \
+    uint64_t *c0 = C + i * M + j0, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;                        \
+    shr_v8 x00 = shr_ld(c0), x01 = shr_ld(c0 + 8), x02 = shr_ld(c0 + 16), x03 = shr_ld(c0 + 24);    \
+    shr_v8 x10 = shr_ld(c1), x11 = shr_ld(c1 + 8), x12 = shr_ld(c1 + 16), x13 = shr_ld(c1 + 24);    \
+    shr_v8 x20 = shr_ld(c2), x21 = shr_ld(c2 + 8), x22 = shr_ld(c2 + 16), x23 = shr_ld(c2 + 24);    \
+    shr_v8 x30 = shr_ld(c3), x31 = shr_ld(c3 + 8), x32 = shr_ld(c3 + 16), x33 = shr_ld(c3 + 24);    \
+    const uint64_t *a = A + i * K;                                                                  \
+    for (int64_t kk = k0; kk < k1; kk++) {                                                          \
+        const uint64_t *b = B + kk * M + j0;                                                        \
+        const shr_v8 b0 = shr_ld(b), b1 = shr_ld(b + 8), b2 = shr_ld(b + 16), b3 = shr_ld(b + 24);  \
+        const uint64_t a0 = a[kk], a1 = a[K + kk], a2 = a[2 * K + kk], a3 = a[3 * K + kk];          \
+        x00 += a0 * b0; x01 += a0 * b1; x02 += a0 * b2; x03 += a0 * b3;                             \
+        x10 += a1 * b0; x11 += a1 * b1; x12 += a1 * b2; x13 += a1 * b3;                             \
+        x20 += a2 * b0; x21 += a2 * b1; x22 += a2 * b2; x23 += a2 * b3;                             \
+        x30 += a3 * b0; x31 += a3 * b1; x32 += a3 * b2; x33 += a3 * b3;                             \
+    }                                                                                               \
+    shr_st(c0, x00); shr_st(c0 + 8, x01); shr_st(c0 + 16, x02); shr_st(c0 + 24, x03);               \
+    shr_st(c1, x10); shr_st(c1 + 8, x11); shr_st(c1 + 16, x12); shr_st(c1 + 24, x13);               \
+    shr_st(c2, x20); shr_st(c2 + 8, x21); shr_st(c2 + 16, x22); shr_st(c2 + 24, x23);               \
     shr_st(c3, x30); shr_st(c3 + 8, x31); shr_st(c3 + 16, x32); shr_st(c3 + 24, x33);
+
+SHR_AVX512 static void shr_mm_micro_avx512(const uint64_t *A, const uint64_t *B, uint64_t *C,
+                                           int64_t i, int64_t k0, int64_t k1, int64_t j0,
+                                           int64_t K, int64_t M)
+{
+    SHR_MM_MICRO_BODY
 }
 
-static void shr_mm_micro_generic(const uint64_t *A, const uint64_t *B, uint64_t *C,
-                                    int64_t i, int64_t k0, int64_t k1, int64_t j0, int64_t K,
-                                    int64_t M)
+static void shr_mm_micro_generic(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t i,
+                                 int64_t k0, int64_t k1, int64_t j0, int64_t K, int64_t M)
 {
-    uint64_t *c0 = C + i * M + j0, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;
-    shr_v8 x00 = shr_ld(c0), x01 = shr_ld(c0 + 8), x02 = shr_ld(c0 + 16), x03 = shr_ld(c0 + 24);
-    shr_v8 x10 = shr_ld(c1), x11 = shr_ld(c1 + 8), x12 = shr_ld(c1 + 16), x13 = shr_ld(c1 + 24);
-    shr_v8 x20 = shr_ld(c2), x21 = shr_ld(c2 + 8), x22 = shr_ld(c2 + 16), x23 = shr_ld(c2 + 24);
-    shr_v8 x30 = shr_ld(c3), x31 = shr_ld(c3 + 8), x32 = shr_ld(c3 + 16), x33 = shr_ld(c3 + 24);
-    const uint64_t *a = A + i * K;
-    for (int64_t kk = k0; kk < k1; kk++) {
-        const uint64_t *b = B + kk * M + j0;
-        const shr_v8 b0 = shr_ld(b), b1 = shr_ld(b + 8), b2 = shr_ld(b + 16), b3 = shr_ld(b + 24);
-        const uint64_t a0 = a[kk], a1 = a[K + kk], a2 = a[2 * K + kk], a3 = a[3 * K + kk];
-        x00 += a0 * b0; x01 += a0 * b1; x02 += a0 * b2; x03 += a0 * b3;
-        x10 += a1 * b0; x11 += a1 * b1; x12 += a1 * b2; x13 += a1 * b3;
-        x20 += a2 * b0; x21 += a2 * b1; x22 += a2 * b2; x23 += a2 * b3;
-        x30 += a3 * b0; x31 += a3 * b1; x32 += a3 * b2; x33 += a3 * b3;
-    }
-    shr_st(c0, x00); shr_st(c0 + 8, x01); shr_st(c0 + 16, x02); shr_st(c0 + 24, x03);
-    shr_st(c1, x10); shr_st(c1 + 8, x11); shr_st(c1 + 16, x12); shr_st(c1 + 24, x13);
-    shr_st(c2, x20); shr_st(c2 + 8, x21); shr_st(c2 + 16, x22); shr_st(c2 + 24, x23);
-    shr_st(c3, x30); shr_st(c3 + 8, x31); shr_st(c3 + 16, x32); shr_st(c3 + 24, x33);
+    SHR_MM_MICRO_BODY
 }
 
 static int shr_use_avx512(void)
