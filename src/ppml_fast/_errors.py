@@ -15,3 +15,15 @@ class InsecureRandomnessWarning(UserWarning):
     Seeded noise is reproducible, which is what tests need and exactly what an
     attacker needs: anyone who knows the seed can subtract the noise.
     """
+
+
+class KeyMismatchError(PPMLError, ValueError):
+    """Paillier values under different public keys were combined (a ValueError, as in phe)."""
+
+
+class EncodingOverflowError(PPMLError, ValueError, OverflowError):
+    """A number does not fit a Paillier encoding (|mantissa| > max_int).
+
+    Both a ``ValueError`` (what python-paillier raises when encoding) and an
+    ``OverflowError`` (the error class for encodings that do not fit).
+    """
