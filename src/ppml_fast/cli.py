@@ -11,7 +11,7 @@ from importlib import metadata
 from . import _bench
 
 #: Peer libraries whose columns appear when they are installed (`pip install .[peers]`).
-PEERS = ("opendp", "diffprivlib", "opacus", "dp-accounting", "torch", "mpyc")
+PEERS = ("opendp", "diffprivlib", "opacus", "dp-accounting", "torch", "mpyc", "phe")
 
 
 def machine() -> str:

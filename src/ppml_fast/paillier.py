@@ -1142,7 +1142,8 @@ def _decode_array(mabs: np.ndarray, sign: np.ndarray, exps: np.ndarray) -> np.nd
             except FloatingPointError as e:
                 raise OverflowError("decoded result too large for a float") from e
     out = np.empty(count, np.float64)
-    for i, (v, s, e) in enumerate(zip(_from_limbs(mabs), sign.tolist(), exps.tolist(), strict=True)):
+    triples = zip(_from_limbs(mabs), sign.tolist(), exps.tolist(), strict=True)
+    for i, (v, s, e) in enumerate(triples):
         mant = -v if s else v
         try:
             out[i] = mant * 16 ** e if e >= 0 else mant / 16 ** -e
@@ -1274,7 +1275,8 @@ class EncryptedArray:
         """An object array of EncryptedNumber of the same shape."""
         flat = self._c.reshape(-1, self._c.shape[-1])
         out = np.empty(flat.shape[0], dtype=object)
-        for i, (c, e) in enumerate(zip(_from_limbs(flat), self._exp.reshape(-1).tolist(), strict=True)):
+        pairs = zip(_from_limbs(flat), self._exp.reshape(-1).tolist(), strict=True)
+        for i, (c, e) in enumerate(pairs):
             out[i] = EncryptedNumber._make(self.public_key, c, e, self._obfuscated)
         return out.reshape(self.shape)
 

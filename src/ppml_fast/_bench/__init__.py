@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-AREAS = ["noise", "discrete", "mechanisms", "stats", "accounting", "clipping", "sharing"]
+AREAS = ["noise", "discrete", "mechanisms", "stats", "accounting", "clipping", "sharing",
+         "paillier"]
 
 
 @dataclass
