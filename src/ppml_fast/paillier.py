@@ -376,14 +376,26 @@ class PaillierPublicKey:
         w = self._window() if window is None else _check_int_arg("window", window)
         if not 1 <= w <= 10:
             raise ValueError(f"window must be in [1, 10], got {w}")
+        l2 = self._limb("n2")
+        mont = int(_k.mont_width(l2))
         with self._lock:
-            if self._table is not None and self._table[1] == w:
+            if self._table is not None and self._table[1] == w and (
+                    self._table[0].shape[2] == (mont or l2.size)):
                 return
-            l2 = self._limb("n2")
             nwin = -(-self._alpha_bits() // w)
             table = np.empty((nwin, (1 << w) - 1, l2.size), np.uint64)
             _k.fixed_base_table(_vec(self.hs, l2.size), l2, w, table, _threads())
+            if mont:  # AVX-512 IFMA: keep the entries in Montgomery form, 52-bit digits
+                mtable = np.empty((nwin, (1 << w) - 1, mont), np.uint64)
+                _k.table_to_mont(table.reshape(-1, l2.size), l2, mtable, _threads())
+                table = mtable
             self._table = (table, w)
+
+    def _ensure_table(self) -> None:
+        table = self._table
+        width = int(_k.mont_width(self._limb("n2"))) or self._limb("n2").size
+        if table is None or table[0].shape[2] != width:
+            self.precompute(None if table is None else table[1])
 
     def _alpha_bits(self) -> int:
         return max(self.n.bit_length() // 2, 1)
@@ -413,7 +425,6 @@ class PaillierPublicKey:
             self._djn_single += 1
             if self._djn_single <= _TABLE_AFTER:
                 return int(gmpy2.powmod(self.hs, alpha, self.nsquare))
-            self.precompute()
         one = np.ones((1, 1), np.uint64)
         out = self._obfuscate_rows(one, False, mode="djn", rnd=_vec(alpha)[None, :],
                                    private_key=None)
@@ -433,8 +444,7 @@ class PaillierPublicKey:
         negarr = None if neg is None else np.ascontiguousarray(neg, dtype=np.uint8)
         table, w, crt = None, 0, None
         if mode == "djn":
-            if self._table is None:
-                self.precompute()
+            self._ensure_table()
             assert self._table is not None
             table, w = self._table
             if rnd is None:

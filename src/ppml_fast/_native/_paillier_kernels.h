@@ -22,6 +22,8 @@
 #include <string.h>
 #include <gmp.h>
 
+#include "_paillier_ifma.h"
+
 typedef uint64_t u64;
 
 static inline mpz_srcptr pk_view(mpz_ptr tmp, const u64 *row, int64_t L)
@@ -62,14 +64,22 @@ static inline void pk_mulmod_n(u64 *r, const u64 *a, const u64 *b, const u64 *m,
 static void pk_mulmod_rows(const u64 *a, int64_t sa, const u64 *b, int64_t sb, const u64 *m,
                            int64_t Lm, u64 *out, int64_t N, int nthreads)
 {
+    pk_mont52 *mc = NULL;
+    if (pk_use_ifma(Lm) && N > 0) {
+        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
+        if (mc) pk_mont52_init(mc, m, Lm);
+    }
     #pragma omp parallel num_threads(nthreads)
     {
         u64 *tp = (u64 *)malloc((size_t)(3 * Lm + 1) * sizeof(u64));
         #pragma omp for schedule(static)
-        for (int64_t i = 0; i < N; i++)
-            pk_mulmod_n(out + i * Lm, a + i * sa, b + i * sb, m, Lm, tp, tp + 2 * Lm);
+        for (int64_t i = 0; i < N; i++) {
+            if (mc) pk_mulmod52(out + i * Lm, a + i * sa, b + i * sb, Lm, mc);
+            else pk_mulmod_n(out + i * Lm, a + i * sa, b + i * sb, m, Lm, tp, tp + 2 * Lm);
+        }
         free(tp);
     }
+    free(mc);
 }
 
 /* out[i] = a[i] ^ (+-e[i]) mod m, the sign from neg[i] (NULL: all positive). A negative
@@ -84,13 +94,18 @@ static int64_t pk_powm_rows(const u64 *a, int64_t sa, int64_t La, const u64 *e, 
     mpz_t M;
     mpz_srcptr mv = pk_view(M, m, Lm);
     int64_t nbad = 0;
+    pk_mont52 *mc = NULL;
+    if (!secure && so == Lm && pk_use_ifma(Lm) && N > 0) {
+        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
+        if (mc) pk_mont52_init(mc, m, Lm);
+    }
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) reduction(+:nbad)
     for (int64_t i = 0; i < N; i++) {
         mpz_t va, ve, base, r;
         mpz_init2(base, (mp_bitcnt_t)(Lm * 64));
         mpz_init2(r, (mp_bitcnt_t)(Lm * 64));
         mpz_srcptr ev = pk_view(ve, e + i * se, Le);
-        int ok = 1;
+        int ok = 1, done = 0;
         if (neg && neg[i * sn]) {
             ok = mpz_invert(base, pk_view(va, a + i * sa, La), mv);
         } else {
@@ -102,16 +117,22 @@ static int64_t pk_powm_rows(const u64 *a, int64_t sa, int64_t La, const u64 *e, 
         } else if (mpz_sgn(ev) == 0) {
             mpz_set_ui(r, 1);
             mpz_tdiv_r(r, r, mv);
+        } else if (mc) {
+            u64 *row = out + i * so;
+            pk_store(row, Lm, base);
+            pk_powm52(row, Lm, row, e + i * se, Le, mc);
+            done = 1;
         } else if (secure) {
             mpz_powm_sec(r, base, ev, mv);
         } else {
             mpz_powm(r, base, ev, mv);
         }
         if (bad) bad[i] = (uint8_t)!ok;
-        pk_store(out + i * so, so ? so : Lm, r);
+        if (!done) pk_store(out + i * so, so ? so : Lm, r);
         mpz_clear(base);
         mpz_clear(r);
     }
+    free(mc);
     return nbad;
 }
 
@@ -120,10 +141,34 @@ static int64_t pk_powm_rows(const u64 *a, int64_t sa, int64_t La, const u64 *e, 
  * whose products go to `part` (G*parts rows, caller-allocated) and are multiplied at the
  * end. The order of multiplication is fixed, but any order gives the same residue. */
 static void pk_prod_chunk(const u64 *a, int64_t k0, int64_t k1, const u64 *m, int64_t Lm,
-                          u64 *acc, u64 *tp)
+                          u64 *acc, u64 *tp, const pk_mont52 *mc)
 {
     memset(acc, 0, (size_t)Lm * sizeof(u64));
     if (k1 <= k0) { acc[0] = 1; if (Lm == 1 && m[0] == 1) acc[0] = 0; return; }
+    if (mc && k1 - k0 >= 8) {
+        /* Montgomery chain: prod_k a_k R^-(len-1), then one AMM by R^len mod M */
+        uint64_t x[PK_MAXD], y[PK_MAXD];
+        int nd = 8 * mc->nv;
+        pk_to52(x, nd, a + k0 * Lm, Lm);
+        for (int64_t k = k0 + 1; k < k1; k++) {
+            pk_to52(y, nd, a + k * Lm, Lm);
+            pk_amm52(x, x, y, mc);
+        }
+        mpz_t M, R, e;
+        mpz_init(R); mpz_init(e);
+        mpz_srcptr mv = pk_view(M, m, Lm);
+        mpz_setbit(R, (mp_bitcnt_t)(52 * mc->K));
+        mpz_mod(R, R, mv);
+        mpz_set_ui(e, (unsigned long)(k1 - k0));
+        mpz_powm(R, R, e, mv);                  /* R^len mod M */
+        pk_store(tp, Lm, R);
+        pk_to52(y, nd, tp, Lm);
+        pk_amm52(x, x, y, mc);
+        pk_canon52(x, mc);
+        pk_from52(acc, Lm, x, nd);
+        mpz_clear(R); mpz_clear(e);
+        return;
+    }
     memcpy(acc, a + k0 * Lm, (size_t)Lm * sizeof(u64));
     for (int64_t k = k0 + 1; k < k1; k++)
         pk_mulmod_n(acc, acc, a + k * Lm, m, Lm, tp, tp + 2 * Lm);
@@ -133,6 +178,11 @@ static void pk_prod_groups(const u64 *a, int64_t G, int64_t K, const u64 *m, int
                            u64 *out, u64 *part, int64_t parts, int nthreads)
 {
     int64_t tasks = G * parts;
+    pk_mont52 *mc = NULL;
+    if (pk_use_ifma(Lm) && K >= 8) {
+        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
+        if (mc) pk_mont52_init(mc, m, Lm);
+    }
     #pragma omp parallel num_threads(nthreads)
     {
         u64 *tp = (u64 *)malloc((size_t)(3 * Lm + 1) * sizeof(u64));
@@ -141,16 +191,17 @@ static void pk_prod_groups(const u64 *a, int64_t G, int64_t K, const u64 *m, int
             int64_t g = task / parts, c = task % parts;
             int64_t k0 = K * c / parts, k1 = K * (c + 1) / parts;
             pk_prod_chunk(a + g * K * Lm, k0, k1, m, Lm,
-                          parts > 1 ? part + task * Lm : out + g * Lm, tp);
+                          parts > 1 ? part + task * Lm : out + g * Lm, tp, mc);
         }
         free(tp);
     }
     if (parts > 1) {
         u64 *tp = (u64 *)malloc((size_t)(3 * Lm + 1) * sizeof(u64));
         for (int64_t g = 0; g < G; g++)
-            pk_prod_chunk(part + g * parts * Lm, 0, parts, m, Lm, out + g * Lm, tp);
+            pk_prod_chunk(part + g * parts * Lm, 0, parts, m, Lm, out + g * Lm, tp, NULL);
         free(tp);
     }
+    free(mc);
 }
 
 /* ---- encryption -------------------------------------------------------------------- */
@@ -189,6 +240,66 @@ static void pk_djn_power(u64 *acc, const u64 *alpha, int64_t La, const u64 *tabl
     }
 }
 
+/* The same with a table in Montgomery form (entries T R mod M as nd = 8*nv digits of 52
+ * bits, see _paillier_ifma.h): the product stays in Montgomery form and one AMM by 1 at the
+ * end brings it back; acc gets L2 limbs. */
+static void pk_djn_power52(u64 *acc, const u64 *alpha, int64_t La, const u64 *table, int w,
+                           int64_t nwin, int64_t L2, const pk_mont52 *mc)
+{
+    int64_t per = ((int64_t)1 << w) - 1;
+    int nd = 8 * mc->nv;
+    uint64_t x[PK_MAXD];
+    int started = 0;
+    for (int64_t j = 0; j < nwin; j++) {
+        int64_t bit = j * w, limb = bit >> 6, off = bit & 63;
+        if (limb >= La) break;
+        u64 d = alpha[limb] >> off;
+        if (off + w > 64 && limb + 1 < La) d |= alpha[limb + 1] << (64 - off);
+        d &= (u64)per;
+        if (!d) continue;
+        const u64 *entry = table + (j * per + (int64_t)d - 1) * nd;
+        if (!started) { memcpy(x, entry, (size_t)nd * sizeof(u64)); started = 1; }
+        else pk_amm52(x, x, entry, mc);
+    }
+    if (!started) {
+        memset(acc, 0, (size_t)L2 * sizeof(u64));
+        acc[0] = 1;
+        return;
+    }
+    pk_amm52(x, x, mc->one, mc);
+    pk_canon52(x, mc);
+    pk_from52(acc, L2, x, nd);
+}
+
+/* out[i] = table[i] R mod M in Montgomery 52-bit digits (nd per row) for rows of Lm limbs. */
+static void pk_table_to_mont52(const u64 *table, int64_t rows, const u64 *m, int64_t Lm,
+                               u64 *out, int nthreads)
+{
+    pk_mont52 *mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
+    if (!mc) return;
+    pk_mont52_init(mc, m, Lm);
+    int nd = 8 * mc->nv;
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        uint64_t x[PK_MAXD];
+        pk_to52(x, nd, table + i * Lm, Lm);
+        pk_amm52(x, x, mc->rr, mc);
+        pk_canon52(x, mc);
+        memcpy(out + i * nd, x, (size_t)nd * sizeof(u64));
+    }
+    free(mc);
+}
+
+/* Digits per Montgomery-form row for a modulus of Lm limbs (0: IFMA not in use). */
+static int64_t pk_mont52_width(const u64 *m, int64_t Lm)
+{
+    if (!pk_use_ifma(Lm)) return 0;
+    mpz_t M;
+    size_t bits = mpz_sizeinbase(pk_view(M, m, Lm), 2);
+    int K = (int)((bits + 2 + 51) / 52);
+    return 8 * ((K + 7) / 8);
+}
+
 /* Obfuscators: mode 0 = DJN h_s^alpha from the table (rnd = alpha, La limbs);
  * mode 1 = classic r^n mod n^2 (rnd = r < n, public exponent n, mpz_powm);
  * mode 3 = no randomness: the rnd rows are existing ciphertexts (adds plaintexts to them);
@@ -201,6 +312,7 @@ typedef struct {
     const u64 *n, *n2;
     int64_t Ln, L2;
     const u64 *table; int w; int64_t nwin;          /* mode 0 */
+    int mont;                                       /* mode 0: table in Montgomery form */
     const u64 *p2, *q2, *ep, *eq, *u;               /* mode 2 */
     int64_t Lh;                                     /* limbs of p2, q2, ep, eq, u */
 } pk_enc_key;
@@ -217,6 +329,19 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
         ep = pk_view(EP, K->ep, K->Lh); eq = pk_view(EQ, K->eq, K->Lh);
         u = pk_view(U, K->u, K->Lh);
     }
+    pk_mont52 *mc = NULL, *mcp = NULL, *mcq = NULL;
+    if ((mode == 0 && K->mont) || (mode == 1 && pk_use_ifma(K->L2))) {
+        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
+        if (!mc) return;
+        pk_mont52_init(mc, K->n2, K->L2);
+    }
+    if (mode == 2 && pk_use_ifma(K->Lh)) {
+        mcp = (pk_mont52 *)malloc(sizeof(pk_mont52));
+        mcq = (pk_mont52 *)malloc(sizeof(pk_mont52));
+        if (!mcp || !mcq) { free(mcp); free(mcq); return; }
+        pk_mont52_init(mcp, K->p2, K->Lh);
+        pk_mont52_init(mcq, K->q2, K->Lh);
+    }
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
     for (int64_t i = 0; i < N; i++) {
         mpz_t obf, t, b, vr, vb, vo;
@@ -226,8 +351,17 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
         const u64 *ri = rnd + i * Lr;
         if (mode == 0) {
             u64 *tp = (u64 *)malloc((size_t)(4 * K->L2 + 1) * sizeof(u64));
-            pk_djn_power(tp + 3 * K->L2 + 1, ri, Lr, K->table, K->w, K->nwin, K->L2, K->n2, tp);
+            if (mc) pk_djn_power52(tp + 3 * K->L2 + 1, ri, Lr, K->table, K->w, K->nwin, K->L2, mc);
+            else pk_djn_power(tp + 3 * K->L2 + 1, ri, Lr, K->table, K->w, K->nwin, K->L2, K->n2,
+                              tp);
             mpz_set(obf, pk_view(vo, tp + 3 * K->L2 + 1, K->L2));
+            free(tp);
+        } else if (mode == 1 && mc) {
+            u64 *tp = (u64 *)malloc((size_t)(2 * K->L2) * sizeof(u64));
+            memset(tp, 0, (size_t)K->L2 * sizeof(u64));
+            memcpy(tp, ri, (size_t)(Lr < K->L2 ? Lr : K->L2) * sizeof(u64));  /* r < n */
+            pk_powm52(tp + K->L2, K->L2, tp, K->n, K->Ln, mc);
+            mpz_set(obf, pk_view(vo, tp + K->L2, K->L2));
             free(tp);
         } else if (mode == 1) {
             mpz_powm(obf, pk_view(vr, ri, Lr), n, n2);
@@ -237,10 +371,25 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
             mpz_t xp, xq;
             mpz_init(xp); mpz_init(xq);
             mpz_srcptr r = pk_view(vr, ri, Lr);
-            mpz_tdiv_r(b, r, p2);
-            mpz_powm_sec(xp, b, ep, p2);
-            mpz_tdiv_r(b, r, q2);
-            mpz_powm_sec(xq, b, eq, q2);
+            if (mcp) {
+                /* r^n mod p^2 and q^2 with the public exponent n itself (not n mod p(p-1)):
+                 * the sequence of AMMs depends only on n and the AMMs' timing on no value */
+                u64 *tp = (u64 *)malloc((size_t)(2 * K->Lh) * sizeof(u64));
+                mpz_tdiv_r(b, r, p2);
+                pk_store(tp, K->Lh, b);
+                pk_powm52(tp + K->Lh, K->Lh, tp, K->n, K->Ln, mcp);
+                mpz_set(xp, pk_view(vb, tp + K->Lh, K->Lh));
+                mpz_tdiv_r(b, r, q2);
+                pk_store(tp, K->Lh, b);
+                pk_powm52(tp + K->Lh, K->Lh, tp, K->n, K->Ln, mcq);
+                mpz_set(xq, pk_view(vb, tp + K->Lh, K->Lh));
+                free(tp);
+            } else {
+                mpz_tdiv_r(b, r, p2);
+                mpz_powm_sec(xp, b, ep, p2);
+                mpz_tdiv_r(b, r, q2);
+                mpz_powm_sec(xq, b, eq, q2);
+            }
             mpz_sub(t, xq, xp);
             mpz_mul(b, t, u);
             mpz_mod(t, b, q2);          /* (xq - xp) u mod q^2, in [0, q^2) */
@@ -254,6 +403,7 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
         pk_store(out + i * K->L2, K->L2, obf);
         mpz_clear(obf); mpz_clear(t); mpz_clear(b);
     }
+    free(mc); free(mcp); free(mcq);
 }
 
 /* table[j][d-1] = h^(d * 2^(w*j)) mod m for j < nwin, 1 <= d < 2^w (h < m, rows of Lm
@@ -377,6 +527,11 @@ static int64_t pk_matpow(const u64 *c, int64_t M, int64_t K, int64_t Lc, const u
     mpz_t MM;
     mpz_srcptr mv = pk_view(MM, m, Lm);
     int64_t nbad = 0;
+    pk_mont52 *mc = NULL;
+    if (Lc == Lm && pk_use_ifma(Lm) && M * J > 0) {
+        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
+        if (mc) pk_mont52_init(mc, m, Lm);
+    }
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) reduction(+:nbad)
     for (int64_t ij = 0; ij < M * J; ij++) {
         int64_t i = ij / J, j = ij % J;
@@ -391,7 +546,14 @@ static int64_t pk_matpow(const u64 *c, int64_t M, int64_t K, int64_t Lc, const u
         for (int64_t k = 0; k < K; k++) {
             mpz_srcptr ev = pk_view(ve, e + (k * J + j) * Le, Le);
             if (!mpz_sgn(ev)) continue;
-            mpz_powm(x, pk_view(vc, c + (i * K + k) * Lc, Lc), ev, mv);
+            if (mc) {
+                u64 *buf = (u64 *)malloc((size_t)Lm * sizeof(u64));
+                pk_powm52(buf, Lm, c + (i * K + k) * Lc, e + (k * J + j) * Le, Le, mc);
+                mpz_set(x, pk_view(vc, buf, Lm));
+                free(buf);
+            } else {
+                mpz_powm(x, pk_view(vc, c + (i * K + k) * Lc, Lc), ev, mv);
+            }
             if (neg[k * J + j]) { pk_mulmod(ng, ng, x, mv, t); have_neg = 1; }
             else pk_mulmod(pos, pos, x, mv, t);
         }
@@ -405,6 +567,7 @@ static int64_t pk_matpow(const u64 *c, int64_t M, int64_t K, int64_t Lc, const u
         pk_store(out + ij * Lm, Lm, pos);
         mpz_clear(pos); mpz_clear(ng); mpz_clear(x); mpz_clear(t);
     }
+    free(mc);
     return nbad;
 }
 

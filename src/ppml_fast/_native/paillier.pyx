@@ -25,6 +25,7 @@ cdef extern from "_paillier_kernels.h" nogil:
         const uint64_t *table
         int w
         int64_t nwin
+        int mont
         const uint64_t *p2
         const uint64_t *q2
         const uint64_t *ep
@@ -67,6 +68,11 @@ cdef extern from "_paillier_kernels.h" nogil:
                       int64_t J, int64_t Le, const uint8_t *neg, const uint64_t *m, int64_t Lm,
                       uint64_t *out, uint8_t *bad, int nthreads)
     void pk_rows_below(const uint64_t *a, int64_t L, const uint64_t *m, uint8_t *lt, int64_t N)
+    void pk_table_to_mont52(const uint64_t *table, int64_t rows, const uint64_t *m, int64_t Lm,
+                            uint64_t *out, int nthreads)
+    int64_t pk_mont52_width(const uint64_t *m, int64_t Lm)
+    int pk_ifma_mode
+    int pk_cpu_has_ifma()
 
 
 cdef inline const uint64_t *_u64(cnp.ndarray a):
@@ -159,12 +165,14 @@ def encrypt(int mode, cnp.ndarray n, cnp.ndarray n2, cnp.ndarray rnd, cnp.ndarra
     K.table = NULL
     K.w = w
     K.nwin = 0
+    K.mont = 0
     K.p2 = K.q2 = K.ep = K.eq = K.u = NULL
     K.Lh = 0
     if mode == 0:
         tab = table
         K.table = _u64(tab)
         K.nwin = tab.shape[0]
+        K.mont = 1 if tab.shape[2] != n2.shape[0] else 0
     elif mode == 2:
         p2, q2, ep, eq, u = crt
         K.p2 = _u64(p2)
@@ -256,3 +264,30 @@ def rows_below(cnp.ndarray a, cnp.ndarray m, cnp.ndarray lt):
     cdef uint8_t *lp = <uint8_t *>cnp.PyArray_DATA(lt)
     with nogil:
         pk_rows_below(ap, L, mp, lp, N)
+
+
+def set_ifma(object enabled):
+    """Use the AVX-512 IFMA Montgomery kernels: True (if the CPU has them), False, or None
+    (decide from the CPU). Returns whether they are in use now."""
+    global pk_ifma_mode
+    if enabled is None:
+        pk_ifma_mode = pk_cpu_has_ifma()
+    else:
+        pk_ifma_mode = 1 if (enabled and pk_cpu_has_ifma()) else 0
+    return bool(pk_ifma_mode)
+
+
+def mont_width(cnp.ndarray m):
+    """Digits per Montgomery-form table row for modulus m (0 when IFMA is not in use)."""
+    cdef const uint64_t *mp = _u64(m)
+    return pk_mont52_width(mp, m.shape[0])
+
+
+def table_to_mont(cnp.ndarray table, cnp.ndarray m, cnp.ndarray out, int nthreads):
+    """out[i] = table[i] * R mod m as 52-bit Montgomery digits (rows of table: m.size limbs)."""
+    cdef int64_t rows = table.shape[0], Lm = m.shape[0]
+    cdef const uint64_t *tp = _u64(table)
+    cdef const uint64_t *mp = _u64(m)
+    cdef uint64_t *op = _w64(out)
+    with nogil:
+        pk_table_to_mont52(tp, rows, mp, Lm, op, nthreads)
