@@ -106,7 +106,9 @@ static int64_t pk_powm_rows(const u64 *a, int64_t sa, int64_t La, const u64 *e, 
         mpz_init2(r, (mp_bitcnt_t)(Lm * 64));
         mpz_srcptr ev = pk_view(ve, e + i * se, Le);
         int ok = 1, done = 0;
-        if (neg && neg[i * sn]) {
+        if (mpz_sgn(ev) == 0) {
+            mpz_set_ui(base, 1);         /* x^0 = 1, inverse or not */
+        } else if (neg && neg[i * sn]) {
             ok = mpz_invert(base, pk_view(va, a + i * sa, La), mv);
         } else {
             mpz_tdiv_r(base, pk_view(va, a + i * sa, La), mv);

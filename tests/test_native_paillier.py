@@ -1,0 +1,150 @@
+"""The Paillier kernels themselves: GMP path and AVX-512 IFMA Montgomery path against
+Python's big integers, on random odd moduli of many sizes (fresh seeds each run, the seed
+in every message), plus the DJN table walk and CRT encryption through the public API with
+IFMA forced on and off.
+"""
+from __future__ import annotations
+
+import secrets
+from functools import reduce
+
+import numpy as np
+import pytest
+
+from ppml_fast import paillier
+from ppml_fast._native import paillier as k
+from ppml_fast.paillier import _from_limbs, _nlimbs, _to_limbs, _vec
+from ppml_fast.reference import paillier as ref
+
+HAVE_IFMA = k.set_ifma(None)
+PATHS = [False, True] if HAVE_IFMA else [False]
+# moduli around the digit (52-bit) and limb (64-bit) boundaries, up to the IFMA limit
+# (8192 bits) and past it (GMP only)
+BITS = [3, 52, 60, 64, 65, 104, 130, 511, 512, 513, 1024, 2046, 2048, 2050, 4095, 4096,
+        4097, 6000, 8190, 8192, 8256]
+
+
+@pytest.fixture(params=PATHS, ids=lambda p: "ifma" if p else "gmp")
+def path(request):
+    k.set_ifma(request.param)
+    yield request.param
+    k.set_ifma(None)
+
+
+def _modulus(bits: int) -> int:
+    return secrets.randbits(bits) | (1 << (bits - 1)) | 1
+
+
+def _below(m: int, count: int) -> list[int]:
+    return [secrets.randbelow(m) for _ in range(count)]
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_mulmod_rows(path, bits):
+    m = _modulus(bits)
+    a = [*_below(m, 37), 0, m - 1, 1]
+    b = [*_below(m, 37), m - 1, m - 1, 0]
+    width = _nlimbs(m)
+    out = np.empty((len(a), width), np.uint64)
+    k.mulmod(_to_limbs(a, width), _to_limbs(b, width), _vec(m), out, 2)
+    assert _from_limbs(out) == [x * y % m for x, y in zip(a, b, strict=True)], (
+        f"bits={bits} path={path} m={m:#x}")
+
+
+@pytest.mark.parametrize("bits", [64, 513, 2048, 4096, 8192, 8256])
+@pytest.mark.parametrize("groups,count", [(1, 0), (1, 1), (1, 7), (1, 8), (1, 300), (3, 9),
+                                          (5, 64)])
+def test_prod_groups(path, bits, groups, count):
+    m = _modulus(bits)
+    width = _nlimbs(m)
+    vals = [_below(m, count) for _ in range(groups)]
+    a = _to_limbs([v for row in vals for v in row], width).reshape(groups, count, width)
+    out = np.empty((groups, width), np.uint64)
+    k.prod_groups(np.ascontiguousarray(a), _vec(m), out, 2)
+    want = [reduce(lambda x, y: x * y % m, row, 1 % m) for row in vals]
+    assert _from_limbs(out) == want, f"bits={bits} path={path}"
+
+
+@pytest.mark.parametrize("bits", [60, 65, 512, 2048, 4096, 8192, 8256])
+@pytest.mark.parametrize("ebits", [0, 1, 5, 16, 17, 96, 97, 640, 641, 2048])
+def test_powm_public_and_negative(path, bits, ebits):
+    m = _modulus(bits)
+    base = _below(m, 9)
+    exps = [secrets.randbits(ebits) | (1 << (ebits - 1)) if ebits else 0 for _ in base]
+    neg = np.array([secrets.randbits(1) for _ in base], np.uint8)
+    width = _nlimbs(m)
+    ewidth = max(1, (ebits + 63) // 64)
+    out = np.empty((len(base), width), np.uint64)
+    bad = np.zeros(len(base), np.uint8)
+    nbad = k.powm(_to_limbs(base, width), _to_limbs(exps, ewidth), neg, _vec(m), False, out,
+                  bad, 2)
+    want, want_bad = [], []
+    for x, e, s in zip(base, exps, neg.tolist(), strict=True):
+        try:
+            want.append(pow(x, -e if s else e, m))
+            want_bad.append(0)
+        except ValueError:  # not invertible
+            want.append(0)
+            want_bad.append(1)
+    assert _from_limbs(out) == want, f"bits={bits} ebits={ebits} path={path}"
+    assert bad.tolist() == want_bad
+    assert nbad == sum(want_bad)
+
+
+def test_powm_secure_matches(path):
+    m = _modulus(2048)
+    base = _below(m, 6)
+    exps = [secrets.randbits(1024) | 1 for _ in base]
+    out = np.empty((6, 32), np.uint64)
+    k.powm(_to_limbs(base, 32), _to_limbs(exps, 16), None, _vec(m), True, out, None, 2)
+    assert _from_limbs(out) == [pow(x, e, m) for x, e in zip(base, exps, strict=True)]
+
+
+@pytest.mark.parametrize("n_length", [512, 1024, 2048])
+def test_djn_table_and_crt_paths(path, n_length):
+    pk, sk = paillier.generate_paillier_keypair(n_length=n_length)
+    x = np.random.default_rng().integers(-10**9, 10**9, 40)
+    for obf in ("djn", "classic"):
+        for enc in (pk.encrypt_batch(x, obfuscation=obf),
+                    sk.encrypt_batch(x, obfuscation=obf)):
+            cts = enc.ciphertexts(be_secure=False).tolist()
+            few = 3 if n_length >= 2048 else 40  # the textbook oracle is slow (lambda powers)
+            got = [ref.decrypt(sk.p, sk.q, c) for c in cts[:few]]
+            assert got == [int(v) % pk.n for v in x[:few]], f"{obf} path={path}"
+            assert np.array_equal(sk.decrypt_batch(enc), x)
+
+
+def test_table_rebuilt_when_path_changes():
+    if not HAVE_IFMA:
+        pytest.skip("no AVX-512 IFMA on this CPU")
+    pk, sk = paillier.generate_paillier_keypair(n_length=512)
+    x = np.arange(-5, 5)
+    try:
+        k.set_ifma(True)
+        assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
+        k.set_ifma(False)  # the Montgomery-form table must not be used by the GMP walk
+        assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
+        k.set_ifma(True)
+        assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
+    finally:
+        k.set_ifma(None)
+
+
+def test_fixed_base_table_entries(path):
+    m = _modulus(1030)
+    h = secrets.randbelow(m)
+    width = _nlimbs(m)
+    w, nwin = 3, 5
+    table = np.empty((nwin, 7, width), np.uint64)
+    k.fixed_base_table(_vec(h, width), _vec(m), w, table, 2)
+    got = _from_limbs(table.reshape(-1, width))
+    want = [pow(h, d << (w * j), m) for j in range(nwin) for d in range(1, 8)]
+    assert got == want
+
+
+def test_rows_below():
+    m = _modulus(200)
+    vals = [0, 1, m - 1, m, m + 1, 2**256 - 1, *_below(m, 5)]
+    lt = np.empty(len(vals), np.uint8)
+    k.rows_below(_to_limbs(vals, 4), _vec(m, 4), lt)
+    assert lt.tolist() == [int(v < m) for v in vals]
