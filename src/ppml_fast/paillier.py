@@ -370,8 +370,9 @@ class PaillierPublicKey:
         """Build the DJN fixed-base table now (else it is built on first batch use).
 
         The table holds h_s^(d 2^(w j)) for every w-bit digit d and window j of alpha:
-        about 16 MB for a 2048-bit key with w = 8, and makes one DJN obfuscation cost
-        ceil(n_length / 2 / w) modular multiplications.
+        16 MB for a 2048-bit key with w = 8 (21 MB in the IFMA Montgomery form), and makes
+        one DJN obfuscation cost ceil(n_length / 2 / w) modular multiplications. Single
+        :meth:`encrypt` calls build it themselves after 16 encryptions with this key.
         """
         w = self._window() if window is None else _check_int_arg("window", window)
         if not 1 <= w <= 10:
@@ -425,6 +426,7 @@ class PaillierPublicKey:
             self._djn_single += 1
             if self._djn_single <= _TABLE_AFTER:
                 return int(gmpy2.powmod(self.hs, alpha, self.nsquare))
+            self.precompute()  # a loop of single encryptions: the table pays off now
         one = np.ones((1, 1), np.uint64)
         out = self._obfuscate_rows(one, False, mode="djn", rnd=_vec(alpha)[None, :],
                                    private_key=None)
@@ -1461,7 +1463,8 @@ class EncryptedArray:
             return self + encoded.__class__(encoded.public_key,
                                             (-encoded.encoding) % self.public_key.n,
                                             encoded.exponent)
-        if values.dtype == np.uint64 or values.dtype == object:
+        if values.dtype == np.uint64 or values.dtype == object or (
+                values.size and values.min() == np.iinfo(np.int64).min):
             neg_values = np.asarray([-int(v) for v in values.reshape(-1)],
                                     dtype=object).reshape(values.shape)
         else:
