@@ -1151,8 +1151,8 @@ def _decode_array(mabs: np.ndarray, sign: np.ndarray, exps: np.ndarray) -> np.nd
         with np.errstate(over="raise"):
             try:
                 return np.ldexp(m, (4 * exps).clip(-4000, 4000).astype(np.int32))
-            except FloatingPointError as e:
-                raise OverflowError("decoded result too large for a float") from e
+            except FloatingPointError as err:
+                raise OverflowError("decoded result too large for a float") from err
     out = np.empty(count, np.float64)
     triples = zip(_from_limbs(mabs), sign.tolist(), exps.tolist(), strict=True)
     for i, (v, s, e) in enumerate(triples):
@@ -1194,6 +1194,10 @@ class EncryptedArray:
 
     __array_ufunc__ = None  # numpy defers to our reflected operators (W @ enc, x + enc)
     __slots__ = ("_c", "_exp", "_obfuscated", "public_key")
+    _c: np.ndarray          # (*shape, limbs of n^2) uint64, C order
+    _exp: np.ndarray        # (*shape) int64
+    _obfuscated: bool
+    public_key: PaillierPublicKey
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("build an EncryptedArray with PaillierPublicKey.encrypt_batch, "
