@@ -753,6 +753,12 @@ class PaillierPrivateKeyring(Mapping):
 # encoding
 
 
+def _check_lower(new_exp: int, exponent: int) -> None:
+    if new_exp > exponent:
+        raise ValueError(f"New exponent {new_exp} should be more negative than old exponent "
+                         f"{exponent}")
+
+
 def _is_encoded(x: Any) -> bool:
     """An EncodedNumber, ours or python-paillier's (duck-typed)."""
     return isinstance(x, EncodedNumber) or (
@@ -850,9 +856,7 @@ class EncodedNumber:
         Raises:
             ValueError: ``new_exp`` is above the current exponent.
         """
-        if new_exp > self.exponent:
-            raise ValueError(f"New exponent {new_exp} should be more negative than old "
-                             f"exponent {self.exponent}")
+        _check_lower(new_exp, self.exponent)
         factor = pow(self.BASE, self.exponent - new_exp)
         new_enc = self.encoding * factor % self.public_key.n
         return self.__class__(self.public_key, new_enc, new_exp)
@@ -964,9 +968,7 @@ class EncryptedNumber:
         Raises:
             ValueError: ``new_exp`` is above the current exponent.
         """
-        if new_exp > self.exponent:
-            raise ValueError(f"New exponent {new_exp} should be more negative than old "
-                             f"exponent {self.exponent}")
+        _check_lower(new_exp, self.exponent)
         multiplied = self * pow(EncodedNumber.BASE, self.exponent - new_exp)
         multiplied.exponent = new_exp
         return multiplied

@@ -218,6 +218,15 @@ static inline void pk_nude(mpz_ptr r, const u64 *mabs, int64_t Lmsg, int neg, mp
     mpz_add_ui(r, r, 1);
 }
 
+/* alpha's j-th w-bit digit (bits j*w .. j*w + w - 1; La limbs, bits beyond read as 0). */
+static inline u64 pk_window_digit(const u64 *alpha, int64_t La, int64_t j, int w)
+{
+    int64_t bit = j * w, limb = bit >> 6, off = bit & 63;
+    u64 d = alpha[limb] >> off;
+    if (off + w > 64 && limb + 1 < La) d |= alpha[limb + 1] << (64 - off);
+    return d & (((u64)1 << w) - 1);
+}
+
 /* The product of the fixed-base table entries picked by alpha's w-bit digits:
  * table[j][d-1] = h_s^(d * 2^(w*j)) mod n^2, so the product is h_s^alpha. acc gets L2
  * limbs; tp is 3*L2 + 1 scratch limbs. Which entries are read depends on alpha (a table
@@ -230,11 +239,8 @@ static void pk_djn_power(u64 *acc, const u64 *alpha, int64_t La, const u64 *tabl
     memset(acc, 0, (size_t)L2 * sizeof(u64));
     acc[0] = 1;
     for (int64_t j = 0; j < nwin; j++) {
-        int64_t bit = j * w, limb = bit >> 6, off = bit & 63;
-        if (limb >= La) break;
-        u64 d = alpha[limb] >> off;
-        if (off + w > 64 && limb + 1 < La) d |= alpha[limb + 1] << (64 - off);
-        d &= (u64)per;
+        if ((j * w) >> 6 >= La) break;
+        u64 d = pk_window_digit(alpha, La, j, w);
         if (!d) continue;
         const u64 *entry = table + (j * per + (int64_t)d - 1) * L2;
         if (!started) { memcpy(acc, entry, (size_t)L2 * sizeof(u64)); started = 1; }
@@ -253,11 +259,8 @@ static void pk_djn_power52(u64 *acc, const u64 *alpha, int64_t La, const u64 *ta
     uint64_t x[PK_MAXD];
     int started = 0;
     for (int64_t j = 0; j < nwin; j++) {
-        int64_t bit = j * w, limb = bit >> 6, off = bit & 63;
-        if (limb >= La) break;
-        u64 d = alpha[limb] >> off;
-        if (off + w > 64 && limb + 1 < La) d |= alpha[limb + 1] << (64 - off);
-        d &= (u64)per;
+        if ((j * w) >> 6 >= La) break;
+        u64 d = pk_window_digit(alpha, La, j, w);
         if (!d) continue;
         const u64 *entry = table + (j * per + (int64_t)d - 1) * nd;
         if (!started) { memcpy(x, entry, (size_t)nd * sizeof(u64)); started = 1; }
