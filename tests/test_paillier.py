@@ -34,6 +34,9 @@ from ppml_fast.reference import paillier as ref
 FRESH = int(os.environ.get("PPML_TEST_SEED") or np.random.SeedSequence().entropy % 2**63)
 SEEDS = [0, 1, 20240601, FRESH]
 
+# numpy warnings escaping the API (overflow in scalar arithmetic, ...) are bugs
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 # the classic toy key: n = 293 * 433
 TOY_P, TOY_Q = 293, 433
 TOY_N = TOY_P * TOY_Q
