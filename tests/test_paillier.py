@@ -213,6 +213,27 @@ def test_encode_precision_matches_oracle(k256, precision):
             abs(Fraction(v)) * Fraction(1, 2**52)), (v, precision)
 
 
+def test_encoding_constants():
+    assert pl.EncodedNumber.BASE == 16 and pl.EncodedNumber.LOG2_BASE == 4
+    assert pl.EncodedNumber.FLOAT_MANTISSA_BITS == 53
+
+
+def test_encoding_subclass_with_other_base(k256):
+    """As in python-paillier: a subclass may change BASE (and LOG2_BASE)."""
+    pk, _ = k256
+
+    class Base64(pl.EncodedNumber):
+        BASE = 64
+        LOG2_BASE = 6
+
+    e = Base64.encode(pk, 2.75)
+    assert type(e) is Base64
+    assert (e.encoding, e.exponent) == ref.encode(pk.n, 2.75, base=64)
+    assert e.decode() == 2.75
+    e = Base64.encode(pk, 1.0, precision=1e-4)
+    assert (e.encoding, e.exponent) == ref.encode(pk.n, 1.0, precision=1e-4, base=64)
+
+
 def test_encode_max_exponent(k256):
     pk, _ = k256
     e = pl.EncodedNumber.encode(pk, 1.5, max_exponent=-20)

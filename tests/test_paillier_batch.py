@@ -477,6 +477,9 @@ def test_ciphertexts_decrypt_under_oracle(k512, mode):
     for c, v in zip(_cts(enc), x.tolist(), strict=True):
         assert 0 < c < pk.nsquare and math.gcd(c, pk.n) == 1
         assert ref.decrypt(sk.p, sk.q, c) == v % pk.n, (mode, v)
+    # the private key's encrypt_batch with its default (djn for 512 bits) and with djn
+    for other in (sk.encrypt_batch(x), sk.encrypt_batch(x, obfuscation="djn")):
+        assert [ref.decrypt(sk.p, sk.q, c) for c in _cts(other)] == [v % pk.n for v in x.tolist()]
 
 
 # --- randomisation ---------------------------------------------------------------------------
