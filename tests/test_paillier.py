@@ -443,9 +443,6 @@ def test_scalar_ops_numpy_scalars_and_encoded(k256):
     assert sk.decrypt(x + True) == 11
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (same in phe 1.5): EncryptedNumber - EncodedNumber "
-                   "computes other * -1, which EncodedNumber does not support -> TypeError, "
-                   "though the EncryptedNumber docstring lists EncodedNumber for -")
 def test_encrypted_minus_encoded_number(k256):
     pk, sk = k256
     x = pk.encrypt(10)
@@ -895,12 +892,9 @@ def test_phe_encoded_number_operand(k512, phe_pair):
     assert sk.decrypt(pk.encrypt(enc)) == 0.25
 
 
-# --- known bugs ------------------------------------------------------------------------------
+# --- regressions: bugs the first version of these tests found (all fixed) -------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: classic obfuscation draws r uniform in [1, n), not "
-                   "in Z_n^* (the module docstring's 'random r in Z_n^*'): with a small n about "
-                   "1/p + 1/q of encryptions are multiples of p or q and decrypt rejects them")
 def test_classic_encryption_round_trips_on_small_key(toy):
     pk, sk = toy
     bad = 0

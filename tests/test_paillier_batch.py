@@ -1420,12 +1420,9 @@ def test_phe_encoded_number_with_batch(k512, phe_pair):
     _check(sk, e - enc, _fr([1.25, 1.75, -3.5]), "phe encoded -")
 
 
-# --- known bugs (strict xfails) -------------------------------------------------------------------
+# --- regressions: bugs the first version of these tests found (all fixed) ---------------------
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: encrypt_batch of an empty array raises ValueError "
-                   "'cannot reshape array of size 0 into shape (0,newaxis)' (reshape(..., -1) "
-                   "of a size-0 ciphertext block)")
 @pytest.mark.parametrize("shape", [(0,), (0, 3), (2, 0)])
 def test_empty_encrypt_batch_round_trip(k256, shape):
     pk, sk = k256
@@ -1435,8 +1432,6 @@ def test_empty_encrypt_batch_round_trip(k256, shape):
     assert got.shape == shape and got.dtype == np.int64
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: +, * and @ on an empty EncryptedArray raise "
-                   "ValueError 'cannot reshape array of size 0' (same reshape(..., -1))")
 def test_ops_on_empty_arrays(k256):
     pk, sk = k256
     empty = pk.encrypt_batch(np.arange(6).reshape(2, 3))[:, :0]
@@ -1448,8 +1443,6 @@ def test_ops_on_empty_arrays(k256):
     assert sk.decrypt_batch(out).tolist() == [[0] * 4] * 2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reshape/ravel of an empty EncryptedArray raise "
-                   "ValueError (self._c.reshape(*shape, -1) with size 0)")
 def test_reshape_empty_array(k256):
     pk, _ = k256
     empty = pk.encrypt_batch(np.arange(6).reshape(2, 3))[:, :0]
@@ -1457,10 +1450,6 @@ def test_reshape_empty_array(k256):
     assert empty.reshape(0, 5).shape == (0, 5)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: 0-d EncryptedArrays collapse to shape (1,) "
-                   "(np.ascontiguousarray in EncryptedArray._wrap makes the 0-d exponent "
-                   "array 1-d while the limbs stay (L,)), so encrypt_batch(scalar).shape is "
-                   "(1,) and decrypt_batch returns shape (1,)")
 def test_zero_d_encrypt_batch(k256):
     pk, sk = k256
     e = pk.encrypt_batch(np.float64(2.5))
@@ -1469,9 +1458,6 @@ def test_zero_d_encrypt_batch(k256):
     assert got.shape == () and got == 2.5
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: .T and .sum() of a 0-d EncryptedArray raise "
-                   "ValueError 'axes don't match array' (the (1,)-shape / (L,)-limbs "
-                   "mismatch of the 0-d bug)")
 def test_zero_d_transpose_and_sum(k256):
     pk, sk = k256
     e = pk.encrypt_batch(np.int64(7))
@@ -1479,9 +1465,6 @@ def test_zero_d_transpose_and_sum(k256):
     assert sk.decrypt_batch(e.T).tolist() == 7
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sum over every axis given explicitly "
-                   "(axis=0 of 1-D, axis=(0, 1) of 2-D) returns shape (1,), not the 0-d "
-                   "array numpy returns (the 0-d bug)")
 def test_sum_all_axes_explicitly_is_zero_d(k256):
     pk, _ = k256
     e = pk.encrypt_batch(np.arange(6).reshape(2, 3))
@@ -1489,19 +1472,12 @@ def test_sum_all_axes_explicitly_is_zero_d(k256):
     assert e[0].sum(axis=0).shape == ()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: EncryptedNumber - EncryptedArray raises TypeError "
-                   "(EncryptedNumber.__sub__ returns NotImplemented and "
-                   "EncryptedArray.__rsub__ rejects EncryptedNumber), though "
-                   "EncryptedArray - EncryptedNumber and EncryptedNumber + EncryptedArray work")
 def test_encrypted_number_minus_array(k256):
     pk, sk = k256
     got = pk.encrypt(5) - pk.encrypt_batch([1, 2])
     assert sk.decrypt_batch(got).tolist() == [4, 3]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: from_json with an exponent outside int64 raises "
-                   "OverflowError (np.array(exps, np.int64)), not the documented ValueError "
-                   "for malformed text")
 def test_from_json_huge_exponent_is_value_error(k256):
     pk, _ = k256
     obj = json.loads(pk.encrypt_batch([1]).to_json())
@@ -1510,10 +1486,6 @@ def test_from_json_huge_exponent_is_value_error(k256):
         pl.EncryptedArray.from_json(text)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: DJN obfuscation on a key without a DJN base "
-                   "deadlocks: precompute() holds the key's non-reentrant lock and reads "
-                   "self.hs, whose lazy draw takes the same lock (e.g. PaillierPublicKey(n) "
-                   "of 512+ bits, then encrypt_batch)")
 def test_djn_batch_on_key_without_hs(k512, k256):
     """Three ways to reach it, run side by side (each a few ms of work when it works)."""
     pk512, sk512 = k512
@@ -1550,9 +1522,6 @@ def test_djn_batch_on_key_without_hs(k512, k256):
     assert all(box.get("value") == [1, 2, 3] for box in boxes.values()), boxes
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: classic batch obfuscation draws r in [1, n), not "
-                   "in Z_n^*: on a small key about 1/p + 1/q of the ciphertexts share a factor "
-                   "with n and decrypt_batch rejects them")
 @pytest.mark.parametrize("private", [False, True], ids=["public", "crt"])
 def test_classic_batch_round_trip_small_key(toy, private):
     pk, sk = toy
@@ -1562,10 +1531,6 @@ def test_classic_batch_round_trip_small_key(toy, private):
     np.testing.assert_array_equal(sk.decrypt_batch(e), x)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a Python list of ints mixing values >= 2**63 with "
-                   "small ones (e.g. [2**63 + 1, 1]) goes through np.asarray as float64, so "
-                   "encrypt_batch (and + / * operands) silently round the ints to doubles, "
-                   "though the docstring promises Python ints of any size")
 def test_python_int_list_beyond_int64_is_exact(k256):
     pk, sk = k256
     vals = [2**63 + 1, 1]
@@ -1575,19 +1540,12 @@ def test_python_int_list_beyond_int64_is_exact(k256):
     assert sk.decrypt_batch(e + vals).tolist() == vals
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: decrypt_batch of an empty array returns float64 "
-                   "although the documented rule (int64 when every exponent is >= 0) holds "
-                   "vacuously; np.array([], int) is int64")
 def test_empty_decrypt_dtype(k256):
     pk, sk = k256
     empty = pk.encrypt_batch(np.arange(4))[:0]
     assert sk.decrypt_batch(empty).dtype == np.int64
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: decrypt_batch of EncryptedNumbers whose "
-                   "ciphertext is negative or >= 2**(64 * limbs of n^2) raises OverflowError "
-                   "('can't convert negative int to unsigned', from the limb packing), not "
-                   "the documented ValueError for invalid ciphertexts (scalar decrypt does)")
 @pytest.mark.parametrize("which", ["negative", "huge"])
 def test_decrypt_batch_out_of_range_numbers(k256, which):
     pk, sk = k256

@@ -162,6 +162,20 @@ def _random_below_rows(n_rows: int, bound: int, bound_limbs: np.ndarray) -> np.n
     return out
 
 
+def _random_units_rows(n_rows: int, n: int, n_limbs: np.ndarray) -> np.ndarray:
+    """(n_rows, L) uniform elements of Z_n^* (r in [1, n) with gcd(r, n) = 1).
+
+    A multiple of p or q is drawn with probability about 1/p + 1/q: negligible for real
+    keys, but common with toy keys, whose ciphertexts must still decrypt.
+    """
+    out = _random_below_rows(n_rows, n, n_limbs)
+    while True:
+        bad = [i for i, r in enumerate(_from_limbs(out)) if math.gcd(r, n) != 1]
+        if not bad:
+            return out
+        out[bad] = _random_below_rows(len(bad), n, n_limbs)
+
+
 def _threads() -> int:
     return _config.get_num_threads()
 
@@ -266,7 +280,7 @@ class PaillierPublicKey:
             if not 0 < hs < self.nsquare or math.gcd(hs, n) != 1:
                 raise ValueError("hs must be in (0, n**2) and coprime to n")
             self._hs = hs
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # precompute() holds it and may draw hs
         self._table: tuple[np.ndarray, int] | None = None
         self._djn_single = 0
         self._limbs: dict[str, np.ndarray] = {}
@@ -420,7 +434,10 @@ class PaillierPublicKey:
         """One fresh r^n (classic) or h_s^alpha (DJN) mod n^2."""
         mode = self.obfuscation if obfuscation is None else obfuscation
         if mode == "classic":
-            return int(gmpy2.powmod(self.get_random_lt_n(), self.n, self.nsquare))
+            r = self.get_random_lt_n()
+            while math.gcd(r, self.n) != 1:  # only toy keys ever loop
+                r = self.get_random_lt_n()
+            return int(gmpy2.powmod(r, self.n, self.nsquare))
         alpha = secrets.randbits(self._alpha_bits())
         if self._table is None:
             self._djn_single += 1
@@ -454,7 +471,7 @@ class PaillierPublicKey:
             code = 0
         else:
             if rnd is None:
-                rnd = _random_below_rows(nrows, self.n, n_l)
+                rnd = _random_units_rows(nrows, self.n, n_l)
             if private_key is not None:
                 crt = private_key._enc_crt_limbs()
                 code = 2
@@ -494,7 +511,7 @@ class PaillierPublicKey:
         mabs, neg, exps = _encode_array(self, arr.reshape(-1), precision=precision)
         cipher = self._obfuscate_rows(mabs, True, neg, mode=mode,
                                       private_key=private_key if mode == "classic" else None)
-        return EncryptedArray._wrap(self, cipher.reshape(*arr.shape, -1),
+        return EncryptedArray._wrap(self, cipher.reshape(*arr.shape, cipher.shape[1]),
                                     exps.reshape(arr.shape), obfuscated=True)
 
 
@@ -753,6 +770,12 @@ class PaillierPrivateKeyring(Mapping):
 # encoding
 
 
+def _negated_encoding(encoded: Any) -> Any:
+    """The EncodedNumber (same class, key and exponent) of minus the value."""
+    return encoded.__class__(encoded.public_key, (-encoded.encoding) % encoded.public_key.n,
+                             encoded.exponent)
+
+
 def _check_lower(new_exp: int, exponent: int) -> None:
     if new_exp > exponent:
         raise ValueError(f"New exponent {new_exp} should be more negative than old exponent "
@@ -939,7 +962,9 @@ class EncryptedNumber:
         return self.__mul__(other)
 
     def __sub__(self, other: Any) -> Any:
-        if isinstance(other, EncryptedNumber) or _is_encoded(other) or _scalar_ok(other):
+        if _is_encoded(other):
+            return self + _negated_encoding(other)
+        if isinstance(other, EncryptedNumber) or _scalar_ok(other):
             return self + (other * -1)
         return NotImplemented
 
@@ -1038,6 +1063,15 @@ def _as_number_array(values: Any, name: str) -> np.ndarray:
     """values as an int64/uint64/float64/object(int) numpy array (float32 widened)."""
     if isinstance(values, (EncryptedArray, EncryptedNumber)):
         raise TypeError(f"{name} must hold plaintext numbers, got {type(values).__name__}")
+    if isinstance(values, (list, tuple)):
+        # numpy would turn [2**63 + 1, -1] into float64; keep Python ints exact
+        obj = np.asarray(values, dtype=object)
+        flat = obj.reshape(-1).tolist()
+        if flat and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                        for v in flat):
+            if all(-(2**63) <= int(v) < 2**63 for v in flat):
+                return np.asarray(obj, dtype=np.int64)
+            return obj
     arr = np.asarray(values)
     kind = arr.dtype.kind
     if kind == "b":
@@ -1133,6 +1167,8 @@ def _encode_array(pk: PaillierPublicKey, x: np.ndarray, *, precision: float | No
 def _decode_array(mabs: np.ndarray, sign: np.ndarray, exps: np.ndarray) -> np.ndarray:
     """Signed mantissas (limbs + sign) times 16**exps, as python-paillier decodes each."""
     count = exps.size
+    if count == 0:
+        return np.zeros(0, np.int64)
     small = count == 0 or (not mabs[:, 1:].any() and int(mabs[:, 0].max()) < 2 ** 53)
     if count and exps.min() >= 0:  # integers
         if small and exps.max() * 4 + 53 < 63:
@@ -1210,8 +1246,10 @@ class EncryptedArray:
               obfuscated: bool) -> EncryptedArray:
         self = object.__new__(cls)
         self.public_key = public_key
-        self._c = np.ascontiguousarray(c, dtype=np.uint64)
-        self._exp = np.ascontiguousarray(exp, dtype=np.int64)
+        self._c = np.asarray(c, dtype=np.uint64, order="C")
+        self._exp = np.asarray(exp, dtype=np.int64, order="C")  # keeps 0-d (ascontiguous...
+        if self._c.shape[:-1] != self._exp.shape:  # ...array would make it 1-d)
+            raise AssertionError("internal: ciphertext and exponent shapes differ")
         self._obfuscated = bool(obfuscated)
         return self
 
@@ -1281,7 +1319,11 @@ class EncryptedArray:
         assert pk is not None
         obf = all(v._EncryptedNumber__is_obfuscated for v in flat)
         width = _nlimbs(pk.nsquare)
-        c = _to_limbs([v.ciphertext(False) for v in flat], width).reshape(*arr.shape, width)
+        cts = [v.ciphertext(False) for v in flat]
+        if any(not 0 <= c < pk.nsquare for c in cts):
+            raise ValueError("numbers hold a ciphertext outside [0, n**2) (not a valid "
+                             "ciphertext)")
+        c = _to_limbs(cts, width).reshape(*arr.shape, width)
         exps = np.array([v.exponent for v in flat], np.int64).reshape(arr.shape)
         return cls._wrap(pk, c, exps, obfuscated=obf)
 
@@ -1351,7 +1393,8 @@ class EncryptedArray:
     def reshape(self, *shape: Any) -> EncryptedArray:
         """The same ciphertexts in another shape (numpy's rules)."""
         exp = self._exp.reshape(*shape)
-        return EncryptedArray._wrap(self.public_key, self._c.reshape(*exp.shape, -1), exp,
+        width = self._c.shape[-1]
+        return EncryptedArray._wrap(self.public_key, self._c.reshape(*exp.shape, width), exp,
                                     self._obfuscated)
 
     def ravel(self) -> EncryptedArray:
@@ -1400,7 +1443,7 @@ class EncryptedArray:
         target = np.broadcast_to(np.asarray(new_exp, dtype=np.int64), self.shape)
         if (target > self._exp).any():
             raise ValueError("new exponents should be more negative than the old ones")
-        c = self._lowered(np.ascontiguousarray(target))
+        c = self._lowered(np.array(target, dtype=np.int64))
         return EncryptedArray._wrap(self.public_key, c.reshape(self._c.shape), target.copy(),
                                     False)
 
@@ -1420,7 +1463,8 @@ class EncryptedArray:
             out = np.empty_like(ca)
             if out.shape[0]:
                 _k.mulmod(ca, cb, pk._limb("n2"), out, _threads())
-            return EncryptedArray._wrap(pk, out.reshape(*shape, -1), target.reshape(shape),
+            return EncryptedArray._wrap(pk, out.reshape(*shape, out.shape[1]),
+                                        target.reshape(shape),
                                         False)
         plain = _plain_operand(pk, other)
         if plain is None:
@@ -1450,7 +1494,8 @@ class EncryptedArray:
             mabs, neg, target = _encode_array(pk, flatv, max_exponent=ea)
         ca = _lower(pk, _bcast_rows(self, shape), ea, target)
         out = _times_plain_factor(pk, ca, mabs, neg)
-        return EncryptedArray._wrap(pk, out.reshape(*shape, -1), target.reshape(shape), False)
+        return EncryptedArray._wrap(pk, out.reshape(*shape, out.shape[1]), target.reshape(shape),
+                                    False)
 
     def __radd__(self, other: Any) -> Any:
         return self.__add__(other)
@@ -1466,9 +1511,7 @@ class EncryptedArray:
             return NotImplemented
         values, encoded = plain
         if encoded is not None:
-            return self + encoded.__class__(encoded.public_key,
-                                            (-encoded.encoding) % self.public_key.n,
-                                            encoded.exponent)
+            return self + _negated_encoding(encoded)
         if values.dtype == np.uint64 or values.dtype == object or (
                 values.size and values.min() == np.iinfo(np.int64).min):
             neg_values = np.asarray([-int(v) for v in values.reshape(-1)],
@@ -1478,7 +1521,8 @@ class EncryptedArray:
         return self + neg_values
 
     def __rsub__(self, other: Any) -> Any:
-        if _plain_operand(self.public_key, other) is None:
+        if not isinstance(other, EncryptedNumber) and _plain_operand(self.public_key,
+                                                                      other) is None:
             return NotImplemented
         return (-self) + other
 
@@ -1507,7 +1551,8 @@ class EncryptedArray:
                 raise ValueError(f"{nbad} ciphertext(s) are not invertible mod n**2 (not "
                                  "coprime to n): cannot multiply them by a negative number")
         exps = np.broadcast_to(self._exp, shape).reshape(-1) + fexp
-        return EncryptedArray._wrap(pk, out.reshape(*shape, -1), exps.reshape(shape), False)
+        return EncryptedArray._wrap(pk, out.reshape(*shape, out.shape[1]), exps.reshape(shape),
+                                    False)
 
     def __rmul__(self, other: Any) -> Any:
         return self.__mul__(other)
@@ -1636,9 +1681,12 @@ class EncryptedArray:
         size = int(np.prod(shape, dtype=np.int64))
         if len(exps) != size or len(cts) != size:
             raise ValueError("text has the wrong number of values for its shape")
+        try:
+            exparr = np.array(exps, np.int64).reshape(shape)
+        except OverflowError as e:
+            raise ValueError("text has an exponent outside int64") from e
         out = cls.from_ciphertexts(pk, np.array(cts, dtype=object).reshape(shape) if size
-                                   else np.empty(shape, dtype=object),
-                                   np.array(exps, np.int64).reshape(shape))
+                                   else np.empty(shape, dtype=object), exparr)
         out._obfuscated = True
         return out
 
@@ -1778,7 +1826,7 @@ def _matmul(enc: EncryptedArray, other: Any, *, encrypted_left: bool) -> Any:
     else:
         wexp = 0
     mabs, neg, _ = _encode_array(pk, wflat, max_exponent=np.full(wflat.size, wexp, np.int64))
-    mabs = mabs.reshape(*w.shape, -1)
+    mabs = mabs.reshape(*w.shape, mabs.shape[1])
     neg = neg.reshape(w.shape)
     c = rows.reshape(*enc.shape, width)
     if encrypted_left:
