@@ -438,7 +438,9 @@ class PaillierPublicKey:
             while math.gcd(r, self.n) != 1:  # only toy keys ever loop
                 r = self.get_random_lt_n()
             return int(gmpy2.powmod(r, self.n, self.nsquare))
-        alpha = secrets.randbits(self._alpha_bits())
+        alpha = 0
+        while alpha == 0:  # alpha = 0 would leave the ciphertext bare (tiny keys only)
+            alpha = secrets.randbits(self._alpha_bits())
         if self._table is None:
             self._djn_single += 1
             if self._djn_single <= _TABLE_AFTER:
@@ -468,6 +470,11 @@ class PaillierPublicKey:
             table, w = self._table
             if rnd is None:
                 rnd = _random_bits_rows(nrows, self._alpha_bits())
+                while True:  # alpha = 0 would leave a ciphertext bare (tiny keys only)
+                    zero = np.flatnonzero(~rnd.any(axis=1))
+                    if zero.size == 0:
+                        break
+                    rnd[zero] = _random_bits_rows(zero.size, self._alpha_bits())
             code = 0
         else:
             if rnd is None:
@@ -1560,9 +1567,13 @@ class EncryptedArray:
     def __truediv__(self, other: Any) -> Any:
         if isinstance(other, (EncryptedArray, EncryptedNumber)):
             return NotImplemented
-        if _plain_operand(self.public_key, other) is None:
+        plain = _plain_operand(self.public_key, other)
+        if plain is None or plain[1] is not None:
             return NotImplemented
-        return self * (1 / np.asarray(other, dtype=np.float64))
+        divisor = np.asarray(plain[0], dtype=np.float64)
+        if (divisor == 0).any():
+            raise ZeroDivisionError("division of an EncryptedArray by zero")
+        return self * (1 / divisor)
 
     def sum(self, axis: int | tuple[int, ...] | None = None) -> Any:
         """E(sum) over ``axis`` (all: an EncryptedNumber), exponents aligned to the minimum.
