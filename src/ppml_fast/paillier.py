@@ -24,21 +24,25 @@ Randomness and security notes
 * Every random value (r, the DJN exponent alpha, key primes) comes from the operating
   system's CSPRNG or the package's AES-CTR stream seeded from it; no seed is accepted.
 * Obfuscation (the random factor ``r^n``) has two forms. ``"classic"`` draws r uniform
-  in [1, n) and computes r^n (what python-paillier does). ``"djn"`` (the default for keys
+  in Z_n^* and computes r^n (what python-paillier does). ``"djn"`` (the default for keys
   of 512 bits and more) uses Damgard-Jurik-Nielsen's short-exponent form ``h_s^alpha`` with
   ``h_s = h^n mod n^2`` for a random ``h = -x^2 mod n`` published with the key, and a fresh
-  alpha of ``n_length / 2`` bits per encryption (as Intel's IPCL does). h_s^alpha = (h^alpha)^n
-  is an ordinary Paillier obfuscator, so the ciphertexts decrypt anywhere. Its semantic
-  security rests on the decisional composite residuosity assumption *and* on the
-  assumption that a random n_length/2-bit exponent of h_s is indistinguishable from a full
-  one (the short-exponent assumption of Damgard, Jurik and Nielsen, 2010). With a
-  precomputed fixed-base table (about 16 MB for a 2048-bit key) it costs ~128 modular
-  multiplications instead of a full exponentiation. Choose ``obfuscation="classic"`` to
-  rely on DCR alone.
-* Secret exponents (p - 1, q - 1 in decryption; n mod p(p-1) in private-key encryption) use
-  GMP's ``mpz_powm_sec``, whose timing and memory access do not depend on the exponent.
-  Plaintext multipliers and the DJN table walk are not constant-time: they depend on the
-  plaintext scalars and on alpha, which are the caller's data (as in python-paillier).
+  nonzero alpha of ``n_length / 2`` bits per encryption (as Intel's IPCL does).
+  h_s^alpha = (h^alpha)^n is an ordinary Paillier obfuscator, so the ciphertexts decrypt
+  anywhere. Its semantic security rests on the decisional composite residuosity assumption
+  *and* on the assumption that a random n_length/2-bit exponent of h_s is
+  indistinguishable from a full one (the short-exponent assumption of Damgard, Jurik and
+  Nielsen, 2010). With a precomputed fixed-base table (2 MB for a 2048-bit key) it costs
+  256 modular multiplications instead of a full exponentiation. Choose
+  ``obfuscation="classic"`` to rely on DCR alone.
+* Secret exponents use constant-time code: GMP's ``mpz_powm_sec`` for p - 1 and q - 1 in
+  decryption (and for n mod p(p-1) in private-key encryption without IFMA), and for
+  h_s^alpha before a key has its table; the table walk itself reads every entry of each
+  window and multiplies once per window whatever alpha's digit is. The classic CRT path
+  with IFMA raises r to the public exponent n itself modulo the secret p^2 and q^2, with
+  Montgomery multiplications whose timing depends on no value. Plaintext multipliers
+  (``*``, ``@``, exponent alignment) use variable-time powers: their time depends on the
+  plaintext scalars, the caller's own data (as in python-paillier).
 * Results of homomorphic operations are *not* re-randomised (as in python-paillier); call
   ``obfuscate()`` or serialise with ``be_secure=True`` before sending them to anyone.
 * Key generation: primes p, q of n_length/2 bits drawn from the OS CSPRNG, the next prime
@@ -94,8 +98,9 @@ DEFAULT_KEYSIZE = 2048
 """Default modulus length in bits (about 112-bit security)."""
 
 _DJN_MIN_BITS = 512      # below this, keys obfuscate with classic r^n (alpha would be tiny)
+_MAX_BITS = 65536       # the kernels keep a few rows of n^2 on the stack
 _TABLE_AFTER = 16        # single DJN encryptions on one key before its table is built
-_TABLE_MAX_BYTES = 40 << 20
+_TABLE_MAX_BYTES = 64 << 20
 _OBFUSCATIONS = ("djn", "classic")
 
 
@@ -219,8 +224,8 @@ def generate_paillier_keypair(private_keyring: PaillierPrivateKeyring | None = N
         ValueError: ``n_length < 8``.
     """
     n_length = _check_int_arg("n_length", n_length)
-    if n_length < 8:
-        raise ValueError(f"n_length must be >= 8, got {n_length}")
+    if not 8 <= n_length <= _MAX_BITS:
+        raise ValueError(f"n_length must be in [8, {_MAX_BITS}], got {n_length}")
     if private_keyring is not None and not isinstance(private_keyring, PaillierPrivateKeyring):
         raise TypeError("private_keyring must be a PaillierPrivateKeyring or None, got "
                         f"{type(private_keyring).__name__}")
@@ -253,8 +258,11 @@ class PaillierPublicKey:
 
     Args:
         n: the modulus (an odd int >= 3; a product of two distinct primes).
-        hs: optional DJN base h_s = h^n mod n^2 (an n-th residue coprime to n). When
-            missing and DJN obfuscation is used, one is drawn from the secure stream.
+        hs: optional DJN base h_s = h^n mod n^2 (an n-th residue coprime to n), as published
+            with the key by its owner; accept it only over an authenticated channel (a bad
+            hs cannot be detected without the factorisation, beyond the tiny-order check
+            done here). When missing and DJN obfuscation is used, the encryptor draws its
+            own from the secure stream.
         obfuscation: ``"djn"`` or ``"classic"`` (default: ``"djn"`` when n has 512 bits or
             more). See the module docstring for the security assumption behind DJN.
 
@@ -267,6 +275,8 @@ class PaillierPublicKey:
         n = _check_int_arg("n", n)
         if n < 3 or n % 2 == 0:
             raise ValueError(f"n must be an odd int >= 3, got {n}")
+        if n.bit_length() > _MAX_BITS:
+            raise ValueError(f"n must have at most {_MAX_BITS} bits, got {n.bit_length()}")
         self.g = n + 1
         self.n = n
         self.nsquare = n * n
@@ -279,6 +289,7 @@ class PaillierPublicKey:
             hs = _check_int_arg("hs", hs)
             if not 0 < hs < self.nsquare or math.gcd(hs, n) != 1:
                 raise ValueError("hs must be in (0, n**2) and coprime to n")
+            _check_hs_order(hs, self.nsquare)
             self._hs = hs
         self._lock = threading.RLock()  # precompute() holds it and may draw hs
         self._table: tuple[np.ndarray, int] | None = None
@@ -373,20 +384,24 @@ class PaillierPublicKey:
         self._hs = self._draw_hs(private_key)
 
     def _window(self) -> int:
+        """4-bit windows: the constant-time walk reads all 16 entries of every window, so
+        wider windows (fewer multiplications, but 2^w reads each) stop paying off."""
         abits = self._alpha_bits()
         entry = 8 * _nlimbs(self.nsquare)
-        for w in (8, 7, 6, 5, 4):
-            if -(-abits // w) * ((1 << w) - 1) * entry <= _TABLE_MAX_BYTES:
+        for w in (4, 3, 2):
+            if -(-abits // w) * (1 << w) * entry <= _TABLE_MAX_BYTES:
                 return w
-        return 4
+        return 1
 
     def precompute(self, window: int | None = None) -> None:
         """Build the DJN fixed-base table now (else it is built on first batch use).
 
         The table holds h_s^(d 2^(w j)) for every w-bit digit d and window j of alpha:
-        16 MB for a 2048-bit key with w = 8 (21 MB in the IFMA Montgomery form), and makes
-        one DJN obfuscation cost ceil(n_length / 2 / w) modular multiplications. Single
-        :meth:`encrypt` calls build it themselves after 16 encryptions with this key.
+        2 MB for a 2048-bit key with w = 4 (2.6 MB in the IFMA Montgomery form), and makes
+        one DJN obfuscation cost ceil(n_length / 2 / w) modular multiplications. alpha is
+        secret, so the walk is constant-time: each window reads all 2^w entries and keeps
+        one by masks, and multiplies even for a zero digit. Single :meth:`encrypt` calls
+        build the table themselves after 16 encryptions with this key.
         """
         w = self._window() if window is None else _check_int_arg("window", window)
         if not 1 <= w <= 10:
@@ -398,10 +413,10 @@ class PaillierPublicKey:
                     self._table[0].shape[2] == (mont or l2.size)):
                 return
             nwin = -(-self._alpha_bits() // w)
-            table = np.empty((nwin, (1 << w) - 1, l2.size), np.uint64)
+            table = np.empty((nwin, 1 << w, l2.size), np.uint64)
             _k.fixed_base_table(_vec(self.hs, l2.size), l2, w, table, _threads())
             if mont:  # AVX-512 IFMA: keep the entries in Montgomery form, 52-bit digits
-                mtable = np.empty((nwin, (1 << w) - 1, mont), np.uint64)
+                mtable = np.empty((nwin, 1 << w, mont), np.uint64)
                 _k.table_to_mont(table.reshape(-1, l2.size), l2, mtable, _threads())
                 table = mtable
             self._table = (table, w)
@@ -443,8 +458,8 @@ class PaillierPublicKey:
             alpha = secrets.randbits(self._alpha_bits())
         if self._table is None:
             self._djn_single += 1
-            if self._djn_single <= _TABLE_AFTER:
-                return int(gmpy2.powmod(self.hs, alpha, self.nsquare))
+            if self._djn_single <= _TABLE_AFTER:  # alpha is secret: constant-time power
+                return int(gmpy2.powmod_sec(self.hs, alpha, self.nsquare))
             self.precompute()  # a loop of single encryptions: the table pays off now
         one = np.ones((1, 1), np.uint64)
         out = self._obfuscate_rows(one, False, mode="djn", rnd=_vec(alpha)[None, :],
@@ -520,6 +535,17 @@ class PaillierPublicKey:
                                       private_key=private_key if mode == "classic" else None)
         return EncryptedArray._wrap(self, cipher.reshape(*arr.shape, cipher.shape[1]),
                                     exps.reshape(arr.shape), obfuscated=True)
+
+
+def _check_hs_order(hs: int, n2: int) -> None:
+    """Reject a DJN base of tiny order (h_s^k = 1 for some k <= 64, e.g. 1 or -1), which would
+    leave ciphertexts nearly bare. Whether h_s is an n-th residue cannot be checked without
+    the factorisation: a supplied hs must come from the key owner over a trusted channel."""
+    x = 1
+    for k in range(1, 65):
+        x = x * hs % n2
+        if x == 1:
+            raise ValueError(f"hs has order {k} mod n**2: not a usable DJN base")
 
 
 def _check_obfuscation(value: Any) -> str:
@@ -703,6 +729,9 @@ class PaillierPrivateKey:
             OverflowError: a decrypted mantissa in the overflow band.
         """
         if not isinstance(enc, EncryptedArray):
+            if isinstance(enc, (str, bytes)) or not isinstance(enc, (Iterable, EncryptedNumber)):
+                raise TypeError("enc must be an EncryptedArray or a sequence of "
+                                f"EncryptedNumber, got {type(enc).__name__}")
             enc = EncryptedArray.from_numbers(enc)
         if enc.public_key != self.public_key:
             raise KeyMismatchError("enc was encrypted against a different key")
@@ -925,6 +954,8 @@ class EncryptedNumber:
             raise TypeError("public_key should be a PaillierPublicKey")
         self.public_key = public_key
         self.__ciphertext = int(ciphertext)
+        if not isinstance(exponent, _INTS) or isinstance(exponent, np.bool_):
+            raise TypeError(f"exponent should be an int, got {type(exponent).__name__}")
         self.exponent = int(exponent)
         self.__is_obfuscated = False
 
@@ -1090,11 +1121,11 @@ def _as_number_array(values: Any, name: str) -> np.ndarray:
             raise TypeError(f"{name}: float dtype {arr.dtype} is not supported (use float64)")
         return arr.astype(np.float64, copy=False)
     if kind == "O":
-        flat = arr.reshape(-1)
+        items = arr.reshape(-1).tolist()
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-               for v in flat):
+               for v in items):
             return arr
-        if all(_scalar_ok(v) for v in flat):
+        if all(_scalar_ok(v) for v in items):
             try:
                 return arr.astype(np.float64)
             except OverflowError as e:
@@ -1120,8 +1151,9 @@ def _encode_array(pk: PaillierPublicKey, x: np.ndarray, *, precision: float | No
     if x.dtype.kind == "f" and count and not np.isfinite(x).all():
         raise ValueError("values must be finite (NaN or inf found)")
     if precision is not None:
-        if not isinstance(precision, (int, float, np.integer, np.floating)) or not (
-                math.isfinite(precision) and precision > 0):
+        if not isinstance(precision, (int, float, np.integer, np.floating)):
+            raise TypeError(f"precision must be a number, got {type(precision).__name__}")
+        if not (math.isfinite(precision) and precision > 0):
             raise ValueError(f"precision must be a finite number > 0, got {precision!r}")
         pexp = np.full(count, math.floor(math.log(precision, EncodedNumber.BASE)), np.int64)
     elif x.dtype.kind == "f":
@@ -1284,6 +1316,7 @@ class EncryptedArray:
         exps = np.broadcast_to(np.asarray(exponents), arr.shape)
         if exps.dtype.kind not in "iu":
             raise TypeError("exponents must be ints")
+        _check_exponents(exps, "exponents")
         width = _nlimbs(n2)
         c = _to_limbs(flat, width).reshape(*arr.shape, width)
         return cls._wrap(public_key, c, exps.astype(np.int64), obfuscated=False)
@@ -1331,7 +1364,11 @@ class EncryptedArray:
             raise ValueError("numbers hold a ciphertext outside [0, n**2) (not a valid "
                              "ciphertext)")
         c = _to_limbs(cts, width).reshape(*arr.shape, width)
-        exps = np.array([v.exponent for v in flat], np.int64).reshape(arr.shape)
+        try:
+            exps = np.array([v.exponent for v in flat], np.int64).reshape(arr.shape)
+        except OverflowError as e:
+            raise ValueError(f"an exponent is beyond +/-{_MAX_EXP}") from e
+        _check_exponents(exps, "numbers")
         return cls._wrap(pk, c, exps, obfuscated=obf)
 
     def tolist(self) -> Any:
@@ -1658,6 +1695,7 @@ class EncryptedArray:
         if width != _nlimbs(pk.nsquare) or len(data) != off + 8 * size + 8 * size * width:
             raise ValueError("data has the wrong length for its header")
         exps = np.frombuffer(data, "<i8", size, off).astype(np.int64).reshape(shape)
+        _check_exponents(exps, "data")
         c = np.frombuffer(data, "<u8", size * width, off + 8 * size).astype(np.uint64)
         c = c.reshape(size, width)
         _check_rows_below(c, pk)
@@ -1725,6 +1763,14 @@ def _norm_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+_MAX_EXP = 2**31  # exponents are small in practice; this keeps int64 sums exact
+
+
+def _check_exponents(exps: np.ndarray, name: str) -> None:
+    if exps.size and (int(exps.max()) >= _MAX_EXP or int(exps.min()) <= -_MAX_EXP):
+        raise ValueError(f"{name}: exponents must be within +/-{_MAX_EXP}")
+
+
 def _key_for(n: int, public_key: PaillierPublicKey | None) -> PaillierPublicKey:
     if public_key is None:
         return PaillierPublicKey(n)
@@ -1759,6 +1805,9 @@ def _lower(pk: PaillierPublicKey, rows: np.ndarray, exps: np.ndarray, target: np
     if sel.size == 0:
         return rows
     bits = 4 * diff[sel]
+    if int(bits.max()) > 1 << 24:
+        raise ValueError("cannot align exponents that differ by more than 2**22 (the "
+                         "multiplier 16**difference would have over 16 million bits)")
     width = int(bits.max()) // 64 + 1
     e = np.zeros((sel.size, width), np.uint64)
     e[np.arange(sel.size), bits // 64] = np.left_shift(np.uint64(1), (bits % 64).astype(

@@ -10,21 +10,34 @@
  * temporaries (declared inside the per-number helpers) and results do not depend on the
  * thread count. GMP is thread-safe for distinct outputs with shared read-only inputs.
  *
- * Secret exponents (p-1, q-1, n mod p(p-1), ...) go through mpz_powm_sec, whose running
- * time and memory accesses do not depend on the exponent's bits. Public exponents (n, the
- * plaintext multipliers, the DJN alpha digits being a table walk) use mpz_powm / tables.
+ * Secret exponents (p-1, q-1, n mod p(p-1)) go through mpz_powm_sec, whose running time and
+ * memory accesses do not depend on the exponent's bits. The DJN exponent alpha is secret
+ * too: its fixed-base table walk reads every entry of each window and keeps one by masks,
+ * and multiplies once per window whatever the digit (constant time with the IFMA AMM or
+ * GMP's mpn_sec_mul/mpn_sec_div_r). Public exponents (n, plaintext multipliers) use
+ * mpz_powm or the IFMA sliding-window power.
+ *
+ * Scratch space lives on the stack (contexts of ~6 KB, variable-length arrays of a few
+ * limb rows): ppml_fast.paillier caps n at 65536 bits, so no kernel can fail to allocate
+ * part-way and leave an output half written.
  */
 #ifndef PPML_PAILLIER_KERNELS_H
 #define PPML_PAILLIER_KERNELS_H
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <gmp.h>
 
 #include "_paillier_ifma.h"
 
 typedef uint64_t u64;
+
+/* Zero memory that held secrets (the compiler may not drop these stores). */
+static void pk_wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = (volatile unsigned char *)p;
+    while (n--) *v++ = 0;
+}
 
 static inline mpz_srcptr pk_view(mpz_ptr tmp, const u64 *row, int64_t L)
 {
@@ -64,22 +77,20 @@ static inline void pk_mulmod_n(u64 *r, const u64 *a, const u64 *b, const u64 *m,
 static void pk_mulmod_rows(const u64 *a, int64_t sa, const u64 *b, int64_t sb, const u64 *m,
                            int64_t Lm, u64 *out, int64_t N, int nthreads)
 {
-    pk_mont52 *mc = NULL;
+    pk_mont52 ctx, *mc = NULL;
     if (pk_use_ifma(Lm) && N > 0) {
-        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
-        if (mc) pk_mont52_init(mc, m, Lm);
+        pk_mont52_init(&ctx, m, Lm);
+        mc = &ctx;
     }
     #pragma omp parallel num_threads(nthreads)
     {
-        u64 *tp = (u64 *)malloc((size_t)(3 * Lm + 1) * sizeof(u64));
+        u64 tp[3 * Lm + 1];
         #pragma omp for schedule(static)
         for (int64_t i = 0; i < N; i++) {
             if (mc) pk_mulmod52(out + i * Lm, a + i * sa, b + i * sb, Lm, mc);
             else pk_mulmod_n(out + i * Lm, a + i * sa, b + i * sb, m, Lm, tp, tp + 2 * Lm);
         }
-        free(tp);
     }
-    free(mc);
 }
 
 /* out[i] = a[i] ^ (+-e[i]) mod m, the sign from neg[i] (NULL: all positive). A negative
@@ -94,10 +105,10 @@ static int64_t pk_powm_rows(const u64 *a, int64_t sa, int64_t La, const u64 *e, 
     mpz_t M;
     mpz_srcptr mv = pk_view(M, m, Lm);
     int64_t nbad = 0;
-    pk_mont52 *mc = NULL;
+    pk_mont52 ctx, *mc = NULL;
     if (!secure && so == Lm && pk_use_ifma(Lm) && N > 0) {
-        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
-        if (mc) pk_mont52_init(mc, m, Lm);
+        pk_mont52_init(&ctx, m, Lm);
+        mc = &ctx;
     }
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) reduction(+:nbad)
     for (int64_t i = 0; i < N; i++) {
@@ -134,7 +145,6 @@ static int64_t pk_powm_rows(const u64 *a, int64_t sa, int64_t La, const u64 *e, 
         mpz_clear(base);
         mpz_clear(r);
     }
-    free(mc);
     return nbad;
 }
 
@@ -180,14 +190,14 @@ static void pk_prod_groups(const u64 *a, int64_t G, int64_t K, const u64 *m, int
                            u64 *out, u64 *part, int64_t parts, int nthreads)
 {
     int64_t tasks = G * parts;
-    pk_mont52 *mc = NULL;
+    pk_mont52 ctx, *mc = NULL;
     if (pk_use_ifma(Lm) && K >= 8) {
-        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
-        if (mc) pk_mont52_init(mc, m, Lm);
+        pk_mont52_init(&ctx, m, Lm);
+        mc = &ctx;
     }
     #pragma omp parallel num_threads(nthreads)
     {
-        u64 *tp = (u64 *)malloc((size_t)(3 * Lm + 1) * sizeof(u64));
+        u64 tp[3 * Lm + 1];
         #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < tasks; task++) {
             int64_t g = task / parts, c = task % parts;
@@ -195,15 +205,12 @@ static void pk_prod_groups(const u64 *a, int64_t G, int64_t K, const u64 *m, int
             pk_prod_chunk(a + g * K * Lm, k0, k1, m, Lm,
                           parts > 1 ? part + task * Lm : out + g * Lm, tp, mc);
         }
-        free(tp);
     }
     if (parts > 1) {
-        u64 *tp = (u64 *)malloc((size_t)(3 * Lm + 1) * sizeof(u64));
+        u64 tp[3 * Lm + 1];
         for (int64_t g = 0; g < G; g++)
             pk_prod_chunk(part + g * parts * Lm, 0, parts, m, Lm, out + g * Lm, tp, NULL);
-        free(tp);
     }
-    free(mc);
 }
 
 /* ---- encryption -------------------------------------------------------------------- */
@@ -227,61 +234,73 @@ static inline u64 pk_window_digit(const u64 *alpha, int64_t La, int64_t j, int w
     return d & (((u64)1 << w) - 1);
 }
 
-/* The product of the fixed-base table entries picked by alpha's w-bit digits:
- * table[j][d-1] = h_s^(d * 2^(w*j)) mod n^2, so the product is h_s^alpha. acc gets L2
- * limbs; tp is 3*L2 + 1 scratch limbs. Which entries are read depends on alpha (a table
- * walk, like any windowed exponentiation; see the module docstring on side channels). */
-static void pk_djn_power(u64 *acc, const u64 *alpha, int64_t La, const u64 *table, int w,
-                         int64_t nwin, int64_t L2, const u64 *n2, u64 *tp)
+/* dst = rows[idx] for rows[0..count) of `width` words, reading every row and keeping one
+ * by masks: which memory is touched does not depend on idx (a secret digit). */
+static inline void pk_ct_select(u64 *dst, const u64 *rows, int64_t count, int64_t width,
+                                u64 idx)
 {
-    int64_t per = ((int64_t)1 << w) - 1;
-    int started = 0;
-    memset(acc, 0, (size_t)L2 * sizeof(u64));
-    acc[0] = 1;
-    for (int64_t j = 0; j < nwin; j++) {
-        if ((j * w) >> 6 >= La) break;
-        u64 d = pk_window_digit(alpha, La, j, w);
-        if (!d) continue;
-        const u64 *entry = table + (j * per + (int64_t)d - 1) * L2;
-        if (!started) { memcpy(acc, entry, (size_t)L2 * sizeof(u64)); started = 1; }
-        else pk_mulmod_n(acc, acc, entry, n2, L2, tp, tp + 2 * L2);
+    memset(dst, 0, (size_t)width * sizeof(u64));
+    for (int64_t k = 0; k < count; k++) {
+        u64 mask = 0 - (u64)((u64)k == idx);
+        const u64 *row = rows + k * width;
+        for (int64_t j = 0; j < width; j++) dst[j] |= row[j] & mask;
     }
 }
 
+/* h_s^alpha mod n^2 from the fixed-base table table[j][d] = h_s^(d * 2^(w*j)) mod n^2
+ * (d = 0 .. 2^w - 1, entry 0 = 1), rows of L2 limbs: acc gets L2 limbs. Every window
+ * selects its entry in constant time and multiplies with GMP's constant-time mpn_sec_mul
+ * and mpn_sec_div_r, so neither time nor memory access depends on alpha. */
+static void pk_djn_power(u64 *acc, const u64 *alpha, int64_t La, const u64 *table, int w,
+                         int64_t nwin, int64_t L2, const u64 *n2)
+{
+    int64_t per = (int64_t)1 << w;
+    mp_size_t itch = mpn_sec_mul_itch((mp_size_t)L2, (mp_size_t)L2);
+    mp_size_t itch2 = mpn_sec_div_r_itch((mp_size_t)(2 * L2), (mp_size_t)L2);
+    if (itch2 > itch) itch = itch2;
+    u64 sel[L2], prod[2 * L2], scratch[itch + 1];
+    memset(acc, 0, (size_t)L2 * sizeof(u64));
+    acc[0] = 1;
+    for (int64_t j = 0; j < nwin; j++) {
+        u64 d = (j * w) >> 6 < La ? pk_window_digit(alpha, La, j, w) : 0;
+        pk_ct_select(sel, table + j * per * L2, per, L2, d);
+        mpn_sec_mul((mp_ptr)prod, (mp_srcptr)acc, (mp_size_t)L2, (mp_srcptr)sel,
+                    (mp_size_t)L2, (mp_ptr)scratch);
+        mpn_sec_div_r((mp_ptr)prod, (mp_size_t)(2 * L2), (mp_srcptr)n2, (mp_size_t)L2,
+                      (mp_ptr)scratch);
+        memcpy(acc, prod, (size_t)L2 * sizeof(u64));
+    }
+    pk_wipe(sel, sizeof sel);
+    pk_wipe(prod, sizeof prod);
+}
+
 /* The same with a table in Montgomery form (entries T R mod M as nd = 8*nv digits of 52
- * bits, see _paillier_ifma.h): the product stays in Montgomery form and one AMM by 1 at the
- * end brings it back; acc gets L2 limbs. */
+ * bits, see _paillier_ifma.h): the product stays in Montgomery form (acc starts at R mod M,
+ * the form of 1) and one AMM by 1 at the end brings it back; acc gets L2 limbs. */
 static void pk_djn_power52(u64 *acc, const u64 *alpha, int64_t La, const u64 *table, int w,
                            int64_t nwin, int64_t L2, const pk_mont52 *mc)
 {
-    int64_t per = ((int64_t)1 << w) - 1;
+    int64_t per = (int64_t)1 << w;
     int nd = 8 * mc->nv;
-    uint64_t x[PK_MAXD];
-    int started = 0;
+    uint64_t x[PK_MAXD], sel[PK_MAXD];
+    memcpy(x, mc->rm, (size_t)nd * sizeof(u64));
     for (int64_t j = 0; j < nwin; j++) {
-        if ((j * w) >> 6 >= La) break;
-        u64 d = pk_window_digit(alpha, La, j, w);
-        if (!d) continue;
-        const u64 *entry = table + (j * per + (int64_t)d - 1) * nd;
-        if (!started) { memcpy(x, entry, (size_t)nd * sizeof(u64)); started = 1; }
-        else pk_amm52(x, x, entry, mc);
-    }
-    if (!started) {
-        memset(acc, 0, (size_t)L2 * sizeof(u64));
-        acc[0] = 1;
-        return;
+        u64 d = (j * w) >> 6 < La ? pk_window_digit(alpha, La, j, w) : 0;
+        pk_ct_select(sel, table + j * per * nd, per, nd, d);
+        pk_amm52(x, x, sel, mc);
     }
     pk_amm52(x, x, mc->one, mc);
     pk_canon52(x, mc);
     pk_from52(acc, L2, x, nd);
+    pk_wipe(x, sizeof x);
+    pk_wipe(sel, sizeof sel);
 }
 
 /* out[i] = table[i] R mod M in Montgomery 52-bit digits (nd per row) for rows of Lm limbs. */
 static void pk_table_to_mont52(const u64 *table, int64_t rows, const u64 *m, int64_t Lm,
                                u64 *out, int nthreads)
 {
-    pk_mont52 *mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
-    if (!mc) return;
+    pk_mont52 ctx, *mc = &ctx;
     pk_mont52_init(mc, m, Lm);
     int nd = 8 * mc->nv;
     #pragma omp parallel for num_threads(nthreads) schedule(static)
@@ -292,7 +311,6 @@ static void pk_table_to_mont52(const u64 *table, int64_t rows, const u64 *m, int
         pk_canon52(x, mc);
         memcpy(out + i * nd, x, (size_t)nd * sizeof(u64));
     }
-    free(mc);
 }
 
 /* Digits per Montgomery-form row for a modulus of Lm limbs (0: IFMA not in use). */
@@ -334,18 +352,16 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
         ep = pk_view(EP, K->ep, K->Lh); eq = pk_view(EQ, K->eq, K->Lh);
         u = pk_view(U, K->u, K->Lh);
     }
-    pk_mont52 *mc = NULL, *mcp = NULL, *mcq = NULL;
+    pk_mont52 ctx, ctxp, ctxq, *mc = NULL, *mcp = NULL, *mcq = NULL;
     if ((mode == 0 && K->mont) || (mode == 1 && pk_use_ifma(K->L2))) {
-        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
-        if (!mc) return;
-        pk_mont52_init(mc, K->n2, K->L2);
+        pk_mont52_init(&ctx, K->n2, K->L2);
+        mc = &ctx;
     }
     if (mode == 2 && pk_use_ifma(K->Lh)) {
-        mcp = (pk_mont52 *)malloc(sizeof(pk_mont52));
-        mcq = (pk_mont52 *)malloc(sizeof(pk_mont52));
-        if (!mcp || !mcq) { free(mcp); free(mcq); return; }
-        pk_mont52_init(mcp, K->p2, K->Lh);
-        pk_mont52_init(mcq, K->q2, K->Lh);
+        pk_mont52_init(&ctxp, K->p2, K->Lh);   /* secret moduli: wiped below */
+        pk_mont52_init(&ctxq, K->q2, K->Lh);
+        mcp = &ctxp;
+        mcq = &ctxq;
     }
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
     for (int64_t i = 0; i < N; i++) {
@@ -355,19 +371,18 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
         mpz_init2(b, (mp_bitcnt_t)(K->L2 * 64 + 64));
         const u64 *ri = rnd + i * Lr;
         if (mode == 0) {
-            u64 *tp = (u64 *)malloc((size_t)(4 * K->L2 + 1) * sizeof(u64));
-            if (mc) pk_djn_power52(tp + 3 * K->L2 + 1, ri, Lr, K->table, K->w, K->nwin, K->L2, mc);
-            else pk_djn_power(tp + 3 * K->L2 + 1, ri, Lr, K->table, K->w, K->nwin, K->L2, K->n2,
-                              tp);
-            mpz_set(obf, pk_view(vo, tp + 3 * K->L2 + 1, K->L2));
-            free(tp);
+            u64 tp[K->L2];
+            if (mc) pk_djn_power52(tp, ri, Lr, K->table, K->w, K->nwin, K->L2, mc);
+            else pk_djn_power(tp, ri, Lr, K->table, K->w, K->nwin, K->L2, K->n2);
+            mpz_set(obf, pk_view(vo, tp, K->L2));
+            pk_wipe(tp, sizeof tp);
         } else if (mode == 1 && mc) {
-            u64 *tp = (u64 *)malloc((size_t)(2 * K->L2) * sizeof(u64));
+            u64 tp[2 * K->L2];
             memset(tp, 0, (size_t)K->L2 * sizeof(u64));
             memcpy(tp, ri, (size_t)(Lr < K->L2 ? Lr : K->L2) * sizeof(u64));  /* r < n */
             pk_powm52(tp + K->L2, K->L2, tp, K->n, K->Ln, mc);
             mpz_set(obf, pk_view(vo, tp + K->L2, K->L2));
-            free(tp);
+            pk_wipe(tp, sizeof tp);
         } else if (mode == 1) {
             mpz_powm(obf, pk_view(vr, ri, Lr), n, n2);
         } else if (mode == 3) {
@@ -379,7 +394,7 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
             if (mcp) {
                 /* r^n mod p^2 and q^2 with the public exponent n itself (not n mod p(p-1)):
                  * the sequence of AMMs depends only on n and the AMMs' timing on no value */
-                u64 *tp = (u64 *)malloc((size_t)(2 * K->Lh) * sizeof(u64));
+                u64 tp[2 * K->Lh];
                 mpz_tdiv_r(b, r, p2);
                 pk_store(tp, K->Lh, b);
                 pk_powm52(tp + K->Lh, K->Lh, tp, K->n, K->Ln, mcp);
@@ -388,7 +403,7 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
                 pk_store(tp, K->Lh, b);
                 pk_powm52(tp + K->Lh, K->Lh, tp, K->n, K->Ln, mcq);
                 mpz_set(xq, pk_view(vb, tp + K->Lh, K->Lh));
-                free(tp);
+                pk_wipe(tp, sizeof tp);
             } else {
                 mpz_tdiv_r(b, r, p2);
                 mpz_powm_sec(xp, b, ep, p2);
@@ -408,37 +423,37 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
         pk_store(out + i * K->L2, K->L2, obf);
         mpz_clear(obf); mpz_clear(t); mpz_clear(b);
     }
-    free(mc); free(mcp); free(mcq);
+    if (mcp) { pk_wipe(&ctxp, sizeof ctxp); pk_wipe(&ctxq, sizeof ctxq); }
 }
 
-/* table[j][d-1] = h^(d * 2^(w*j)) mod m for j < nwin, 1 <= d < 2^w (h < m, rows of Lm
- * limbs, m's top limb nonzero). The window bases are a chain of squarings (serial); each
- * window's multiples are independent (parallel). */
+/* table[j][d] = h^(d * 2^(w*j)) mod m for j < nwin, 0 <= d < 2^w (entry 0 = 1; h < m,
+ * rows of Lm limbs, m's top limb nonzero). The window bases are a chain of squarings
+ * (serial); each window's multiples are independent (parallel). */
 static void pk_fixed_base_table(const u64 *h, const u64 *m, int64_t Lm, int w, int64_t nwin,
                                 u64 *table, int nthreads)
 {
-    int64_t per = ((int64_t)1 << w) - 1;
+    int64_t per = (int64_t)1 << w;
     {
-        u64 *tp = (u64 *)malloc((size_t)(4 * Lm + 1) * sizeof(u64));
-        u64 *x = tp + 3 * Lm + 1;
+        u64 tp[3 * Lm + 1], x[Lm];
         memcpy(x, h, (size_t)Lm * sizeof(u64));
         for (int64_t j = 0; j < nwin; j++) {
-            memcpy(table + j * per * Lm, x, (size_t)Lm * sizeof(u64));
+            memcpy(table + (j * per + 1) * Lm, x, (size_t)Lm * sizeof(u64));
             if (j + 1 < nwin)
                 for (int s = 0; s < w; s++) pk_mulmod_n(x, x, x, m, Lm, tp, tp + 2 * Lm);
         }
-        free(tp);
     }
     #pragma omp parallel num_threads(nthreads)
     {
-        u64 *tp = (u64 *)malloc((size_t)(3 * Lm + 1) * sizeof(u64));
+        u64 tp[3 * Lm + 1];
         #pragma omp for schedule(dynamic, 1)
         for (int64_t j = 0; j < nwin; j++) {
             u64 *row = table + j * per * Lm;
-            for (int64_t d = 1; d < per; d++)
-                pk_mulmod_n(row + d * Lm, row + (d - 1) * Lm, row, m, Lm, tp, tp + 2 * Lm);
+            memset(row, 0, (size_t)Lm * sizeof(u64));
+            row[0] = 1;
+            for (int64_t d = 2; d < per; d++)
+                pk_mulmod_n(row + d * Lm, row + (d - 1) * Lm, row + Lm, m, Lm, tp,
+                            tp + 2 * Lm);
         }
-        free(tp);
     }
 }
 
@@ -532,10 +547,10 @@ static int64_t pk_matpow(const u64 *c, int64_t M, int64_t K, int64_t Lc, const u
     mpz_t MM;
     mpz_srcptr mv = pk_view(MM, m, Lm);
     int64_t nbad = 0;
-    pk_mont52 *mc = NULL;
+    pk_mont52 ctx, *mc = NULL;
     if (Lc == Lm && pk_use_ifma(Lm) && M * J > 0) {
-        mc = (pk_mont52 *)malloc(sizeof(pk_mont52));
-        if (mc) pk_mont52_init(mc, m, Lm);
+        pk_mont52_init(&ctx, m, Lm);
+        mc = &ctx;
     }
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) reduction(+:nbad)
     for (int64_t ij = 0; ij < M * J; ij++) {
@@ -552,10 +567,9 @@ static int64_t pk_matpow(const u64 *c, int64_t M, int64_t K, int64_t Lc, const u
             mpz_srcptr ev = pk_view(ve, e + (k * J + j) * Le, Le);
             if (!mpz_sgn(ev)) continue;
             if (mc) {
-                u64 *buf = (u64 *)malloc((size_t)Lm * sizeof(u64));
+                u64 buf[Lm];
                 pk_powm52(buf, Lm, c + (i * K + k) * Lc, e + (k * J + j) * Le, Le, mc);
                 mpz_set(x, pk_view(vc, buf, Lm));
-                free(buf);
             } else {
                 mpz_powm(x, pk_view(vc, c + (i * K + k) * Lc, Lc), ev, mv);
             }
@@ -572,7 +586,6 @@ static int64_t pk_matpow(const u64 *c, int64_t M, int64_t K, int64_t Lc, const u
         pk_store(out + ij * Lm, Lm, pos);
         mpz_clear(pos); mpz_clear(ng); mpz_clear(x); mpz_clear(t);
     }
-    free(mc);
     return nbad;
 }
 
