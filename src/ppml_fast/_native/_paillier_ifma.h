@@ -206,6 +206,26 @@ static inline void pk_amm52(uint64_t *r, const uint64_t *a, const uint64_t *b,
     pk_amm_table[c->nv](r, a, b, c);
 }
 
+/* dst = rows[idx] (count rows of nd = 8*nv digits), reading every row and keeping one by
+ * masks: the memory touched does not depend on idx (a secret DJN digit). */
+PK_IFMA_TARGET static void pk_ct_select52(uint64_t *dst, const uint64_t *rows, int64_t count,
+                                          int nd, uint64_t idx)
+{
+    const int nv = nd / 8;
+    __m512i acc[PK_MAXV];
+    for (int v = 0; v < nv; v++) acc[v] = _mm512_setzero_si512();
+    const __m512i want = _mm512_set1_epi64((long long)idx);
+    for (int64_t k = 0; k < count; k++) {
+        /* every row is loaded in full; the compare mask (all lanes or none) keeps one */
+        __mmask8 hit = _mm512_cmpeq_epi64_mask(_mm512_set1_epi64((long long)k), want);
+        const uint64_t *row = rows + k * nd;
+        for (int v = 0; v < nv; v++)
+            acc[v] = _mm512_or_si512(acc[v], _mm512_maskz_mov_epi64(
+                hit, _mm512_loadu_si512((const void *)(row + 8 * v))));
+    }
+    for (int v = 0; v < nv; v++) _mm512_storeu_si512((void *)(dst + 8 * v), acc[v]);
+}
+
 static int pk_cpu_has_ifma(void)
 {
     __builtin_cpu_init();
@@ -215,6 +235,11 @@ static int pk_cpu_has_ifma(void)
 static void pk_amm52(uint64_t *r, const uint64_t *a, const uint64_t *b, const pk_mont52 *c)
 {
     (void)r; (void)a; (void)b; (void)c;
+}
+static void pk_ct_select52(uint64_t *dst, const uint64_t *rows, int64_t count, int nd,
+                           uint64_t idx)
+{
+    (void)dst; (void)rows; (void)count; (void)nd; (void)idx;
 }
 static int pk_cpu_has_ifma(void) { return 0; }
 #endif

@@ -274,24 +274,35 @@ static void pk_djn_power(u64 *acc, const u64 *alpha, int64_t La, const u64 *tabl
     pk_wipe(prod, sizeof prod);
 }
 
-/* The same with a table in Montgomery form (entries T R mod M as nd = 8*nv digits of 52
- * bits, see _paillier_ifma.h): the product stays in Montgomery form (acc starts at R mod M,
- * the form of 1) and one AMM by 1 at the end brings it back; acc gets L2 limbs. */
-static void pk_djn_power52(u64 *acc, const u64 *alpha, int64_t La, const u64 *table, int w,
-                           int64_t nwin, int64_t L2, const pk_mont52 *mc)
+/* h_s^alpha for `count` <= PK_DJN_BLOCK alphas with a table in Montgomery form (entries
+ * T R mod M as nd = 8*nv digits of 52 bits, see _paillier_ifma.h): the products start at
+ * R mod M (the form of 1), stay in Montgomery form, and one AMM by 1 brings each back. The
+ * walk goes window by window over the block, so each window of the table (2^w entries, ~10 KB at 2048 bits) is read from L1 for all of them
+ * instead of streaming the whole table (2.6 MB, more than L2) once per encryption. Results
+ * go to out (count rows of L2 limbs). */
+#define PK_DJN_BLOCK 8
+static void pk_djn_block52(u64 *out, const u64 *alpha, int64_t La, int64_t count,
+                           const u64 *table, int w, int64_t nwin, int64_t L2,
+                           const pk_mont52 *mc)
 {
     int64_t per = (int64_t)1 << w;
     int nd = 8 * mc->nv;
-    uint64_t x[PK_MAXD], sel[PK_MAXD];
-    memcpy(x, mc->rm, (size_t)nd * sizeof(u64));
+    uint64_t x[PK_DJN_BLOCK][PK_MAXD], sel[PK_MAXD];
+    for (int64_t b = 0; b < count; b++) memcpy(x[b], mc->rm, (size_t)nd * sizeof(u64));
     for (int64_t j = 0; j < nwin; j++) {
-        u64 d = (j * w) >> 6 < La ? pk_window_digit(alpha, La, j, w) : 0;
-        pk_ct_select(sel, table + j * per * nd, per, nd, d);
-        pk_amm52(x, x, sel, mc);
+        const u64 *win = table + j * per * nd;
+        for (int64_t b = 0; b < count; b++) {
+            const u64 *ab = alpha + b * La;
+            u64 d = (j * w) >> 6 < La ? pk_window_digit(ab, La, j, w) : 0;
+            pk_ct_select52(sel, win, per, nd, d);
+            pk_amm52(x[b], x[b], sel, mc);
+        }
     }
-    pk_amm52(x, x, mc->one, mc);
-    pk_canon52(x, mc);
-    pk_from52(acc, L2, x, nd);
+    for (int64_t b = 0; b < count; b++) {
+        pk_amm52(x[b], x[b], mc->one, mc);
+        pk_canon52(x[b], mc);
+        pk_from52(out + b * L2, L2, x[b], nd);
+    }
     pk_wipe(x, sizeof x);
     pk_wipe(sel, sizeof sel);
 }
@@ -363,6 +374,16 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
         mcp = &ctxp;
         mcq = &ctxq;
     }
+    if (mode == 0 && mc) {  /* the obfuscators first, in blocks, into out */
+        int64_t nblk = (N + PK_DJN_BLOCK - 1) / PK_DJN_BLOCK;
+        #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+        for (int64_t blk = 0; blk < nblk; blk++) {
+            int64_t i0 = blk * PK_DJN_BLOCK;
+            int64_t cnt = N - i0 < PK_DJN_BLOCK ? N - i0 : PK_DJN_BLOCK;
+            pk_djn_block52(out + i0 * K->L2, rnd + i0 * Lr, Lr, cnt, K->table, K->w, K->nwin,
+                           K->L2, mc);
+        }
+    }
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
     for (int64_t i = 0; i < N; i++) {
         mpz_t obf, t, b, vr, vb, vo;
@@ -370,10 +391,11 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
         mpz_init2(t, (mp_bitcnt_t)(2 * K->L2 * 64 + 64));
         mpz_init2(b, (mp_bitcnt_t)(K->L2 * 64 + 64));
         const u64 *ri = rnd + i * Lr;
-        if (mode == 0) {
+        if (mode == 0 && mc) {
+            mpz_set(obf, pk_view(vo, out + i * K->L2, K->L2));  /* from the block pass */
+        } else if (mode == 0) {
             u64 tp[K->L2];
-            if (mc) pk_djn_power52(tp, ri, Lr, K->table, K->w, K->nwin, K->L2, mc);
-            else pk_djn_power(tp, ri, Lr, K->table, K->w, K->nwin, K->L2, K->n2);
+            pk_djn_power(tp, ri, Lr, K->table, K->w, K->nwin, K->L2, K->n2);
             mpz_set(obf, pk_view(vo, tp, K->L2));
             pk_wipe(tp, sizeof tp);
         } else if (mode == 1 && mc) {
