@@ -17,14 +17,20 @@ PEERS = ("opendp", "diffprivlib", "opacus", "dp-accounting", "torch", "mpyc", "p
 def machine() -> str:
     """CPU model, core count, Python and numpy versions: the context every figure needs."""
     cpu = platform.processor() or platform.machine()
+    ifma = ""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    # the Paillier kernels take their Montgomery path on this extension
+                    ifma = "; AVX-512 IFMA" if "avx512ifma" in flags else "; no AVX-512 IFMA"
                     break
     except OSError:
         pass
+    cpu += ifma
     import numpy as np
 
     from . import get_num_threads

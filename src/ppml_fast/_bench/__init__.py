@@ -63,6 +63,11 @@ class Row:
         return None if self.reference_s is None else self.reference_s / self.native_s
 
 
+def _fmt_rate(per_s: float) -> str:
+    """Items per second: M/s, or k/s below 0.1 M/s (Paillier ciphertexts)."""
+    return f"{per_s / 1e6:.1f} M/s" if per_s >= 1e5 else f"{per_s / 1e3:.1f} k/s"
+
+
 def time_call(fn: Callable[[], Any], *, min_time: float = 0.15, max_runs: int = 20) -> float:
     """Best wall time of ``fn()`` over repeated runs (after one warm-up call)."""
     fn()
@@ -169,7 +174,7 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         if r.case.nbytes:
             line.append(f"{r.case.nbytes / r.native_s / 1e9:.1f} GB/s")
         else:
-            line.append(f"{r.case.items / r.native_s / 1e6:.1f} M/s" if r.case.items else "-")
+            line.append(_fmt_rate(r.case.items / r.native_s) if r.case.items else "-")
         body.append(line)
     return _render(head, body, markdown)
 
