@@ -31,15 +31,14 @@ from ppml_fast import paillier as pl
 from ppml_fast._errors import PPMLError
 from ppml_fast.reference import paillier as ref
 
+from .conftest import TOY_N, TOY_P, TOY_Q  # the classic toy key: n = 293 * 433
+
 FRESH = int(os.environ.get("PPML_TEST_SEED") or np.random.SeedSequence().entropy % 2**63)
 SEEDS = [0, 1, 20240601, FRESH]
 
 # numpy warnings escaping the API (overflow in scalar arithmetic, ...) are bugs
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
-# the classic toy key: n = 293 * 433
-TOY_P, TOY_Q = 293, 433
-TOY_N = TOY_P * TOY_Q
 
 FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 1.5, -2.25, math.pi, -1 / 3, 1e-300, -1e-300, 1e300,
           -1e300, 5e-324, -5e-324, sys.float_info.min, sys.float_info.max, -sys.float_info.max,
@@ -49,25 +48,7 @@ FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 1.5, -2.25, math.pi, -1 / 3, 1e-300, -1e-30
 # --- fixtures ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def toy():
-    pk = pl.PaillierPublicKey(TOY_N)
-    return pk, pl.PaillierPrivateKey(pk, TOY_P, TOY_Q)
-
-
-@pytest.fixture(scope="module")
-def k256():
-    return pl.generate_paillier_keypair(n_length=256)
-
-
-@pytest.fixture(scope="module")
-def k512():
-    return pl.generate_paillier_keypair(n_length=512)
-
-
-@pytest.fixture(scope="module")
-def other256():
-    return pl.generate_paillier_keypair(n_length=256)
+# toy, k256, k512, other256: tests/conftest.py
 
 
 @pytest.fixture(scope="module", params=["k256", "k512"])

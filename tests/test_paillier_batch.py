@@ -55,25 +55,7 @@ def _with_hs(pk, sk, obfuscation):
     return pk2, pl.PaillierPrivateKey(pk2, sk.p, sk.q)
 
 
-@pytest.fixture(scope="module")
-def k256():
-    return pl.generate_paillier_keypair(n_length=256)
-
-
-@pytest.fixture(scope="module")
-def k512():
-    return pl.generate_paillier_keypair(n_length=512)
-
-
-@pytest.fixture(scope="module")
-def other256():
-    return pl.generate_paillier_keypair(n_length=256)
-
-
-@pytest.fixture(scope="module")
-def toy():
-    pk = pl.PaillierPublicKey(293 * 433)
-    return pk, pl.PaillierPrivateKey(pk, 293, 433)
+# toy, k256, k512, other256: tests/conftest.py
 
 
 @pytest.fixture(scope="module", params=[64, 65, 127, 128, 129, 130, 256, 512, 1024],

@@ -1052,11 +1052,7 @@ class EncryptedNumber:
         if self.public_key != encoded.public_key:
             raise KeyMismatchError("Attempted to add numbers encoded against different "
                                    "public keys!")
-        a, b = self, encoded
-        if a.exponent > b.exponent:
-            a = self.decrease_exponent_to(b.exponent)
-        elif a.exponent < b.exponent:
-            b = b.decrease_exponent_to(a.exponent)
+        a, b = self._aligned(encoded)
         encrypted_scalar = a.public_key.raw_encrypt(b.encoding, 1)
         sum_ciphertext = a._raw_add(a.ciphertext(False), encrypted_scalar)
         return EncryptedNumber(a.public_key, sum_ciphertext, a.exponent)
@@ -1065,13 +1061,17 @@ class EncryptedNumber:
         if self.public_key != other.public_key:
             raise KeyMismatchError("Attempted to add numbers encrypted against different "
                                    "public keys!")
-        a, b = self, other
-        if a.exponent > b.exponent:
-            a = self.decrease_exponent_to(b.exponent)
-        elif a.exponent < b.exponent:
-            b = b.decrease_exponent_to(a.exponent)
+        a, b = self._aligned(other)
         sum_ciphertext = a._raw_add(a.ciphertext(False), b.ciphertext(False))
         return EncryptedNumber(a.public_key, sum_ciphertext, a.exponent)
+
+    def _aligned(self, other: Any) -> tuple[EncryptedNumber, Any]:
+        """self and other (encrypted or encoded) at the lower of their two exponents."""
+        if self.exponent > other.exponent:
+            return self.decrease_exponent_to(other.exponent), other
+        if self.exponent < other.exponent:
+            return self, other.decrease_exponent_to(self.exponent)
+        return self, other
 
     def _raw_add(self, e_a: int, e_b: int) -> int:
         return int(gmpy2.f_mod(gmpy2.mul(e_a, e_b), self.public_key.nsquare))

@@ -488,6 +488,19 @@ typedef struct {
     int64_t Ln, L2;
 } pk_dec_key;
 
+/* m_x = L_x(c^(x-1) mod x^2) h_x mod x for a prime factor x (secret exponent x - 1:
+ * mpz_powm_sec); x and t are scratch. */
+static inline void pk_dec_half(mpz_ptr mx, mpz_srcptr c, mpz_srcptr x_, mpz_srcptr x2,
+                               mpz_srcptr xm1, mpz_srcptr hx, mpz_ptr x, mpz_ptr t)
+{
+    mpz_tdiv_r(x, c, x2);
+    mpz_powm_sec(t, x, xm1, x2);
+    mpz_sub_ui(t, t, 1);
+    mpz_divexact(x, t, x_);
+    mpz_mul(t, x, hx);
+    mpz_tdiv_r(mx, t, x_);
+}
+
 /* CRT decryption: m_p = L_p(c^(p-1) mod p^2) * h_p mod p (likewise q), m = m_p + p *
  * ((m_q - m_p) p^-1 mod q). The signed plaintext goes to out (|m| limbs) and sign[i]:
  * 0 = m <= max_int, 1 = m >= n - max_int (out holds n - m), 2 = overflow (out holds m),
@@ -521,18 +534,8 @@ static int64_t pk_decrypt_rows(const pk_dec_key *K, const u64 *c, int64_t Lc, u6
             if (!mpz_sgn(x)) s = 3;
         }
         if (!s) {
-            mpz_tdiv_r(x, cv, p2);
-            mpz_powm_sec(t, x, pm1, p2);
-            mpz_sub_ui(t, t, 1);
-            mpz_divexact(x, t, p);
-            mpz_mul(t, x, hp);
-            mpz_tdiv_r(mp, t, p);
-            mpz_tdiv_r(x, cv, q2);
-            mpz_powm_sec(t, x, qm1, q2);
-            mpz_sub_ui(t, t, 1);
-            mpz_divexact(x, t, q);
-            mpz_mul(t, x, hq);
-            mpz_tdiv_r(mq, t, q);
+            pk_dec_half(mp, cv, p, p2, pm1, hp, x, t);
+            pk_dec_half(mq, cv, q, q2, qm1, hq, x, t);
             mpz_sub(x, mq, mp);
             mpz_mul(t, x, pinv);
             mpz_mod(x, t, q);
