@@ -1703,10 +1703,12 @@ class EncryptedArray:
         return cls._wrap(pk, c.reshape(*shape, width), exps, obfuscated=True)
 
     def to_json(self, be_secure: bool = True) -> str:
-        """JSON: ``{"public_key": {"n": ...}, "shape", "exponents", "ciphertexts"}`` with
-        the big integers as decimal strings (flat lists in C order)."""
+        """JSON ``{"n", "public_key": {"g", "n"}, "shape", "exponents", "ciphertexts"}``:
+        big integers as decimal strings, flat lists in C order (the public-key object as in
+        python-paillier's serialisation examples; ``n`` also at the top level)."""
         cts = self.ciphertexts(be_secure=be_secure).reshape(-1).tolist()
-        return json.dumps({"public_key": {"n": str(self.public_key.n)},
+        pk = self.public_key
+        return json.dumps({"n": str(pk.n), "public_key": {"g": str(pk.g), "n": str(pk.n)},
                            "shape": list(self.shape),
                            "exponents": self._exp.reshape(-1).tolist(),
                            "ciphertexts": [str(c) for c in cts]})
@@ -1721,7 +1723,7 @@ class EncryptedArray:
         """
         try:
             obj = json.loads(text)
-            n = int(obj["public_key"]["n"])
+            n = int(obj["n"] if "n" in obj else obj["public_key"]["n"])
             shape = tuple(int(s) for s in obj["shape"])
             exps = [int(e) for e in obj["exponents"]]
             cts = [int(c) for c in obj["ciphertexts"]]
