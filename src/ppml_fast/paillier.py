@@ -1723,7 +1723,12 @@ class EncryptedArray:
         """
         try:
             obj = json.loads(text)
-            n = int(obj["n"] if "n" in obj else obj["public_key"]["n"])
+            ns = {int(obj["n"])} if "n" in obj else set()
+            if "n" not in obj or "public_key" in obj:
+                ns.add(int(obj["public_key"]["n"]))
+            if len(ns) != 1:
+                raise ValueError("text: n and public_key.n differ")
+            n = ns.pop()
             shape = tuple(int(s) for s in obj["shape"])
             exps = [int(e) for e in obj["exponents"]]
             cts = [int(c) for c in obj["ciphertexts"]]
