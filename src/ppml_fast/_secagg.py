@@ -1,0 +1,569 @@
+"""Secure aggregation: SecAgg (Bonawitz et al. 2017) and SecAgg+ (Bell et al. 2020).
+
+The server learns the sum of the surviving clients' quantised updates and nothing else
+about them (in the honest-but-curious setting of the papers' first protocol; there is no
+consistency-check round, so a malicious server is out of scope). One round, with the
+protocol's four steps explicit (:class:`SecAggClient` / :class:`SecAggServer`):
+
+1. **Advertise keys.** Each client makes two X25519 key pairs: ``c`` (to encrypt the
+   shares it sends through the server) and ``s`` (to agree pairwise mask seeds).
+2. **Share keys.** Each client draws a self-mask seed ``b_u``, splits ``b_u`` and its
+   secret key ``s_u`` into Shamir shares (threshold ``t``) and sends one share of each to
+   every neighbour, encrypted with AES-GCM under a key agreed from the ``c`` keys.
+3. **Masked input.** Client ``u`` quantises its update ``x_u`` to the ring Z_2^64 (fixed
+   point, see :func:`quantize`) and sends
+   ``y_u = x_u + PRG(b_u) + sum_{v > u} PRG(s_uv) - sum_{v < u} PRG(s_uv)`` (mod 2^64),
+   with ``s_uv = HKDF(X25519(s_u, s_v))`` over its neighbours ``v``. The PRG is AES-128
+   in counter mode (a native kernel fused with the addition; VAES or AES-NI).
+4. **Unmasking.** Clients that sent ``y_u`` are the survivors. Each survivor reveals, for
+   each neighbour, its share of ``b_v`` if ``v`` survived, or of ``s_v`` if ``v``
+   dropped -- never both. The server rebuilds them (``t`` shares each), removes the
+   survivors' self masks and the dropped clients' pair masks, and gets
+   ``sum_{u survived} x_u`` exactly (mod 2^64), then decodes it.
+
+SecAgg masks every pair (``O(n^2 D)`` work in all); SecAgg+ masks only along a random
+``k``-regular graph (a Harary graph on a random ordering; ``k = O(log n)``), cutting the
+work to ``O(n k D)``, with shares sent to neighbours only (threshold ``t`` of ``k``).
+
+If the shares needed to remove a mask are not there (fewer than ``t`` surviving
+neighbours for some survivor or dropped client; with SecAgg, fewer than ``t`` survivors)
+the round fails with :class:`SecAggError` -- never a wrong sum.
+
+Security notes: key agreement is real X25519 (the ``cryptography`` package); seeds go
+through HKDF-SHA256; shares travel AES-GCM encrypted; the self-mask seeds come from the
+OS CSPRNG and the Shamir polynomials from the package's secure stream. The masks are
+uniform in Z_2^64 per coordinate, so a single masked vector is uniform and says nothing
+about its update. The quantised sum must fit the ring: ``n * clip * 2^frac_bits < 2^63``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _config
+from . import sharing as _sharing
+from ._errors import PPMLError
+from ._native import secagg as _k
+from ._validation import check_int as _check_int
+
+__all__ = [
+    "SecAggClient",
+    "SecAggError",
+    "SecAggResult",
+    "SecAggServer",
+    "dequantize",
+    "expand_masks",
+    "quantize",
+    "secagg_graph",
+    "secure_aggregate",
+]
+
+_P = _sharing.MERSENNE61
+_CHUNK_BYTES = 7           # secrets are shared in 56-bit pieces (< p = 2^61 - 1)
+_SEED_BYTES = 16           # AES-128 keys for the PRG
+
+
+def check_int(value: Any, name: str, minimum: int | None = None,
+              maximum: int | None = None) -> int:
+    n = _check_int(value, name, minimum)
+    if maximum is not None and n > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {n}")
+    return n
+
+
+class SecAggError(PPMLError, RuntimeError):
+    """A secure-aggregation round cannot complete (too many dropouts, bad messages)."""
+
+
+# ---------------------------------------------------------------------------- quantising
+
+
+def quantize(x: Any, clip: float, frac_bits: int) -> np.ndarray:
+    """Fixed point in the ring Z_2^64: ``round(clip_to_range(x) * 2^frac_bits) mod 2^64``.
+
+    Every coordinate is clipped to ``[-clip, clip]`` first (the stated range), so the
+    per-client contribution is bounded. NaN is an error.
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.size and np.isnan(arr).any():
+        raise ValueError("updates must not contain NaN")
+    if not (math.isfinite(clip) and clip > 0):
+        raise ValueError(f"clip must be a finite number > 0, got {clip!r}")
+    fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=52)
+    if clip * 2.0**fb >= 2.0**62:
+        raise ValueError(f"clip * 2**frac_bits must be < 2**62, got {clip * 2.0**fb:g}")
+    q = np.rint(np.clip(arr, -clip, clip) * 2.0**fb).astype(np.int64)
+    return q.view(np.uint64)
+
+
+def dequantize(v: Any, frac_bits: int) -> np.ndarray:
+    """The signed fixed-point values of ring elements (two's complement), as float64."""
+    return np.asarray(v, dtype=np.uint64).view(np.int64) / 2.0**frac_bits
+
+
+# --------------------------------------------------------------------------- mask PRG
+
+
+def _keystream_words(key: bytes, count: int) -> np.ndarray:
+    """AES-128-CTR keystream (zero nonce, big-endian counter) as little-endian words."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    enc = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    return np.frombuffer(enc.update(bytes(8 * count)), dtype="<u8").astype(np.uint64)
+
+
+def expand_masks(acc: np.ndarray, seeds: Sequence[bytes], signs: Sequence[int]) -> None:
+    """``acc += sum_j sign_j * PRG(seed_j)`` (mod 2^64) in place, on all cores.
+
+    ``PRG(seed)`` is the AES-128-CTR keystream of the 16-byte seed with a zero nonce, as
+    little-endian uint64 words (identical to ``cryptography``'s CTR mode). ``acc`` must be
+    a C-contiguous uint64 vector.
+    """
+    if not (isinstance(acc, np.ndarray) and acc.dtype == np.uint64 and acc.ndim == 1
+            and acc.flags.c_contiguous and acc.flags.writeable):
+        raise TypeError("acc must be a writeable C-contiguous 1-D uint64 array")
+    if len(seeds) != len(signs):
+        raise ValueError(f"seeds and signs differ in length ({len(seeds)} vs {len(signs)})")
+    for s in seeds:
+        if not isinstance(s, (bytes, bytearray)) or len(s) != _SEED_BYTES:
+            raise ValueError(f"every seed must be {_SEED_BYTES} bytes")
+    if not seeds:
+        return
+    keys = np.frombuffer(b"".join(bytes(s) for s in seeds), dtype=np.uint8)
+    sg = np.array([-1 if s < 0 else 1 for s in signs], dtype=np.int8)
+    rc = _k.masks_add(acc, keys, sg, 0, _config.get_num_threads())
+    if rc == -1:  # no AES instructions: the same keystream through `cryptography`
+        for s, g in zip(seeds, sg.tolist(), strict=True):
+            ks = _keystream_words(bytes(s), acc.size)
+            if g < 0:
+                np.subtract(acc, ks, out=acc)
+            else:
+                np.add(acc, ks, out=acc)
+    elif rc != 0:
+        raise MemoryError("mask expansion could not allocate its key schedules")
+
+
+# ------------------------------------------------------------------------------- graph
+
+
+def secagg_graph(n: int, k: int | None, rng: Any = None) -> list[np.ndarray]:
+    """Each client's neighbours: all others (``k=None``: SecAgg) or a random ``k``-regular
+    Harary graph (SecAgg+: the ring of a uniformly random ordering, each client joined to
+    the ``k/2`` nearest on either side; ``k`` even, ``2 <= k < n``)."""
+    n = check_int(n, "n", minimum=2)
+    if k is None or k >= n - 1:
+        return [np.array([v for v in range(n) if v != u], dtype=np.int64) for u in range(n)]
+    k = check_int(k, "neighbors", minimum=2)
+    if k % 2:
+        raise ValueError(f"neighbors must be even (a Harary graph), got {k}")
+    from .rng import resolve
+
+    order = resolve(rng).permutation(n)
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    half = k // 2
+    out = []
+    for u in range(n):
+        p = pos[u]
+        offs = [d for d in range(-half, half + 1) if d]
+        out.append(np.sort(order[(p + np.array(offs)) % n]))
+    return out
+
+
+# ------------------------------------------------------------------------------ crypto
+
+
+def _x25519():
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    return x25519
+
+
+def _raw_pub(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_key().public_bytes(serialization.Encoding.Raw,
+                                         serialization.PublicFormat.Raw)
+
+
+def _raw_priv(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
+
+
+def _kdf(shared: bytes, info: bytes, length: int) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(shared)
+
+
+def _agree(priv: Any, pub: bytes, info: bytes, length: int) -> bytes:
+    x25519 = _x25519()
+    return _kdf(priv.exchange(x25519.X25519PublicKey.from_public_bytes(pub)), info, length)
+
+
+def _to_chunks(secret: bytes) -> np.ndarray:
+    pad = (-len(secret)) % _CHUNK_BYTES
+    b = secret + bytes(pad)
+    return np.array([int.from_bytes(b[i:i + _CHUNK_BYTES], "little")
+                     for i in range(0, len(b), _CHUNK_BYTES)], dtype=np.uint64)
+
+
+def _from_chunks(chunks: np.ndarray, length: int) -> bytes:
+    b = b"".join(int(c).to_bytes(_CHUNK_BYTES, "little") for c in chunks.tolist())
+    return b[:length]
+
+
+# ---------------------------------------------------------------------------- parties
+
+
+class SecAggClient:
+    """One client of a SecAgg / SecAgg+ round (see the module docstring for the steps).
+
+    Args:
+        index: the client's id in the round (0 .. n-1); shares are Shamir points index+1.
+    """
+
+    def __init__(self, index: int):
+        x25519 = _x25519()
+        self.index = check_int(index, "index", minimum=0)
+        self._c = x25519.X25519PrivateKey.generate()
+        self._s = x25519.X25519PrivateKey.generate()
+        self._b = os.urandom(_SEED_BYTES)
+        self._roster: dict[int, tuple[bytes, bytes]] = {}
+        self._neighbors: np.ndarray = np.zeros(0, np.int64)
+        self._inbox: dict[int, bytes] = {}
+        self._channel: dict[int, bytes] = {}
+        self._sent_input = False
+
+    def _channel_key(self, v: int) -> bytes:
+        key = self._channel.get(v)
+        if key is None:
+            key = _agree(self._c, self._roster[v][0], b"ppml-secagg share channel", 32)
+            self._channel[v] = key
+        return key
+
+    # step 1
+    def advertise_keys(self) -> tuple[bytes, bytes]:
+        """The public keys (c, s), raw 32 bytes each."""
+        return _raw_pub(self._c), _raw_pub(self._s)
+
+    # step 2
+    def share_keys(self, roster: dict[int, tuple[bytes, bytes]], neighbors: Sequence[int],
+                   threshold: int) -> dict[int, bytes]:
+        """Shares of ``b_u`` and ``s_u`` for each neighbour, AES-GCM encrypted to it."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._roster = dict(roster)
+        self._neighbors = np.asarray(sorted(int(v) for v in neighbors), dtype=np.int64)
+        k = len(self._neighbors)
+        t = check_int(threshold, "threshold", minimum=1, maximum=max(k, 1))
+        secret = _to_chunks(self._b) if k else np.zeros(0, np.uint64)
+        skey = _to_chunks(_raw_priv(self._s)) if k else np.zeros(0, np.uint64)
+        both = np.concatenate([secret, skey])
+        # Shamir points are the neighbours' indices + 1 (shares for all n points, keep ours)
+        npts = int(self._neighbors.max()) + 1 if k else 0
+        shares = _sharing.shamir_share(both, max(npts, t), t, p=_P) if k else None
+        out: dict[int, bytes] = {}
+        for v in self._neighbors.tolist():
+            assert shares is not None
+            payload = (self.index.to_bytes(4, "little") + v.to_bytes(4, "little")
+                       + shares[v].astype("<u8").tobytes())
+            key = self._channel_key(v)
+            nonce = os.urandom(12)
+            out[v] = nonce + AESGCM(key).encrypt(nonce, payload, b"share")
+        return out
+
+    def receive_shares(self, messages: dict[int, bytes]) -> None:
+        """Shares other clients sent this one (forwarded by the server), by sender."""
+        self._inbox = dict(messages)
+
+    # step 3
+    def masked_input(self, update: np.ndarray) -> np.ndarray:
+        """``y_u``: the quantised update (uint64 vector) plus self and pair masks."""
+        y = np.array(update, dtype=np.uint64, copy=True, order="C")
+        if y.ndim != 1:
+            raise ValueError("update must be a 1-D uint64 (quantised) vector")
+        seeds, signs = [self._b], [1]
+        for v in self._neighbors.tolist():
+            seeds.append(_agree(self._s, self._roster[v][1], _pair_info(self.index, v),
+                                _SEED_BYTES))
+            signs.append(1 if v > self.index else -1)
+        expand_masks(y, seeds, signs)
+        self._sent_input = True
+        return y
+
+    # step 4
+    def unmask(self, survivors: Sequence[int], dropped: Sequence[int]) -> dict[int, tuple]:
+        """For each neighbour that sent this client shares: ("b", share) if it survived,
+        ("s", share) if it dropped. Refuses if this client itself did not send input."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not self._sent_input:
+            raise SecAggError(f"client {self.index} dropped: it takes no part in unmasking")
+        surv, drop = set(int(v) for v in survivors), set(int(v) for v in dropped)
+        if surv & drop:
+            raise SecAggError("a client cannot both survive and drop")
+        out: dict[int, tuple] = {}
+        for v, blob in self._inbox.items():
+            if v not in surv and v not in drop:
+                continue
+            key = self._channel_key(v)
+            payload = AESGCM(key).decrypt(blob[:12], blob[12:], b"share")
+            if (int.from_bytes(payload[:4], "little") != v
+                    or int.from_bytes(payload[4:8], "little") != self.index):
+                raise SecAggError(f"a share from client {v} is addressed wrongly")
+            share = np.frombuffer(payload[8:], dtype="<u8").astype(np.uint64)
+            nb = len(_to_chunks(bytes(_SEED_BYTES)))
+            out[v] = ("b", share[:nb]) if v in surv else ("s", share[nb:])
+        return out
+
+
+def _pair_info(u: int, v: int) -> bytes:
+    a, b = min(u, v), max(u, v)
+    return b"ppml-secagg pair mask " + a.to_bytes(4, "little") + b.to_bytes(4, "little")
+
+
+class SecAggServer:
+    """The server of one round: routes messages, sums masked inputs, removes masks.
+
+    Args:
+        n: number of clients.
+        threshold: Shamir threshold t (shares needed to rebuild a seed).
+        graph: each client's neighbours (:func:`secagg_graph`).
+    """
+
+    def __init__(self, n: int, threshold: int, graph: list[np.ndarray]):
+        self.n = check_int(n, "n", minimum=2)
+        self.threshold = check_int(threshold, "threshold", minimum=1)
+        if len(graph) != n:
+            raise ValueError(f"graph must list neighbours for all {n} clients")
+        self.graph = graph
+        self.roster: dict[int, tuple[bytes, bytes]] = {}
+        self._senders: set[int] = set()
+        self._total: np.ndarray | None = None
+
+    def collect_keys(self, keys: dict[int, tuple[bytes, bytes]]) -> dict[int, tuple]:
+        if len(keys) != self.n:
+            raise SecAggError("every client must advertise keys")
+        self.roster = dict(keys)
+        return self.roster
+
+    def route_shares(self, outboxes: dict[int, dict[int, bytes]]) -> dict[int, dict[int, bytes]]:
+        inbox: dict[int, dict[int, bytes]] = {u: {} for u in range(self.n)}
+        for u, box in outboxes.items():
+            for v, blob in box.items():
+                inbox[v][u] = blob
+        return inbox
+
+    def add_masked(self, u: int, y: np.ndarray) -> None:
+        """Receive client u's masked input: added to the running sum (mod 2^64) at once,
+        so the server holds O(D) memory whatever the number of clients."""
+        if u in self._senders:
+            raise SecAggError(f"client {u} sent its masked input twice")
+        y = np.asarray(y)
+        if y.dtype != np.uint64 or y.ndim != 1:
+            raise SecAggError(f"client {u}'s masked input is not a uint64 vector")
+        if self._total is None:
+            self._total = y.copy()
+        elif y.shape != self._total.shape:
+            raise SecAggError(f"client {u}'s masked input has the wrong length")
+        else:
+            np.add(self._total, y, out=self._total)  # wraps mod 2^64
+        self._senders.add(int(u))
+
+    def survivors(self) -> list[int]:
+        return sorted(self._senders)
+
+    def check_recoverable(self) -> None:
+        """Raise SecAggError unless every mask can be removed from the survivors' shares."""
+        surv = set(self._senders)
+        dropped = [u for u in range(self.n) if u not in surv]
+        t = self.threshold
+        if not surv:
+            raise SecAggError("no client sent a masked input")
+        for u in range(self.n):
+            alive = sum(1 for v in self.graph[u].tolist() if v in surv)
+            if u in dropped and alive == 0:
+                continue  # no survivor masked with u: nothing of u's to remove
+            if alive < t:
+                what = "self mask" if u in surv else "pair masks"
+                raise SecAggError(
+                    f"too many dropouts: client {u}'s {what} need {t} shares but only "
+                    f"{alive} of its neighbours survived (threshold t = {t})")
+
+    def unmask(self, revealed: dict[int, dict[int, tuple]], dim: int) -> np.ndarray:
+        """The sum of the survivors' quantised inputs (uint64, mod 2^64)."""
+        surv = sorted(self._senders)
+        survset = set(surv)
+        dropped = [u for u in range(self.n) if u not in survset]
+        if self._total is None or self._total.shape != (dim,):
+            raise SecAggError("no masked input of the expected length was received")
+        total = self._total.copy()
+        t = self.threshold
+        # gather shares per (owner, kind)
+        shares: dict[tuple[int, str], list[tuple[int, np.ndarray]]] = {}
+        for holder, msgs in revealed.items():
+            for owner, (kind, share) in msgs.items():
+                shares.setdefault((owner, kind), []).append((holder + 1, share))
+        seeds, signs = [], []
+        for u in surv:  # remove self masks
+            b = _rebuild(shares.get((u, "b"), []), t, _SEED_BYTES, f"b_{u}")
+            seeds.append(b)
+            signs.append(-1)
+        x25519 = _x25519()
+        for v in dropped:  # remove the dropped clients' pair masks from the survivors' sums
+            neigh = [u for u in self.graph[v].tolist() if u in survset]
+            if not neigh:
+                continue
+            sk = _rebuild(shares.get((v, "s"), []), t, 32, f"s_{v}")
+            s_v = x25519.X25519PrivateKey.from_private_bytes(sk)
+            for u in neigh:
+                seeds.append(_agree(s_v, self.roster[u][1], _pair_info(u, v), _SEED_BYTES))
+                # survivor u added +PRG(s_uv) if v > u, else -PRG: undo it
+                signs.append(-1 if v > u else 1)
+        expand_masks(total, seeds, signs)
+        return total
+
+
+def _rebuild(pts: list[tuple[int, np.ndarray]], t: int, length: int, name: str) -> bytes:
+    if len(pts) < t:
+        raise SecAggError(f"too many dropouts: {name} has {len(pts)} shares, needs {t}")
+    xs = np.array([x for x, _ in pts[:t]], dtype=np.uint64)
+    ys = np.stack([s for _, s in pts[:t]])
+    chunks = _sharing.shamir_reconstruct(ys, xs, p=_P)
+    return _from_chunks(np.asarray(chunks, dtype=np.uint64), length)
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+class SecAggResult(NamedTuple):
+    """One aggregation round.
+
+    Attributes:
+        sum: (D,) float64, the decoded sum of the survivors' quantised updates.
+        ring_sum: (D,) uint64, the same sum in Z_2^64 (before decoding).
+        survivors: client indices whose input is in the sum.
+        dropped: clients that dropped after sharing keys.
+        bytes_per_client: bytes one client sends (keys, encrypted shares, masked input,
+            revealed shares), the largest over clients.
+        neighbors: the graph degree (n - 1 for SecAgg).
+        threshold: the Shamir threshold used.
+    """
+
+    sum: np.ndarray
+    ring_sum: np.ndarray
+    survivors: np.ndarray
+    dropped: np.ndarray
+    bytes_per_client: int
+    neighbors: int
+    threshold: int
+
+
+def _dropouts(dropout: Any, n: int, rng: Any) -> list[int]:
+    if dropout is None:
+        return []
+    if isinstance(dropout, (float, np.floating)):
+        rate = float(dropout)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        from .rng import resolve
+
+        count = round(rate * n)
+        return sorted(resolve(rng).choice(n, size=count, replace=False).tolist())
+    idx = sorted({int(i) for i in dropout})
+    if idx and (idx[0] < 0 or idx[-1] >= n):
+        raise ValueError(f"dropout indices must be in [0, {n}), got {idx}")
+    return idx
+
+
+def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
+                     threshold: int | None = None, neighbors: int | str | None = None,
+                     dropout: Any = None, rng: Any = None,
+                     executor: Executor | None = None) -> SecAggResult:
+    """Run one SecAgg (``neighbors=None``) or SecAgg+ round over ``updates`` (n, D).
+
+    Args:
+        updates: (n_clients, D) floats (or a list of 1-D arrays), one row per client.
+        clip: each coordinate is clipped to ``[-clip, clip]`` before quantisation.
+        frac_bits: fixed-point fraction bits (values are ``round(x * 2^frac_bits)``).
+        threshold: Shamir threshold ``t``; default ``floor(k/2) + 1`` of the degree ``k``.
+        neighbors: ``None`` (SecAgg, all pairs), an even ``k`` (SecAgg+) or ``"auto"``
+            (SecAgg+ with ``k`` the even number nearest ``2 log2 n``).
+        dropout: clients that drop after sharing keys (before sending their masked
+            input): a rate in [0, 1) (drawn with ``rng``) or a list of indices.
+        rng: the stream for the graph and dropout draws (not for masks or shares, which
+            always come from the secure sources).
+        executor: runs the clients' masked-input step (a thread pool by default, or e.g.
+            a Dask client's executor); the kernels release the GIL.
+
+    Returns:
+        :class:`SecAggResult`; ``sum`` equals the plain sum of the survivors' quantised
+        updates exactly.
+
+    Raises:
+        SecAggError: too many dropouts to remove every mask.
+        ValueError: bad shapes, NaN, or a sum that cannot fit the ring.
+    """
+    if isinstance(updates, (list, tuple)):
+        rows = [np.asarray(u, dtype=np.float64) for u in updates]
+        if any(r.ndim != 1 or r.shape != rows[0].shape for r in rows):
+            raise ValueError("updates: every client's update must be 1-D of one length")
+        x = np.stack(rows) if rows else np.zeros((0, 0))
+    else:
+        x = np.asarray(updates, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"updates must be (n_clients >= 2, D), got shape {x.shape}")
+    n, dim = x.shape
+    if n * clip * 2.0 ** check_int(frac_bits, "frac_bits", minimum=0, maximum=52) >= 2.0**63:
+        raise ValueError("n_clients * clip * 2**frac_bits must be < 2**63 (the ring)")
+    if neighbors == "auto":
+        k: int | None = max(2, 2 * round(math.log2(n)))
+        if k is not None and k >= n - 1:
+            k = None
+    elif neighbors is None:
+        k = None
+    else:
+        k = check_int(neighbors, "neighbors", minimum=2)
+    graph = secagg_graph(n, k, rng)
+    degree = len(graph[0])
+    t = degree // 2 + 1 if threshold is None else check_int(threshold, "threshold",
+                                                              minimum=1, maximum=degree)
+    drop = set(_dropouts(dropout, n, rng))
+    q = quantize(x, clip, frac_bits)
+
+    clients = [SecAggClient(u) for u in range(n)]
+    server = SecAggServer(n, t, graph)
+    roster = server.collect_keys({u: c.advertise_keys() for u, c in enumerate(clients)})
+    outboxes = {u: c.share_keys(roster, graph[u], t) for u, c in enumerate(clients)}
+    for u, box in server.route_shares(outboxes).items():
+        clients[u].receive_shares(box)
+    alive = [u for u in range(n) if u not in drop]
+
+    def work(u: int) -> np.ndarray:
+        return clients[u].masked_input(q[u])
+
+    ys = map(work, alive) if executor is None else executor.map(work, alive)
+    for u, y in zip(alive, ys, strict=True):
+        server.add_masked(u, y)
+    server.check_recoverable()
+    survivors = server.survivors()
+    dropped = [u for u in range(n) if u not in set(survivors)]
+    revealed = {u: clients[u].unmask(survivors, dropped) for u in survivors}
+    total = server.unmask(revealed, dim)
+    share_bytes = max((len(b) for box in outboxes.values() for b in box.values()), default=0)
+    per_client = 64 + share_bytes * degree + 8 * dim + degree * 8 * len(_to_chunks(bytes(32)))
+    return SecAggResult(
+        sum=dequantize(total, frac_bits), ring_sum=total,
+        survivors=np.array(survivors, dtype=np.int64),
+        dropped=np.array(dropped, dtype=np.int64),
+        bytes_per_client=int(per_client), neighbors=degree, threshold=t)
