@@ -117,27 +117,40 @@ def _keystream_words(key: bytes, count: int) -> np.ndarray:
     return np.frombuffer(enc.update(bytes(8 * count)), dtype="<u8").astype(np.uint64)
 
 
-def expand_masks(acc: np.ndarray, seeds: Sequence[bytes], signs: Sequence[int]) -> None:
-    """``acc += sum_j sign_j * PRG(seed_j)`` (mod 2^64) in place, on all cores.
+def _check_vec(a: Any, name: str, writeable: bool = False) -> None:
+    if not (isinstance(a, np.ndarray) and a.dtype == np.uint64 and a.ndim == 1
+            and a.flags.c_contiguous and (a.flags.writeable or not writeable)):
+        raise TypeError(f"{name} must be a C-contiguous 1-D uint64 array"
+                        + (" (writeable)" if writeable else ""))
+
+
+def expand_masks(acc: np.ndarray, seeds: Sequence[bytes], signs: Sequence[int], *,
+                 base: np.ndarray | None = None) -> None:
+    """``acc = (base or acc) + sum_j sign_j * PRG(seed_j)`` (mod 2^64), on all cores.
 
     ``PRG(seed)`` is the AES-128-CTR keystream of the 16-byte seed with a zero nonce, as
-    little-endian uint64 words (identical to ``cryptography``'s CTR mode). ``acc`` must be
-    a C-contiguous uint64 vector.
+    little-endian uint64 words (identical to ``cryptography``'s CTR mode). ``acc`` (and
+    ``base``, of the same length, which may not overlap it) are C-contiguous uint64
+    vectors; with ``base`` the copy happens inside the kernel's single pass.
     """
-    if not (isinstance(acc, np.ndarray) and acc.dtype == np.uint64 and acc.ndim == 1
-            and acc.flags.c_contiguous and acc.flags.writeable):
-        raise TypeError("acc must be a writeable C-contiguous 1-D uint64 array")
+    _check_vec(acc, "acc", writeable=True)
+    if base is not None:
+        _check_vec(base, "base")
+        if base.shape != acc.shape:
+            raise ValueError(f"base has length {base.size}, acc {acc.size}")
+        if np.shares_memory(acc, base):
+            raise ValueError("base and acc must not overlap")
     if len(seeds) != len(signs):
         raise ValueError(f"seeds and signs differ in length ({len(seeds)} vs {len(signs)})")
     for s in seeds:
         if not isinstance(s, (bytes, bytearray)) or len(s) != _SEED_BYTES:
             raise ValueError(f"every seed must be {_SEED_BYTES} bytes")
-    if not seeds:
-        return
     keys = np.frombuffer(b"".join(bytes(s) for s in seeds), dtype=np.uint8)
     sg = np.array([-1 if s < 0 else 1 for s in signs], dtype=np.int8)
-    rc = _k.masks_add(acc, keys, sg, 0, _config.get_num_threads())
+    rc = _k.masks_add(acc, base, keys, sg, 0, _config.get_num_threads())
     if rc == -1:  # no AES instructions: the same keystream through `cryptography`
+        if base is not None:
+            acc[:] = base
         for s, g in zip(seeds, sg.tolist(), strict=True):
             ks = _keystream_words(bytes(s), acc.size)
             if g < 0:
@@ -289,15 +302,16 @@ class SecAggClient:
     # step 3
     def masked_input(self, update: np.ndarray) -> np.ndarray:
         """``y_u``: the quantised update (uint64 vector) plus self and pair masks."""
-        y = np.array(update, dtype=np.uint64, copy=True, order="C")
-        if y.ndim != 1:
+        x = np.ascontiguousarray(update, dtype=np.uint64)
+        if x.ndim != 1:
             raise ValueError("update must be a 1-D uint64 (quantised) vector")
+        y = np.empty_like(x)
         seeds, signs = [self._b], [1]
         for v in self._neighbors.tolist():
             seeds.append(_agree(self._s, self._roster[v][1], _pair_info(self.index, v),
                                 _SEED_BYTES))
             signs.append(1 if v > self.index else -1)
-        expand_masks(y, seeds, signs)
+        expand_masks(y, seeds, signs, base=x)
         self._sent_input = True
         return y
 
@@ -377,7 +391,7 @@ class SecAggServer:
         elif y.shape != self._total.shape:
             raise SecAggError(f"client {u}'s masked input has the wrong length")
         else:
-            np.add(self._total, y, out=self._total)  # wraps mod 2^64
+            _k.ring_add(self._total, np.ascontiguousarray(y), _config.get_num_threads())
         self._senders.add(int(u))
 
     def survivors(self) -> list[int]:

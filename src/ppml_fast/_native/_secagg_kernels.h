@@ -93,22 +93,29 @@ SA_AESNI static void sa_add_range_ni(uint64_t *acc, int64_t w0, int64_t w1, cons
     }
 }
 
-#define SA_VAES __attribute__((target("avx512f,vaes,aes,sse4.1")))
+#define SA_VAES __attribute__((target("avx512f,avx512bw,vaes,aes,sse4.1")))
 
-/* The same with VAES: 4 blocks per zmm, 8 zmm (64 words) in flight. */
+/* The same with VAES: 4 blocks per zmm, 8 zmm (64 words) in flight. The counters are kept
+ * as native integers in the odd qwords and byte-swapped with one shuffle per zmm. */
 SA_VAES static void sa_add_range_vaes(uint64_t *acc, int64_t w0, int64_t w1, const sa_key *ks,
                                       int neg)
 {
     __m512i rk[11];
     for (int r = 0; r < 11; r++) rk[r] = _mm512_broadcast_i32x4(ks->rk[r]);
+    const __m512i bswap = _mm512_set_epi64(0x08090a0b0c0d0e0fLL, 0x0001020304050607LL,
+                                           0x08090a0b0c0d0e0fLL, 0x0001020304050607LL,
+                                           0x08090a0b0c0d0e0fLL, 0x0001020304050607LL,
+                                           0x08090a0b0c0d0e0fLL, 0x0001020304050607LL);
+    const __m512i step = _mm512_set_epi64(4, 0, 4, 0, 4, 0, 4, 0);
     int64_t w = w0;
+    uint64_t b0 = (uint64_t)(w0 >> 1);
+    __m512i ctr = _mm512_set_epi64((long long)(b0 + 3), 0, (long long)(b0 + 2), 0,
+                                   (long long)(b0 + 1), 0, (long long)b0, 0);
     for (; w + 64 <= w1; w += 64) {
-        uint64_t b = (uint64_t)(w >> 1);
         __m512i x[8];
         for (int j = 0; j < 8; j++) {
-            uint64_t c = b + 4 * (uint64_t)j;
-            x[j] = _mm512_xor_si512(_mm512_set_epi64(sa_ctr(c + 3), 0, sa_ctr(c + 2), 0,
-                                                     sa_ctr(c + 1), 0, sa_ctr(c), 0), rk[0]);
+            x[j] = _mm512_xor_si512(_mm512_shuffle_epi8(ctr, bswap), rk[0]);
+            ctr = _mm512_add_epi64(ctr, step);
         }
         for (int r = 1; r < 10; r++)
             for (int j = 0; j < 8; j++) x[j] = _mm512_aesenc_epi128(x[j], rk[r]);
@@ -127,20 +134,27 @@ static int sa_cpu(void)
 {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("aes")) return 0;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vaes")) return 2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("vaes"))
+        return 2;
     return 1;
 }
 
-/* acc (D words) += sum_j (signs[j] < 0 ? -1 : +1) * KS(keys[16 j .. 16 j + 16)); returns 0,
- * or -1 without touching acc when the CPU lacks AES instructions. force: 0 = best,
- * 1 = AES-NI only (tests). */
-static int sa_masks_add(uint64_t *acc, int64_t D, const uint8_t *keys, const int8_t *signs,
-                        int64_t m, int force, int nthreads)
+/* acc (D words) = (base ? base : acc) + sum_j (signs[j] < 0 ? -1 : +1) * KS(keys[16 j ..
+ * 16 j + 16)); returns 0, or -1 without touching acc when the CPU lacks AES instructions.
+ * With base, each chunk is copied in while it is in L1 (one pass instead of a copy plus
+ * the masks). force: 0 = best, 1 = AES-NI only (tests). */
+static int sa_masks_add(uint64_t *acc, const uint64_t *base, int64_t D, const uint8_t *keys,
+                        const int8_t *signs, int64_t m, int force, int nthreads)
 {
     int cpu = sa_cpu();
     if (cpu == 0) return -1;
     if (force == 1) cpu = 1;
-    if (m <= 0 || D <= 0) return 0;
+    if (D <= 0) return 0;
+    if (m <= 0) {
+        if (base) memcpy(acc, base, (size_t)D * sizeof(uint64_t));
+        return 0;
+    }
     sa_key *ks = (sa_key *)_mm_malloc((size_t)m * sizeof(sa_key), 64);
     if (!ks) return -2;
     for (int64_t j = 0; j < m; j++) sa_expand(keys + 16 * j, ks + j);
@@ -148,6 +162,7 @@ static int sa_masks_add(uint64_t *acc, int64_t D, const uint8_t *keys, const int
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t w0 = c * SA_CHUNK, w1 = w0 + SA_CHUNK < D ? w0 + SA_CHUNK : D;
+        if (base) memcpy(acc + w0, base + w0, (size_t)(w1 - w0) * sizeof(uint64_t));
         for (int64_t j = 0; j < m; j++) {
             if (cpu == 2) sa_add_range_vaes(acc, w0, w1, ks + j, signs[j] < 0);
             else sa_add_range_ni(acc, w0, w1, ks + j, signs[j] < 0);
@@ -159,28 +174,23 @@ static int sa_masks_add(uint64_t *acc, int64_t D, const uint8_t *keys, const int
 }
 #else
 static int sa_cpu(void) { return 0; }
-static int sa_masks_add(uint64_t *acc, int64_t D, const uint8_t *keys, const int8_t *signs,
-                        int64_t m, int force, int nthreads)
+static int sa_masks_add(uint64_t *acc, const uint64_t *base, int64_t D, const uint8_t *keys,
+                        const int8_t *signs, int64_t m, int force, int nthreads)
 {
-    (void)acc; (void)D; (void)keys; (void)signs; (void)m; (void)force; (void)nthreads;
+    (void)acc; (void)base; (void)D; (void)keys; (void)signs; (void)m; (void)force;
+    (void)nthreads;
     return -1;
 }
 #endif
 
-/* out[w] = sum_i rows[i][w] mod 2^64 over n rows of D words (the server's masked sum),
- * columns in parallel chunks. */
-static void sa_ring_sum(const uint64_t *const *rows, int64_t n, int64_t D, uint64_t *out,
-                        int nthreads)
+/* total[w] += y[w] mod 2^64 (the server receiving one masked input), chunks in parallel. */
+static void sa_ring_add(uint64_t *total, const uint64_t *y, int64_t D, int nthreads)
 {
     int64_t nchunks = (D + SA_CHUNK - 1) / SA_CHUNK;
     #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t w0 = c * SA_CHUNK, w1 = w0 + SA_CHUNK < D ? w0 + SA_CHUNK : D;
-        for (int64_t w = w0; w < w1; w++) out[w] = 0;
-        for (int64_t i = 0; i < n; i++) {
-            const uint64_t *r = rows[i];
-            for (int64_t w = w0; w < w1; w++) out[w] += r[w];
-        }
+        for (int64_t w = w0; w < w1; w++) total[w] += y[w];
     }
 }
 
