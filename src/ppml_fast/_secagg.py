@@ -254,6 +254,7 @@ class SecAggClient:
         self._roster: dict[int, tuple[bytes, bytes]] = {}
         self._neighbors: np.ndarray = np.zeros(0, np.int64)
         self._inbox: dict[int, bytes] = {}
+        self._own_share: np.ndarray | None = None
         self._channel: dict[int, bytes] = {}
         self._sent_input = False
 
@@ -272,22 +273,23 @@ class SecAggClient:
     # step 2
     def share_keys(self, roster: dict[int, tuple[bytes, bytes]], neighbors: Sequence[int],
                    threshold: int) -> dict[int, bytes]:
-        """Shares of ``b_u`` and ``s_u`` for each neighbour, AES-GCM encrypted to it."""
+        """Shares of ``b_u`` and ``s_u`` for each neighbour, AES-GCM encrypted to it (the
+        client keeps one share for itself, as in Bonawitz et al.: holders are the
+        neighbours and the client, ``k + 1`` in all)."""
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self._roster = dict(roster)
         self._neighbors = np.asarray(sorted(int(v) for v in neighbors), dtype=np.int64)
-        k = len(self._neighbors)
-        t = check_int(threshold, "threshold", minimum=1, maximum=max(k, 1))
-        secret = _to_chunks(self._b) if k else np.zeros(0, np.uint64)
-        skey = _to_chunks(_raw_priv(self._s)) if k else np.zeros(0, np.uint64)
-        both = np.concatenate([secret, skey])
-        # Shamir points are the neighbours' indices + 1 (shares for all n points, keep ours)
-        npts = int(self._neighbors.max()) + 1 if k else 0
-        shares = _sharing.shamir_share(both, max(npts, t), t, p=_P) if k else None
+        holders = len(self._neighbors) + 1
+        t = check_int(threshold, "threshold", minimum=1, maximum=holders)
+        both = np.concatenate([_to_chunks(self._b), _to_chunks(_raw_priv(self._s))])
+        # Shamir points are the holders' indices + 1 (evaluated at every point up to the
+        # largest; only the holders' are used)
+        npts = max(int(self._neighbors.max()) if len(self._neighbors) else 0, self.index) + 1
+        shares = _sharing.shamir_share(both, max(npts, t), t, p=_P)
+        self._own_share = shares[self.index].copy()
         out: dict[int, bytes] = {}
         for v in self._neighbors.tolist():
-            assert shares is not None
             payload = (self.index.to_bytes(4, "little") + v.to_bytes(4, "little")
                        + shares[v].astype("<u8").tobytes())
             key = self._channel_key(v)
@@ -326,17 +328,22 @@ class SecAggClient:
         surv, drop = set(int(v) for v in survivors), set(int(v) for v in dropped)
         if surv & drop:
             raise SecAggError("a client cannot both survive and drop")
+        nb = len(_to_chunks(bytes(_SEED_BYTES)))
         out: dict[int, tuple] = {}
+        if self._own_share is not None and self.index in surv:
+            out[self.index] = ("b", self._own_share[:nb])
         for v, blob in self._inbox.items():
             if v not in surv and v not in drop:
                 continue
             key = self._channel_key(v)
-            payload = AESGCM(key).decrypt(blob[:12], blob[12:], b"share")
+            try:
+                payload = AESGCM(key).decrypt(blob[:12], blob[12:], b"share")
+            except Exception as exc:  # cryptography's InvalidTag: tampered or misrouted
+                raise SecAggError(f"the share from client {v} failed authentication") from exc
             if (int.from_bytes(payload[:4], "little") != v
                     or int.from_bytes(payload[4:8], "little") != self.index):
                 raise SecAggError(f"a share from client {v} is addressed wrongly")
             share = np.frombuffer(payload[8:], dtype="<u8").astype(np.uint64)
-            nb = len(_to_chunks(bytes(_SEED_BYTES)))
             out[v] = ("b", share[:nb]) if v in surv else ("s", share[nb:])
         return out
 
@@ -408,6 +415,7 @@ class SecAggServer:
             alive = sum(1 for v in self.graph[u].tolist() if v in surv)
             if u in dropped and alive == 0:
                 continue  # no survivor masked with u: nothing of u's to remove
+            alive += u in surv  # a survivor holds a share of its own self mask
             if alive < t:
                 what = "self mask" if u in surv else "pair masks"
                 raise SecAggError(
@@ -510,7 +518,9 @@ def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
         updates: (n_clients, D) floats (or a list of 1-D arrays), one row per client.
         clip: each coordinate is clipped to ``[-clip, clip]`` before quantisation.
         frac_bits: fixed-point fraction bits (values are ``round(x * 2^frac_bits)``).
-        threshold: Shamir threshold ``t``; default ``floor(k/2) + 1`` of the degree ``k``.
+        threshold: Shamir threshold ``t`` of the ``k + 1`` share holders (the ``k``
+            neighbours and the client itself); default ``floor((k + 1) / 2) + 1``, a
+            majority (``n // 2 + 1`` for SecAgg).
         neighbors: ``None`` (SecAgg, all pairs), an even ``k`` (SecAgg+) or ``"auto"``
             (SecAgg+ with ``k`` the even number nearest ``2 log2 n``).
         dropout: clients that drop after sharing keys (before sending their masked
@@ -550,8 +560,8 @@ def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
         k = check_int(neighbors, "neighbors", minimum=2)
     graph = secagg_graph(n, k, rng)
     degree = len(graph[0])
-    t = degree // 2 + 1 if threshold is None else check_int(threshold, "threshold",
-                                                              minimum=1, maximum=degree)
+    t = (degree + 1) // 2 + 1 if threshold is None else check_int(
+        threshold, "threshold", minimum=1, maximum=degree + 1)
     drop = set(_dropouts(dropout, n, rng))
     q = quantize(x, clip, frac_bits)
 
