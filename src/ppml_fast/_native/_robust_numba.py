@@ -1,0 +1,244 @@
+"""Numba kernels behind the federated aggregators of :mod:`ppml_fast.aggregation`.
+
+Every kernel works on one range of columns (coordinates) ``[j0, j1)``: the wrapper in
+:mod:`ppml_fast._robust` splits the columns over a thread pool (the kernels release the
+GIL), so no result depends on the thread count -- every coordinate is computed by one
+thread, in one fixed order.
+
+- :func:`_wsum_rows`: ``out[j] = (Σ_k w[k] x[rows[k], j]) / W`` over a (n, D) matrix, the
+  terms added in client order in float64 (FedAvg, the mean of Krum's selection);
+- :func:`_acc8` / :func:`_axpy`: the same running sum, for clients held as separate
+  arrays (eight at a time / one at a time), into a float64 accumulator;
+- :func:`_finish`: ``out[j] = acc[j] / W`` rounded once to ``out``'s dtype;
+- :func:`_all_finite`: whether a range of a 1-d array is free of NaN and inf;
+- :func:`_column_stat`: coordinate-wise median or trimmed mean of a (n, D) matrix;
+- :func:`_prox`: ``g + μ (w - w_g)`` (the FedProx client gradient).
+
+Options come from :mod:`ppml_fast._native._numba` (``fastmath`` off, so ``s + w * x`` is
+never contracted into a fused multiply-add and the sums are the ones the references in
+:mod:`ppml_fast.reference.aggregation` compute). No validation happens here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._numba import njit
+
+#: Columns per block of :func:`_wsum_rows` (the float64 accumulator stays in L1/L2).
+WSUM_BLOCK = 4096
+
+
+@njit
+def _wsum_rows(x, rows, w, total, out, j0, j1):  # pragma: no cover - compiled
+    """``out[j] = (Σ_k w[k] * x[rows[k], j]) / total`` for ``j`` in ``[j0, j1)``.
+
+    ``x``: (n, D) float32/float64 with contiguous rows; ``rows``: int64 indices of the
+    clients to add (those with a nonzero weight), ``w``: their float64 weights. The sum
+    starts at +0.0 and adds ``w[k] * float64(x)`` client after client (eight rows per
+    sweep over a block of :data:`WSUM_BLOCK` columns, the running sum held in a register:
+    the same additions in the same order as one client at a time). Returns the number
+    of non-finite outputs (NaN/inf in a client, or an overflow).
+    """
+    n = rows.shape[0]
+    bad = 0
+    acc = np.empty(WSUM_BLOCK)
+    for b0 in range(j0, j1, WSUM_BLOCK):
+        b1 = min(j1, b0 + WSUM_BLOCK)
+        m = b1 - b0
+        for j in range(m):
+            acc[j] = 0.0
+        k = 0
+        while k + 8 <= n:
+            a0 = x[rows[k], b0:b1]
+            a1 = x[rows[k + 1], b0:b1]
+            a2 = x[rows[k + 2], b0:b1]
+            a3 = x[rows[k + 3], b0:b1]
+            a4 = x[rows[k + 4], b0:b1]
+            a5 = x[rows[k + 5], b0:b1]
+            a6 = x[rows[k + 6], b0:b1]
+            a7 = x[rows[k + 7], b0:b1]
+            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+            w4, w5, w6, w7 = w[k + 4], w[k + 5], w[k + 6], w[k + 7]
+            for j in range(m):
+                s = acc[j]
+                s = s + w0 * np.float64(a0[j])
+                s = s + w1 * np.float64(a1[j])
+                s = s + w2 * np.float64(a2[j])
+                s = s + w3 * np.float64(a3[j])
+                s = s + w4 * np.float64(a4[j])
+                s = s + w5 * np.float64(a5[j])
+                s = s + w6 * np.float64(a6[j])
+                s = s + w7 * np.float64(a7[j])
+                acc[j] = s
+            k += 8
+        while k < n:
+            a0 = x[rows[k], b0:b1]
+            w0 = w[k]
+            for j in range(m):
+                acc[j] = acc[j] + w0 * np.float64(a0[j])
+            k += 1
+        for j in range(m):
+            v = acc[j] / total
+            out[b0 + j] = v
+            if not np.isfinite(out[b0 + j]):
+                bad += 1
+    return bad
+
+
+@njit
+def _acc8(acc, a0, a1, a2, a3, a4, a5, a6, a7, w, j0, j1):  # pragma: no cover - compiled
+    """``acc[j] += w[0] a0[j]``, then ``+= w[1] a1[j]``, ... ``+= w[7] a7[j]`` (in that
+    order, float64) for ``j`` in ``[j0, j1)``: eight separate client arrays (contiguous,
+    1-d, one dtype) in one sweep over the accumulator. Unused slots get weight 0 and a
+    zero array (``s + 0.0 == s`` for the accumulator, which is never -0.0)."""
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    w4, w5, w6, w7 = w[4], w[5], w[6], w[7]
+    for j in range(j0, j1):
+        s = acc[j]
+        s = s + w0 * np.float64(a0[j])
+        s = s + w1 * np.float64(a1[j])
+        s = s + w2 * np.float64(a2[j])
+        s = s + w3 * np.float64(a3[j])
+        s = s + w4 * np.float64(a4[j])
+        s = s + w5 * np.float64(a5[j])
+        s = s + w6 * np.float64(a6[j])
+        s = s + w7 * np.float64(a7[j])
+        acc[j] = s
+
+
+@njit
+def _axpy(acc, a, w, j0, j1):  # pragma: no cover - compiled
+    """``acc[j] = acc[j] + w * float64(a[j])`` for ``j`` in ``[j0, j1)``."""
+    for j in range(j0, j1):
+        acc[j] = acc[j] + w * np.float64(a[j])
+
+
+@njit
+def _all_finite(a, j0, j1):  # pragma: no cover - compiled
+    """Whether ``a[j0:j1]`` holds no NaN or inf (eight lanes, so the loop vectorises)."""
+    j = j0
+    while j + 8 <= j1:
+        s = 0.0
+        for lane in range(8):
+            s += np.float64(a[j + lane]) * 0.0  # NaN for NaN or inf, else 0
+        if s != 0.0:
+            return False
+        j += 8
+    for i in range(j, j1):
+        if not np.isfinite(a[i]):
+            return False
+    return True
+
+
+@njit
+def _finish(acc, total, out, j0, j1):  # pragma: no cover - compiled
+    """``out[j] = acc[j] / total`` (rounded once to ``out``'s dtype); returns the number
+    of non-finite results."""
+    bad = 0
+    for j in range(j0, j1):
+        out[j] = acc[j] / total
+        if not np.isfinite(out[j]):
+            bad += 1
+    return bad
+
+
+@njit
+def _median_sorted(v, m):  # pragma: no cover - compiled
+    """Median of the sorted ``v[:m]`` (m >= 1): the middle value, or the mean of the two
+    middle values -- ``(a + b) / 2`` as numpy computes it, ``a/2 + b/2`` only where
+    ``a + b`` overflows."""
+    h = m // 2
+    if m % 2 == 1:
+        return v[h]
+    a = v[h - 1]
+    b = v[h]
+    s = a + b
+    if np.isinf(s) and np.isfinite(a) and np.isfinite(b):
+        return a * 0.5 + b * 0.5
+    return s / 2.0
+
+
+@njit
+def _mean_sorted(v, lo, hi):  # pragma: no cover - compiled
+    """Mean of ``v[lo:hi]`` (hi > lo): the float64 sum in order, divided by ``hi - lo``;
+    where finite values overflow the sum, ``Σ v[i] / (hi - lo)`` instead."""
+    s = 0.0
+    for i in range(lo, hi):
+        s += v[i]
+    cnt = hi - lo
+    if np.isinf(s) and np.isfinite(v[lo]) and np.isfinite(v[hi - 1]):
+        s = 0.0
+        for i in range(lo, hi):
+            s += v[i] / cnt
+        return s
+    return s / cnt
+
+
+#: ``mode`` of :func:`_column_stat`.
+MEDIAN, TRIM_FRACTION, TRIM_COUNT = 0, 1, 2
+
+
+@njit
+def _column_stat(x, out, mode, frac, count, omit, j0, j1):  # pragma: no cover - compiled
+    """Coordinate-wise median or trimmed mean of the (n, D) ``x`` for columns
+    ``[j0, j1)``, written to ``out`` (rounded once to its dtype).
+
+    Columns are gathered a block at a time into a float64 buffer (one column per row of
+    the buffer), NaNs dropped (``omit``) or flagged, the ``m`` remaining values sorted;
+    then ``mode``: :data:`MEDIAN`; :data:`TRIM_FRACTION`, the mean of ``sorted[k:m-k]``
+    with ``k = int(frac * m)`` (as ``scipy.stats.trim_mean`` cuts); :data:`TRIM_COUNT`,
+    the same with ``k = count``. The mean adds the kept values in sorted order in float64
+    and divides by their number (see :func:`_mean_sorted` for sums that overflow).
+
+    A column that cannot be aggregated -- a NaN without ``omit``, no values left
+    (``m == 0``, or ``m <= 2 count``) -- gets NaN, as does a mean of +inf and -inf.
+    Returns the number of NaN outputs; the wrapper finds and explains the first one.
+    """
+    n = x.shape[0]
+    width = max(1, min(j1 - j0, 32768 // max(n, 1)))
+    buf = np.empty((width, n))
+    bad = 0
+    for b0 in range(j0, j1, width):
+        b1 = min(j1, b0 + width)
+        for i in range(n):
+            row = x[i, b0:b1]
+            for c in range(b1 - b0):
+                buf[c, i] = row[c]
+        for c in range(b1 - b0):
+            col = buf[c]
+            m = 0
+            seen_nan = False
+            for i in range(n):
+                v = col[i]
+                if np.isnan(v):
+                    seen_nan = True
+                else:
+                    col[m] = v
+                    m += 1
+            if (seen_nan and not omit) or m == 0:
+                out[b0 + c] = np.nan
+                bad += 1
+                continue
+            vals = col[:m]
+            vals.sort()
+            if mode == MEDIAN:
+                r = _median_sorted(vals, m)
+            else:
+                k = int(frac * m) if mode == TRIM_FRACTION else count
+                if m - 2 * k <= 0:
+                    out[b0 + c] = np.nan
+                    bad += 1
+                    continue
+                r = _mean_sorted(vals, k, m - k)
+            out[b0 + c] = r
+            if np.isnan(out[b0 + c]):
+                bad += 1
+    return bad
+
+
+@njit
+def _prox(g, w, wg, mu, out, j0, j1):  # pragma: no cover - compiled
+    """``out[j] = g[j] + mu * (w[j] - wg[j])`` in float64, rounded once to ``out``'s dtype
+    (1-d contiguous arrays of one dtype; ``out`` may be ``g`` or ``w`` itself)."""
+    for j in range(j0, j1):
+        out[j] = np.float64(g[j]) + mu * (np.float64(w[j]) - np.float64(wg[j]))
