@@ -149,8 +149,11 @@ def _softmax_loss(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def _outer_into(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """``out[i] = vec(a[i] ⊗ b[i])`` for every example, written in place (no loop over i)."""
-    np.multiply(a[:, :, None], b[:, None, :], out=out.reshape(a.shape[0], a.shape[1], -1))
+    """``out[i] = vec(a[i] ⊗ b[i])`` for every example, written in place (no loop over i).
+
+    ``out`` is a column block of a C-ordered (B, P) array: its rows are contiguous, so
+    splitting them into (a.shape[1], b.shape[1]) is a view, never a copy."""
+    np.multiply(a[:, :, None], b[:, None, :], out=out.reshape(a.shape[0], a.shape[1], b.shape[1]))
 
 
 class _Classifier:
@@ -690,7 +693,8 @@ def _fallback_dp_fedavg(
         total = scale @ u
     else:
         total = np.zeros(u.shape[1])
-    total += noise.gaussian(noise_multiplier * clip_norm, total.size, rng=rng)
+    gen = _rng.resolve_for_dp(rng)
+    total += noise.gaussian(noise_multiplier * clip_norm, total.size, rng=gen)
     total /= expected_clients if expected_clients is not None else max(u.shape[0], 1)
     q = 1.0 if sample_rate is None else sample_rate
     return _FallbackDPFedAvg(total, {"noise_multiplier": noise_multiplier, "sample_rate": q})
