@@ -12,7 +12,7 @@ from importlib import metadata
 from . import _bench
 
 #: Peer libraries whose columns appear when they are installed (`pip install .[peers]`).
-PEERS = ("opendp", "diffprivlib", "opacus", "dp-accounting", "torch", "mpyc", "phe")
+PEERS = ("opendp", "diffprivlib", "opacus", "dp-accounting", "torch", "mpyc", "phe", "flwr")
 
 
 def machine() -> str:

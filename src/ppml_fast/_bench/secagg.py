@@ -8,7 +8,9 @@ the same work for both sides. Native: the AES-CTR kernel fused with the ring add
 Reference: the same phase with numpy PCG64 masks and wrapping uint64 adds
 (``ppml_fast.reference.secagg``). A third row times a whole round (X25519, HKDF, Shamir,
 AES-GCM shares included) for scale, and a fourth gives the kernel's keystream rate next
-to ``cryptography``'s AES-128-CTR ``update_into`` on one core.
+to ``cryptography``'s AES-128-CTR ``update_into`` on one core. When Flower is installed,
+its SecAgg+ mask code (``pseudo_rand_gen``: numpy RandomState seeded with 32 bits, int64
+arithmetic mod 2^32) runs the same phase as a peer column.
 """
 from __future__ import annotations
 
@@ -93,11 +95,40 @@ def cases(full: bool) -> list[Case]:
         s = setup()
         return ref.numpy_masked_round(s["q"], s["clients"], s["server"])
 
+    peers: dict[str, Call] = {}
+    try:
+        flwr_utils = importlib.import_module("flwr.common.secure_aggregation.secaggplus_utils")
+        flwr_arith = importlib.import_module(
+            "flwr.common.secure_aggregation.ndarrays_arithmetic")
+
+        def flower() -> Any:
+            """The same phase with Flower's SecAgg+ mask code (its RandomState PRG seeded
+            with 32 bits, int64 arithmetic mod 2^32)."""
+            s = setup()
+            mod = 1 << 32
+            dims = [(dim,)]
+
+            def apply(vec: list, seeds: list, signs: list) -> list:
+                for seed, sign in zip(seeds, signs, strict=True):
+                    mask = flwr_utils.pseudo_rand_gen(seed, mod, dims)
+                    vec = (flwr_arith.parameters_addition(vec, mask) if sign > 0
+                           else flwr_arith.parameters_subtraction(vec, mask))
+                return flwr_arith.parameters_mod(vec, mod)
+
+            total = [np.zeros(dim, np.int64)]
+            for u, (seeds, signs) in s["clients"].items():
+                y = apply([(s["q"][u] & np.uint64(mod - 1)).astype(np.int64)], seeds, signs)
+                total = flwr_arith.parameters_mod(flwr_arith.parameters_addition(total, y), mod)
+            return apply(total, *s["server"])
+
+        peers["flower"] = flower
+    except ImportError:
+        pass
     words = (n - n // 10) * (k + 1) * dim + (n - n // 10) * dim
     out = [Case(
         f"secagg+ masked-sum round (k={k}, 10% dropouts)", f"{n} x {dim:.0e}",
         native=native, reference=reference, reference_name="numpy PCG64 masks",
-        nbytes=8 * words,
+        peers=peers, nbytes=8 * words,
         target=Target("speed-up", 10.0, ">= 10x the same protocol with numpy masks"),
     )]
     out.append(Case(
@@ -108,7 +139,7 @@ def cases(full: bool) -> list[Case]:
     ))
     buf = np.zeros(10**6, np.uint64)
     seed = [os.urandom(16)]
-    peers: dict[str, Call] = {}
+    peers = {}
     try:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
