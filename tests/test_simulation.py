@@ -231,6 +231,16 @@ def test_dp_fedavg_epsilon_matches_independent_accountant(digits):
     assert math.isclose(eps[-1], independent.get_epsilon(1e-4), rel_tol=1e-12)
 
 
+def test_dp_fedavg_round_without_clients_is_pure_noise(digits):
+    """Poisson client sampling can pick nobody: the round still releases noise / m and
+    is still recorded by the accountant."""
+    result = sim.run_simulation(_small(digits), rounds=5, clients=4, fraction=0.1, seed=0,
+                                aggregator="dp-fedavg")
+    empty = [r for r in result.history if r.clients == 0]
+    assert empty and all(r.epsilon > 0 for r in empty)
+    assert result.history[-1].accounting == ((1.0, 0.1, 5),)
+
+
 def test_dp_sgd_epsilon_is_the_worst_clients(digits):
     """Each client's ε composes its own DP-SGD steps (sample rate B / n_k, ceil(E n_k / B)
     steps per round it takes part in); the record holds the largest."""

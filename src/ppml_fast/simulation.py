@@ -55,7 +55,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from . import _config, accounting, aggregation, clipping, noise, paillier
+from . import _config, accounting, aggregation, clipping, paillier
 from . import rng as _rng
 from ._validation import (
     HALF_OPEN_UNIT,
@@ -663,56 +663,6 @@ def _client_update(task: _ClientTask) -> _ClientResult:
 
 
 # ---------------------------------------------------------------------------------------
-# aggregation.* names not landed yet
-# ---------------------------------------------------------------------------------------
-# TODO(aggregation): local stand-ins, used only while ppml_fast.aggregation lacks a name;
-# delete them once fedavg and dp_fedavg have landed.
-
-
-class _FallbackDPFedAvg(NamedTuple):
-    update: np.ndarray
-    accounting: dict[str, float]
-
-
-def _fallback_fedavg(updates: Any, weights: Any = None) -> np.ndarray:
-    """TODO(aggregation): the weighted mean of the rows."""
-    return np.average(np.asarray(updates, dtype=np.float64), axis=0, weights=weights)
-
-
-def _fallback_dp_fedavg(
-    updates: Any, clip_norm: float, noise_multiplier: float, *, weights: Any = None,
-    rng: Any = None, sample_rate: float | None = None, expected_clients: float | None = None,
-) -> _FallbackDPFedAvg:
-    """TODO(aggregation): clip rows, sum, add N(0, (σC)²), divide by the expected count."""
-    if weights is not None:
-        raise NotImplementedError("the stand-in dp_fedavg takes no weights")
-    u = np.asarray(updates, dtype=np.float64)
-    if u.shape[0]:
-        norms = np.linalg.norm(u, axis=1)
-        scale = np.minimum(1.0, clip_norm / np.maximum(norms, 1e-300))
-        total = scale @ u
-    else:
-        total = np.zeros(u.shape[1])
-    gen = _rng.resolve_for_dp(rng)
-    total += noise.gaussian(noise_multiplier * clip_norm, total.size, rng=gen)
-    total /= expected_clients if expected_clients is not None else max(u.shape[0], 1)
-    q = 1.0 if sample_rate is None else sample_rate
-    return _FallbackDPFedAvg(total, {"noise_multiplier": noise_multiplier, "sample_rate": q})
-
-
-_FALLBACKS: dict[str, Any] = {
-    "fedavg": _fallback_fedavg,
-    "dp_fedavg": _fallback_dp_fedavg,
-}
-
-
-def _agg(name: str) -> Any:
-    """``aggregation.<name>``, or its stand-in while it has not landed."""
-    found = getattr(aggregation, name, None)
-    return _FALLBACKS[name] if found is None else found
-
-
-# ---------------------------------------------------------------------------------------
 # the server
 # ---------------------------------------------------------------------------------------
 
@@ -803,6 +753,12 @@ def _child(master: np.random.SeedSequence | None, *key: int) -> np.random.SeedSe
 _PARTITION, _INIT, _SERVER, _CLIENT = range(4)
 
 
+class _Outcome(NamedTuple):
+    mean: np.ndarray | None  # None: the round was aborted
+    survivors: int
+    bytes_per_client: int | None
+
+
 class _Server:
     """Aggregates one round's client results according to the aggregator."""
 
@@ -811,7 +767,6 @@ class _Server:
         self.n_clients = n_clients
         self.fraction = fraction
         self.dim = dim
-        self.secagg_bytes: int | None = None
         self.public_key: paillier.PaillierPublicKey | None = None
         self._private_key: paillier.PaillierPrivateKey | None = None
         if isinstance(agg, PaillierAggregation):
@@ -837,35 +792,39 @@ class _Server:
 
     def aggregate(
         self, results: list[_ClientResult], counts: np.ndarray, gen: np.random.Generator | None
-    ) -> tuple[np.ndarray | None, int]:
-        """(the mean update, or None for an aborted round; the number of survivors)."""
+    ) -> _Outcome:
+        """The round's mean update (``counts``: the clients' example counts; ``gen``: the
+        round's server stream, None for the secure one)."""
         agg = self.agg
+        if isinstance(agg, SecureAggregation):
+            return self._secure(agg, results, gen)
+        sent = max((r.nbytes for r in results), default=0)
         if isinstance(agg, FedAvg):
             updates = np.stack([r.update for r in results])
-            return _agg("fedavg")(updates, counts if agg.weighted else None), len(results)
+            mean = aggregation.fedavg(updates, counts if agg.weighted else None)
+            return _Outcome(mean, len(results), sent)
         if isinstance(agg, DPFedAvg):
             assert self.accountant is not None
             updates = (np.stack([r.update for r in results]) if results
                        else np.zeros((0, self.dim)))
             expected = self.fraction * self.n_clients
-            out = _agg("dp_fedavg")(
+            out = aggregation.dp_fedavg(
                 updates, agg.clip_norm, agg.noise_multiplier, rng=gen,
                 sample_rate=self.fraction, expected_clients=expected,
             )
             self.accountant.step(**out.accounting)
-            return np.asarray(out.update), len(results)
-        if isinstance(agg, SecureAggregation):
-            return self._secure(agg, results, gen)
+            return _Outcome(np.asarray(out.update), len(results), sent)
         assert self._private_key is not None
         total = functools.reduce(operator.add, [r.update for r in results])
         plain = np.asarray(self._private_key.decrypt_batch(total), dtype=np.float64)
         denom = float(counts.sum()) if agg.weighted else float(len(results))
-        return plain / denom, len(results)
+        return _Outcome(plain / denom, len(results), sent)
 
     def _secure(
         self, agg: SecureAggregation, results: list[_ClientResult],
         gen: np.random.Generator | None,
-    ) -> tuple[np.ndarray | None, int]:
+    ) -> _Outcome:
+        """SecAgg(+) of the results, each sampled client dropping with rate ``dropout``."""
         m = len(results)
         dropped = (
             np.flatnonzero(_rng.resolve(gen).random(m) < agg.dropout) if agg.dropout else
@@ -874,7 +833,6 @@ class _Server:
         k = agg.neighbors
         if isinstance(k, int) and k >= m - 1:
             k = None
-        self.secagg_bytes = None
         try:
             out = aggregation.secure_aggregate(
                 np.stack([r.update for r in results]), clip=agg.clip, frac_bits=agg.frac_bits,
@@ -882,10 +840,10 @@ class _Server:
                 rng=gen,
             )
         except aggregation.SecAggError:
-            return None, m - dropped.size
-        self.secagg_bytes = int(out.bytes_per_client)
+            return _Outcome(None, m - dropped.size, None)
         survivors = len(out.survivors)
-        return np.asarray(out.sum, dtype=np.float64) / survivors, survivors
+        mean = np.asarray(out.sum, dtype=np.float64) / survivors
+        return _Outcome(mean, survivors, int(out.bytes_per_client))
 
 
 def _progress_bar(rounds: int, enabled: bool | None) -> Any:
@@ -1019,12 +977,12 @@ def run_simulation(
             futures = [pool.submit(_client_update, t) for t in tasks]
             results = [f.result() for f in futures]
             t1 = time.perf_counter()
-            mean, survivors = server.aggregate(
+            outcome = server.aggregate(
                 results, counts[chosen], gen if master is not None else None
             )
             t2 = time.perf_counter()
-            if mean is not None:
-                params = params + mean
+            if outcome.mean is not None:
+                params = params + outcome.mean
             eps, acc_hist = None, None
             if dp_sgd is not None:
                 for c, res in zip(chosen, results, strict=True):
@@ -1038,16 +996,12 @@ def run_simulation(
                 assert delta is not None
                 eps = server.accountant.get_epsilon(delta)
                 acc_hist = tuple(server.accountant.history)
-            if isinstance(agg, SecureAggregation):
-                nbytes = server.secagg_bytes
-            else:
-                nbytes = max((res.nbytes for res in results), default=0)
             history.append(RoundRecord(
-                round=r + 1, clients=len(chosen), survivors=survivors,
+                round=r + 1, clients=len(chosen), survivors=outcome.survivors,
                 train_loss=mdl.loss(params, X, y),
                 test_accuracy=mdl.accuracy(params, data.X_test, data.y_test),
-                epsilon=eps, bytes_per_client=nbytes, client_s=t1 - t0,
-                aggregation_s=t2 - t1, aborted=mean is None, accounting=acc_hist,
+                epsilon=eps, bytes_per_client=outcome.bytes_per_client, client_s=t1 - t0,
+                aggregation_s=t2 - t1, aborted=outcome.mean is None, accounting=acc_hist,
             ))
             if bar is not None:
                 bar.update(1)
