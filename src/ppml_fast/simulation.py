@@ -952,7 +952,6 @@ def run_simulation(
         )
     server = _Server(agg, n_clients, frac, params.size)
     client_accountants: dict[int, accounting.RDPAccountant] = {}
-    delta = dp_sgd.delta if dp_sgd is not None else getattr(agg, "delta", None)
 
     own_pool = executor is None
     pool = ThreadPoolExecutor(max_workers=_config.get_num_threads()) if own_pool else executor
@@ -992,9 +991,9 @@ def run_simulation(
                         acct.step(noise_multiplier=dp_sgd.noise_multiplier,
                                   sample_rate=res.sample_rate)
                 eps, acc_hist = _worst(client_accountants, dp_sgd.delta)
-            elif server.accountant is not None:
-                assert delta is not None
-                eps = server.accountant.get_epsilon(delta)
+            elif isinstance(agg, DPFedAvg):
+                assert server.accountant is not None
+                eps = server.accountant.get_epsilon(agg.delta)
                 acc_hist = tuple(server.accountant.history)
             history.append(RoundRecord(
                 round=r + 1, clients=len(chosen), survivors=outcome.survivors,
