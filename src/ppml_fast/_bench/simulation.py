@@ -72,6 +72,8 @@ def _case(name: str, model: str, clients: int, dask: _Dask | None) -> Case:
 
 
 def cases(full: bool) -> list[Case]:
+    if importlib.util.find_spec("sklearn") is None:
+        return []  # the digits data ship with scikit-learn (pip install ".[sim]")
     dask = _Dask() if importlib.util.find_spec("distributed") is not None else None
     out = [_case(f"digits LR, 20 clients x {ROUNDS} rounds", "logreg", 20, dask)]
     if full:
