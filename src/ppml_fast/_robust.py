@@ -44,6 +44,7 @@ On error, ``out`` may have been partly written; everything else is left as it wa
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -65,7 +66,7 @@ from ._validation import (
     check_int,
     check_scalar,
 )
-from .clipping import AdaptiveClipping, dp_aggregate, per_sample_norms
+from .clipping import AdaptiveClipping, per_sample_norms
 from .noise import _fill, max_scale
 from .rng import resolve_for_dp
 
@@ -381,7 +382,8 @@ def _check_weights(weights: Any, n: int, name: str = "weights") -> np.ndarray:
 
 def _sequential_sum(w: np.ndarray) -> float:
     """``w[0] + w[1] + ...`` left to right (as :class:`StreamingFedAvg` adds them)."""
-    return float(np.cumsum(w)[-1]) if w.size else 0.0
+    with np.errstate(over="ignore"):  # an infinite sum is reported by the caller
+        return float(np.cumsum(w)[-1]) if w.size else 0.0
 
 
 def _first_nonfinite(clients: _Clients, rows: Sequence[int] | np.ndarray) -> int | None:
@@ -620,13 +622,45 @@ def _check_nan(nan: Any) -> bool:
     return nan == "omit"
 
 
+@functools.lru_cache(maxsize=64)
+def _network(n: int) -> np.ndarray:
+    """Batcher's odd-even merge sort network for ``n`` inputs, as (P, 2) int64 pairs
+    ``a < b`` (compare-exchange: the smaller value to row ``a``).
+
+    Built for the next power of two and pruned of every comparator that touches a
+    position ``>= n`` -- those positions would hold +inf padding, which such a
+    comparator never moves -- so it sorts any ``n`` (Knuth, TAOCP vol. 3, 5.3.4).
+    About ``n log₂² n / 4`` comparators; read-only (shared between calls).
+    """
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    a = i + j
+                    b = a + k
+                    if a // (2 * p) == b // (2 * p) and b < n:
+                        pairs.append((a, b))
+            k //= 2
+        p *= 2
+    net = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    net.flags.writeable = False
+    return net
+
+
 def _column_stat(clients: _Clients, out: Any, mode: int, frac: float, count: int,
                  omit: bool, name: str) -> Any:
     x = clients.matrix()
     target = _FlatOut(out, clients)
     n = clients.n
-    bad = sum(_columns(_k._column_stat, clients.d, n * clients.d * max(1, n.bit_length()),
-                       x, target.flat, mode, frac, count, omit))
+    net = _network(n)
+    bad = sum(_columns(_k._column_stat, clients.d, clients.d * max(n, net.shape[0]),
+                       x, target.flat, net, mode, frac, count, omit))
     if bad:
         j = int(np.flatnonzero(np.isnan(target.flat))[0])
         raise _column_error(clients, x, j, omit, mode, frac, count, name)
@@ -769,22 +803,25 @@ def _gram(x: np.ndarray) -> np.ndarray:
         return g
     width = max(64, _GRAM_BLOCK_BYTES // (8 * n))
     buf = np.empty((n, min(width, d)))
+    mean = np.empty(buf.shape[1])
     part = np.empty((n, n))
-    for j0 in range(0, d, width):
-        blk = x[:, j0:j0 + width]
-        b = buf[:, : blk.shape[1]]
-        mu = blk.mean(axis=0, dtype=np.float64)
-        np.subtract(blk, mu, out=b)
-        np.matmul(b, b.T, out=part)
-        g += part
-    return (g + g.T) * 0.5
+    with np.errstate(over="ignore", invalid="ignore"):  # the caller checks for inf/NaN
+        for j0 in range(0, d, width):
+            j1 = min(d, j0 + width)
+            b = buf if j1 - j0 == buf.shape[1] else np.empty((n, j1 - j0))
+            # on the calling thread: OpenBLAS's threads still spin after the last block
+            _k._center(x, j0, j1, b, mean)
+            np.matmul(b, b.T, out=part)
+            g += part
+        return (g + g.T) * 0.5
 
 
 def _sq_distances(g: np.ndarray) -> np.ndarray:
     """Pairwise squared distances from a Gram matrix (clamped at 0; diagonal +inf)."""
     diag = np.diag(g)
-    d = diag[:, None] + diag[None, :] - 2.0 * g
-    np.maximum(d, 0.0, out=d)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = diag[:, None] + diag[None, :] - 2.0 * g
+        np.maximum(d, 0.0, out=d)
     np.fill_diagonal(d, np.inf)
     return d
 
@@ -1084,12 +1121,16 @@ def dp_fedavg(
 
     Notes
     -----
-    Without weights this is :func:`ppml_fast.clipping.dp_aggregate` (or
-    :meth:`AdaptiveClipping.aggregate`) over the clients with ``reduction="sum"``, then a
-    division by ``m``. With weights, the norms come from
-    :func:`ppml_fast.clipping.per_sample_norms`, the clipped weighted sum from the FedAvg
-    kernel (scales ``w_i min(1, C/||Δ_i||)``, float64), the noise from the same secure
-    sampler.
+    The pipeline of :func:`ppml_fast.clipping.dp_aggregate`, with client weights: the
+    norms come from clipping's kernel (:func:`~ppml_fast.clipping.per_sample_norms`,
+    one pass, flat over layers), the clipped weighted sum from the FedAvg kernel with
+    per-client scales ``w_i min(1, C / ||Δ_i||)`` (a second pass, accumulated in
+    float64: the clipped updates are never materialised), the noise from the same
+    sampler as ``dp_aggregate`` (one pass over the sum), then the division by ``m`` and
+    one rounding to the updates' dtype. With ``adaptive``, the split of ``z`` and the
+    norm update are :meth:`AdaptiveClipping.gradient_noise_multiplier` and
+    :meth:`AdaptiveClipping.update` -- exactly what :meth:`AdaptiveClipping.aggregate`
+    does for DP-SGD.
 
     Security
     --------
@@ -1147,27 +1188,13 @@ def dp_fedavg(
     if std > max_scale(clients.dtype):
         raise ValueError(f"noise_multiplier * clip_norm = {std:g} is too large for "
                          f"{clients.dtype} output")
+    # an adaptive instance's own stream (resolved once, so a seed gives one stream for all
+    # rounds) unless rng overrides it, as AdaptiveClipping.aggregate does
     gen = adaptive._gen if adaptive is not None and rng is None else resolve_for_dp(rng)
-    stacks = clients.layer_stacks()
-    grads = stacks if clients.kind == "layers" else stacks[0]
-    if w is None:
-        if adaptive is not None:
-            res = adaptive.aggregate(grads, z, rng=gen, reduction="sum", sample_rate=q,
-                                     nonfinite=nonfinite)
-        else:
-            res = dp_aggregate(grads, c, sigma, rng=gen, reduction="sum", sample_rate=q,
-                               nonfinite=nonfinite)
-        parts = res.gradient if clients.kind == "layers" else [res.gradient]
-        for p in parts:
-            np.divide(p, p.dtype.type(denominator), out=p)
-            if not np.isfinite(p).all():
-                raise ValueError(f"the noisy mean overflowed {clients.dtype}")
-        update = res.gradient
-    else:
-        update, norms = _weighted_dp_sum(clients, grads, w, c, std, denominator, nonfinite,
-                                         gen)
-        if adaptive is not None:
-            adaptive.update(norms, rng=gen)
+    update, norms = _dp_sum(clients, np.ones(clients.n) if w is None else w, c, std,
+                            denominator, nonfinite, gen)
+    if adaptive is not None:
+        adaptive.update(norms, rng=gen)
     return DPFedAvgResult(
         update=update,
         noise_std=std / denominator,
@@ -1179,12 +1206,13 @@ def dp_fedavg(
     )
 
 
-def _weighted_dp_sum(clients: _Clients, grads: Any, w: np.ndarray, c: float, std: float,
-                     denominator: float, nonfinite: str, gen: np.random.Generator
-                     ) -> tuple[Any, np.ndarray]:
+def _dp_sum(clients: _Clients, w: np.ndarray, c: float, std: float, denominator: float,
+            nonfinite: str, gen: np.random.Generator) -> tuple[Any, np.ndarray]:
     """``(Σ_i w_i clip_C(Δ_i) + N(0, std² I)) / denominator`` in float64, rounded once;
     and the clients' norms before clipping (NaN for a non-finite update)."""
-    norms = per_sample_norms(grads) if clients.n else np.empty(0)
+    stacks = clients.layer_stacks()
+    norms = (per_sample_norms(stacks if clients.kind == "layers" else stacks[0])
+             if clients.n else np.empty(0))
     bad = np.isnan(norms)
     if bad.any() and nonfinite == "raise":
         i = int(np.flatnonzero(bad)[0])

@@ -11,7 +11,10 @@ thread, in one fixed order.
   arrays (eight at a time / one at a time), into a float64 accumulator;
 - :func:`_finish`: ``out[j] = acc[j] / W`` rounded once to ``out``'s dtype;
 - :func:`_all_finite`: whether a range of a 1-d array is free of NaN and inf;
-- :func:`_column_stat`: coordinate-wise median or trimmed mean of a (n, D) matrix;
+- :func:`_column_stat`: coordinate-wise median or trimmed mean of a (n, D) matrix, each
+  block of columns sorted at once by a sorting network;
+- :func:`_center`: one block of columns in float64, minus its column means (Krum's Gram
+  matrix);
 - :func:`_prox`: ``g + μ (w - w_g)`` (the FedProx client gradient).
 
 Options come from :mod:`ppml_fast._native._numba` (``fastmath`` off, so ``s + w * x`` is
@@ -179,61 +182,97 @@ MEDIAN, TRIM_FRACTION, TRIM_COUNT = 0, 1, 2
 
 
 @njit
-def _column_stat(x, out, mode, frac, count, omit, j0, j1):  # pragma: no cover - compiled
+def _column_stat(x, out, pairs, mode, frac, count, omit, j0, j1):  # pragma: no cover
     """Coordinate-wise median or trimmed mean of the (n, D) ``x`` for columns
     ``[j0, j1)``, written to ``out`` (rounded once to its dtype).
 
-    Columns are gathered a block at a time into a float64 buffer (one column per row of
-    the buffer), NaNs dropped (``omit``) or flagged, the ``m`` remaining values sorted;
-    then ``mode``: :data:`MEDIAN`; :data:`TRIM_FRACTION`, the mean of ``sorted[k:m-k]``
-    with ``k = int(frac * m)`` (as ``scipy.stats.trim_mean`` cuts); :data:`TRIM_COUNT`,
-    the same with ``k = count``. The mean adds the kept values in sorted order in float64
-    and divides by their number (see :func:`_mean_sorted` for sums that overflow).
+    A block of columns is copied into a float64 buffer of shape (n, width) -- client
+    ``i`` in row ``i`` -- with NaN replaced by +inf and counted per column, and sorted
+    down its columns by the sorting network ``pairs`` (compare-exchange of rows ``a <
+    b``, vectorised across the block's columns; see ``_robust._network``). NaNs, now
+    +inf, sort last, so the first ``m = n - (NaN count)`` rows of a column are its
+    non-NaN values in order (a real +inf is indistinguishable from, and equal to, a
+    sentinel). Then ``mode``: :data:`MEDIAN`; :data:`TRIM_FRACTION`, the mean of rows
+    ``[k, m - k)`` with ``k = int(frac * m)`` (the cut of ``scipy.stats.trim_mean``);
+    :data:`TRIM_COUNT`, the same with ``k = count``. The mean adds the kept values in
+    sorted order in float64 and divides by their number (:func:`_mean_sorted`).
 
-    A column that cannot be aggregated -- a NaN without ``omit``, no values left
-    (``m == 0``, or ``m <= 2 count``) -- gets NaN, as does a mean of +inf and -inf.
-    Returns the number of NaN outputs; the wrapper finds and explains the first one.
+    A column that cannot be aggregated -- a NaN without ``omit``, no values left (``m ==
+    0``, or ``m <= 2k``) -- gets NaN, as does a mean of +inf and -inf. Returns the number
+    of NaN outputs; the wrapper finds and explains the first one.
     """
     n = x.shape[0]
-    width = max(1, min(j1 - j0, 32768 // max(n, 1)))
-    buf = np.empty((width, n))
+    width = max(8, min(512, (32768 // max(n, 1)) // 8 * 8))
+    buf = np.empty((n, width))
+    nans = np.empty(width, dtype=np.int64)
+    col = np.empty(n)
+    npairs = pairs.shape[0]
     bad = 0
     for b0 in range(j0, j1, width):
         b1 = min(j1, b0 + width)
+        w = b1 - b0
+        for c in range(w):
+            nans[c] = 0
         for i in range(n):
             row = x[i, b0:b1]
-            for c in range(b1 - b0):
-                buf[c, i] = row[c]
-        for c in range(b1 - b0):
-            col = buf[c]
-            m = 0
-            seen_nan = False
-            for i in range(n):
-                v = col[i]
+            dst = buf[i]
+            for c in range(w):
+                v = np.float64(row[c])
                 if np.isnan(v):
-                    seen_nan = True
-                else:
-                    col[m] = v
-                    m += 1
-            if (seen_nan and not omit) or m == 0:
+                    nans[c] += 1
+                    v = np.inf
+                dst[c] = v
+        for p in range(npairs):
+            lo = buf[pairs[p, 0]]
+            hi = buf[pairs[p, 1]]
+            for c in range(w):
+                a = lo[c]
+                b = hi[c]
+                lo[c] = a if a < b else b
+                hi[c] = b if a < b else a
+        for c in range(w):
+            m = n - nans[c]
+            if (nans[c] and not omit) or m == 0:
                 out[b0 + c] = np.nan
                 bad += 1
                 continue
-            vals = col[:m]
-            vals.sort()
+            for i in range(m):
+                col[i] = buf[i, c]
             if mode == MEDIAN:
-                r = _median_sorted(vals, m)
+                r = _median_sorted(col, m)
             else:
                 k = int(frac * m) if mode == TRIM_FRACTION else count
                 if m - 2 * k <= 0:
                     out[b0 + c] = np.nan
                     bad += 1
                     continue
-                r = _mean_sorted(vals, k, m - k)
+                r = _mean_sorted(col, k, m - k)
             out[b0 + c] = r
             if np.isnan(out[b0 + c]):
                 bad += 1
     return bad
+
+
+@njit
+def _center(x, b0, b1, out, mean):  # pragma: no cover - compiled
+    """``out[i, c] = x[i, b0 + c] - mean_c`` in float64, ``mean_c`` the mean of column
+    ``b0 + c`` over the n rows: one block of Krum's Gram matrix (``x`` (n, D) with
+    contiguous rows, ``out`` (n, b1 - b0) float64, ``mean`` scratch of b1 - b0)."""
+    n = x.shape[0]
+    w = b1 - b0
+    for c in range(w):
+        mean[c] = 0.0
+    for i in range(n):
+        row = x[i, b0:b1]
+        for c in range(w):
+            mean[c] += np.float64(row[c])
+    for c in range(w):
+        mean[c] /= n
+    for i in range(n):
+        row = x[i, b0:b1]
+        dst = out[i]
+        for c in range(w):
+            dst[c] = np.float64(row[c]) - mean[c]
 
 
 @njit

@@ -55,7 +55,8 @@ def _median_sorted(v: np.ndarray) -> float:
 
 def _mean_sorted(v: np.ndarray) -> float:
     """The float64 sum in order (``cumsum`` adds left to right) over the count."""
-    s = float(np.cumsum(v)[-1])
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = float(np.cumsum(v)[-1])
     if math.isinf(s) and np.isfinite(v).all():
         return float(np.cumsum(v / v.size)[-1])
     return s / v.size
