@@ -117,9 +117,9 @@ def test_fedavg_structures_agree(dtype):
         np.testing.assert_array_equal(_flat(got), want, err_msg=f"{name} seed={FRESH}")
 
 
-def test_fedavg_eight_client_groups_and_tails():
-    # list inputs are added eight clients per sweep: every remainder must agree too
-    for n in (1, 7, 8, 9, 16, 17, 23):
+def test_fedavg_client_groups_and_tails():
+    # matrices are added sixteen clients per sweep, lists eight: every remainder must agree
+    for n in (1, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 40):
         x, rng = _data(FRESH, np.float64, n, 50, n)
         w = rng.random(n)
         np.testing.assert_array_equal(ag.fedavg(list(x), w), ref.fedavg(x, w),
@@ -812,3 +812,39 @@ def test_dp_fedavg_noise_is_gaussian_with_the_reported_std(weighted):
     assert abs(v.var() / s**2 - 1) < 4.9 * math.sqrt(2 / d)
     assert abs(v.mean()) < 4.9 * s / math.sqrt(d)
     assert st.kstest(v[:200_000] / s, "norm").pvalue > 1e-6
+
+
+def test_dp_fedavg_agrees_with_clipping_dp_aggregate():
+    from ppml_fast.clipping import dp_aggregate
+
+    x, rng = _data(FRESH, np.float64, 16, 24, 54)
+    x *= rng.random((16, 1)) * 2
+    got = ag.dp_fedavg(x, 1.3, 0.0, expected_clients=20)
+    want = dp_aggregate(x, 1.3, 0.0, expected_batch_size=20).gradient
+    np.testing.assert_allclose(got.update, want, rtol=1e-13, atol=1e-16, err_msg=f"{FRESH}")
+
+
+# --- the thread pool -----------------------------------------------------------------------
+
+
+def _fedavg_in_child(x):
+    return ag.fedavg(x)
+
+
+def test_kernels_run_concurrently_and_after_fork():
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    x, _ = _data(FRESH, np.float32, 16, 50_000, 60)  # big enough to use the pool
+    want = ref.fedavg(x)
+    with ppml_fast.num_threads(2), cf.ThreadPoolExecutor(4) as ex:
+        jobs = [ex.submit(ag.fedavg, x) for _ in range(8)]
+        jobs += [ex.submit(ag.coordinate_median, x) for _ in range(4)]
+        for job in jobs[:8]:
+            np.testing.assert_array_equal(job.result(timeout=60), want)
+        for job in jobs[8:]:
+            np.testing.assert_array_equal(job.result(timeout=60), ref.coordinate_median(x))
+    if "fork" in mp.get_all_start_methods():
+        with mp.get_context("fork").Pool(1) as pool:  # the parent's pool threads are gone
+            np.testing.assert_array_equal(
+                pool.apply_async(_fedavg_in_child, (x,)).get(timeout=60), want)

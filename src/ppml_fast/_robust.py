@@ -89,6 +89,7 @@ NanPolicy = Literal["raise", "omit"]
 # ------------------------------------------------------------------------ thread pool
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 
 #: Below this many element-operations a kernel runs on the calling thread alone.
@@ -97,8 +98,9 @@ _PARALLEL_MIN_WORK = 1 << 18
 
 def _reset_pool_in_child() -> None:
     """A forked child inherits the pool object but not its threads: start a new one."""
-    global _pool, _pool_lock
+    global _pool, _pool_size, _pool_lock
     _pool = None
+    _pool_size = 0
     _pool_lock = threading.Lock()
 
 
@@ -107,12 +109,14 @@ if hasattr(os, "register_at_fork"):
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool
+    """The shared pool, with at least ``workers`` threads. A pool that is too small is
+    replaced, not shut down: another thread may still be submitting to it (its idle
+    threads exit once it is garbage collected)."""
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers < workers:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ppml_fast")
+        if _pool is None or _pool_size < workers:
+            _pool_size = max(workers, (os.cpu_count() or 1) - 1)
+            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="ppml_fast")
         return _pool
 
 
@@ -467,7 +471,7 @@ def fedavg(updates: Updates, weights: Any = None, *, out: Any = None) -> Any:
     if clients.kind == "matrix":
         x = clients.matrix()
         bad = sum(_columns(_k._wsum_rows, clients.d, rows.size * clients.d,
-                           x, rows, w[rows], total, flat))
+                           x, rows, w[rows], total, flat, _k.WSUM_BLOCK))
     else:
         acc = np.zeros(clients.d)
         for j in range(len(clients.shapes)):
@@ -866,7 +870,7 @@ def _krum(updates: Updates, n_byzantine: Any, m: Any, nonfinite: Any, out: Any,
     target = _FlatOut(out, clients)
     rows = np.sort(chosen)
     _columns(_k._wsum_rows, clients.d, rows.size * clients.d, x, rows,
-             np.ones(rows.size), float(rows.size), target.flat)
+             np.ones(rows.size), float(rows.size), target.flat, _k.WSUM_BLOCK)
     return KrumResult(target.result(), chosen, scores)
 
 
@@ -1226,7 +1230,7 @@ def _dp_sum(clients: _Clients, w: np.ndarray, c: float, std: float, denominator:
     for j, x in enumerate(clients.layer_rows()):
         lo, hi = clients.offsets[j], clients.offsets[j + 1]
         _columns(_k._wsum_rows, hi - lo, rows.size * (hi - lo), x, rows, scale[rows], 1.0,
-                 acc[lo:hi])
+                 acc[lo:hi], _k.WSUM_BLOCK)
     if acc.size and std > 0 and not _fill(_noise_kernels.KIND_GAUSSIAN, gen, std, acc, acc):
         raise ValueError(f"the noisy sum overflowed: clip_norm {c:g} is too large")
     flat = np.empty(clients.d, dtype=clients.dtype)
