@@ -13,7 +13,7 @@
   ``scipy.stats.trim_mean``;
 - Krum over 100 clients x 10^5 (``--full``: the issue's 10^6, whose reference takes
   seconds per call) against the pairwise-difference reference (4950 difference vectors);
-  the issue asks for >= 5x;
+  the issue asks for >= 5x at 10^6 (the target is attached to that row only);
 - the FedProx gradient over 10^7 parameters against the numpy formula.
 """
 from __future__ import annotations
@@ -137,7 +137,12 @@ def _robust(data: _Data, n: int, d: int) -> list[Case]:
 
 
 def _krum(data: _Data, n: int, d: int) -> Case:
+    """Krum; the issue's target is for 100 x 10^6 (the ``--full`` row): at 10^5 a row
+    fits in L2, so the reference's difference vectors are cheaper than at full size."""
     ref = _ref()
+    target = None
+    if d >= 10**6:
+        target = Target("speed-up", 5.0, ">= 5x the pairwise numpy reference")
     return Case(
         "krum f=10",
         _size(n, d),
@@ -145,7 +150,7 @@ def _krum(data: _Data, n: int, d: int) -> Case:
         reference=lambda: ref.krum(data.matrix(n, d), 10),
         reference_name="numpy pair loop",
         nbytes=n * d * 4,
-        target=Target("speed-up", 5.0, ">= 5x the pairwise numpy reference"),
+        target=target,
     )
 
 
