@@ -37,8 +37,15 @@ Numerics
 --------
 Means are accumulated in float64 and rounded once to the data's dtype. Every
 coordinate is computed by one thread in a fixed order (client order for FedAvg, sorted
-order for the trimmed mean), so results are bit-for-bit the same on any number of
-threads, and :func:`fedavg` and :class:`StreamingFedAvg` agree exactly.
+order for the trimmed mean), so FedAvg, the median, the trimmed mean, FedProx and the
+DP-FedAvg sum are bit-for-bit the same on any number of threads, and :func:`fedavg` and
+:class:`StreamingFedAvg` agree exactly. Krum's distances come from BLAS, whose
+summation order may change their last bits with its thread count.
+
+Threads: the Numba kernels run serially on column ranges handed out by one shared
+thread pool (they release the GIL), with ``ppml_fast.set_num_threads`` threads. Numba's
+own ``prange`` was avoided: its default "workqueue" layer aborts the process when two
+Python threads run parallel kernels at once, which simulations on a thread pool do.
 
 On error, ``out`` may have been partly written; everything else is left as it was.
 """
@@ -131,7 +138,7 @@ def _columns(kernel: Callable[..., Any], d: int, work: int, *args: Any) -> list[
     if nthreads == 1:
         return [kernel(*args, 0, d)]
     step = -(-d // nthreads)
-    step = -(-step // 64) * 64  # ranges start on 64-element (cache-line) boundaries
+    step = -(-step // 64) * 64  # ranges start on whole cache lines
     bounds = [(j, min(d, j + step)) for j in range(0, d, step)]
     pool = _executor(len(bounds) - 1)
     futures = [pool.submit(kernel, *args, j0, j1) for j0, j1 in bounds[1:]]
@@ -374,7 +381,7 @@ class _FlatOut:
 
 
 def _check_weights(weights: Any, n: int, name: str = "weights") -> np.ndarray:
-    """``weights`` as a float64 (n,) array: finite, >= 0, with a positive sum."""
+    """``weights`` as a float64 (n,) array, finite and >= 0 (the sum is the caller's)."""
     w = as_finite_array(weights, name, np.float64)
     if w.shape != (n,):
         raise ValueError(f"{name} must have shape (n_clients,) = ({n},), got {w.shape}")
@@ -447,12 +454,12 @@ def fedavg(updates: Updates, weights: Any = None, *, out: Any = None) -> Any:
     Notes
     -----
     One pass over the (n, D) matrix: each thread owns a range of coordinates and sweeps
-    it in blocks that stay in cache, adding eight clients per sweep into a float64 sum,
-    in client order; then divides by ``Σ w_i`` (itself summed in client order) and
-    rounds once. The result is bit-for-bit what :class:`StreamingFedAvg` returns for the
-    same clients and weights, on any number of threads. Non-finite inputs are detected
-    from the result (a NaN or inf in a client makes its coordinate non-finite), so they
-    cost no extra pass.
+    it in blocks that stay in cache, adding sixteen clients per sweep into a float64 sum,
+    in client order (lists: eight clients per sweep, without stacking them); then
+    divides by ``Σ w_i`` (itself summed in client order) and rounds once. The result is
+    bit-for-bit what :class:`StreamingFedAvg` returns for the same clients and weights,
+    on any number of threads. Non-finite inputs are detected from the result (a NaN or
+    inf in a client makes its coordinate non-finite), so they cost no extra pass.
     """
     clients = _Clients(updates)
     n = clients.n
