@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AREAS = ["noise", "discrete", "mechanisms", "stats", "accounting", "clipping", "sharing",
-         "paillier", "secagg", "simulation"]
+         "paillier", "aggregation", "secagg", "simulation"]
 
 
 @dataclass
