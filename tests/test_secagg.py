@@ -308,3 +308,68 @@ def test_graph_validation():
         ag.secagg_graph(10, 5)
     with pytest.raises(ValueError, match="n"):
         ag.secagg_graph(1, None)
+
+
+# ------------------------------------------------------------ review regressions
+
+
+def _ready_clients(n, t):
+    clients = [SecAggClient(u) for u in range(n)]
+    roster = {u: c.advertise_keys() for u, c in enumerate(clients)}
+    graph = ag.secagg_graph(n, None)
+    boxes = {u: c.share_keys(roster, graph[u], t) for u, c in enumerate(clients)}
+    server = SecAggServer(n, t, graph)
+    server.collect_keys(roster)
+    for u, box in server.route_shares(boxes).items():
+        clients[u].receive_shares(box)
+    return clients, server
+
+
+def test_client_masks_once_and_answers_once():
+    clients, _ = _ready_clients(4, 3)
+    clients[0].masked_input(np.arange(5, dtype=np.uint64))
+    with pytest.raises(ag.SecAggError, match="already sent"):
+        clients[0].masked_input(np.arange(5, dtype=np.uint64))
+    with pytest.raises(ValueError, match="integer"):
+        clients[1].masked_input(np.array([0.7, -1.0]))
+    clients[0].unmask([0, 1, 2, 3], [])
+    with pytest.raises(ag.SecAggError, match="already answered"):
+        clients[0].unmask([0, 2, 3], [1])  # would reveal client 1's s share as well
+
+
+def test_server_validates_graph_and_senders():
+    with pytest.raises(ValueError, match="symmetric"):
+        SecAggServer(3, 2, [np.array([1, 2]), np.array([0, 2]), np.array([1])])
+    with pytest.raises(ValueError, match="distinct other"):
+        SecAggServer(3, 2, [np.array([0, 1]), np.array([0]), np.array([0])])
+    with pytest.raises(ValueError, match="distinct other"):
+        SecAggServer(2, 1, [np.array([5]), np.array([0])])
+    server = SecAggServer(3, 2, ag.secagg_graph(3, None))
+    with pytest.raises(ag.SecAggError, match="unknown client"):
+        server.add_masked(7, np.zeros(3, np.uint64))
+
+
+def test_ring_bound_counts_rounding_and_argument_types():
+    # clip * 2**fb rounds up to 2**52: 2048 of them reach 2**63, which the ring cannot hold
+    with pytest.raises(ValueError, match="2\\*\\*63"):
+        ag.secure_aggregate(np.zeros((2048, 1)), clip=2.0**52 - 0.5, frac_bits=0,
+                            neighbors=2)
+    with pytest.raises(TypeError, match="dropout"):
+        ag.secure_aggregate(np.zeros((3, 2)), dropout=1)
+    with pytest.raises(TypeError, match="clip"):
+        ag.secure_aggregate(np.zeros((3, 2)), clip="1")
+    with pytest.raises(ValueError, match="signs"):
+        ag.expand_masks(np.zeros(4, np.uint64), [os.urandom(16)], [0])
+
+
+def test_mismatched_threshold_is_an_error_not_a_wrong_sum():
+    n = 5
+    clients, _ = _ready_clients(n, 3)
+    server = SecAggServer(n, 2, ag.secagg_graph(n, None))  # the server believes t = 2
+    server.collect_keys({u: c.advertise_keys() for u, c in enumerate(clients)})
+    for u in range(n - 1):
+        server.add_masked(u, clients[u].masked_input(np.ones(4, np.uint64)))
+    server.check_recoverable()
+    revealed = {u: clients[u].unmask(list(range(n - 1)), [n - 1]) for u in range(n - 1)}
+    with pytest.raises(ag.SecAggError, match="inconsistent"):
+        server.unmask(revealed, 4)

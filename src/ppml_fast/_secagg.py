@@ -145,6 +145,8 @@ def expand_masks(acc: np.ndarray, seeds: Sequence[bytes], signs: Sequence[int], 
     for s in seeds:
         if not isinstance(s, (bytes, bytearray)) or len(s) != _SEED_BYTES:
             raise ValueError(f"every seed must be {_SEED_BYTES} bytes")
+    if any(s not in (1, -1) for s in signs):
+        raise ValueError("signs must be +1 or -1")
     keys = np.frombuffer(b"".join(bytes(s) for s in seeds), dtype=np.uint8)
     sg = np.array([-1 if s < 0 else 1 for s in signs], dtype=np.int8)
     rc = _k.masks_add(acc, base, keys, sg, 0, _config.get_num_threads())
@@ -255,6 +257,7 @@ class SecAggClient:
         self._neighbors: np.ndarray = np.zeros(0, np.int64)
         self._inbox: dict[int, bytes] = {}
         self._own_share: np.ndarray | None = None
+        self._unmasked = False
         self._channel: dict[int, bytes] = {}
         self._sent_input = False
 
@@ -304,9 +307,13 @@ class SecAggClient:
     # step 3
     def masked_input(self, update: np.ndarray) -> np.ndarray:
         """``y_u``: the quantised update (uint64 vector) plus self and pair masks."""
-        x = np.ascontiguousarray(update, dtype=np.uint64)
-        if x.ndim != 1:
-            raise ValueError("update must be a 1-D uint64 (quantised) vector")
+        if self._sent_input:
+            raise SecAggError(f"client {self.index} already sent its masked input: a second "
+                              "one under the same masks would reveal the difference")
+        arr = np.asarray(update)
+        if arr.dtype.kind not in "iu" or arr.ndim != 1:
+            raise ValueError("update must be a 1-D integer (quantised, see quantize) vector")
+        x = np.ascontiguousarray(arr.astype(np.uint64, copy=False))
         y = np.empty_like(x)
         seeds, signs = [self._b], [1]
         for v in self._neighbors.tolist():
@@ -328,6 +335,9 @@ class SecAggClient:
         surv, drop = set(int(v) for v in survivors), set(int(v) for v in dropped)
         if surv & drop:
             raise SecAggError("a client cannot both survive and drop")
+        if self._unmasked:  # a second request could ask for both kinds of one client
+            raise SecAggError(f"client {self.index} already answered the unmasking request")
+        self._unmasked = True
         nb = len(_to_chunks(bytes(_SEED_BYTES)))
         out: dict[int, tuple] = {}
         if self._own_share is not None and self.index in surv:
@@ -367,7 +377,18 @@ class SecAggServer:
         self.threshold = check_int(threshold, "threshold", minimum=1)
         if len(graph) != n:
             raise ValueError(f"graph must list neighbours for all {n} clients")
-        self.graph = graph
+        sets = []
+        for u, nb in enumerate(graph):
+            lst = [int(v) for v in np.asarray(nb).tolist()]
+            if len(set(lst)) != len(lst) or u in lst or any(not 0 <= v < n for v in lst):
+                raise ValueError(f"graph[{u}] must list distinct other clients in [0, {n})")
+            sets.append(set(lst))
+        for u in range(n):
+            for v in sets[u]:
+                if u not in sets[v]:
+                    raise ValueError(f"graph must be symmetric: {v} is in graph[{u}] but "
+                                     f"{u} is not in graph[{v}]")
+        self.graph = [np.asarray(sorted(x), dtype=np.int64) for x in sets]
         self.roster: dict[int, tuple[bytes, bytes]] = {}
         self._senders: set[int] = set()
         self._total: np.ndarray | None = None
@@ -388,6 +409,8 @@ class SecAggServer:
     def add_masked(self, u: int, y: np.ndarray) -> None:
         """Receive client u's masked input: added to the running sum (mod 2^64) at once,
         so the server holds O(D) memory whatever the number of clients."""
+        if not 0 <= int(u) < self.n:
+            raise SecAggError(f"masked input from unknown client {u} (n = {self.n})")
         if u in self._senders:
             raise SecAggError(f"client {u} sent its masked input twice")
         y = np.asarray(y)
@@ -459,10 +482,16 @@ class SecAggServer:
 def _rebuild(pts: list[tuple[int, np.ndarray]], t: int, length: int, name: str) -> bytes:
     if len(pts) < t:
         raise SecAggError(f"too many dropouts: {name} has {len(pts)} shares, needs {t}")
-    xs = np.array([x for x, _ in pts[:t]], dtype=np.uint64)
-    ys = np.stack([s for _, s in pts[:t]])
-    chunks = _sharing.shamir_reconstruct(ys, xs, p=_P)
-    return _from_chunks(np.asarray(chunks, dtype=np.uint64), length)
+    xs = np.array([x for x, _ in pts], dtype=np.uint64)
+    ys = np.stack([s for _, s in pts])
+    try:  # with more than t shares, the others must lie on the same polynomial
+        chunks = np.asarray(_sharing.shamir_reconstruct(ys, xs, p=_P, threshold=t,
+                                                        check=len(pts) > t), dtype=np.uint64)
+    except ValueError as exc:
+        raise SecAggError(f"the shares of {name} are inconsistent") from exc
+    if (chunks >> np.uint64(8 * _CHUNK_BYTES)).any():
+        raise SecAggError(f"the shares of {name} are inconsistent (wrong threshold?)")
+    return _from_chunks(chunks, length)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -494,6 +523,9 @@ class SecAggResult(NamedTuple):
 def _dropouts(dropout: Any, n: int, rng: Any) -> list[int]:
     if dropout is None:
         return []
+    if isinstance(dropout, (bool, int, np.integer)):
+        raise TypeError("dropout must be a float rate in [0, 1) or a sequence of client "
+                        f"indices, got {dropout!r}")
     if isinstance(dropout, (float, np.floating)):
         rate = float(dropout)
         if not 0.0 <= rate < 1.0:
@@ -527,12 +559,14 @@ def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
             input): a rate in [0, 1) (drawn with ``rng``) or a list of indices.
         rng: the stream for the graph and dropout draws (not for masks or shares, which
             always come from the secure sources).
-        executor: runs the clients' masked-input step (a thread pool by default, or e.g.
-            a Dask client's executor); the kernels release the GIL.
+        executor: runs the clients' masked-input step (default: one after another in
+            this thread, each already using every core; or e.g. a thread pool or a Dask
+            client's executor); the kernels release the GIL.
 
     Returns:
-        :class:`SecAggResult`; ``sum`` equals the plain sum of the survivors' quantised
-        updates exactly.
+        :class:`SecAggResult`; ``ring_sum`` equals the plain sum of the survivors'
+        quantised updates exactly (mod 2^64), and ``sum`` is its decoded value (exact
+        while the quantised sum stays below 2^53 in magnitude, else rounded to float64).
 
     Raises:
         SecAggError: too many dropouts to remove every mask.
@@ -548,8 +582,15 @@ def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"updates must be (n_clients >= 2, D), got shape {x.shape}")
     n, dim = x.shape
-    if n * clip * 2.0 ** check_int(frac_bits, "frac_bits", minimum=0, maximum=52) >= 2.0**63:
-        raise ValueError("n_clients * clip * 2**frac_bits must be < 2**63 (the ring)")
+    if not isinstance(clip, (int, float, np.integer, np.floating)) or isinstance(clip, bool):
+        raise TypeError(f"clip must be a number, got {type(clip).__name__}")
+    if not (math.isfinite(clip) and clip > 0):
+        raise ValueError(f"clip must be a finite number > 0, got {clip!r}")
+    fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=52)
+    qmax = int(np.rint(float(clip) * 2.0**fb))  # the largest quantised magnitude
+    if n * qmax > 2**63 - 1:
+        raise ValueError("n_clients * round(clip * 2**frac_bits) must be < 2**63 (the ring "
+                         f"Z_2^64 holds signed sums below 2**63), got {n * qmax}")
     if neighbors == "auto":
         k: int | None = max(2, 2 * round(math.log2(n)))
         if k is not None and k >= n - 1:
