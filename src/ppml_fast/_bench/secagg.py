@@ -59,7 +59,7 @@ def _plan(n: int, k: int, dropped: set[int], seed: int) -> tuple[dict, tuple]:
 
 def native_masked_round(q: np.ndarray, clients: dict, server: tuple) -> np.ndarray:
     server_party = _secagg.SecAggServer.__new__(_secagg.SecAggServer)  # just its sum
-    server_party._senders, server_party._total = set(), None
+    server_party.n, server_party._senders, server_party._total = q.shape[0], set(), None
     y = np.empty(q.shape[1], dtype=np.uint64)
     for u, (seeds, signs) in clients.items():
         _secagg.expand_masks(y, seeds, signs, base=q[u])  # client u's masked input
