@@ -485,6 +485,13 @@ def dirichlet_partition(
 # ---------------------------------------------------------------------------------------
 
 
+def _check_dp(noise_multiplier: float, norm_name: str, norm: float, delta: float) -> None:
+    """The settings every DP mode shares: sigma >= 0, a clipping norm > 0, delta in (0, 1)."""
+    check_scalar(noise_multiplier, "noise_multiplier", NON_NEGATIVE)
+    check_scalar(norm, norm_name, POSITIVE)
+    check_scalar(delta, "delta", (lambda x: 0 < x < 1, "in (0, 1)"))
+
+
 @dataclasses.dataclass(frozen=True)
 class DPSGD:
     """Client-side DP-SGD: per-example clipping to ``max_grad_norm`` and Gaussian noise
@@ -496,9 +503,7 @@ class DPSGD:
     delta: float = 1e-5
 
     def __post_init__(self) -> None:
-        check_scalar(self.noise_multiplier, "noise_multiplier", NON_NEGATIVE)
-        check_scalar(self.max_grad_norm, "max_grad_norm", POSITIVE)
-        check_scalar(self.delta, "delta", (lambda x: 0 < x < 1, "in (0, 1)"))
+        _check_dp(self.noise_multiplier, "max_grad_norm", self.max_grad_norm, self.delta)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -520,9 +525,7 @@ class DPFedAvg:
     delta: float = 1e-5
 
     def __post_init__(self) -> None:
-        check_scalar(self.clip_norm, "clip_norm", POSITIVE)
-        check_scalar(self.noise_multiplier, "noise_multiplier", NON_NEGATIVE)
-        check_scalar(self.delta, "delta", (lambda x: 0 < x < 1, "in (0, 1)"))
+        _check_dp(self.noise_multiplier, "clip_norm", self.clip_norm, self.delta)
 
 
 @dataclasses.dataclass(frozen=True)
