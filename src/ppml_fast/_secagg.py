@@ -274,8 +274,8 @@ class SecAggClient:
         return _raw_pub(self._c), _raw_pub(self._s)
 
     # step 2
-    def share_keys(self, roster: dict[int, tuple[bytes, bytes]], neighbors: Sequence[int],
-                   threshold: int) -> dict[int, bytes]:
+    def share_keys(self, roster: dict[int, tuple[bytes, bytes]],
+                   neighbors: Sequence[int] | np.ndarray, threshold: int) -> dict[int, bytes]:
         """Shares of ``b_u`` and ``s_u`` for each neighbour, AES-GCM encrypted to it (the
         client keeps one share for itself, as in Bonawitz et al.: holders are the
         neighbours and the client, ``k + 1`` in all)."""
