@@ -66,10 +66,10 @@ from . import _config
 from ._native import _robust_numba as _k
 from ._native import noise as _noise_kernels
 from ._validation import (
-    FLOAT_DTYPES,
     NON_NEGATIVE,
     POSITIVE,
     as_finite_array,
+    as_float_array,
     check_int,
     check_scalar,
 )
@@ -149,19 +149,6 @@ def _columns(kernel: Callable[..., Any], d: int, work: int, *args: Any) -> list[
 # ----------------------------------------------------------------------------- inputs
 
 
-def _as_float(x: Any, name: str) -> np.ndarray:
-    """``np.asarray(x)`` as a native-byte-order float32/float64 array (any ndim)."""
-    try:
-        a = np.asarray(x)
-    except (RuntimeError, TypeError, ValueError) as exc:  # ragged nesting, grad tensors
-        raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
-    if a.dtype.kind == "f" and not a.dtype.isnative:
-        a = a.astype(a.dtype.newbyteorder("="))
-    if a.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
-    return a
-
-
 def _row_view(a: np.ndarray) -> np.ndarray:
     """``a`` of shape (n, ...) as (n, D) with contiguous rows: a view when the elements
     of each row are one C-order run (any row stride), else a copy."""
@@ -205,7 +192,7 @@ class _Clients:
         if isinstance(updates, (list, tuple)):
             self._from_list(list(updates))
         else:
-            a = _as_float(updates, "updates")
+            a = as_float_array(updates, "updates")
             if a.ndim < 2:
                 raise ValueError(
                     "updates must have shape (n_clients, ...) with at least 2 dimensions, "
@@ -247,7 +234,7 @@ class _Clients:
             arrays = []
             for j, x in enumerate(parts):
                 label = f"updates[{i}][{j}]" if layered else f"updates[{i}]"
-                arrays.append(_as_float(x, label))
+                arrays.append(as_float_array(x, label))
             self.items.append(arrays)
         first = self.items[0]
         self.dtype = first[0].dtype
@@ -550,7 +537,7 @@ class StreamingFedAvg:
         parts = list(update) if is_list else [update]
         arrays = []
         for j, x in enumerate(parts):
-            arrays.append(_as_float(x, f"update[{j}]" if is_list else "update"))
+            arrays.append(as_float_array(x, f"update[{j}]" if is_list else "update"))
         if self._acc is None:
             if is_list and not arrays:
                 raise ValueError("update must hold at least one layer, got an empty list")
@@ -949,7 +936,7 @@ def _layers_of(x: Any, name: str) -> tuple[list[np.ndarray], bool]:
     parts = list(x) if is_list else [x]
     if is_list and not parts:
         raise ValueError(f"{name} must hold at least one layer, got an empty list")
-    arrays = [_as_float(p, f"{name}[{j}]" if is_list else name) for j, p in enumerate(parts)]
+    arrays = [as_float_array(p, f"{name}[{j}]" if is_list else name) for j, p in enumerate(parts)]
     return arrays, is_list
 
 

@@ -49,7 +49,7 @@ from . import _config
 from . import sharing as _sharing
 from ._errors import PPMLError
 from ._native import secagg as _k
-from ._validation import check_int as _check_int
+from ._validation import check_int
 
 __all__ = [
     "SecAggClient",
@@ -66,14 +66,6 @@ __all__ = [
 _P = _sharing.MERSENNE61
 _CHUNK_BYTES = 7           # secrets are shared in 56-bit pieces (< p = 2^61 - 1)
 _SEED_BYTES = 16           # AES-128 keys for the PRG
-
-
-def check_int(value: Any, name: str, minimum: int | None = None,
-              maximum: int | None = None) -> int:
-    n = _check_int(value, name, minimum)
-    if maximum is not None and n > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {n}")
-    return n
 
 
 class SecAggError(PPMLError, RuntimeError):

@@ -48,8 +48,10 @@ def check_scalar(value: Any, name: str, constraint: Constraint = ANY) -> float:
     return x
 
 
-def check_int(value: Any, name: str, minimum: int | None = None) -> int:
-    """Return ``value`` as a Python int (numpy integers accepted, bool rejected), >= minimum."""
+def check_int(value: Any, name: str, minimum: int | None = None,
+              maximum: int | None = None) -> int:
+    """Return ``value`` as a Python int (numpy integers accepted, bool rejected), in
+    ``[minimum, maximum]`` (either bound optional)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got bool")
     try:
@@ -58,6 +60,8 @@ def check_int(value: Any, name: str, minimum: int | None = None) -> int:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
     if minimum is not None and n < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {n}")
+    if maximum is not None and n > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {n}")
     return n
 
 
@@ -89,6 +93,20 @@ def show(q: Fraction) -> float | str:
         return float(q)
     bits = abs(q.numerator).bit_length() - q.denominator.bit_length()
     return f"about {'-' if q < 0 else ''}2**{bits}"
+
+
+def as_float_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)`` as a native-byte-order float32/float64 array (any ndim, no copy
+    when it already is one; torch CPU tensors are viewed)."""
+    try:
+        a = np.asarray(x)
+    except (RuntimeError, TypeError, ValueError) as exc:  # ragged nesting, grad tensors
+        raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
+    if a.dtype.kind == "f" and not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))  # e.g. '>f4' from a file: a native copy
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    return a
 
 
 def check_float_dtype(dtype: npt.DTypeLike, name: str = "dtype") -> np.dtype:

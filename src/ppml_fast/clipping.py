@@ -67,10 +67,10 @@ from . import _config
 from ._native import clipping as _kernels
 from ._native import noise as _noise_kernels
 from ._validation import (
-    FLOAT_DTYPES,
     NON_NEGATIVE,
     OPEN_UNIT,
     POSITIVE,
+    as_float_array,
     check_int,
     check_scalar,
 )
@@ -129,14 +129,7 @@ class _Batch:
 
 
 def _as_float_array(g: Any, name: str) -> np.ndarray:
-    try:
-        a = np.asarray(g)
-    except (RuntimeError, TypeError) as exc:  # e.g. a torch tensor that requires grad
-        raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
-    if a.dtype.kind == "f" and not a.dtype.isnative:
-        a = a.astype(a.dtype.newbyteorder("="))  # e.g. '>f4' from a file: a native copy
-    if a.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
+    a = as_float_array(g, name)
     if a.ndim < 1:
         raise ValueError(f"{name} must have at least 1 dimension (B, ...), got a scalar")
     return a

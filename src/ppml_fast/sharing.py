@@ -80,28 +80,11 @@ _U64 = np.dtype(np.uint64)
 
 @functools.lru_cache(maxsize=64)
 def _is_prime(n: int) -> bool:
-    """Deterministic Miller–Rabin for n < 2**64 (the first 12 primes as bases suffice)."""
-    if n < 2:
-        return False
-    small = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
-    for q in small:
-        if n % q == 0:
-            return n == q
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d //= 2
-        s += 1
-    for a in small:
-        x = builtins.pow(a, d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
+    """GMP's primality test (Baillie-PSW, exact below 2**64) through gmpy2, imported on
+    first use so ``import ppml_fast.sharing`` does not pay for it."""
+    import gmpy2
+
+    return n >= 2 and bool(gmpy2.is_prime(n))
 
 
 def _modulus(modulus: Any) -> int:
@@ -559,10 +542,7 @@ def _combine(s: np.ndarray, lam: tuple[int, ...], q: int) -> Any:
 
 
 def _frac_bits(frac_bits: Any) -> int:
-    f = check_int(frac_bits, "frac_bits", minimum=0)
-    if f > 40:
-        raise ValueError(f"frac_bits must be <= 40, got {f}")
-    return f
+    return check_int(frac_bits, "frac_bits", minimum=0, maximum=40)
 
 
 def encode_fixed(x: Any, *, frac_bits: int = 16, modulus: int | None = None) -> Any:
