@@ -49,7 +49,7 @@ from . import _config
 from . import sharing as _sharing
 from ._errors import PPMLError
 from ._native import secagg as _k
-from ._validation import check_int
+from ._validation import HALF_OPEN_UNIT, POSITIVE, check_int, check_scalar
 
 __all__ = [
     "SecAggClient",
@@ -66,6 +66,8 @@ __all__ = [
 _P = _sharing.MERSENNE61
 _CHUNK_BYTES = 7           # secrets are shared in 56-bit pieces (< p = 2^61 - 1)
 _SEED_BYTES = 16           # AES-128 keys for the PRG
+_B_CHUNKS = -(-_SEED_BYTES // _CHUNK_BYTES)   # Shamir pieces of a self-mask seed
+_S_CHUNKS = -(-32 // _CHUNK_BYTES)            # ... of an X25519 secret key
 
 
 class SecAggError(PPMLError, RuntimeError):
@@ -81,15 +83,30 @@ def quantize(x: Any, clip: float, frac_bits: int) -> np.ndarray:
     Every coordinate is clipped to ``[-clip, clip]`` first (the stated range), so the
     per-client contribution is bounded. NaN is an error.
     """
-    arr = np.asarray(x, dtype=np.float64)
+    c, fb = _fixed_point(clip, frac_bits)
+    return _quantize(np.asarray(x, dtype=np.float64), c, fb)
+
+
+def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None
+                 ) -> tuple[float, int]:
+    """(clip, frac_bits), checked: n_clients (when given) of the largest quantised
+    magnitude round(clip 2^frac_bits) must sum below 2^63 (signed sums in the ring
+    Z_2^64), and that magnitude itself must stay below 2^62."""
+    c = check_scalar(clip, "clip", POSITIVE)
+    fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=52)
+    qmax = int(np.rint(c * 2.0**fb))
+    if n_clients is not None and n_clients * qmax > 2**63 - 1:
+        raise ValueError("n_clients * round(clip * 2**frac_bits) must be < 2**63 (the ring "
+                         f"Z_2^64 holds signed sums below 2**63), got {n_clients * qmax}")
+    if qmax >= 2**62:
+        raise ValueError(f"clip * 2**frac_bits must be < 2**62, got {c * 2.0**fb:g}")
+    return c, fb
+
+
+def _quantize(arr: np.ndarray, clip: float, frac_bits: int) -> np.ndarray:
     if arr.size and np.isnan(arr).any():
         raise ValueError("updates must not contain NaN")
-    if not (math.isfinite(clip) and clip > 0):
-        raise ValueError(f"clip must be a finite number > 0, got {clip!r}")
-    fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=52)
-    if clip * 2.0**fb >= 2.0**62:
-        raise ValueError(f"clip * 2**frac_bits must be < 2**62, got {clip * 2.0**fb:g}")
-    q = np.rint(np.clip(arr, -clip, clip) * 2.0**fb).astype(np.int64)
+    q = np.rint(np.clip(arr, -clip, clip) * 2.0**frac_bits).astype(np.int64)
     return q.view(np.uint64)
 
 
@@ -330,10 +347,9 @@ class SecAggClient:
         if self._unmasked:  # a second request could ask for both kinds of one client
             raise SecAggError(f"client {self.index} already answered the unmasking request")
         self._unmasked = True
-        nb = len(_to_chunks(bytes(_SEED_BYTES)))
         out: dict[int, tuple] = {}
         if self._own_share is not None and self.index in surv:
-            out[self.index] = ("b", self._own_share[:nb])
+            out[self.index] = ("b", self._own_share[:_B_CHUNKS])
         for v, blob in self._inbox.items():
             if v not in surv and v not in drop:
                 continue
@@ -346,8 +362,16 @@ class SecAggClient:
                     or int.from_bytes(payload[4:8], "little") != self.index):
                 raise SecAggError(f"a share from client {v} is addressed wrongly")
             share = np.frombuffer(payload[8:], dtype="<u8").astype(np.uint64)
-            out[v] = ("b", share[:nb]) if v in surv else ("s", share[nb:])
+            out[v] = ("b", share[:_B_CHUNKS]) if v in surv else ("s", share[_B_CHUNKS:])
         return out
+
+
+def _accumulate(total: np.ndarray | None, y: np.ndarray) -> np.ndarray:
+    """total + y (mod 2^64), in place on both cores; a copy of y for the first input."""
+    if total is None:
+        return np.array(y, dtype=np.uint64, copy=True, order="C")
+    _k.ring_add(total, np.ascontiguousarray(y), _config.get_num_threads())
+    return total
 
 
 def _pair_info(u: int, v: int) -> bytes:
@@ -408,12 +432,9 @@ class SecAggServer:
         y = np.asarray(y)
         if y.dtype != np.uint64 or y.ndim != 1:
             raise SecAggError(f"client {u}'s masked input is not a uint64 vector")
-        if self._total is None:
-            self._total = y.copy()
-        elif y.shape != self._total.shape:
+        if self._total is not None and y.shape != self._total.shape:
             raise SecAggError(f"client {u}'s masked input has the wrong length")
-        else:
-            _k.ring_add(self._total, np.ascontiguousarray(y), _config.get_num_threads())
+        self._total = _accumulate(self._total, y)
         self._senders.add(int(u))
 
     def survivors(self) -> list[int]:
@@ -519,9 +540,7 @@ def _dropouts(dropout: Any, n: int, rng: Any) -> list[int]:
         raise TypeError("dropout must be a float rate in [0, 1) or a sequence of client "
                         f"indices, got {dropout!r}")
     if isinstance(dropout, (float, np.floating)):
-        rate = float(dropout)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        rate = check_scalar(dropout, "dropout rate", HALF_OPEN_UNIT)
         from .rng import resolve
 
         count = round(rate * n)
@@ -574,15 +593,7 @@ def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"updates must be (n_clients >= 2, D), got shape {x.shape}")
     n, dim = x.shape
-    if not isinstance(clip, (int, float, np.integer, np.floating)) or isinstance(clip, bool):
-        raise TypeError(f"clip must be a number, got {type(clip).__name__}")
-    if not (math.isfinite(clip) and clip > 0):
-        raise ValueError(f"clip must be a finite number > 0, got {clip!r}")
-    fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=52)
-    qmax = int(np.rint(float(clip) * 2.0**fb))  # the largest quantised magnitude
-    if n * qmax > 2**63 - 1:
-        raise ValueError("n_clients * round(clip * 2**frac_bits) must be < 2**63 (the ring "
-                         f"Z_2^64 holds signed sums below 2**63), got {n * qmax}")
+    c, fb = _fixed_point(clip, frac_bits, n)
     if neighbors == "auto":
         k: int | None = max(2, 2 * round(math.log2(n)))
         if k is not None and k >= n - 1:
@@ -596,7 +607,7 @@ def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
     t = (degree + 1) // 2 + 1 if threshold is None else check_int(
         threshold, "threshold", minimum=1, maximum=degree + 1)
     drop = set(_dropouts(dropout, n, rng))
-    q = quantize(x, clip, frac_bits)
+    q = _quantize(x, c, fb)
 
     clients = [SecAggClient(u) for u in range(n)]
     server = SecAggServer(n, t, graph)
@@ -618,7 +629,7 @@ def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
     revealed = {u: clients[u].unmask(survivors, dropped) for u in survivors}
     total = server.unmask(revealed, dim)
     share_bytes = max((len(b) for box in outboxes.values() for b in box.values()), default=0)
-    per_client = 64 + share_bytes * degree + 8 * dim + degree * 8 * len(_to_chunks(bytes(32)))
+    per_client = 64 + share_bytes * degree + 8 * dim + degree * 8 * _S_CHUNKS
     return SecAggResult(
         sum=dequantize(total, frac_bits), ring_sum=total,
         survivors=np.array(survivors, dtype=np.int64),

@@ -58,13 +58,11 @@ def _plan(n: int, k: int, dropped: set[int], seed: int) -> tuple[dict, tuple]:
 
 
 def native_masked_round(q: np.ndarray, clients: dict, server: tuple) -> np.ndarray:
-    server_party = _secagg.SecAggServer.__new__(_secagg.SecAggServer)  # just its sum
-    server_party.n, server_party._senders, server_party._total = q.shape[0], set(), None
+    total = None
     y = np.empty(q.shape[1], dtype=np.uint64)
     for u, (seeds, signs) in clients.items():
         _secagg.expand_masks(y, seeds, signs, base=q[u])  # client u's masked input
-        server_party.add_masked(u, y)                     # the server adds it on arrival
-    total = server_party._total
+        total = _secagg._accumulate(total, y)             # the server adds it on arrival
     assert total is not None
     _secagg.expand_masks(total, *server)
     return total

@@ -130,7 +130,7 @@ SA_VAES static void sa_add_range_vaes(uint64_t *acc, int64_t w0, int64_t w1, con
     sa_wipe(rk, sizeof rk);
 }
 
-static int sa_cpu(void)
+static int sa_cpu_detect(void)
 {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("aes")) return 0;
@@ -138,6 +138,14 @@ static int sa_cpu(void)
         && __builtin_cpu_supports("vaes"))
         return 2;
     return 1;
+}
+
+/* The CPU's level, detected once (every mask expansion asks). */
+static int sa_cpu(void)
+{
+    static int level = -1;
+    if (level < 0) level = sa_cpu_detect();
+    return level;
 }
 
 /* acc (D words) = (base ? base : acc) + sum_j (signs[j] < 0 ? -1 : +1) * KS(keys[16 j ..
