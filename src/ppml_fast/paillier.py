@@ -77,6 +77,7 @@ import numpy as np
 from . import _config
 from ._errors import EncodingOverflowError, KeyMismatchError
 from ._native import _gmp
+from ._validation import check_int
 
 _gmp.load()
 from ._native import paillier as _k  # noqa: E402  (needs GMP loaded globally first)
@@ -189,12 +190,6 @@ _MPZ = type(gmpy2.mpz(0))
 _INTS = (int, np.integer, _MPZ)
 
 
-def _check_int_arg(name: str, value: Any) -> int:
-    if not isinstance(value, _INTS) or isinstance(value, np.bool_):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    return int(value)
-
-
 # ----------------------------------------------------------------------------------------
 # key generation
 
@@ -223,9 +218,7 @@ def generate_paillier_keypair(private_keyring: PaillierPrivateKeyring | None = N
         TypeError: ``n_length`` is not an int.
         ValueError: ``n_length < 8``.
     """
-    n_length = _check_int_arg("n_length", n_length)
-    if not 8 <= n_length <= _MAX_BITS:
-        raise ValueError(f"n_length must be in [8, {_MAX_BITS}], got {n_length}")
+    n_length = check_int(n_length, "n_length", minimum=8, maximum=_MAX_BITS)
     if private_keyring is not None and not isinstance(private_keyring, PaillierPrivateKeyring):
         raise TypeError("private_keyring must be a PaillierPrivateKeyring or None, got "
                         f"{type(private_keyring).__name__}")
@@ -272,7 +265,7 @@ class PaillierPublicKey:
     """
 
     def __init__(self, n: int, hs: int | None = None, *, obfuscation: str | None = None):
-        n = _check_int_arg("n", n)
+        n = check_int(n, "n")
         if n < 3 or n % 2 == 0:
             raise ValueError(f"n must be an odd int >= 3, got {n}")
         if n.bit_length() > _MAX_BITS:
@@ -286,7 +279,7 @@ class PaillierPublicKey:
         self.obfuscation = _check_obfuscation(obfuscation)
         self._hs: int | None = None
         if hs is not None:
-            hs = _check_int_arg("hs", hs)
+            hs = check_int(hs, "hs")
             if not 0 < hs < self.nsquare or math.gcd(hs, n) != 1:
                 raise ValueError("hs must be in (0, n**2) and coprime to n")
             _check_hs_order(hs, self.nsquare)
@@ -404,9 +397,8 @@ class PaillierPublicKey:
         one by masks, and multiplies even for a zero digit. Single :meth:`encrypt` calls
         build the table themselves after 16 encryptions with this key.
         """
-        w = self._window() if window is None else _check_int_arg("window", window)
-        if not 1 <= w <= 10:
-            raise ValueError(f"window must be in [1, 10], got {w}")
+        w = self._window() if window is None else check_int(window, "window", minimum=1,
+                                                            maximum=10)
         l2 = self._limb("n2")
         mont = int(_k.mont_width(l2))
         with self._lock:
@@ -568,8 +560,8 @@ class PaillierPrivateKey:
     """
 
     def __init__(self, public_key: PaillierPublicKey, p: int, q: int):
-        p = _check_int_arg("p", p)
-        q = _check_int_arg("q", q)
+        p = check_int(p, "p")
+        q = check_int(q, "q")
         if not p * q == public_key.n:
             raise ValueError("given public key does not match the given p and q.")
         if p == q:
@@ -593,7 +585,7 @@ class PaillierPrivateKey:
         Raises:
             ValueError: the totient does not belong to ``public_key``.
         """
-        totient = _check_int_arg("totient", totient)
+        totient = check_int(totient, "totient")
         p_plus_q = public_key.n - totient + 1
         disc = p_plus_q * p_plus_q - public_key.n * 4
         if disc < 0:
