@@ -26,3 +26,12 @@ def k512():
 @pytest.fixture(scope="module")
 def other256():
     return pl.generate_paillier_keypair(n_length=256)
+
+
+@pytest.fixture(scope="module")
+def phe_pair(k512):
+    """python-paillier (module, public key, private key) with k512's n, p and q."""
+    phe = pytest.importorskip("phe")
+    pk, sk = k512
+    ppk = phe.paillier.PaillierPublicKey(pk.n)
+    return phe, ppk, phe.paillier.PaillierPrivateKey(ppk, sk.p, sk.q)

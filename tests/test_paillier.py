@@ -771,13 +771,7 @@ def test_keyring(k256, other256):
 # --- python-paillier interoperability ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def phe_pair(k512):
-    """python-paillier keys with our 512-bit key's p and q."""
-    phe = pytest.importorskip("phe")
-    pk, sk = k512
-    ppk = phe.paillier.PaillierPublicKey(pk.n)
-    return phe, ppk, phe.paillier.PaillierPrivateKey(ppk, sk.p, sk.q)
+# phe_pair: tests/conftest.py
 
 
 INTEROP_VALUES = [0, 1, -1, 123456789, -(2**100), 2.5, -0.125, math.pi, 1e-300, 1e300,

@@ -66,14 +66,6 @@ def sized(request):
     return _with_hs(pk, sk, "djn")
 
 
-@pytest.fixture(scope="module")
-def phe_pair(k512):
-    phe = pytest.importorskip("phe")
-    pk, sk = k512
-    ppk = phe.paillier.PaillierPublicKey(pk.n)
-    return phe, ppk, phe.paillier.PaillierPrivateKey(ppk, sk.p, sk.q)
-
-
 def _gen(seed):
     return np.random.default_rng(seed)
 
