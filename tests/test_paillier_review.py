@@ -109,3 +109,10 @@ def test_argument_errors(key):
         pl.PaillierPublicKey((1 << 65537) + 1)
     with pytest.raises(ValueError, match="n_length"):
         pl.generate_paillier_keypair(n_length=70000)
+
+
+def test_nbytes_is_the_serialised_length(key):
+    pk, _ = key
+    for values in ([1, 2, 3], np.zeros((2, 0)), 7.5, np.arange(12.0).reshape(3, 4)):
+        e = pk.encrypt_batch(values)
+        assert e.nbytes == len(e.to_bytes())

@@ -1658,10 +1658,18 @@ class EncryptedArray:
         """
         if be_secure and not self._obfuscated:
             self.obfuscate()
-        header = json.dumps({"n": format(self.public_key.n, "x"), "shape": list(self.shape),
-                             "limbs": int(self._c.shape[-1])}).encode()
+        header = self._header()
         return b"".join([_MAGIC, len(header).to_bytes(4, "little"), header,
                          self._exp.astype("<i8").tobytes(), self._c.astype("<u8").tobytes()])
+
+    def _header(self) -> bytes:
+        return json.dumps({"n": format(self.public_key.n, "x"), "shape": list(self.shape),
+                           "limbs": int(self._c.shape[-1])}).encode()
+
+    @property
+    def nbytes(self) -> int:
+        """The length of :meth:`to_bytes`' output (what sending the array costs)."""
+        return len(_MAGIC) + 4 + len(self._header()) + self._exp.nbytes + self._c.nbytes
 
     @classmethod
     def from_bytes(cls, data: bytes, public_key: PaillierPublicKey | None = None

@@ -662,7 +662,7 @@ def _client_update(task: _ClientTask) -> _ClientResult:
     if task.public_key is None:
         return _ClientResult(update, steps, q, update.nbytes)
     enc = task.public_key.encrypt_batch(update, precision=task.precision)
-    return _ClientResult(enc, steps, q, len(enc.to_bytes()))
+    return _ClientResult(enc, steps, q, enc.nbytes)
 
 
 # ---------------------------------------------------------------------------------------
