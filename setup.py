@@ -1,4 +1,5 @@
 """Build the Cython kernels under src/ppml_fast/_native/ (one Extension per .pyx, OpenMP on)."""
+
 from pathlib import Path
 
 import numpy as np

@@ -12,6 +12,7 @@ take a tenth of a second or more (the calibration and PRV/PLD peers and oracle) 
 ``extra_info["result"]`` holds what the call returned (ε, σ or δ), to compare the
 implementations at a glance.
 """
+
 import importlib
 import warnings
 
@@ -102,7 +103,8 @@ def _prv(impl, query, value):
         dp_accounting = pytest.importorskip("dp_accounting")
         pld = pytest.importorskip("dp_accounting.pld.pld_privacy_accountant")
         event = dp_accounting.SelfComposedDpEvent(
-            dp_accounting.PoissonSampledDpEvent(Q, dp_accounting.GaussianDpEvent(SIGMA)), STEPS)
+            dp_accounting.PoissonSampledDpEvent(Q, dp_accounting.GaussianDpEvent(SIGMA)), STEPS
+        )
 
         def fn():
             acc = pld.PLDAccountant()

@@ -8,6 +8,7 @@ statistics 100 x 10^4, float32); ``PPML_BENCH_FULL=1`` gives the issue's sizes (
 GB/s measured in the same session (the issue asks FedAvg for at most 1.5x the time of
 one read of the matrix).
 """
+
 import os
 
 import numpy as np
@@ -25,8 +26,11 @@ D_KRUM = 10**6 if FULL else 10**4
 
 
 def _matrix(n, d, dtype=np.float32):
-    return np.random.default_rng(n + d).standard_normal((n, d), dtype=np.float32).astype(
-        dtype, copy=False)
+    return (
+        np.random.default_rng(n + d)
+        .standard_normal((n, d), dtype=np.float32)
+        .astype(dtype, copy=False)
+    )
 
 
 @pytest.fixture(scope="module", params=[np.float32, np.float64], ids=["f32", "f64"])
@@ -108,14 +112,18 @@ def test_coordinate_wise(benchmark, robust_data, name, impl):
         x = x[:, : D_ROBUST // 10]
         benchmark.group += " (reference on D/10)"
     if name == "coordinate_median":
-        fn = {"reference": lambda: ref.coordinate_median(x),
-              "numpy": lambda: np.median(x, axis=0),
-              "native": lambda: ag.coordinate_median(x)}[impl]
+        fn = {
+            "reference": lambda: ref.coordinate_median(x),
+            "numpy": lambda: np.median(x, axis=0),
+            "native": lambda: ag.coordinate_median(x),
+        }[impl]
     else:
         st = pytest.importorskip("scipy.stats")
-        fn = {"reference": lambda: ref.trimmed_mean(x, 0.1),
-              "numpy": lambda: st.trim_mean(x, 0.1, axis=0),
-              "native": lambda: ag.trimmed_mean(x, 0.1)}[impl]
+        fn = {
+            "reference": lambda: ref.trimmed_mean(x, 0.1),
+            "numpy": lambda: st.trim_mean(x, 0.1, axis=0),
+            "native": lambda: ag.trimmed_mean(x, 0.1),
+        }[impl]
     assert benchmark(fn).shape == (x.shape[1],)
     _record(benchmark, x.nbytes)
 

@@ -5,6 +5,7 @@ Run: ``pytest benchmarks/bench_clipping.py --benchmark-enable``. The default bat
 the plain numpy pipeline then needs about 3 GB). ``extra_info`` records GB/s of G read
 per call and, for comparison, the read probe's GB/s measured in the same session.
 """
+
 import os
 
 import numpy as np

@@ -5,6 +5,7 @@ Run: ``pytest benchmarks/bench_discrete.py --benchmark-enable``; one group per o
 and size. The oracle and the peers run only at the small size (they take ~10-30 µs per
 sample); the native kernel at every size.
 """
+
 import importlib.util
 
 import pytest
@@ -28,10 +29,13 @@ def _call(kind, impl, param, n):
     return _peers(kind, param, n)[impl]
 
 
-CASES = [(kind, param, impl, n) for kind, param in PARAMS for n in (SMALL, LARGE)
-         for impl in ["reference", "native", *PEERS]
-         if impl == "native" or (n == SMALL and (impl == "reference"
-                                                 or impl in _peers(kind, param, n)))]
+CASES = [
+    (kind, param, impl, n)
+    for kind, param in PARAMS
+    for n in (SMALL, LARGE)
+    for impl in ["reference", "native", *PEERS]
+    if impl == "native" or (n == SMALL and (impl == "reference" or impl in _peers(kind, param, n)))
+]
 
 
 @pytest.mark.parametrize("kind, param, impl, n", CASES)

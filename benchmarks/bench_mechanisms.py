@@ -6,6 +6,7 @@ and size. The native Laplace/Gaussian mechanisms also record ``vs_bare_sampler``
 best time over that of ``noise.laplace`` / ``noise.gaussian`` on the same size (the
 issue's target: <= 1.2 at 10^6).
 """
+
 import numpy as np
 import pytest
 
@@ -25,8 +26,11 @@ def _peer(name, kind, x):
     dpl = pytest.importorskip("diffprivlib.mechanisms")
     if x.size > 10**4:
         pytest.skip("diffprivlib randomises one value per Python call: small sizes only")
-    mech = (dpl.Laplace(epsilon=EPS, sensitivity=1.0) if kind == "laplace"
-            else dpl.Gaussian(epsilon=EPS, delta=DELTA, sensitivity=1.0))
+    mech = (
+        dpl.Laplace(epsilon=EPS, sensitivity=1.0)
+        if kind == "laplace"
+        else dpl.Gaussian(epsilon=EPS, delta=DELTA, sensitivity=1.0)
+    )
     data = x.tolist()
     return lambda: [mech.randomise(v) for v in data]
 
@@ -38,12 +42,18 @@ def test_additive_mechanism(benchmark, kind, impl, n):
     benchmark.group = f"{kind}_mechanism n={n:.0e}"
     x = np.linspace(-1.0, 1.0, n)
     if impl == "native":
-        fn = ((lambda: mechanisms.laplace_mechanism(x, 1.0, EPS, rng=SECURE)) if kind == "laplace"
-              else (lambda: mechanisms.gaussian_mechanism(x, 1.0, EPS, DELTA, rng=SECURE)))
+        fn = (
+            (lambda: mechanisms.laplace_mechanism(x, 1.0, EPS, rng=SECURE))
+            if kind == "laplace"
+            else (lambda: mechanisms.gaussian_mechanism(x, 1.0, EPS, DELTA, rng=SECURE))
+        )
     elif impl == "reference":
         g = np.random.Generator(np.random.PCG64())
-        fn = ((lambda: ref.laplace_mechanism(x, 1.0, EPS, rng=g)) if kind == "laplace"
-              else (lambda: ref.gaussian_mechanism(x, 1.0, EPS, DELTA, rng=g)))
+        fn = (
+            (lambda: ref.laplace_mechanism(x, 1.0, EPS, rng=g))
+            if kind == "laplace"
+            else (lambda: ref.gaussian_mechanism(x, 1.0, EPS, DELTA, rng=g))
+        )
     else:
         fn = _peer(impl, kind, x)
     benchmark(fn)
@@ -52,13 +62,17 @@ def test_additive_mechanism(benchmark, kind, impl, n):
         benchmark.extra_info["Mvalues_per_s"] = n / benchmark.stats.stats.min / 1e6
         if impl == "native":
             sigma = mechanisms.gaussian_sigma(EPS, DELTA)
-            bare = time_call((lambda: noise.laplace(1.0 / EPS, n, rng=SECURE)) if kind == "laplace"
-                             else (lambda: noise.gaussian(sigma, n, rng=SECURE)))
+            bare = time_call(
+                (lambda: noise.laplace(1.0 / EPS, n, rng=SECURE))
+                if kind == "laplace"
+                else (lambda: noise.gaussian(sigma, n, rng=SECURE))
+            )
             benchmark.extra_info["vs_bare_sampler"] = benchmark.stats.stats.min / bare
 
 
-@pytest.mark.parametrize("shape", [(1000, 1000), (10**5, 10), (10, 10**5)],
-                         ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize(
+    "shape", [(1000, 1000), (10**5, 10), (10, 10**5)], ids=lambda s: f"{s[0]}x{s[1]}"
+)
 @pytest.mark.parametrize("impl", ["reference", "native"])
 def test_exponential_mechanism(benchmark, impl, shape):
     benchmark.group = f"exponential_mechanism {shape[0]}x{shape[1]}"

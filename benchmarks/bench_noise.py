@@ -2,6 +2,7 @@
 
 Run: ``pytest benchmarks/bench_noise.py --benchmark-enable``; compare groups per operation.
 """
+
 import numpy as np
 import pytest
 

@@ -7,6 +7,7 @@ loop, with the same key and ciphertexts; skipped when not installed) or ``refere
 ``PPML_BENCH_FULL=1`` for 4x the sizes. ``extra_info["per_item_us"]`` is the time per
 ciphertext.
 """
+
 import os
 
 import numpy as np
@@ -23,7 +24,7 @@ N_ENC, N_DEC, N_OPS = 32 * SCALE, 64 * SCALE, 2000 * SCALE
 def keys():
     pk, sk = paillier.generate_paillier_keypair(n_length=2048)
     pk.precompute()
-    x = np.random.default_rng(0).integers(-10**6, 10**6, N_OPS)
+    x = np.random.default_rng(0).integers(-(10**6), 10**6, N_OPS)
     enc = pk.encrypt_batch(x)
     cts = [int(c) for c in enc.ciphertexts(False)]
     return pk, sk, x, enc, cts
@@ -79,17 +80,24 @@ def test_homomorphic(benchmark, keys, op, impl, request):
     half = N_OPS // 2
     k = np.random.default_rng(1).integers(1, 1000, N_OPS)
     if impl == "native":
-        fns = {"add": lambda: enc[:half] + enc[half:], "mul_small": lambda: enc * k,
-               "sum": lambda: enc.sum()}
+        fns = {
+            "add": lambda: enc[:half] + enc[half:],
+            "mul_small": lambda: enc * k,
+            "sum": lambda: enc.sum(),
+        }
     elif impl == "phe":
         pe = request.getfixturevalue("phe_keys")[2]
-        fns = {"add": lambda: [a + b for a, b in zip(pe[:half], pe[half:], strict=True)],
-               "mul_small": lambda: [a * int(b) for a, b in zip(pe, k, strict=True)],
-               "sum": lambda: sum(pe[1:], pe[0])}
+        fns = {
+            "add": lambda: [a + b for a, b in zip(pe[:half], pe[half:], strict=True)],
+            "mul_small": lambda: [a * int(b) for a, b in zip(pe, k, strict=True)],
+            "sum": lambda: sum(pe[1:], pe[0]),
+        }
     else:
-        fns = {"add": lambda: ref.add_loop(pk.n, cts[:half], cts[half:]),
-               "mul_small": lambda: ref.mul_loop(pk.n, cts, k),
-               "sum": lambda: ref.sum_ciphertexts(pk.n, cts)}
+        fns = {
+            "add": lambda: ref.add_loop(pk.n, cts[:half], cts[half:]),
+            "mul_small": lambda: ref.mul_loop(pk.n, cts, k),
+            "sum": lambda: ref.sum_ciphertexts(pk.n, cts),
+        }
     _run(benchmark, fns[op], half if op == "add" else N_OPS)
 
 
@@ -101,6 +109,11 @@ def test_matmul(benchmark, keys, impl, request):
         fn = lambda: enc[:256] @ w  # noqa: E731
     else:
         pe = request.getfixturevalue("phe_keys")[2][:256]
-        fn = lambda: [sum((pe[i] * int(w[i, j]) for i in range(1, 256)),  # noqa: E731
-                          pe[0] * int(w[0, j])) for j in range(4)]
+        fn = lambda: [
+            sum(
+                (pe[i] * int(w[i, j]) for i in range(1, 256)),  # noqa: E731
+                pe[0] * int(w[0, j]),
+            )
+            for j in range(4)
+        ]
     _run(benchmark, fn, 256 * 4)

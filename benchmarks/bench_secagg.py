@@ -6,6 +6,7 @@ AES-128-CTR masks with the fused kernel, ``reference`` with numpy PCG64 generato
 ``flower`` with Flower's ``pseudo_rand_gen``. D = 10^5 by default, 10^6 with
 ``PPML_BENCH_FULL=1``. ``extra_info["GB_per_s"]`` is mask words (8 bytes) per second.
 """
+
 import os
 
 import numpy as np

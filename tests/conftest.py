@@ -1,4 +1,5 @@
 """Fixtures shared by the Paillier test files (module-scoped key pairs)."""
+
 import pytest
 
 from ppml_fast import paillier as pl

@@ -4,6 +4,7 @@
 ``size=, rng=, dtype=, out=`` and, where ``dtypes`` has one entry, no ``dtype``) through
 the shapes, ``out=`` rules and layout errors that DESIGN.md promises.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -13,6 +13,7 @@ Bugs found while writing this file are kept as regression tests (their docstring
 what went wrong): negative RDP at large fractional orders, the pow(σ, 2.0) fold, rounding-
 level negatives turned into inf, the 10^7-term loop at tiny σ, and non-numeric rdp.
 """
+
 from __future__ import annotations
 
 import math
@@ -87,10 +88,12 @@ def random_rdp_cases(seed, n=200):
         q = float(10 ** rng.uniform(-6, 0)) if k % 2 else float(rng.uniform(0, 1))
         sigma = float(rng.uniform(0.05, 30))
         steps = int(rng.integers(1, 10_001))
-        orders = np.concatenate([
-            rng.integers(2, 257, 2).astype(np.float64),
-            1 + 10 ** rng.uniform(-3, math.log10(255), 3),
-        ])
+        orders = np.concatenate(
+            [
+                rng.integers(2, 257, 2).astype(np.float64),
+                1 + 10 ** rng.uniform(-3, math.log10(255), 3),
+            ]
+        )
         if k % 10 == 0:
             orders = np.append(orders, np.inf)
         yield q, sigma, steps, orders
@@ -162,8 +165,12 @@ def random_prv_cases(seed, n):
     steps up to 1000, δ log-uniform in [1e-9, 1e-3]."""
     rng = np.random.default_rng(seed)
     return [
-        (float(10 ** rng.uniform(-3, math.log10(0.2))), float(rng.uniform(0.8, 3.0)),
-         int(rng.integers(1, 1001)), float(10 ** rng.uniform(-9, -3)))
+        (
+            float(10 ** rng.uniform(-3, math.log10(0.2))),
+            float(rng.uniform(0.8, 3.0)),
+            int(rng.integers(1, 1001)),
+            float(10 ** rng.uniform(-9, -3)),
+        )
         for _ in range(n)
     ]
 
@@ -197,8 +204,9 @@ def test_compute_rdp_default_orders_and_scalar_order_equal_reference():
 def test_compute_rdp_equals_opacus_bit_for_bit(seed):
     opacus_rdp = pytest.importorskip("opacus.accountants.analysis.rdp")
     for q, sigma, steps, orders in random_rdp_cases(seed):
-        want = opacus_rdp.compute_rdp(q=q, noise_multiplier=sigma, steps=steps,
-                                      orders=[float(a) for a in orders])
+        want = opacus_rdp.compute_rdp(
+            q=q, noise_multiplier=sigma, steps=steps, orders=[float(a) for a in orders]
+        )
         # documented deviation: where Opacus' fractional series cancels into a clearly
         # negative RDP (< -1e-9, large fractional orders), ppml_fast answers inf
         want = np.where(want < -1e-9, np.inf, want)
@@ -221,26 +229,28 @@ def test_compute_rdp_squares_sigma_like_opacus():
     2.125308494747904 instead of Opacus' 2.1253084947479035."""
     orders = [2.5, 7.0, 90.0, 233.0]
     for sigma in POW_MISROUNDED:
-        if sigma**2 == sigma * sigma:   # another libm: nothing to distinguish
+        if sigma**2 == sigma * sigma:  # another libm: nothing to distinguish
             continue
         for q in (0.9390439158147291, 0.01, 1.0):
-            np.testing.assert_array_equal(compute_rdp(q, sigma, 1, orders),
-                                          ref.compute_rdp(q, sigma, 1, orders),
-                                          err_msg=f"q={q!r} sigma={sigma!r}")
+            np.testing.assert_array_equal(
+                compute_rdp(q, sigma, 1, orders),
+                ref.compute_rdp(q, sigma, 1, orders),
+                err_msg=f"q={q!r} sigma={sigma!r}",
+            )
 
 
 def test_compute_rdp_special_cases():
     orders = [1.5, 2.0, 32.0, 100.5, np.inf]
     for impl in (compute_rdp, ref.compute_rdp):
-        np.testing.assert_array_equal(impl(0.0, 1.0, 5, orders), np.zeros(5))       # q = 0
-        np.testing.assert_array_equal(impl(0.0, 0.0, 5, orders), np.zeros(5))       # q = 0 wins
+        np.testing.assert_array_equal(impl(0.0, 1.0, 5, orders), np.zeros(5))  # q = 0
+        np.testing.assert_array_equal(impl(0.0, 0.0, 5, orders), np.zeros(5))  # q = 0 wins
         np.testing.assert_array_equal(impl(0.1, 0.0, 5, orders), np.full(5, np.inf))  # σ = 0
-        np.testing.assert_array_equal(                                               # q = 1
+        np.testing.assert_array_equal(  # q = 1
             impl(1.0, 2.0, 3, orders), np.array(orders) / (2 * 2.0**2) * 3
         )
         out = impl(0.5, 1.0, 1, orders)
-        assert np.isfinite(out[:4]).all() and out[4] == np.inf                      # α = inf
-        np.testing.assert_array_equal(impl(0.1, 0.0, 0, orders), np.zeros(5))      # steps = 0
+        assert np.isfinite(out[:4]).all() and out[4] == np.inf  # α = inf
+        np.testing.assert_array_equal(impl(0.1, 0.0, 0, orders), np.zeros(5))  # steps = 0
         # documented: σ whose square underflows is no noise at all
         np.testing.assert_array_equal(impl(0.5, 1e-170, 1, [2.0, 2.5]), [np.inf, np.inf])
         # documented: a NaN from the series (here inf - inf in the integer sum) is +inf
@@ -257,10 +267,12 @@ def test_compute_rdp_documented_deviations_from_opacus():
     assert compute_rdp(0.5, 1e-170, 1, [2.0])[0] == np.inf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        assert np.isnan(opacus_rdp.compute_rdp(q=0.3, noise_multiplier=1e-155, steps=1,
-                                               orders=[100.0])[0])
-        assert np.isnan(opacus_rdp.compute_rdp(q=0.1, noise_multiplier=0.0, steps=0,
-                                               orders=[2.0])[0])
+        assert np.isnan(
+            opacus_rdp.compute_rdp(q=0.3, noise_multiplier=1e-155, steps=1, orders=[100.0])[0]
+        )
+        assert np.isnan(
+            opacus_rdp.compute_rdp(q=0.1, noise_multiplier=0.0, steps=0, orders=[2.0])[0]
+        )
     assert compute_rdp(0.3, 1e-155, 1, [100.0])[0] == np.inf
     assert compute_rdp(0.1, 0.0, 0, [2.0])[0] == 0.0
 
@@ -300,12 +312,14 @@ def test_rounding_level_negative_rdp_is_not_inf():
     acc.history = [(1e4, 1e-6, 1000)]
     # the true RDP is <= 1000 * 1e-12 * 64 / 1e8 ~ 1e-15 at every default order, so epsilon
     # is that of an all-zero RDP to ~1e-14
-    zero, _ = get_privacy_spent(orders=DEFAULT_ALPHAS, rdp=np.zeros(len(DEFAULT_ALPHAS)),
-                                delta=1e-5)
+    zero, _ = get_privacy_spent(
+        orders=DEFAULT_ALPHAS, rdp=np.zeros(len(DEFAULT_ALPHAS)), delta=1e-5
+    )
     assert acc.get_epsilon(1e-5) == pytest.approx(zero, abs=1e-9)
     # get_privacy_spent accepts them (rounding), refuses clearly negative values
-    assert get_privacy_spent(orders=DEFAULT_ALPHAS, rdp=r * 1000, delta=1e-5)[0] == \
-        pytest.approx(zero, abs=1e-9)
+    assert get_privacy_spent(orders=DEFAULT_ALPHAS, rdp=r * 1000, delta=1e-5)[0] == pytest.approx(
+        zero, abs=1e-9
+    )
 
 
 def test_compute_rdp_tiny_sigma_is_fast():
@@ -316,8 +330,9 @@ def test_compute_rdp_tiny_sigma_is_fast():
     clear_rdp_cache()
     t = time.perf_counter()
     for sigma in (1e-160, 1e-155, 5e-151):
-        np.testing.assert_array_equal(compute_rdp(0.01, sigma, 1, DEFAULT_ALPHAS),
-                                      np.full(len(DEFAULT_ALPHAS), np.inf))
+        np.testing.assert_array_equal(
+            compute_rdp(0.01, sigma, 1, DEFAULT_ALPHAS), np.full(len(DEFAULT_ALPHAS), np.inf)
+        )
     assert time.perf_counter() - t < 0.5
     assert np.isfinite(compute_rdp(0.01, 1e-149, 1, [2.0]))[0]
 
@@ -330,18 +345,23 @@ def test_golden_rdp_epsilon():
     # -> 5.63199236854841 (measured); the classic DP-SGD example quotes eps ~ 5.63.
     eps = rdp_epsilon(0.01, 1.1, 10_000, 1e-5)
     assert eps == pytest.approx(5.63199236854841, rel=1e-13)
-    e2, order = get_privacy_spent(orders=DEFAULT_ALPHAS,
-                                  rdp=compute_rdp(0.01, 1.1, 10_000, DEFAULT_ALPHAS),
-                                  delta=1e-5)
-    assert (e2, order) == (eps, ref.get_privacy_spent(
-        DEFAULT_ALPHAS, ref.compute_rdp(0.01, 1.1, 10_000, DEFAULT_ALPHAS), 1e-5)[1])
+    e2, order = get_privacy_spent(
+        orders=DEFAULT_ALPHAS, rdp=compute_rdp(0.01, 1.1, 10_000, DEFAULT_ALPHAS), delta=1e-5
+    )
+    assert (e2, order) == (
+        eps,
+        ref.get_privacy_spent(
+            DEFAULT_ALPHAS, ref.compute_rdp(0.01, 1.1, 10_000, DEFAULT_ALPHAS), 1e-5
+        )[1],
+    )
 
 
 def test_golden_noise_multiplier():
     # Opacus 1.6: get_noise_multiplier(target_epsilon=8, target_delta=1e-5,
     # sample_rate=0.01, steps=10000) -> 0.9173583984375 (accountant="rdp", tolerance 0.01)
-    sigma = get_noise_multiplier(target_epsilon=8, target_delta=1e-5, sample_rate=0.01,
-                                 steps=10_000)
+    sigma = get_noise_multiplier(
+        target_epsilon=8, target_delta=1e-5, sample_rate=0.01, steps=10_000
+    )
     assert sigma == 0.9173583984375
 
 
@@ -353,7 +373,7 @@ def test_golden_prv_epsilon():
     assert b.estimate == pytest.approx(5.19258481762920, abs=1e-6)
     assert b.upper == pytest.approx(5.202865247542216, abs=1e-6)
     assert b.lower <= 5.192620123878041 <= b.upper
-    assert b.upper < rdp_epsilon(0.01, 1.1, 10_000, 1e-5)     # PRV is the tighter bound
+    assert b.upper < rdp_epsilon(0.01, 1.1, 10_000, 1e-5)  # PRV is the tighter bound
     acc = PRVAccountant()
     acc.history = [(1.1, 0.01, 10_000)]
     assert acc.get_epsilon(1e-5) == b.upper
@@ -373,8 +393,13 @@ def test_integer_orders_against_mpmath_sum(seed):
     rng = np.random.default_rng(seed)
     cases = [(0.01, 1.1, 2), (0.01, 1.1, 63), (1e-3, 0.5, 256), (0.5, 2.0, 128), (0.9, 5.0, 7)]
     for _ in range(25):
-        cases.append((float(10 ** rng.uniform(-3, 0)), float(rng.uniform(0.3, 10)),
-                      int(rng.integers(2, 257))))
+        cases.append(
+            (
+                float(10 ** rng.uniform(-3, 0)),
+                float(rng.uniform(0.3, 10)),
+                int(rng.integers(2, 257)),
+            )
+        )
     for q, sigma, alpha in cases:
         want = mp_log_a_sum(q, sigma, alpha) / (alpha - 1)
         got = compute_rdp(q, sigma, 1, [float(alpha)])[0]
@@ -382,13 +407,15 @@ def test_integer_orders_against_mpmath_sum(seed):
         # (absolute ~(alpha + 1) eps in log A), which dominates when A - 1 is tiny
         tol = 1e-10 * abs(float(want)) + 4 * (alpha + 1) * EPS / (alpha - 1)
         assert abs(got - float(want)) <= tol, (
-            f"seed={seed} q={q!r} sigma={sigma!r} alpha={alpha}: {got!r} vs {want}")
+            f"seed={seed} q={q!r} sigma={sigma!r} alpha={alpha}: {got!r} vs {want}"
+        )
 
 
 def test_mpmath_integral_oracle_equals_exact_sum():
     for q, sigma, alpha in [(0.01, 1.1, 8), (0.3, 2.0, 20), (0.05, 0.7, 3)]:
-        assert mpmath.almosteq(mp_log_a_integral(q, sigma, alpha),
-                               mp_log_a_sum(q, sigma, alpha), rel_eps=mp.mpf(1e-25))
+        assert mpmath.almosteq(
+            mp_log_a_integral(q, sigma, alpha), mp_log_a_sum(q, sigma, alpha), rel_eps=mp.mpf(1e-25)
+        )
 
 
 def _check_fractional(q, sigma, alpha, context):
@@ -396,13 +423,19 @@ def _check_fractional(q, sigma, alpha, context):
     got = compute_rdp(q, sigma, 1, [alpha])[0]
     # rel 1e-8; the series stops once both new terms are < e^-30 ~ 1e-13 (absolute in A)
     tol = 1e-8 * abs(want) + 1e-12 / (alpha - 1)
-    assert abs(got - want) <= tol, f"{context} q={q!r} sigma={sigma!r} alpha={alpha!r}: " \
-                                   f"{got!r} vs {want!r}"
+    assert abs(got - want) <= tol, (
+        f"{context} q={q!r} sigma={sigma!r} alpha={alpha!r}: {got!r} vs {want!r}"
+    )
 
 
 def test_fractional_orders_against_mpmath_integral():
-    for q, sigma, alpha in [(0.01, 1.1, 1.5), (0.01, 1.1, 10.9), (0.5, 2.0, 5.5),
-                            (1e-3, 0.7, 3.3), (0.3, 5.0, 40.5)]:
+    for q, sigma, alpha in [
+        (0.01, 1.1, 1.5),
+        (0.01, 1.1, 10.9),
+        (0.5, 2.0, 5.5),
+        (1e-3, 0.7, 3.3),
+        (0.3, 5.0, 40.5),
+    ]:
         _check_fractional(q, sigma, alpha, "fixed")
 
 
@@ -477,10 +510,17 @@ def test_get_privacy_spent_equals_reference(seed):
     rng = np.random.default_rng(seed)
     for _ in range(50):
         m = int(rng.integers(1, 40))
-        orders = np.unique(np.concatenate([1 + 10 ** rng.uniform(-2, 2.4, m),
-                                           rng.integers(2, 257, m).astype(np.float64)]))
-        rdp = compute_rdp(float(10 ** rng.uniform(-4, 0)), float(rng.uniform(0.3, 10)),
-                          int(rng.integers(1, 10_000)), orders)
+        orders = np.unique(
+            np.concatenate(
+                [1 + 10 ** rng.uniform(-2, 2.4, m), rng.integers(2, 257, m).astype(np.float64)]
+            )
+        )
+        rdp = compute_rdp(
+            float(10 ** rng.uniform(-4, 0)),
+            float(rng.uniform(0.3, 10)),
+            int(rng.integers(1, 10_000)),
+            orders,
+        )
         delta = float(10 ** rng.uniform(-12, -1))
         got = get_privacy_spent(orders=orders, rdp=rdp, delta=delta)
         assert got == ref.get_privacy_spent(orders, rdp, delta), f"seed={seed}"
@@ -491,10 +531,14 @@ def test_get_privacy_spent_equals_opacus():
     opacus_rdp = pytest.importorskip("opacus.accountants.analysis.rdp")
     rng = np.random.default_rng(FRESH)
     for _ in range(30):
-        orders = list(np.unique(np.concatenate([1 + 10 ** rng.uniform(-2, 1.3, 10),
-                                                rng.integers(2, 257, 10).astype(float)])))
-        rdp = compute_rdp(float(10 ** rng.uniform(-4, 0)), float(rng.uniform(0.3, 10)), 100,
-                          orders)
+        orders = list(
+            np.unique(
+                np.concatenate(
+                    [1 + 10 ** rng.uniform(-2, 1.3, 10), rng.integers(2, 257, 10).astype(float)]
+                )
+            )
+        )
+        rdp = compute_rdp(float(10 ** rng.uniform(-4, 0)), float(rng.uniform(0.3, 10)), 100, orders)
         e, o = opacus_rdp.get_privacy_spent(orders=orders, rdp=rdp, delta=1e-6)
         assert get_privacy_spent(orders=orders, rdp=rdp, delta=1e-6) == (e, o), f"seed={FRESH}"
 
@@ -578,8 +622,12 @@ def test_rdp_accountant_mixed_events_compose_additively():
     acc.compose(LaplaceEvent(10.0), 2)
     orders = np.array(DEFAULT_ALPHAS)
     lap = np.array([float(mp_laplace_rdp(10.0, a)) for a in (orders[0], orders[50], 63.0)])
-    want = (compute_rdp(0.01, 1.0, 100, orders) + compute_rdp(0.05, 2.0, 30, orders)
-            + compute_rdp(1.0, 4.0, 5, orders) + compute_rdp(0.02, 1.2, 7, orders))
+    want = (
+        compute_rdp(0.01, 1.0, 100, orders)
+        + compute_rdp(0.05, 2.0, 30, orders)
+        + compute_rdp(1.0, 4.0, 5, orders)
+        + compute_rdp(0.02, 1.2, 7, orders)
+    )
     got = acc.get_rdp()
     lap_got = got - want
     np.testing.assert_allclose(lap_got[[0, 50, -1]], 2 * lap, rtol=1e-9)
@@ -611,12 +659,13 @@ def test_get_noise_multiplier_equals_opacus():
     utils = pytest.importorskip("opacus.accountants.utils")
     rng = np.random.default_rng(FRESH)
     for _ in range(5):
-        kw = dict(target_epsilon=float(rng.uniform(0.5, 10)),
-                  target_delta=float(10 ** rng.uniform(-7, -4)),
-                  sample_rate=float(10 ** rng.uniform(-3, -1)),
-                  steps=int(rng.integers(100, 5000)))
-        assert get_noise_multiplier(**kw) == utils.get_noise_multiplier(**kw), \
-            f"seed={FRESH} {kw}"
+        kw = dict(
+            target_epsilon=float(rng.uniform(0.5, 10)),
+            target_delta=float(10 ** rng.uniform(-7, -4)),
+            sample_rate=float(10 ** rng.uniform(-3, -1)),
+            steps=int(rng.integers(100, 5000)),
+        )
+        assert get_noise_multiplier(**kw) == utils.get_noise_multiplier(**kw), f"seed={FRESH} {kw}"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -627,39 +676,48 @@ def test_get_noise_multiplier_never_overshoots_rdp(seed):
         delta, q = float(10 ** rng.uniform(-8, -4)), float(10 ** rng.uniform(-3, -0.5))
         steps = int(rng.integers(10, 5000))
         tol = float(rng.choice([0.01, 0.001, 0.1]))
-        sigma = get_noise_multiplier(target_epsilon=target, target_delta=delta, sample_rate=q,
-                                     steps=steps, epsilon_tolerance=tol)
+        sigma = get_noise_multiplier(
+            target_epsilon=target,
+            target_delta=delta,
+            sample_rate=q,
+            steps=steps,
+            epsilon_tolerance=tol,
+        )
         eps = rdp_epsilon(q, sigma, steps, delta)
         assert eps <= target and target - eps <= tol, f"seed={seed} {target} {sigma} {eps}"
 
 
 def test_get_noise_multiplier_never_overshoots_prv():
     for target, delta, q, steps in [(3.0, 1e-5, 0.02, 200), (1.0, 1e-6, 0.05, 50)]:
-        sigma = get_noise_multiplier(target_epsilon=target, target_delta=delta, sample_rate=q,
-                                     steps=steps, accountant="prv")
+        sigma = get_noise_multiplier(
+            target_epsilon=target, target_delta=delta, sample_rate=q, steps=steps, accountant="prv"
+        )
         acc = PRVAccountant()
         acc.history = [(sigma, q, steps)]
         eps = acc.get_epsilon(delta)
         assert eps <= target and target - eps <= 0.01, (target, sigma, eps)
         # the PRV bound is tighter, so less noise is needed than under RDP
-        assert sigma < get_noise_multiplier(target_epsilon=target, target_delta=delta,
-                                            sample_rate=q, steps=steps)
+        assert sigma < get_noise_multiplier(
+            target_epsilon=target, target_delta=delta, sample_rate=q, steps=steps
+        )
 
 
 def test_get_noise_multiplier_epochs_and_errors():
-    by_epochs = get_noise_multiplier(target_epsilon=2, target_delta=1e-5, sample_rate=0.01,
-                                     epochs=3)
-    by_steps = get_noise_multiplier(target_epsilon=2, target_delta=1e-5, sample_rate=0.01,
-                                    steps=int(3 / 0.01))
+    by_epochs = get_noise_multiplier(
+        target_epsilon=2, target_delta=1e-5, sample_rate=0.01, epochs=3
+    )
+    by_steps = get_noise_multiplier(
+        target_epsilon=2, target_delta=1e-5, sample_rate=0.01, steps=int(3 / 0.01)
+    )
     assert by_epochs == by_steps
     with pytest.raises(ValueError, match="steps"):
-        get_noise_multiplier(target_epsilon=2, target_delta=1e-5, sample_rate=0.01, steps=10,
-                             epochs=1)
+        get_noise_multiplier(
+            target_epsilon=2, target_delta=1e-5, sample_rate=0.01, steps=10, epochs=1
+        )
     with pytest.raises(ValueError, match="steps"):
         get_noise_multiplier(target_epsilon=2, target_delta=1e-5, sample_rate=0.01)
     with pytest.raises(ValueError, match="budget is too low"):
-        get_noise_multiplier(target_epsilon=1e-9, target_delta=1e-12, sample_rate=1.0,
-                             steps=10**6)
+        get_noise_multiplier(target_epsilon=1e-9, target_delta=1e-12, sample_rate=1.0, steps=10**6)
 
 
 # --- get_max_steps -----------------------------------------------------------------------
@@ -671,29 +729,45 @@ def test_get_max_steps_rdp_is_the_boundary(seed):
     for _ in range(4):
         target, delta = float(rng.uniform(0.5, 8)), float(10 ** rng.uniform(-8, -4))
         q, sigma = float(10 ** rng.uniform(-3, -1)), float(rng.uniform(0.6, 3))
-        n = get_max_steps(target_epsilon=target, target_delta=delta, sample_rate=q,
-                          noise_multiplier=sigma)
+        n = get_max_steps(
+            target_epsilon=target, target_delta=delta, sample_rate=q, noise_multiplier=sigma
+        )
         ctx = f"seed={seed} target={target} delta={delta} q={q} sigma={sigma} n={n}"
-        if n == 0:                                   # one step is already too many
+        if n == 0:  # one step is already too many
             assert rdp_epsilon(q, sigma, 1, delta) > target, ctx
             continue
         assert rdp_epsilon(q, sigma, n, delta) <= target < rdp_epsilon(q, sigma, n + 1, delta), ctx
 
 
 def test_get_max_steps_prv_and_edges():
-    n = get_max_steps(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.02,
-                      noise_multiplier=1.5, accountant="prv")
+    n = get_max_steps(
+        target_epsilon=1.0,
+        target_delta=1e-5,
+        sample_rate=0.02,
+        noise_multiplier=1.5,
+        accountant="prv",
+    )
     acc = PRVAccountant()
     acc.history = [(1.5, 0.02, n)]
     below = acc.get_epsilon(1e-5)
     acc.history = [(1.5, 0.02, n + 1)]
     assert below <= 1.0 < acc.get_epsilon(1e-5), n
     # one step already over the target
-    assert get_max_steps(target_epsilon=0.01, target_delta=1e-5, sample_rate=1.0,
-                         noise_multiplier=1.0) == 0
+    assert (
+        get_max_steps(target_epsilon=0.01, target_delta=1e-5, sample_rate=1.0, noise_multiplier=1.0)
+        == 0
+    )
     # no privacy loss at all: the cap
-    assert get_max_steps(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.0,
-                         noise_multiplier=1.0, max_steps=1000) == 1000
+    assert (
+        get_max_steps(
+            target_epsilon=1.0,
+            target_delta=1e-5,
+            sample_rate=0.0,
+            noise_multiplier=1.0,
+            max_steps=1000,
+        )
+        == 1000
+    )
 
 
 # --- PRVAccountant -----------------------------------------------------------------------
@@ -725,7 +799,8 @@ def test_prv_against_opacus(seed):
         theirs = OpacusPRV()
         theirs.history = [(sigma, q, steps)]
         olo, oest, oup = theirs._get_dprv(0.01, delta / 1000).compute_epsilon(
-            delta, delta / 1000, 0.01)
+            delta, delta / 1000, 0.01
+        )
         b = prv_bounds(q, sigma, steps, delta)
         assert abs(b.estimate - oest) <= 1e-3, f"{ctx}: {b.estimate} vs Opacus {oest}"
         assert max(olo, b.lower) <= min(oup, b.upper), ctx
@@ -736,8 +811,9 @@ def test_prv_against_dp_accounting_pld(seed):
     dpa = pytest.importorskip("dp_accounting")
     for q, sigma, steps, delta in random_prv_cases(seed + 2, 3):
         ctx = f"seed={seed} q={q!r} sigma={sigma!r} steps={steps} delta={delta!r}"
-        pld = pld_epsilon([(dpa.PoissonSampledDpEvent(q, dpa.GaussianDpEvent(sigma)), steps)],
-                          delta)
+        pld = pld_epsilon(
+            [(dpa.PoissonSampledDpEvent(q, dpa.GaussianDpEvent(sigma)), steps)], delta
+        )
         b = prv_bounds(q, sigma, steps, delta)
         # the PLD (connect-the-dots, add-or-remove) is a near-exact upper estimate: it
         # lies inside the PRV's stated interval and within eps_error of its estimate
@@ -749,8 +825,7 @@ def test_prv_against_dp_accounting_pld(seed):
 def test_golden_prv_against_peers_at_10000_steps():
     dpa = pytest.importorskip("dp_accounting")
     b = prv_bounds(0.01, 1.1, 10_000, 1e-5)
-    pld = pld_epsilon([(dpa.PoissonSampledDpEvent(0.01, dpa.GaussianDpEvent(1.1)), 10_000)],
-                      1e-5)
+    pld = pld_epsilon([(dpa.PoissonSampledDpEvent(0.01, dpa.GaussianDpEvent(1.1)), 10_000)], 1e-5)
     assert b.lower <= pld <= b.upper and abs(pld - 5.192620123878041) < 1e-9
     pytest.importorskip("opacus")
     from opacus.accountants import PRVAccountant as OpacusPRV
@@ -762,8 +837,7 @@ def test_golden_prv_against_peers_at_10000_steps():
 
 def test_prv_gaussian_against_exact_curve():
     # k compositions of the Gaussian mechanism = one with sigma / sqrt(k): exact epsilon
-    for sigma, k, delta in [(1.0, 1, 1e-5), (5.0, 100, 1e-6), (20.0, 1000, 1e-8),
-                            (0.5, 3, 1e-3)]:
+    for sigma, k, delta in [(1.0, 1, 1e-5), (5.0, 100, 1e-6), (20.0, 1000, 1e-8), (0.5, 3, 1e-3)]:
         exact = gaussian_epsilon(delta, sigma, k)
         acc = PRVAccountant()
         acc.compose(GaussianEvent(sigma), k)
@@ -800,7 +874,7 @@ def test_pure_laplace_composition_is_at_most_k_over_b(k, b):
     # contains the truth, so its lower end is <= k/b and its estimate is within eps_error
     assert eb.lower <= k / b, eb
     assert eb.estimate <= k / b + 0.01, eb
-    assert acc.get_delta(k / b + 0.011) <= 1e-10 + 1e-9    # no mass beyond k/b (+ errors)
+    assert acc.get_delta(k / b + 0.011) <= 1e-10 + 1e-9  # no mass beyond k/b (+ errors)
 
 
 def test_prv_delta_bounds_consistent_with_epsilon():
@@ -817,10 +891,13 @@ def test_prv_delta_bounds_consistent_with_epsilon():
         assert mid.lower <= delta <= mid.upper
         # and against the reference curve on the same grid
         assert mid.estimate == pytest.approx(
-            ref.prv_delta(q, sigma, steps, eb.estimate, delta_error=de), rel=1e-4)
+            ref.prv_delta(q, sigma, steps, eb.estimate, delta_error=de), rel=1e-4
+        )
         # delta decreases in epsilon
-        ds = [acc.get_delta_bounds(e).estimate for e in (0.5 * eb.estimate, eb.estimate,
-                                                          1.5 * eb.estimate)]
+        ds = [
+            acc.get_delta_bounds(e).estimate
+            for e in (0.5 * eb.estimate, eb.estimate, 1.5 * eb.estimate)
+        ]
         assert ds[0] > ds[1] > ds[2]
 
 
@@ -843,8 +920,10 @@ def _composed(acc, delta):
     return acc._composed(0.01, delta / 1000)[0]
 
 
-@pytest.mark.parametrize(("q", "sigma", "steps", "delta"),
-                         [(0.01, 1.1, 1000, 1e-5), (0.1, 2.0, 50, 1e-7), (1.0, 5.0, 20, 1e-6)])
+@pytest.mark.parametrize(
+    ("q", "sigma", "steps", "delta"),
+    [(0.01, 1.1, 1000, 1e-5), (0.1, 2.0, 50, 1e-7), (1.0, 5.0, 20, 1e-6)],
+)
 def test_prv_spectral_and_fallback_paths_agree(monkeypatch, q, sigma, steps, delta):
     acc = PRVAccountant()
     acc.history = [(sigma, q, steps)]
@@ -857,8 +936,9 @@ def test_prv_spectral_and_fallback_paths_agree(monkeypatch, q, sigma, steps, del
     fallback = acc.get_epsilon_bounds(delta)
     assert not _composed(acc, delta).spectral
     np.testing.assert_allclose(fallback, spectral, rtol=0, atol=1e-7)
-    np.testing.assert_allclose(acc.get_delta_bounds(spectral.estimate), d_spectral,
-                               rtol=1e-5, atol=1e-15)
+    np.testing.assert_allclose(
+        acc.get_delta_bounds(spectral.estimate), d_spectral, rtol=1e-5, atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -866,23 +946,45 @@ def test_prv_heterogeneous_events_against_pld(seed):
     dpa = pytest.importorskip("dp_accounting")
     rng = np.random.default_rng(seed)
     for _ in range(3):
-        s1, b, s2 = float(rng.uniform(2, 10)), float(rng.uniform(5, 40)), float(
-            rng.uniform(0.8, 2))
+        s1, b, s2 = float(rng.uniform(2, 10)), float(rng.uniform(5, 40)), float(rng.uniform(0.8, 2))
         q = float(10 ** rng.uniform(-2.5, -1))
-        k1, k2, k3 = (int(rng.integers(1, 20)), int(rng.integers(1, 20)),
-                      int(rng.integers(10, 300)))
+        k1, k2, k3 = (
+            int(rng.integers(1, 20)),
+            int(rng.integers(1, 20)),
+            int(rng.integers(10, 300)),
+        )
         delta = float(10 ** rng.uniform(-8, -4))
         ctx = f"seed={seed} s1={s1} b={b} s2={s2} q={q} k={k1, k2, k3} delta={delta}"
         acc = PRVAccountant()
-        acc.compose([(GaussianEvent(s1), k1), (LaplaceEvent(b), k2),
-                     (PoissonSampledEvent(q, GaussianEvent(s2)), k3)])
+        acc.compose(
+            [
+                (GaussianEvent(s1), k1),
+                (LaplaceEvent(b), k2),
+                (PoissonSampledEvent(q, GaussianEvent(s2)), k3),
+            ]
+        )
         eb = acc.get_epsilon_bounds(delta)
-        pld = pld_epsilon([(dpa.GaussianDpEvent(s1), k1), (dpa.LaplaceDpEvent(b), k2),
-                           (dpa.PoissonSampledDpEvent(q, dpa.GaussianDpEvent(s2)), k3)], delta)
+        pld = pld_epsilon(
+            [
+                (dpa.GaussianDpEvent(s1), k1),
+                (dpa.LaplaceDpEvent(b), k2),
+                (dpa.PoissonSampledDpEvent(q, dpa.GaussianDpEvent(s2)), k3),
+            ],
+            delta,
+        )
         assert eb.lower <= pld <= eb.upper, f"{ctx}: PLD {pld} not in {eb}"
         assert abs(eb.estimate - pld) <= 0.01, ctx
-        assert compose([(GaussianEvent(s1), k1), (LaplaceEvent(b), k2),
-                        (PoissonSampledEvent(q, GaussianEvent(s2)), k3)], delta=delta) == eb.upper
+        assert (
+            compose(
+                [
+                    (GaussianEvent(s1), k1),
+                    (LaplaceEvent(b), k2),
+                    (PoissonSampledEvent(q, GaussianEvent(s2)), k3),
+                ],
+                delta=delta,
+            )
+            == eb.upper
+        )
 
 
 def test_prv_laplace_heavy_composition_uses_fallback_and_matches_pld():
@@ -890,7 +992,7 @@ def test_prv_laplace_heavy_composition_uses_fallback_and_matches_pld():
     acc = PRVAccountant()
     acc.compose([(LaplaceEvent(4.0), 6), (LaplaceEvent(9.0), 3)])
     eb = acc.get_epsilon_bounds(1e-6)
-    assert not _composed(acc, 1e-6).spectral     # atoms of the Laplace PRV: no decay
+    assert not _composed(acc, 1e-6).spectral  # atoms of the Laplace PRV: no decay
     pld = pld_epsilon([(dpa.LaplaceDpEvent(4.0), 6), (dpa.LaplaceDpEvent(9.0), 3)], 1e-6)
     assert eb.lower <= pld <= eb.upper and abs(eb.estimate - pld) <= 0.01, (eb, pld)
 
@@ -899,14 +1001,14 @@ def test_prv_no_privacy_and_empty():
     acc = PRVAccountant()
     assert acc.get_epsilon(1e-5) == 0.0
     assert acc.get_delta(0.5) == 0.0
-    acc.history = [(0.0, 0.1, 10)]                          # sigma = 0: no privacy
+    acc.history = [(0.0, 0.1, 10)]  # sigma = 0: no privacy
     assert acc.get_epsilon(1e-5) == math.inf
     assert acc.get_delta(5.0) == 1.0
     acc = PRVAccountant()
     acc.compose(GaussianEvent(0.0))
     assert acc.get_epsilon(1e-5) == math.inf
     acc = PRVAccountant()
-    acc.history = [(0.0, 0.0, 10)]                          # q = 0: nothing released
+    acc.history = [(0.0, 0.0, 10)]  # q = 0: nothing released
     assert acc.get_epsilon(1e-5) == 0.0
     assert rdp_epsilon(0.1, 0.0, 10, 1e-5) == math.inf
 
@@ -937,15 +1039,25 @@ def test_results_do_not_depend_on_thread_count():
     for n in (1, 2):
         with ppml_fast.num_threads(n):
             clear_rdp_cache()
-            rdp = np.concatenate([compute_rdp(0.01, 1.1, 1, orders),
-                                  compute_rdp(0.3, 10.0, 1, [*DEFAULT_ALPHAS, 100.5, 200.5])])
+            rdp = np.concatenate(
+                [
+                    compute_rdp(0.01, 1.1, 1, orders),
+                    compute_rdp(0.3, 10.0, 1, [*DEFAULT_ALPHAS, 100.5, 200.5]),
+                ]
+            )
             acc = PRVAccountant()
-            acc.history = [(1.1, 0.01, 3000)]                 # a grid of > 4096 points
+            acc.history = [(1.1, 0.01, 3000)]  # a grid of > 4096 points
             acc.compose(LaplaceEvent(30.0), 3)
             big = PRVAccountant()
             big.history = [(1.1, 0.01, 1000)]
-            out.append((rdp, acc.get_epsilon_bounds(1e-5), acc.get_delta_bounds(1.0),
-                        big.get_epsilon_bounds(1e-6)))
+            out.append(
+                (
+                    rdp,
+                    acc.get_epsilon_bounds(1e-5),
+                    acc.get_delta_bounds(1.0),
+                    big.get_epsilon_bounds(1e-6),
+                )
+            )
     np.testing.assert_array_equal(out[0][0], out[1][0])
     assert out[0][1:] == out[1][1:]
 
@@ -990,54 +1102,143 @@ BAD_INPUT = [
     (lambda: get_privacy_spent(orders=[2.0], rdp=[[1.0]], delta=1e-5), ValueError, "rdp"),
     (lambda: get_privacy_spent(orders="2", rdp=[1.0], delta=1e-5), TypeError, "orders"),
     # RDPAccountant / PRVAccountant recording
-    (lambda: RDPAccountant().step(noise_multiplier=-1.0, sample_rate=0.1), ValueError,
-     "noise_multiplier"),
-    (lambda: RDPAccountant().step(noise_multiplier=math.nan, sample_rate=0.1), ValueError,
-     "noise_multiplier"),
-    (lambda: RDPAccountant().step(noise_multiplier=1.0, sample_rate=1.5), ValueError,
-     "sample_rate"),
-    (lambda: RDPAccountant().step(noise_multiplier=1.0, sample_rate="a"), TypeError,
-     "sample_rate"),
-    (lambda: PRVAccountant().step(noise_multiplier=1.0, sample_rate=-0.5), ValueError,
-     "sample_rate"),
+    (
+        lambda: RDPAccountant().step(noise_multiplier=-1.0, sample_rate=0.1),
+        ValueError,
+        "noise_multiplier",
+    ),
+    (
+        lambda: RDPAccountant().step(noise_multiplier=math.nan, sample_rate=0.1),
+        ValueError,
+        "noise_multiplier",
+    ),
+    (
+        lambda: RDPAccountant().step(noise_multiplier=1.0, sample_rate=1.5),
+        ValueError,
+        "sample_rate",
+    ),
+    (lambda: RDPAccountant().step(noise_multiplier=1.0, sample_rate="a"), TypeError, "sample_rate"),
+    (
+        lambda: PRVAccountant().step(noise_multiplier=1.0, sample_rate=-0.5),
+        ValueError,
+        "sample_rate",
+    ),
     (lambda: RDPAccountant().get_epsilon(0.0), ValueError, "delta"),
     (lambda: RDPAccountant().compose(G, -1), ValueError, "count"),
     (lambda: RDPAccountant().compose([(G, 1.5)]), TypeError, "count"),
     (lambda: RDPAccountant().compose("x"), TypeError, "events"),
     (lambda: RDPAccountant().compose([(LaplaceEvent(1.0),)]), TypeError, "events"),
     # get_noise_multiplier
-    (lambda: get_noise_multiplier(target_epsilon=0.0, target_delta=1e-5, sample_rate=0.1,
-                                  steps=10), ValueError, "target_epsilon"),
-    (lambda: get_noise_multiplier(target_epsilon=math.nan, target_delta=1e-5,
-                                  sample_rate=0.1, steps=10), ValueError, "target_epsilon"),
-    (lambda: get_noise_multiplier(target_epsilon=1.0, target_delta=1.0, sample_rate=0.1,
-                                  steps=10), ValueError, "target_delta"),
-    (lambda: get_noise_multiplier(target_epsilon=1.0, target_delta=1e-5, sample_rate=1.5,
-                                  steps=10), ValueError, "sample_rate"),
-    (lambda: get_noise_multiplier(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.0,
-                                  steps=10), ValueError, "sample_rate"),
-    (lambda: get_noise_multiplier(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1,
-                                  steps=0), ValueError, "steps"),
-    (lambda: get_noise_multiplier(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1,
-                                  steps=2.5), TypeError, "steps"),
-    (lambda: get_noise_multiplier(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1,
-                                  epochs=-1), ValueError, "epochs"),
-    (lambda: get_noise_multiplier(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1,
-                                  steps=10, epsilon_tolerance=0), ValueError,
-     "epsilon_tolerance"),
-    (lambda: get_noise_multiplier(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1,
-                                  steps=10, accountant="gdp"), ValueError, "accountant"),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=0.0, target_delta=1e-5, sample_rate=0.1, steps=10
+        ),
+        ValueError,
+        "target_epsilon",
+    ),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=math.nan, target_delta=1e-5, sample_rate=0.1, steps=10
+        ),
+        ValueError,
+        "target_epsilon",
+    ),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=1.0, target_delta=1.0, sample_rate=0.1, steps=10
+        ),
+        ValueError,
+        "target_delta",
+    ),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=1.5, steps=10
+        ),
+        ValueError,
+        "sample_rate",
+    ),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=0.0, steps=10
+        ),
+        ValueError,
+        "sample_rate",
+    ),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1, steps=0
+        ),
+        ValueError,
+        "steps",
+    ),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1, steps=2.5
+        ),
+        TypeError,
+        "steps",
+    ),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1, epochs=-1
+        ),
+        ValueError,
+        "epochs",
+    ),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1, steps=10, epsilon_tolerance=0
+        ),
+        ValueError,
+        "epsilon_tolerance",
+    ),
+    (
+        lambda: get_noise_multiplier(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1, steps=10, accountant="gdp"
+        ),
+        ValueError,
+        "accountant",
+    ),
     # get_max_steps
-    (lambda: get_max_steps(target_epsilon=-1.0, target_delta=1e-5, sample_rate=0.1,
-                           noise_multiplier=1.0), ValueError, "target_epsilon"),
-    (lambda: get_max_steps(target_epsilon=1.0, target_delta=0.0, sample_rate=0.1,
-                           noise_multiplier=1.0), ValueError, "target_delta"),
-    (lambda: get_max_steps(target_epsilon=1.0, target_delta=1e-5, sample_rate=-0.1,
-                           noise_multiplier=1.0), ValueError, "sample_rate"),
-    (lambda: get_max_steps(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1,
-                           noise_multiplier=-1.0), ValueError, "noise_multiplier"),
-    (lambda: get_max_steps(target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1,
-                           noise_multiplier=1.0, max_steps=0), ValueError, "max_steps"),
+    (
+        lambda: get_max_steps(
+            target_epsilon=-1.0, target_delta=1e-5, sample_rate=0.1, noise_multiplier=1.0
+        ),
+        ValueError,
+        "target_epsilon",
+    ),
+    (
+        lambda: get_max_steps(
+            target_epsilon=1.0, target_delta=0.0, sample_rate=0.1, noise_multiplier=1.0
+        ),
+        ValueError,
+        "target_delta",
+    ),
+    (
+        lambda: get_max_steps(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=-0.1, noise_multiplier=1.0
+        ),
+        ValueError,
+        "sample_rate",
+    ),
+    (
+        lambda: get_max_steps(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=0.1, noise_multiplier=-1.0
+        ),
+        ValueError,
+        "noise_multiplier",
+    ),
+    (
+        lambda: get_max_steps(
+            target_epsilon=1.0,
+            target_delta=1e-5,
+            sample_rate=0.1,
+            noise_multiplier=1.0,
+            max_steps=0,
+        ),
+        ValueError,
+        "max_steps",
+    ),
     # PRVAccountant queries
     (lambda: PRVAccountant().get_epsilon(0.0), ValueError, "delta"),
     (lambda: PRVAccountant().get_epsilon(1.5), ValueError, "delta"),

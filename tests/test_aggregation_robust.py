@@ -13,6 +13,7 @@ reference's additions in the reference's order), so a failure on the fresh seed 
 disagreement, not a false alarm. The statistical tests (``slow``) have a false-alarm rate
 of 1e-6 per assertion (see their docstrings).
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,7 @@ def _as_layers(x):
         layers, o = [], 0
         for s in LAYER_SHAPES:
             size = math.prod(s)
-            layers.append(row[o:o + size].reshape(s).copy())
+            layers.append(row[o : o + size].reshape(s).copy())
             o += size
         out.append(layers)
     return out
@@ -97,8 +98,11 @@ def test_fedavg_matches_reference_bit_for_bit(seed, dtype):
             assert got.dtype == x.dtype, msg
             np.testing.assert_array_equal(got, want, err_msg=msg)
             np.testing.assert_allclose(
-                got, np.average(x.astype(np.float64), axis=0, weights=weights),
-                rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6, err_msg=msg,
+                got,
+                np.average(x.astype(np.float64), axis=0, weights=weights),
+                rtol=1e-5 if dtype == np.float32 else 1e-12,
+                atol=1e-6,
+                err_msg=msg,
             )
 
 
@@ -122,10 +126,12 @@ def test_fedavg_client_groups_and_tails():
     for n in (1, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 40):
         x, rng = _data(FRESH, np.float64, n, 50, n)
         w = rng.random(n)
-        np.testing.assert_array_equal(ag.fedavg(list(x), w), ref.fedavg(x, w),
-                                      err_msg=f"n={n} seed={FRESH}")
-        np.testing.assert_array_equal(ag.fedavg(x, w), ref.fedavg(x, w),
-                                      err_msg=f"n={n} seed={FRESH}")
+        np.testing.assert_array_equal(
+            ag.fedavg(list(x), w), ref.fedavg(x, w), err_msg=f"n={n} seed={FRESH}"
+        )
+        np.testing.assert_array_equal(
+            ag.fedavg(x, w), ref.fedavg(x, w), err_msg=f"n={n} seed={FRESH}"
+        )
 
 
 def test_fedavg_layouts():
@@ -134,8 +140,11 @@ def test_fedavg_layouts():
     want = ref.fedavg(x, w)
     big = np.zeros((40, 90), dtype=np.float32)
     big[::2] = x
-    for name, v in [("row stride", big[::2]), ("fortran", np.asfortranarray(x)),
-                    ("non-native", x.astype(">f4"))]:
+    for name, v in [
+        ("row stride", big[::2]),
+        ("fortran", np.asfortranarray(x)),
+        ("non-native", x.astype(">f4")),
+    ]:
         np.testing.assert_array_equal(ag.fedavg(v, w), want, err_msg=name)
     rev = np.ascontiguousarray(x[::-1])[::-1]  # negative row stride
     np.testing.assert_array_equal(ag.fedavg(rev, w), want)
@@ -206,8 +215,11 @@ def test_updates_validation():
         ([np.ones(4), [np.ones(4)]], TypeError, r"updates\[1\] must be an array"),
         ([[np.ones(4)], np.ones(4)], TypeError, r"updates\[1\] must be a list of layers"),
         ([[np.ones(4)], [np.ones(4), np.ones(1)]], ValueError, r"updates\[1\] has 2 layers"),
-        ([[np.ones(4), np.ones(2)], [np.ones(4), np.ones(3)]], ValueError,
-         r"updates\[1\]\[1\] has shape \(3,\), updates\[0\]\[1\] has \(2,\)"),
+        (
+            [[np.ones(4), np.ones(2)], [np.ones(4), np.ones(3)]],
+            ValueError,
+            r"updates\[1\]\[1\] has shape \(3,\), updates\[0\]\[1\] has \(2,\)",
+        ),
         ([[]], ValueError, r"updates\[0\] must hold at least one layer"),
         ([np.ones(3, dtype=complex)], TypeError, r"updates\[0\] must have dtype"),
         ([np.ones(3), "abc"], TypeError, r"updates\[1\] must have dtype"),
@@ -246,13 +258,15 @@ def test_thread_count_does_not_change_results():
     results = []
     for threads in (1, 2, 3):
         with ppml_fast.num_threads(threads):
-            results.append([
-                ag.fedavg(finite, w),
-                ag.fedavg(list(finite), w),
-                ag.coordinate_median(x, nan="omit"),
-                ag.trimmed_mean(x, 0.2, nan="omit"),
-                ag.fedprox_gradient(finite[0], finite[1], finite[2], 0.3),
-            ])
+            results.append(
+                [
+                    ag.fedavg(finite, w),
+                    ag.fedavg(list(finite), w),
+                    ag.coordinate_median(x, nan="omit"),
+                    ag.trimmed_mean(x, 0.2, nan="omit"),
+                    ag.fedprox_gradient(finite[0], finite[1], finite[2], 0.3),
+                ]
+            )
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):
             np.testing.assert_array_equal(a, b, err_msg=f"seed={FRESH}")
@@ -278,7 +292,8 @@ def test_streaming_equals_fedavg(dtype):
             assert agg.count == x.shape[0]
             assert agg.total_weight == float(np.cumsum(w)[-1])
             np.testing.assert_array_equal(
-                _flat(agg.result()), _flat(ag.fedavg(updates, w)),
+                _flat(agg.result()),
+                _flat(ag.fedavg(updates, w)),
                 err_msg=f"{name} seed={seed}",
             )
 
@@ -422,8 +437,20 @@ def test_median_overflow_and_out():
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_trimmed_mean_matches_reference_and_scipy(seed, dtype):
-    for trial, (n, trim) in enumerate([(1, 0.1), (5, 0.2), (10, 0.1), (10, 0.3), (33, 0.25),
-                                       (100, 0.1), (9, 0), (9, 4), (20, 0.49), (7, 0.0)]):
+    for trial, (n, trim) in enumerate(
+        [
+            (1, 0.1),
+            (5, 0.2),
+            (10, 0.1),
+            (10, 0.3),
+            (33, 0.25),
+            (100, 0.1),
+            (9, 0),
+            (9, 4),
+            (20, 0.49),
+            (7, 0.0),
+        ]
+    ):
         x, _ = _data(seed, dtype, n, None, 20, trial)
         msg = f"seed={seed} dtype={np.dtype(dtype)} n={n} trim={trim}"
         got = ag.trimmed_mean(x, trim)
@@ -433,9 +460,10 @@ def test_trimmed_mean_matches_reference_and_scipy(seed, dtype):
         if isinstance(trim, float):
             want = st.trim_mean(x.astype(np.float64), trim, axis=0)
         else:
-            want = np.sort(x.astype(np.float64), axis=0)[k:n - k].mean(axis=0)
-        np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-13,
-                                   atol=1e-7, err_msg=msg)
+            want = np.sort(x.astype(np.float64), axis=0)[k : n - k].mean(axis=0)
+        np.testing.assert_allclose(
+            got, want, rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-7, err_msg=msg
+        )
 
 
 def test_trimmed_mean_nan_omit_and_errors():
@@ -450,8 +478,9 @@ def test_trimmed_mean_nan_omit_and_errors():
     got = ag.trimmed_mean(x, 0.2, nan="omit")  # k = int(0.2 * m) per column
     np.testing.assert_array_equal(got, ref.trimmed_mean(x, 0.2, omit=True), err_msg=f"{FRESH}")
     assert got[5] == x[11, 5] and got[6] == 1.0
-    with pytest.raises(ValueError, match="only 1 non-NaN values at coordinate 5, and trim "
-                                         "cuts 1 from each side"):
+    with pytest.raises(
+        ValueError, match="only 1 non-NaN values at coordinate 5, and trim cuts 1 from each side"
+    ):
         ag.trimmed_mean(x, 1, nan="omit")
     y = np.array([[-np.inf, 1.0], [np.inf, 2.0], [0.0, 3.0]])
     np.testing.assert_array_equal(ag.trimmed_mean(y, 1), [0.0, 2.0])  # inf trimmed away
@@ -506,8 +535,9 @@ def test_krum_matches_reference(seed, dtype):
         assert res.indices.dtype == np.int64 and res.scores.dtype == np.float64
         if _separated(want_scores, m):
             assert sorted(res.indices.tolist()) == sorted(want_idx.tolist()), msg
-            np.testing.assert_array_equal(res.update, ref.fedavg(x[np.sort(res.indices)]),
-                                          err_msg=msg)
+            np.testing.assert_array_equal(
+                res.update, ref.fedavg(x[np.sort(res.indices)]), err_msg=msg
+            )
         assert res.update.dtype == x.dtype
         np.testing.assert_array_equal(res.indices, np.argsort(res.scores, kind="stable")[:m])
 
@@ -580,10 +610,10 @@ def test_krum_nonfinite_policies():
     assert np.isinf(res.scores[[3, 8]]).all() and np.isfinite(np.delete(res.scores, [3, 8])).all()
     assert not {3, 8} & set(res.indices.tolist())
     good = np.delete(np.arange(10), [3, 8])
-    np.testing.assert_allclose(np.delete(res.scores, [3, 8]), _scores_with_excluded(x, good, 2),
-                               rtol=1e-10)
-    with pytest.raises(ValueError, match="m must be <= the number of clients with a finite "
-                                         "score"):
+    np.testing.assert_allclose(
+        np.delete(res.scores, [3, 8]), _scores_with_excluded(x, good, 2), rtol=1e-10
+    )
+    with pytest.raises(ValueError, match="m must be <= the number of clients with a finite score"):
         ag.multi_krum(x, 2, 9, nonfinite="exclude")
     with pytest.raises(ValueError, match="nonfinite must be 'raise' or 'exclude'"):
         ag.krum(x, 2, nonfinite="omit")
@@ -604,9 +634,12 @@ def _scores_with_excluded(x, good, f):
 
 def test_krum_validation():
     x = np.ones((6, 3))
-    with pytest.raises(ValueError, match=r"n_byzantine must satisfy n_clients > 2 \* "
-                                         r"n_byzantine \+ 2 .* n_clients = 6 and "
-                                         "n_byzantine = 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"n_byzantine must satisfy n_clients > 2 \* "
+        r"n_byzantine \+ 2 .* n_clients = 6 and "
+        "n_byzantine = 2",
+    ):
         ag.krum(x, 2)
     with pytest.raises(ValueError, match="n_byzantine must be >= 0, got -1"):
         ag.krum(x, -1)
@@ -642,8 +675,9 @@ def test_fedprox_gradient(dtype):
         assert ag.fedprox_gradient(inplace, w, wg, mu, out=inplace) is inplace
         np.testing.assert_array_equal(inplace, want)
         shifted = np.concatenate([g.reshape(-1), np.zeros(1, dtype)])
-        ag.fedprox_gradient(shifted[:-1].reshape(7, 9), w, wg, mu,
-                            out=shifted[1:].reshape(7, 9))  # overlapping, shifted by one
+        ag.fedprox_gradient(
+            shifted[:-1].reshape(7, 9), w, wg, mu, out=shifted[1:].reshape(7, 9)
+        )  # overlapping, shifted by one
         np.testing.assert_array_equal(shifted[1:].reshape(7, 9), want)
         fort = np.asfortranarray(np.empty((7, 9), dtype))
         ag.fedprox_gradient(np.asfortranarray(g), w, wg, mu, out=fort)
@@ -688,13 +722,17 @@ def test_dp_fedavg_without_noise_is_the_clipped_mean(dtype):
     gen = np.random.default_rng(0)
     for name, updates in _structures(x):
         res = ag.dp_fedavg(updates, 2.0, 0.0)
-        np.testing.assert_allclose(_flat(res.update), ref.dp_fedavg(x, 2.0, 0.0, gen), **tol,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            _flat(res.update), ref.dp_fedavg(x, 2.0, 0.0, gen), **tol, err_msg=name
+        )
         assert _flat(res.update).dtype == x.dtype
         res = ag.dp_fedavg(updates, 2.0, 0.0, weights=w, expected_clients=4.5)
         np.testing.assert_allclose(
-            _flat(res.update), ref.dp_fedavg(x, 2.0, 0.0, gen, weights=w, denominator=4.5),
-            **tol, err_msg=name)
+            _flat(res.update),
+            ref.dp_fedavg(x, 2.0, 0.0, gen, weights=w, denominator=4.5),
+            **tol,
+            err_msg=name,
+        )
         assert res.denominator == 4.5 and res.n_clients == 9
     res = ag.dp_fedavg(x, 2.0, 0.0, weights=w)
     assert res.denominator == float(np.cumsum(w)[-1])
@@ -719,8 +757,9 @@ def test_dp_fedavg_result_fields_and_accounting():
         _ = ag.dp_fedavg(x, 1.0, 1.0, rng=1).accounting
     a = ag.dp_fedavg(x, 1.0, 1.0, rng=7).update
     np.testing.assert_array_equal(a, ag.dp_fedavg(x, 1.0, 1.0, rng=7).update)  # seeded
-    assert not np.array_equal(ag.dp_fedavg(x, 1.0, 1.0).update,
-                              ag.dp_fedavg(x, 1.0, 1.0).update)  # secure stream
+    assert not np.array_equal(
+        ag.dp_fedavg(x, 1.0, 1.0).update, ag.dp_fedavg(x, 1.0, 1.0).update
+    )  # secure stream
 
 
 def test_dp_fedavg_nonfinite_and_empty_rounds():
@@ -733,8 +772,11 @@ def test_dp_fedavg_nonfinite_and_empty_rounds():
     gen = np.random.default_rng(0)
     for weights in (None, np.ones(6)):
         res = ag.dp_fedavg(x, 1.0, 0.0, weights=weights, nonfinite="zero", expected_clients=6)
-        np.testing.assert_allclose(res.update, ref.dp_fedavg(np.delete(x, 2, 0), 1.0, 0.0, gen,
-                                                             denominator=6.0), rtol=1e-12)
+        np.testing.assert_allclose(
+            res.update,
+            ref.dp_fedavg(np.delete(x, 2, 0), 1.0, 0.0, gen, denominator=6.0),
+            rtol=1e-12,
+        )
     empty = ag.dp_fedavg(np.zeros((0, 5)), 1.0, 2.0, rng=1, expected_clients=4)
     assert empty.update.shape == (5,) and empty.n_clients == 0 and np.all(empty.update != 0)
     assert empty.noise_std == pytest.approx(2.0 / 4)
@@ -750,18 +792,27 @@ def test_dp_fedavg_validation():
         (dict(clip_norm=0.0), ValueError, "clip_norm must be > 0, got 0.0"),
         (dict(clip_norm=None), TypeError, "clip_norm must be a positive number"),
         (dict(noise_multiplier=-1.0), ValueError, "noise_multiplier must be >= 0, got -1.0"),
-        (dict(weights=[0.5, 1.5, 1.0, 1.0]), ValueError, "weights must be <= 1 .* got 1.5 at "
-                                                         "index 1"),
+        (
+            dict(weights=[0.5, 1.5, 1.0, 1.0]),
+            ValueError,
+            "weights must be <= 1 .* got 1.5 at index 1",
+        ),
         (dict(weights=[0.5, -0.5, 1.0, 1.0]), ValueError, "weights must be >= 0"),
         (dict(weights=[1.0, 1.0]), ValueError, "weights must have shape"),
         (dict(expected_clients=0), ValueError, "expected_clients must be > 0, got 0"),
         (dict(sample_rate=0.0), ValueError, r"sample_rate must be in \(0, 1\], got 0.0"),
         (dict(sample_rate=1.5), ValueError, r"sample_rate must be in \(0, 1\]"),
         (dict(nonfinite="drop"), ValueError, "nonfinite must be 'raise' or 'zero'"),
-        (dict(adaptive=object(), clip_norm=None), TypeError, "adaptive must be a "
-                                                             "ppml_fast.clipping.Adaptive"),
-        (dict(clip_norm=1e300, noise_multiplier=1e10), ValueError, "noise_multiplier \\* "
-                                                                   "clip_norm = .* too large"),
+        (
+            dict(adaptive=object(), clip_norm=None),
+            TypeError,
+            "adaptive must be a ppml_fast.clipping.Adaptive",
+        ),
+        (
+            dict(clip_norm=1e300, noise_multiplier=1e10),
+            ValueError,
+            "noise_multiplier \\* clip_norm = .* too large",
+        ),
     ]
     for kw, exc, pattern in cases:
         args = {"clip_norm": 1.0, "noise_multiplier": 1.0, "rng": 1, **kw}
@@ -786,8 +837,11 @@ def test_dp_fedavg_adaptive_clipping():
     ad = AdaptiveClipping(1.0, expected_batch_size=10, count_noise_std=2.0)
     with pytest.raises(ValueError, match="clip_norm must be None when adaptive is given"):
         ag.dp_fedavg(x, 1.0, 1.2, adaptive=ad)
-    with pytest.raises(ValueError, match=r"expected_clients must equal "
-                                         r"adaptive\.expected_batch_size = 10"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected_clients must equal "
+        r"adaptive\.expected_batch_size = 10",
+    ):
         ag.dp_fedavg(x, None, 1.2, adaptive=ad, expected_clients=8)
     with pytest.raises(ValueError, match="noise_multiplier must be < 2 \\* count_noise_std"):
         ag.dp_fedavg(x, None, 5.0, adaptive=ad)
@@ -847,4 +901,5 @@ def test_kernels_run_concurrently_and_after_fork():
     if "fork" in mp.get_all_start_methods():
         with mp.get_context("fork").Pool(1) as pool:  # the parent's pool threads are gone
             np.testing.assert_array_equal(
-                pool.apply_async(_fedavg_in_child, (x,)).get(timeout=60), want)
+                pool.apply_async(_fedavg_in_child, (x,)).get(timeout=60), want
+            )

@@ -4,6 +4,7 @@ overspend, and every bad argument raises the right error naming the parameter.
 
 No randomness: the "random" histories use fixed seeds.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The ``ppml-fast`` console script and the benchmark table it prints."""
+
 import numpy as np
 import pytest
 
@@ -7,8 +8,14 @@ from ppml_fast import _bench, cli
 
 def _tiny_cases():
     return [
-        _bench.Case("op-a", "10", native=lambda: np.zeros(10), reference=lambda: np.ones(10),
-                    peers={"peerlib": lambda: np.ones(10)}, items=10),
+        _bench.Case(
+            "op-a",
+            "10",
+            native=lambda: np.zeros(10),
+            reference=lambda: np.ones(10),
+            peers={"peerlib": lambda: np.ones(10)},
+            items=10,
+        ),
         _bench.Case("op-b", "1", native=lambda: 1, reference=None),
     ]
 
@@ -66,8 +73,14 @@ def test_unknown_command_exits():
 
 
 def test_targets_table_checks_each_metric():
-    fast = _bench.Case("fast", "1", native=lambda: None, reference=lambda: None, items=10**6,
-                       peers={"bare": lambda: None})
+    fast = _bench.Case(
+        "fast",
+        "1",
+        native=lambda: None,
+        reference=lambda: None,
+        items=10**6,
+        peers={"bare": lambda: None},
+    )
     rows = [
         _bench.Row(fast, native_s=0.01, reference_s=0.05, peers_s={"bare": 0.009}),
     ]
@@ -91,7 +104,7 @@ def test_registered_targets_name_real_metrics():
     for c, t in [(case, t) for case in cases for t in (case.target, *case.more_targets)]:
         m = t.metric
         assert m in ("speed-up", "M/s") or m.startswith("vs ")
-        if m.startswith("vs ") and c.peers:   # a row whose peer is not installed has none
+        if m.startswith("vs ") and c.peers:  # a row whose peer is not installed has none
             assert m.removeprefix("vs ") in c.peers
         if m == "speed-up":
             assert c.reference is not None
@@ -100,10 +113,16 @@ def test_registered_targets_name_real_metrics():
 
 
 def test_more_targets_and_bandwidth_column():
-    case = _bench.Case("op", "1", native=lambda: None, reference=lambda: None,
-                       peers={"probe": lambda: None}, nbytes=2 * 10**9,
-                       target=_bench.Target("speed-up", 2.0, "2x"),
-                       more_targets=[_bench.Target("vs probe", 0.7, "70% of the probe")])
+    case = _bench.Case(
+        "op",
+        "1",
+        native=lambda: None,
+        reference=lambda: None,
+        peers={"probe": lambda: None},
+        nbytes=2 * 10**9,
+        target=_bench.Target("speed-up", 2.0, "2x"),
+        more_targets=[_bench.Target("vs probe", 0.7, "70% of the probe")],
+    )
     rows = [_bench.Row(case, native_s=1.0, reference_s=3.0, peers_s={"probe": 0.5})]
     lines = _bench.targets_table(rows).splitlines()[2:]
     assert len(lines) == 2

@@ -17,6 +17,7 @@ overflowing float64 rows, the per-layer norms shape of a one-layer list, and
 AdaptiveClipping replaying an int seed's noise at every step) were fixed; their tests stay
 as regression tests.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,12 +76,12 @@ def _chunk_partials(x):
         v = blocks[:, :, k]
         acc = acc + v * v
     # the tail: element j goes to lane j % LANES, squared in float64
-    tail = x[..., nblk * lanes:].astype(np.float64)
+    tail = x[..., nblk * lanes :].astype(np.float64)
     for j in range(tail.shape[2]):
         acc[:, :, j % lanes] = acc[:, :, j % lanes] + tail[:, :, j] * tail[:, :, j]
     w = lanes // 2
     while w >= 1:
-        acc[..., :w] = acc[..., :w] + acc[..., w: 2 * w]
+        acc[..., :w] = acc[..., :w] + acc[..., w : 2 * w]
         w //= 2
     return acc[..., 0]
 
@@ -102,7 +103,7 @@ def _model_sumsq(layers):
         if full:
             parts.append(_chunk_partials(rows[:, : full * chunk].reshape(b, full, chunk)))
         if n - full * chunk:
-            parts.append(_chunk_partials(rows[:, full * chunk:].reshape(b, 1, -1)))
+            parts.append(_chunk_partials(rows[:, full * chunk :].reshape(b, 1, -1)))
         for part in parts:
             for c in range(part.shape[1]):
                 ss = ss + part[:, c]
@@ -111,8 +112,9 @@ def _model_sumsq(layers):
 
 def _model(layers, thresholds):
     """Bit-exact model of the kernel: (clipped layers, sums, float64 norms (G, B))."""
-    groups = ([list(range(len(layers)))] if len(thresholds) == 1
-              else [[i] for i in range(len(layers))])
+    groups = (
+        [list(range(len(layers)))] if len(thresholds) == 1 else [[i] for i in range(len(layers))]
+    )
     clipped = [None] * len(layers)
     sums = [None] * len(layers)
     norms = []
@@ -132,13 +134,15 @@ def _model(layers, thresholds):
 
 def _group_norms_f64(layers, thresholds):
     """Norms of each clipping group, accumulated in float64 (for the <= C check)."""
-    groups = ([list(range(len(layers)))] if len(thresholds) == 1
-              else [[i] for i in range(len(layers))])
+    groups = (
+        [list(range(len(layers)))] if len(thresholds) == 1 else [[i] for i in range(len(layers))]
+    )
     out = []
     for idx in groups:
         ss = sum(
-            np.sum(np.asarray(layers[i], dtype=np.float64).reshape(layers[i].shape[0], -1) ** 2,
-                   axis=1)
+            np.sum(
+                np.asarray(layers[i], dtype=np.float64).reshape(layers[i].shape[0], -1) ** 2, axis=1
+            )
             for i in idx
         )
         out.append(np.sqrt(ss))
@@ -164,13 +168,13 @@ def _odd_layout(rng, a):
     """The same values as ``a`` in a randomly chosen non-contiguous layout."""
     kind = rng.integers(0, 4)
     if kind == 0 and a.ndim >= 1:
-        return a[::-1].copy()[::-1]                       # negative row stride
+        return a[::-1].copy()[::-1]  # negative row stride
     if kind == 1:
-        return np.asfortranarray(a)                       # copied by the wrapper
+        return np.asfortranarray(a)  # copied by the wrapper
     if kind == 2:
         big = np.zeros((2 * a.shape[0], *a.shape[1:]), dtype=a.dtype)
         big[::2] = a
-        return big[::2]                                   # every other row
+        return big[::2]  # every other row
     return a
 
 
@@ -180,18 +184,22 @@ def _random_case(rng, dtype, per_layer, *, max_elems):
     d = int(max(1, math.floor(math.exp(rng.uniform(0, math.log(cap + 1))))))
     n_layers = int(rng.integers(1, 6)) if d >= 5 else 1
     n_layers = min(n_layers, d)
-    cuts = np.sort(rng.choice(np.arange(1, d), size=n_layers - 1, replace=False)) if (
-        n_layers > 1) else np.array([], dtype=int)
+    cuts = (
+        np.sort(rng.choice(np.arange(1, d), size=n_layers - 1, replace=False))
+        if (n_layers > 1)
+        else np.array([], dtype=int)
+    )
     sizes = np.diff(np.concatenate([[0], cuts, [d]])).astype(int)
     c = float(10 ** rng.uniform(-2, 2))
-    thresholds = ([float(c * 10 ** rng.uniform(-0.5, 0.5)) for _ in range(n_layers)]
-                  if per_layer else [c])
+    thresholds = (
+        [float(c * 10 ** rng.uniform(-0.5, 0.5)) for _ in range(n_layers)] if per_layer else [c]
+    )
     layers = []
     for i, n in enumerate(sizes):
         shape = _random_shape(rng, int(n))
         ci = thresholds[i] if per_layer else c / math.sqrt(n_layers)
-        row_norm = ci * 10 ** rng.uniform(-1, 1, b)       # about half the rows clipped
-        row_norm[rng.random(b) < 0.05] = 0.0              # some zero rows
+        row_norm = ci * 10 ** rng.uniform(-1, 1, b)  # about half the rows clipped
+        row_norm[rng.random(b) < 0.05] = 0.0  # some zero rows
         x = rng.standard_normal((b, int(n))) * (row_norm / math.sqrt(n))[:, None]
         a = x.reshape((b, *shape)).astype(dtype)
         if rng.random() < 0.3:
@@ -246,18 +254,24 @@ def _check_case(layers, thresholds, per_layer, msg, *, as_list=False):
         np.testing.assert_array_equal(g, m, err_msg=msg)
 
     # 4. per_sample_norms (flat, and per layer) agree with the reference
-    np.testing.assert_allclose(per_sample_norms(grads), ref.per_sample_norms(grads),
-                               rtol=rtol, atol=0, err_msg=msg)
+    np.testing.assert_allclose(
+        per_sample_norms(grads), ref.per_sample_norms(grads), rtol=rtol, atol=0, err_msg=msg
+    )
     if len(layers) > 1:
-        np.testing.assert_allclose(per_sample_norms(layers, per_layer=True),
-                                   ref.per_sample_norms(layers, per_layer=True),
-                                   rtol=rtol, atol=0, err_msg=msg)
+        np.testing.assert_allclose(
+            per_sample_norms(layers, per_layer=True),
+            ref.per_sample_norms(layers, per_layer=True),
+            rtol=rtol,
+            atol=0,
+            err_msg=msg,
+        )
 
 
 def _fixture_rows(dtype):
     """Exactly representable rows for C = 5: norms 5, 0, 10, 1.25, 20, 20, 5, 40."""
-    return np.array([[3, 4], [0, 0], [6, 8], [0.75, 1.0], [-12, -16], [0, -20], [5, 0],
-                     [-32, 24]], dtype=dtype)
+    return np.array(
+        [[3, 4], [0, 0], [6, 8], [0.75, 1.0], [-12, -16], [0, -20], [5, 0], [-32, 24]], dtype=dtype
+    )
 
 
 KNOWN_CLIPPED = [[3, 4], [0, 0], [3, 4], [0.75, 1.0], [-3, -4], [0, -5], [5, 0], [-4, 3]]
@@ -276,8 +290,10 @@ def test_random_small_cases_match_reference(seed, dtype, per_layer):
     for case in range(10):
         layers, thresholds = _random_case(rng, dtype, per_layer, max_elems=40_000)
         as_list = bool(rng.random() < 0.5)
-        msg = (f"seed={seed} case={case} dtype={np.dtype(dtype)} "
-               f"shapes={[a.shape for a in layers]} C={thresholds} as_list={as_list}")
+        msg = (
+            f"seed={seed} case={case} dtype={np.dtype(dtype)} "
+            f"shapes={[a.shape for a in layers]} C={thresholds} as_list={as_list}"
+        )
         _check_case(layers, thresholds, per_layer, msg, as_list=as_list)
 
 
@@ -346,8 +362,9 @@ def test_known_answer_layers(dtype):
     g = _fixture_rows(dtype)
     # flat clipping of a column split is the clipping of the whole row
     parts, norms = clip_per_sample([g[:, :1], g[:, 1:]], 5.0, return_norms=True)
-    np.testing.assert_array_equal(np.concatenate(parts, axis=1),
-                                  np.array(KNOWN_CLIPPED, dtype=dtype))
+    np.testing.assert_array_equal(
+        np.concatenate(parts, axis=1), np.array(KNOWN_CLIPPED, dtype=dtype)
+    )
     np.testing.assert_array_equal(norms, KNOWN_NORMS)
     sums = clip_and_sum([g[:, :1], g[:, 1:]], 5.0)
     np.testing.assert_array_equal(np.concatenate(sums), np.array(KNOWN_SUM, dtype=dtype))
@@ -424,14 +441,22 @@ def test_layouts_match_contiguous_copies(dtype):
             assert out.shape == g.shape and out.dtype == dtype, msg
             np.testing.assert_array_equal(out, exp, err_msg=msg)
             np.testing.assert_array_equal(n, en, err_msg=msg)
-            np.testing.assert_array_equal(clip_and_sum(g, max_norm), clip_and_sum(c, max_norm),
-                                          err_msg=msg)
+            np.testing.assert_array_equal(
+                clip_and_sum(g, max_norm), clip_and_sum(c, max_norm), err_msg=msg
+            )
         np.testing.assert_array_equal(per_sample_norms(g), per_sample_norms(c), err_msg=msg)
-        np.testing.assert_array_equal(dp_aggregate(g, 2.0, 1.0, rng=5).gradient,
-                                      dp_aggregate(c, 2.0, 1.0, rng=5).gradient, err_msg=msg)
+        np.testing.assert_array_equal(
+            dp_aggregate(g, 2.0, 1.0, rng=5).gradient,
+            dp_aggregate(c, 2.0, 1.0, rng=5).gradient,
+            err_msg=msg,
+        )
         # and the loop reference agrees on the view itself
-        np.testing.assert_allclose(clip_per_sample(g, 2.0), ref.clip_per_sample(g, 2.0),
-                                   rtol=RTOL[np.dtype(dtype)], err_msg=msg)
+        np.testing.assert_allclose(
+            clip_per_sample(g, 2.0),
+            ref.clip_per_sample(g, 2.0),
+            rtol=RTOL[np.dtype(dtype)],
+            err_msg=msg,
+        )
         # in place where the view is writeable
         if g.flags.writeable and name != "contiguous":
             h = base.copy()
@@ -456,8 +481,7 @@ def test_list_of_layers_with_mixed_layouts():
             assert x.shape == v.shape
             np.testing.assert_array_equal(x, y)
         np.testing.assert_array_equal(gn, en)
-        for x, y in zip(clip_and_sum(views, max_norm), clip_and_sum(copies, max_norm),
-                        strict=True):
+        for x, y in zip(clip_and_sum(views, max_norm), clip_and_sum(copies, max_norm), strict=True):
             np.testing.assert_array_equal(x, y)
 
 
@@ -493,8 +517,7 @@ def test_empty_batch_dp_aggregate():
     assert res.batch_size == 0 and res.denominator == 4.0 and res.norms.shape == (0,)
     assert res.nonfinite_rows.size == 0
     s = dp_aggregate(g, 2.0, 1.5, rng=11, reduction="sum")
-    np.testing.assert_array_equal(s.gradient, noise.gaussian(3.0, (2, 3), rng=11,
-                                                             dtype=np.float32))
+    np.testing.assert_array_equal(s.gradient, noise.gaussian(3.0, (2, 3), rng=11, dtype=np.float32))
     with pytest.raises(ValueError, match="expected_batch_size must be given"):
         dp_aggregate(g, 2.0, 1.5, rng=11)
 
@@ -504,8 +527,9 @@ def test_empty_batch_dp_aggregate():
 
 def _clip_data(dtype, shape=(40, 3, 50), seed=6):
     rng = np.random.default_rng([FRESH, seed])
-    return (rng.standard_normal(shape) * rng.uniform(0.05, 2.0, (shape[0],) + (1,) * (
-        len(shape) - 1))).astype(dtype)
+    return (
+        rng.standard_normal(shape) * rng.uniform(0.05, 2.0, (shape[0],) + (1,) * (len(shape) - 1))
+    ).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -599,9 +623,11 @@ def test_out_non_contiguous(dtype):
         assert res is out, name
         np.testing.assert_array_equal(out, expected, err_msg=name)
     sums = clip_and_sum(g, 1.0)
-    for o in (np.full((4, 12), np.nan, dtype=dtype)[:, ::2],
-              np.asfortranarray(np.full((4, 6), np.nan, dtype=dtype)),
-              np.full((4, 6), np.nan, dtype=dtype)):
+    for o in (
+        np.full((4, 12), np.nan, dtype=dtype)[:, ::2],
+        np.asfortranarray(np.full((4, 6), np.nan, dtype=dtype)),
+        np.full((4, 6), np.nan, dtype=dtype),
+    ):
         res = clip_and_sum(g, 1.0, out=o)
         assert res is o
         np.testing.assert_array_equal(o, sums)
@@ -822,11 +848,11 @@ def _check_scaled(scale, n):
     c = float(true[0] / 2)  # clip row 0 to half its norm; rows 1, 2 compared as they come
     out, norms = clip_per_sample(g, c, return_norms=True)
     np.testing.assert_allclose(norms, true, rtol=1e-12, err_msg=msg)
-    expected = np.where((true > c)[:, None], unit * (c / np.linalg.norm(unit, axis=1))[:, None],
-                        g)
+    expected = np.where((true > c)[:, None], unit * (c / np.linalg.norm(unit, axis=1))[:, None], g)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=0, err_msg=msg)
-    np.testing.assert_allclose(clip_and_sum(g, c), expected.sum(axis=0), rtol=1e-9,
-                               atol=1e-12 * c, err_msg=msg)
+    np.testing.assert_allclose(
+        clip_and_sum(g, c), expected.sum(axis=0), rtol=1e-9, atol=1e-12 * c, err_msg=msg
+    )
     # a threshold above every norm leaves the rows unchanged
     np.testing.assert_array_equal(clip_per_sample(g, float(true.max() * 4)), g)
 
@@ -859,8 +885,7 @@ def test_float32_row_with_norm_beyond_float32_max():
         out, norms = clip_per_sample(g, 2.0, return_norms=True)
         total = clip_and_sum(g, 2.0)
         psn = per_sample_norms(g)
-    np.testing.assert_allclose(norms, [math.sqrt(2.0) * float(np.float32(3e38)), 1.0],
-                               rtol=1e-6)
+    np.testing.assert_allclose(norms, [math.sqrt(2.0) * float(np.float32(3e38)), 1.0], rtol=1e-6)
     np.testing.assert_array_equal(psn, norms)
     np.testing.assert_allclose(out, [[math.sqrt(2.0)] * 2, [1.0, 0.0]], rtol=1e-6)
     np.testing.assert_allclose(total, [math.sqrt(2.0) + 1, math.sqrt(2.0)], rtol=1e-6)
@@ -950,17 +975,20 @@ def test_bad_layer_arguments(fname):
 
 
 @pytest.mark.parametrize("fname", FUNCS)
-@pytest.mark.parametrize("grads,exc,match", [
-    (np.ones((3, 2), dtype=np.int64), TypeError, "grads must have dtype float32 or float64"),
-    (np.ones((3, 2), dtype=np.int32), TypeError, "grads must have dtype"),
-    (np.ones((3, 2), dtype=bool), TypeError, "grads must have dtype"),
-    (np.ones((3, 2), dtype=np.float16), TypeError, "got float16"),
-    (np.ones((3, 2), dtype=np.complex128), TypeError, "grads must have dtype"),
-    (np.array([["a", "b"]]), TypeError, "grads must have dtype"),
-    ([[1, 2], [3, 4]], TypeError, "grads must have dtype"),  # nested ints are one layer each
-    (np.array(3.0), ValueError, "grads must have at least 1 dimension"),
-    (2.5, ValueError, "grads must have at least 1 dimension"),
-])
+@pytest.mark.parametrize(
+    "grads,exc,match",
+    [
+        (np.ones((3, 2), dtype=np.int64), TypeError, "grads must have dtype float32 or float64"),
+        (np.ones((3, 2), dtype=np.int32), TypeError, "grads must have dtype"),
+        (np.ones((3, 2), dtype=bool), TypeError, "grads must have dtype"),
+        (np.ones((3, 2), dtype=np.float16), TypeError, "got float16"),
+        (np.ones((3, 2), dtype=np.complex128), TypeError, "grads must have dtype"),
+        (np.array([["a", "b"]]), TypeError, "grads must have dtype"),
+        ([[1, 2], [3, 4]], TypeError, "grads must have dtype"),  # nested ints are one layer each
+        (np.array(3.0), ValueError, "grads must have at least 1 dimension"),
+        (2.5, ValueError, "grads must have at least 1 dimension"),
+    ],
+)
 def test_bad_grads(fname, grads, exc, match):
     if isinstance(grads, list):
         match = r"grads\[0\] must have dtype"
@@ -985,24 +1013,27 @@ def test_per_sample_norms_bad_input():
         per_sample_norms([np.ones((3, 2)), np.ones((2, 2))])
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    ({"noise_multiplier": -0.1}, ValueError, "noise_multiplier must be >= 0"),
-    ({"noise_multiplier": math.nan}, ValueError, "noise_multiplier must be finite"),
-    ({"noise_multiplier": math.inf}, ValueError, "noise_multiplier must be finite"),
-    ({"noise_multiplier": True}, TypeError, "noise_multiplier must be a real number"),
-    ({"noise_multiplier": "1"}, TypeError, "noise_multiplier must be a real number"),
-    ({"reduction": "avg"}, ValueError, "reduction must be 'mean' or 'sum'"),
-    ({"reduction": None}, ValueError, "reduction must be 'mean' or 'sum'"),
-    ({"expected_batch_size": 0}, ValueError, "expected_batch_size must be >= 1"),
-    ({"expected_batch_size": -3}, ValueError, "expected_batch_size must be >= 1"),
-    ({"expected_batch_size": 2.5}, TypeError, "expected_batch_size must be an int"),
-    ({"expected_batch_size": True}, TypeError, "expected_batch_size must be an int"),
-    ({"sample_rate": 0.0}, ValueError, r"sample_rate must be in \(0, 1\]"),
-    ({"sample_rate": 1.5}, ValueError, r"sample_rate must be in \(0, 1\]"),
-    ({"sample_rate": -0.1}, ValueError, r"sample_rate must be in \(0, 1\]"),
-    ({"sample_rate": math.nan}, ValueError, "sample_rate must be finite"),
-    ({"sample_rate": "0.1"}, TypeError, "sample_rate must be a real number"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        ({"noise_multiplier": -0.1}, ValueError, "noise_multiplier must be >= 0"),
+        ({"noise_multiplier": math.nan}, ValueError, "noise_multiplier must be finite"),
+        ({"noise_multiplier": math.inf}, ValueError, "noise_multiplier must be finite"),
+        ({"noise_multiplier": True}, TypeError, "noise_multiplier must be a real number"),
+        ({"noise_multiplier": "1"}, TypeError, "noise_multiplier must be a real number"),
+        ({"reduction": "avg"}, ValueError, "reduction must be 'mean' or 'sum'"),
+        ({"reduction": None}, ValueError, "reduction must be 'mean' or 'sum'"),
+        ({"expected_batch_size": 0}, ValueError, "expected_batch_size must be >= 1"),
+        ({"expected_batch_size": -3}, ValueError, "expected_batch_size must be >= 1"),
+        ({"expected_batch_size": 2.5}, TypeError, "expected_batch_size must be an int"),
+        ({"expected_batch_size": True}, TypeError, "expected_batch_size must be an int"),
+        ({"sample_rate": 0.0}, ValueError, r"sample_rate must be in \(0, 1\]"),
+        ({"sample_rate": 1.5}, ValueError, r"sample_rate must be in \(0, 1\]"),
+        ({"sample_rate": -0.1}, ValueError, r"sample_rate must be in \(0, 1\]"),
+        ({"sample_rate": math.nan}, ValueError, "sample_rate must be finite"),
+        ({"sample_rate": "0.1"}, TypeError, "sample_rate must be a real number"),
+    ],
+)
 def test_dp_aggregate_bad_arguments(kw, exc, match):
     args = {"noise_multiplier": 1.0, "rng": 0, **kw}
     sigma = args.pop("noise_multiplier")
@@ -1036,8 +1067,9 @@ def test_dp_aggregate_seeded_reproducibility(dtype):
     np.testing.assert_array_equal(first, a.gradient)  # a Generator seeded alike: same noise
     assert not np.array_equal(dp_aggregate(g, 1.0, 1.2, rng=gen).gradient, first)  # advances
     # the secure stream: two calls differ
-    assert not np.array_equal(dp_aggregate(g, 1.0, 1.2).gradient,
-                              dp_aggregate(g, 1.0, 1.2).gradient)
+    assert not np.array_equal(
+        dp_aggregate(g, 1.0, 1.2).gradient, dp_aggregate(g, 1.0, 1.2).gradient
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -1076,12 +1108,14 @@ def test_dp_aggregate_layers_get_independent_noise():
 def test_dp_aggregate_reduction_and_denominator(dtype):
     g = _clip_data(dtype, shape=(12, 9), seed=26)
     total, norms = clip_and_sum(g, 0.9, return_norms=True)
-    cases = [({"reduction": "sum"}, 1.0),
-             ({}, 12.0),
-             ({"reduction": "mean"}, 12.0),
-             ({"expected_batch_size": 10}, 10.0),
-             ({"expected_batch_size": np.int64(16), "reduction": "mean"}, 16.0),
-             ({"expected_batch_size": 16, "reduction": "sum"}, 1.0)]
+    cases = [
+        ({"reduction": "sum"}, 1.0),
+        ({}, 12.0),
+        ({"reduction": "mean"}, 12.0),
+        ({"expected_batch_size": 10}, 10.0),
+        ({"expected_batch_size": np.int64(16), "reduction": "mean"}, 16.0),
+        ({"expected_batch_size": 16, "reduction": "sum"}, 1.0),
+    ]
     for kw, den in cases:
         res = dp_aggregate(g, 0.9, 0.0, **kw)
         assert res.denominator == den, kw
@@ -1150,8 +1184,7 @@ def thread_data():
         rng = np.random.default_rng([FRESH, len(name)])
         n = math.prod(shape[1:])
         scale = (c * 10 ** rng.uniform(-1, 1, shape[0]) / math.sqrt(n)).astype(dtype)
-        x = rng.standard_normal(shape, dtype=dtype) * scale.reshape((-1,) + (1,) * (
-            len(shape) - 1))
+        x = rng.standard_normal(shape, dtype=dtype) * scale.reshape((-1,) + (1,) * (len(shape) - 1))
         out[name] = (x, c)
     return out
 
@@ -1159,7 +1192,7 @@ def thread_data():
 @pytest.mark.parametrize("name", THREAD_CASES)
 def test_thread_count_does_not_change_results(thread_data, name):
     g, c = thread_data[name]
-    layers = [g[:, : g.shape[1] // 3], g[:, g.shape[1] // 3:]]
+    layers = [g[:, : g.shape[1] // 3], g[:, g.shape[1] // 3 :]]
     first = None
     for nt in (1, 2, 3):
         with ppml_fast.num_threads(nt):
@@ -1188,8 +1221,9 @@ def test_thread_count_does_not_change_results(thread_data, name):
             assert x.dtype == y.dtype and x.shape == y.shape
             assert np.array_equal(x, y), f"{name} item {k} threads={nt} seed={FRESH}"
         del results
-    np.testing.assert_allclose(first[1], ref.per_sample_norms(g),
-                               rtol=RTOL[g.dtype], err_msg=f"seed={FRESH}")
+    np.testing.assert_allclose(
+        first[1], ref.per_sample_norms(g), rtol=RTOL[g.dtype], err_msg=f"seed={FRESH}"
+    )
 
 
 # --- 8. statistics of the noise (slow) ---------------------------------------------------
@@ -1212,8 +1246,9 @@ def _check_gaussian(x, std, label):
     assert abs(zm) < Z_CRIT, f"{label}: mean z={zm:.3f} seed={FRESH}"
     chi = float(np.sum((x / std) ** 2))
     lo, hi = st.chi2.ppf(ALPHA / 2, n), st.chi2.isf(ALPHA / 2, n)
-    assert lo < chi < hi, f"{label}: var ratio={chi / n:.5f} bounds=({lo / n:.5f}, " \
-                          f"{hi / n:.5f}) seed={FRESH}"
+    assert lo < chi < hi, (
+        f"{label}: var ratio={chi / n:.5f} bounds=({lo / n:.5f}, {hi / n:.5f}) seed={FRESH}"
+    )
     k = float(st.kurtosis(x))
     assert abs(k) < Z_CRIT * math.sqrt(24.0 / n), f"{label}: kurtosis={k:.4f} seed={FRESH}"
     p = st.kstest(x / std, "norm").pvalue
@@ -1285,21 +1320,25 @@ def test_torch_tensors_match_numpy(torch, tdtype):
     np.testing.assert_array_equal(n, en)
     np.testing.assert_array_equal(clip_and_sum(t, 1.0), clip_and_sum(a, 1.0))
     np.testing.assert_array_equal(per_sample_norms(t), per_sample_norms(a))
-    np.testing.assert_array_equal(dp_aggregate(t, 1.0, 1.0, rng=4).gradient,
-                                  dp_aggregate(a, 1.0, 1.0, rng=4).gradient)
+    np.testing.assert_array_equal(
+        dp_aggregate(t, 1.0, 1.0, rng=4).gradient, dp_aggregate(a, 1.0, 1.0, rng=4).gradient
+    )
     # a non-contiguous tensor
     tt = t.transpose(1, 2)
-    np.testing.assert_array_equal(clip_per_sample(tt, 1.0),
-                                  clip_per_sample(np.ascontiguousarray(a.transpose(0, 2, 1)), 1.0))
+    np.testing.assert_array_equal(
+        clip_per_sample(tt, 1.0), clip_per_sample(np.ascontiguousarray(a.transpose(0, 2, 1)), 1.0)
+    )
     # a list of tensors, flat and per layer
     layers = [t[:, 0], t[:, 1:]]
     np_layers = [a[:, 0], a[:, 1:]]
     for max_norm in (1.0, [0.5, 1.0]):
-        for x, y in zip(clip_per_sample(layers, max_norm), clip_per_sample(np_layers, max_norm),
-                        strict=True):
+        for x, y in zip(
+            clip_per_sample(layers, max_norm), clip_per_sample(np_layers, max_norm), strict=True
+        ):
             np.testing.assert_array_equal(x, y)
-        for x, y in zip(clip_and_sum(layers, max_norm), clip_and_sum(np_layers, max_norm),
-                        strict=True):
+        for x, y in zip(
+            clip_and_sum(layers, max_norm), clip_and_sum(np_layers, max_norm), strict=True
+        ):
             np.testing.assert_array_equal(x, y)
 
 
@@ -1347,27 +1386,30 @@ def test_torch_errors(torch):
 # --- 10. adaptive clipping ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    ({"initial_norm": 0.0}, ValueError, "initial_norm must be > 0"),
-    ({"initial_norm": -1.0}, ValueError, "initial_norm must be > 0"),
-    ({"initial_norm": math.nan}, ValueError, "initial_norm must be finite"),
-    ({"initial_norm": True}, TypeError, "initial_norm must be a real number"),
-    ({"expected_batch_size": 0}, ValueError, "expected_batch_size must be >= 1"),
-    ({"expected_batch_size": 10.0}, TypeError, "expected_batch_size must be an int"),
-    ({"expected_batch_size": True}, TypeError, "expected_batch_size must be an int"),
-    ({"target_quantile": 0.0}, ValueError, r"target_quantile must be in \(0, 1\)"),
-    ({"target_quantile": 1.0}, ValueError, r"target_quantile must be in \(0, 1\)"),
-    ({"target_quantile": -0.5}, ValueError, r"target_quantile must be in \(0, 1\)"),
-    ({"learning_rate": 0.0}, ValueError, "learning_rate must be > 0"),
-    ({"learning_rate": math.inf}, ValueError, "learning_rate must be finite"),
-    ({"count_noise_std": 0.0}, ValueError, "count_noise_std must be > 0"),
-    ({"count_noise_std": -2.0}, ValueError, "count_noise_std must be > 0"),
-    ({"min_norm": 0.0}, ValueError, "min_norm must be > 0"),
-    ({"max_norm": -1.0}, ValueError, "max_norm must be > 0"),
-    ({"min_norm": 2.0, "max_norm": 1.0}, ValueError, "min_norm must be <= max_norm"),
-    ({"min_norm": 2.0}, ValueError, r"initial_norm must be in \[min_norm, max_norm\]"),
-    ({"max_norm": 0.5}, ValueError, r"initial_norm must be in \[min_norm, max_norm\]"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        ({"initial_norm": 0.0}, ValueError, "initial_norm must be > 0"),
+        ({"initial_norm": -1.0}, ValueError, "initial_norm must be > 0"),
+        ({"initial_norm": math.nan}, ValueError, "initial_norm must be finite"),
+        ({"initial_norm": True}, TypeError, "initial_norm must be a real number"),
+        ({"expected_batch_size": 0}, ValueError, "expected_batch_size must be >= 1"),
+        ({"expected_batch_size": 10.0}, TypeError, "expected_batch_size must be an int"),
+        ({"expected_batch_size": True}, TypeError, "expected_batch_size must be an int"),
+        ({"target_quantile": 0.0}, ValueError, r"target_quantile must be in \(0, 1\)"),
+        ({"target_quantile": 1.0}, ValueError, r"target_quantile must be in \(0, 1\)"),
+        ({"target_quantile": -0.5}, ValueError, r"target_quantile must be in \(0, 1\)"),
+        ({"learning_rate": 0.0}, ValueError, "learning_rate must be > 0"),
+        ({"learning_rate": math.inf}, ValueError, "learning_rate must be finite"),
+        ({"count_noise_std": 0.0}, ValueError, "count_noise_std must be > 0"),
+        ({"count_noise_std": -2.0}, ValueError, "count_noise_std must be > 0"),
+        ({"min_norm": 0.0}, ValueError, "min_norm must be > 0"),
+        ({"max_norm": -1.0}, ValueError, "max_norm must be > 0"),
+        ({"min_norm": 2.0, "max_norm": 1.0}, ValueError, "min_norm must be <= max_norm"),
+        ({"min_norm": 2.0}, ValueError, r"initial_norm must be in \[min_norm, max_norm\]"),
+        ({"max_norm": 0.5}, ValueError, r"initial_norm must be in \[min_norm, max_norm\]"),
+    ],
+)
 def test_adaptive_bad_arguments(kw, exc, match):
     args = {"initial_norm": 1.0, "expected_batch_size": 100, **kw}
     init = args.pop("initial_norm")
@@ -1390,11 +1432,11 @@ def test_adaptive_defaults():
 def test_gradient_noise_multiplier(z, sigma_b):
     ac = AdaptiveClipping(1.0, expected_batch_size=64, count_noise_std=sigma_b)
     got = ac.gradient_noise_multiplier(z)
-    expected = (z ** -2 - (2 * sigma_b) ** -2) ** -0.5
+    expected = (z**-2 - (2 * sigma_b) ** -2) ** -0.5
     assert got == pytest.approx(expected, rel=1e-14)
     assert got > z
     # composing the two Gaussian queries gives back z: σ_Δ⁻² + (2σ_b)⁻² = z⁻²
-    assert got ** -2 + (2 * sigma_b) ** -2 == pytest.approx(z ** -2, rel=1e-12)
+    assert got**-2 + (2 * sigma_b) ** -2 == pytest.approx(z**-2, rel=1e-12)
 
 
 def test_gradient_noise_multiplier_errors():
@@ -1433,8 +1475,13 @@ def test_adaptive_update_direction(seed):
 @pytest.mark.parametrize("seed", [7, FRESH])
 def test_adaptive_update_exact_step(seed):
     m, sigma_b, eta, gamma = 50, 3.0, 0.4, 0.7
-    ac = AdaptiveClipping(2.0, expected_batch_size=m, count_noise_std=sigma_b,
-                          learning_rate=eta, target_quantile=gamma)
+    ac = AdaptiveClipping(
+        2.0,
+        expected_batch_size=m,
+        count_noise_std=sigma_b,
+        learning_rate=eta,
+        target_quantile=gamma,
+    )
     norms = np.array([0.5, 2.0, 2.5, np.nan, 1.0, 3.0, 0.1, 2.0000001] * 5)  # 40 rows
     unclipped = 20  # 0.5, 2.0 (<= C counts as unclipped), 1.0, 0.1; NaN counts as clipped
     gen = default_rng(seed)
@@ -1445,27 +1492,48 @@ def test_adaptive_update_exact_step(seed):
     assert new == pytest.approx(expected, rel=1e-14), f"seed={seed}"
     assert ac.history == [(2.0, pytest.approx(b, rel=1e-14, abs=1e-15))]
     # a tiny count noise: the step is the noiseless one
-    ac = AdaptiveClipping(2.0, expected_batch_size=40, count_noise_std=1e-12,
-                          learning_rate=eta, target_quantile=gamma)
+    ac = AdaptiveClipping(
+        2.0, expected_batch_size=40, count_noise_std=1e-12, learning_rate=eta, target_quantile=gamma
+    )
     new = ac.update(norms, rng=seed)
     assert new == pytest.approx(2.0 * math.exp(-eta * (0.5 - gamma)), rel=1e-12)
     # the seed given at construction is the default stream
-    ac = AdaptiveClipping(2.0, expected_batch_size=m, count_noise_std=sigma_b,
-                          learning_rate=eta, target_quantile=gamma, rng=default_rng(seed))
+    ac = AdaptiveClipping(
+        2.0,
+        expected_batch_size=m,
+        count_noise_std=sigma_b,
+        learning_rate=eta,
+        target_quantile=gamma,
+        rng=default_rng(seed),
+    )
     assert ac.update(norms) == pytest.approx(expected, rel=1e-14)
 
 
 def test_adaptive_update_clamps():
-    ac = AdaptiveClipping(1.0, expected_batch_size=10, count_noise_std=1e-9,
-                          learning_rate=5.0, min_norm=0.5, max_norm=1.5, rng=default_rng(0))
+    ac = AdaptiveClipping(
+        1.0,
+        expected_batch_size=10,
+        count_noise_std=1e-9,
+        learning_rate=5.0,
+        min_norm=0.5,
+        max_norm=1.5,
+        rng=default_rng(0),
+    )
     assert ac.update(np.zeros(10)) == 0.5  # exp(-5 * 0.5) = 0.08 -> clamped up to 0.5
     assert ac.update(np.zeros(10)) == 0.5
     assert ac.update(np.full(10, 100.0)) == 1.5  # 0.5 * exp(2.5) = 6.1 -> clamped to 1.5
     assert ac.update(np.full(10, np.nan)) == 1.5
     assert [h[0] for h in ac.history] == [1.0, 0.5, 0.5, 1.5]
     # within the bounds nothing is clamped
-    ac = AdaptiveClipping(1.0, expected_batch_size=10, count_noise_std=1e-9,
-                          learning_rate=0.1, min_norm=0.5, max_norm=1.5, rng=default_rng(0))
+    ac = AdaptiveClipping(
+        1.0,
+        expected_batch_size=10,
+        count_noise_std=1e-9,
+        learning_rate=0.1,
+        min_norm=0.5,
+        max_norm=1.5,
+        rng=default_rng(0),
+    )
     assert ac.update(np.zeros(10)) == pytest.approx(math.exp(-0.05), rel=1e-9)
 
 

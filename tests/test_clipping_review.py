@@ -2,6 +2,7 @@
 (all fixed): clipped norms above C when the scale is subnormal in the data type, tiny or
 huge C in the noise's sensitivity, in place on rows that share memory, non-native byte
 order, and the reference oracle at float64 extremes."""
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,7 @@ def _norm64(x: np.ndarray) -> float:
 # so the scale rounded to the dtype (a subnormal) is off by up to 2x.
 SUBNORMAL_SCALE_CASES = [
     pytest.param(np.float32, np.full(1800, 3.3e38, np.float32), 1e-5, id="float32"),
-    pytest.param(np.float64, np.array([1.5e308, 0.0, 0.0]), 1.5e308 * 0.75 * 5e-324,
-                 id="float64"),
+    pytest.param(np.float64, np.array([1.5e308, 0.0, 0.0]), 1.5e308 * 0.75 * 5e-324, id="float64"),
 ]
 
 
@@ -49,8 +49,11 @@ def test_dp_aggregate_adds_noise_for_a_tiny_max_norm(max_norm):
     assert res.noise_std == pytest.approx(expected, rel=1e-12, abs=0)
     assert res.max_norm == pytest.approx(math.hypot(*cs), rel=1e-12, abs=0)
     clean = clip_and_sum(grads, max_norm)
-    for noisy, s in zip(res.gradient if isinstance(grads, list) else [res.gradient],
-                        clean if isinstance(grads, list) else [clean], strict=True):
+    for noisy, s in zip(
+        res.gradient if isinstance(grads, list) else [res.gradient],
+        clean if isinstance(grads, list) else [clean],
+        strict=True,
+    ):
         assert not np.array_equal(noisy, s)
 
 

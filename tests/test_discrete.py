@@ -6,6 +6,7 @@ pass or fail the same way every run) plus one fresh seed per run; each fresh-see
 is a false alarm with probability at most 1e-4, so the k fresh-seed tests below (k < 20)
 raise a false alarm in fewer than 1 run in 500.
 """
+
 import math
 from fractions import Fraction
 from itertools import product
@@ -30,15 +31,43 @@ REFS = {"laplace": ref.discrete_laplace, "gaussian": ref.discrete_gaussian}
 # small fractions, 1e6), multi-limb mode (floats: d = 2**48 for 10.3, up to 2**62 for
 # the smallest), floor(γ) >= 1 and >= 2 (σ < 1, where |Y| = 1 already gives γ > 1),
 # a power-of-two and a general Laplace denominator, t = 1 (σ < 1).
-GAUSS_SIGMAS = [10, 10.3, 0.5, 0.3, 3, 1, Fraction(7, 3), Fraction(10**9 + 7, 1000),
-                1e6, 2.0**-10 * (1 + 2.0**-52), 1e-3, 0.999, 2.0**40 - 2.0**-12, 2**42,
-                123456.789, Fraction(2**61 + 1, 2**60)]
-LAPLACE_SCALES = [10, 10.3, 0.5, 0.3, 1, Fraction(7, 3), Fraction(1, 7), 1e6,
-                  2.0**-10 * (1 + 2.0**-52), 2.0**40 - 2.0**-12, 2**42,
-                  Fraction(2**62 - 1, 2**21), Fraction(2**61 - 1, 3**30)]
+GAUSS_SIGMAS = [
+    10,
+    10.3,
+    0.5,
+    0.3,
+    3,
+    1,
+    Fraction(7, 3),
+    Fraction(10**9 + 7, 1000),
+    1e6,
+    2.0**-10 * (1 + 2.0**-52),
+    1e-3,
+    0.999,
+    2.0**40 - 2.0**-12,
+    2**42,
+    123456.789,
+    Fraction(2**61 + 1, 2**60),
+]
+LAPLACE_SCALES = [
+    10,
+    10.3,
+    0.5,
+    0.3,
+    1,
+    Fraction(7, 3),
+    Fraction(1, 7),
+    1e6,
+    2.0**-10 * (1 + 2.0**-52),
+    2.0**40 - 2.0**-12,
+    2**42,
+    Fraction(2**62 - 1, 2**21),
+    Fraction(2**61 - 1, 3**30),
+]
 
 
 # --- native == reference, bit for bit ---------------------------------------------------
+
 
 @pytest.mark.parametrize("sigma", GAUSS_SIGMAS, ids=str)
 @pytest.mark.parametrize("seed", [0, FRESH])
@@ -74,10 +103,11 @@ def test_every_block_matches_oracle_on_its_child_stream(name):
     kids = children(default_rng(7).bit_generator, 3)
     for k in range(3):
         expected = REFS[name](param, 60, rng=kids[k])
-        np.testing.assert_array_equal(native[k * BLOCK: k * BLOCK + 60], expected)
+        np.testing.assert_array_equal(native[k * BLOCK : k * BLOCK + 60], expected)
 
 
 # --- the oracle's building blocks, checked exactly by enumerating random bits ------------
+
 
 class _Fixed:
     """A bit source that replays one bit string and fails when it runs out."""
@@ -107,16 +137,27 @@ def _enumerate(draw, depth):
     return Fraction(ones, 2**depth), Fraction(undecided, 2**depth)
 
 
-@pytest.mark.parametrize("p", [Fraction(0), Fraction(1, 3), Fraction(1, 2), Fraction(5, 7),
-                               Fraction(2**40 - 1, 2**40), Fraction(1), Fraction(3, 2)])
+@pytest.mark.parametrize(
+    "p",
+    [
+        Fraction(0),
+        Fraction(1, 3),
+        Fraction(1, 2),
+        Fraction(5, 7),
+        Fraction(2**40 - 1, 2**40),
+        Fraction(1),
+        Fraction(3, 2),
+    ],
+)
 def test_bernoulli_is_exact(p):
     low, undecided = _enumerate(lambda src: ref.bernoulli(p, src), 12)
     assert low <= min(p, 1) <= low + undecided
     assert undecided <= Fraction(1, 2**11)  # at most one undecided prefix per level
 
 
-@pytest.mark.parametrize("gamma", [Fraction(0), Fraction(1, 3), Fraction(1), Fraction(5, 2),
-                                   Fraction(10, 7)])
+@pytest.mark.parametrize(
+    "gamma", [Fraction(0), Fraction(1, 3), Fraction(1), Fraction(5, 2), Fraction(10, 7)]
+)
 def test_bernoulli_exp_is_exact(gamma):
     low, undecided = _enumerate(lambda src: ref.bernoulli_exp(gamma, src), 14)
     target = math.exp(-gamma)
@@ -160,6 +201,7 @@ def test_dlap_pmf_exact_small_case():
 
 
 # --- distribution against the exact pmf --------------------------------------------------
+
 
 def _chi2_pvalue(x, pmf_fn, min_expected=20.0):
     """Chi-square p-value of integer samples ``x`` against ``pmf_fn(support)``; bins with
@@ -208,8 +250,7 @@ def test_laplace_chi_square_quick(scale, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scale", [10, 10.3, 0.5, 0.3, Fraction(7, 3), Fraction(1, 7)],
-                         ids=str)
+@pytest.mark.parametrize("scale", [10, 10.3, 0.5, 0.3, Fraction(7, 3), Fraction(1, 7)], ids=str)
 @pytest.mark.parametrize("seed", [2, 3, FRESH])
 def test_laplace_chi_square(scale, seed):
     x = noise.discrete_laplace(scale, 2_000_000, rng=seed)
@@ -255,6 +296,7 @@ def test_laplace_large_scale_moments_and_ks(seed):
 
 
 # --- streams, threads, contract ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", SAMPLERS)
 @pytest.mark.parametrize("param", [10, 10.3, Fraction(7, 3)], ids=str)
@@ -322,22 +364,25 @@ PARAM = {"laplace": "scale", "gaussian": "sigma"}
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
-@pytest.mark.parametrize("bad, exc, match", [
-    (-1, ValueError, ">= 0"),
-    (-1e-300, ValueError, ">= 0"),
-    (Fraction(-10**400), ValueError, ">= 0"),
-    (float("nan"), ValueError, "finite"),
-    (float("inf"), ValueError, "finite"),
-    (np.float64("-inf"), ValueError, "finite"),
-    (True, TypeError, "real number"),
-    ("1", TypeError, "real number"),
-    (None, TypeError, "real number"),
-    (1 + 2j, TypeError, "real number"),
-    (2**43, ValueError, "<= 2\\*\\*42"),
-    (10**400, ValueError, "<= 2\\*\\*42"),
-    (Fraction(1, 3**200), ValueError, "too large|<= 2\\*\\*62"),
-    (1e-300, ValueError, "too large|<= 2\\*\\*62"),
-])
+@pytest.mark.parametrize(
+    "bad, exc, match",
+    [
+        (-1, ValueError, ">= 0"),
+        (-1e-300, ValueError, ">= 0"),
+        (Fraction(-(10**400)), ValueError, ">= 0"),
+        (float("nan"), ValueError, "finite"),
+        (float("inf"), ValueError, "finite"),
+        (np.float64("-inf"), ValueError, "finite"),
+        (True, TypeError, "real number"),
+        ("1", TypeError, "real number"),
+        (None, TypeError, "real number"),
+        (1 + 2j, TypeError, "real number"),
+        (2**43, ValueError, "<= 2\\*\\*42"),
+        (10**400, ValueError, "<= 2\\*\\*42"),
+        (Fraction(1, 3**200), ValueError, "too large|<= 2\\*\\*62"),
+        (1e-300, ValueError, "too large|<= 2\\*\\*62"),
+    ],
+)
 def test_bad_parameter(name, bad, exc, match):
     with pytest.raises(exc, match=match) as info:
         SAMPLERS[name](bad, 3, rng=1)
@@ -352,8 +397,16 @@ def test_laplace_rejects_denominator_beyond_bound():
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_documented_parameter_range_is_accepted(name):
     f = SAMPLERS[name]
-    for v in [2.0**-10, 2.0**-10 * (1 + 2.0**-52), np.nextafter(2.0**40, 0), 2.0**40,
-              2**40, 2**42, 1e6, 10.3]:
+    for v in [
+        2.0**-10,
+        2.0**-10 * (1 + 2.0**-52),
+        np.nextafter(2.0**40, 0),
+        2.0**40,
+        2**40,
+        2**42,
+        1e6,
+        10.3,
+    ]:
         assert f(v, 4, rng=1).shape == (4,)
 
 

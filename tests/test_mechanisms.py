@@ -5,6 +5,7 @@ Statistical tests use fixed seeds (deterministic) and p-value thresholds of 1e-4
 bounds of >= 5 standard errors; a test that also runs on one fresh seed per run has a
 false-alarm rate of at most 1e-4 (chi-square/KS) or 6e-7 (a 5-sigma bound) per run.
 """
+
 import math
 import warnings
 from fractions import Fraction
@@ -354,10 +355,15 @@ def test_bad_privacy_parameters(param, bad, exc, msg):
 
 
 @pytest.mark.parametrize("param", ["epsilon", "sensitivity"])
-@pytest.mark.parametrize(("bad", "exc", "msg"), [
-    (0, ValueError, "must be > 0"), (-1, ValueError, "must be > 0"),
-    (float("nan"), ValueError, "must be finite"), ("x", TypeError, "must be a real number"),
-])
+@pytest.mark.parametrize(
+    ("bad", "exc", "msg"),
+    [
+        (0, ValueError, "must be > 0"),
+        (-1, ValueError, "must be > 0"),
+        (float("nan"), ValueError, "must be finite"),
+        ("x", TypeError, "must be a real number"),
+    ],
+)
 def test_geometric_bad_parameters(param, bad, exc, msg):
     kw = {"sensitivity": 1, "epsilon": 1, param: bad}
     with pytest.raises(exc, match=f"{param} {msg}"):
@@ -474,14 +480,24 @@ def test_geometric_scale_errors_name_the_parameters():
 
 def test_report_noisy_max_is_the_exponential_mechanism():
     u = np.random.default_rng(0).random((50, 7))
-    assert np.array_equal(mech.report_noisy_max(u, 1.0, 1.0, rng=3),
-                          mech.exponential_mechanism(u, 1.0, 1.0, rng=3))
+    assert np.array_equal(
+        mech.report_noisy_max(u, 1.0, 1.0, rng=3), mech.exponential_mechanism(u, 1.0, 1.0, rng=3)
+    )
 
 
 @pytest.mark.parametrize(
     "eps, delta",
-    [(1e-8, 1e-10), (1e-12, 1e-15), (1e-14, 1e-20), (1e-6, 1e-30), (1.0, 1e-5), (0.1, 1e-6),
-     (5.0, 1e-8), (1e-3, 0.5), (50.0, 1e-100)],
+    [
+        (1e-8, 1e-10),
+        (1e-12, 1e-15),
+        (1e-14, 1e-20),
+        (1e-6, 1e-30),
+        (1.0, 1e-5),
+        (0.1, 1e-6),
+        (5.0, 1e-8),
+        (1e-3, 0.5),
+        (50.0, 1e-100),
+    ],
 )
 def test_analytic_sigma_never_undershoots_high_precision(eps, delta):
     # Balle & Wang (2018) Thm 8 evaluated with 80 significant digits: the returned σ must

@@ -3,6 +3,7 @@ Python's big integers, on random odd moduli of many sizes (fresh seeds each run,
 in every message), plus the DJN table walk and CRT encryption through the public API with
 IFMA forced on and off.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -20,8 +21,29 @@ HAVE_IFMA = k.set_ifma(None)
 PATHS = [False, True] if HAVE_IFMA else [False]
 # moduli around the digit (52-bit) and limb (64-bit) boundaries, up to the IFMA limit
 # (8192 bits) and past it (GMP only)
-BITS = [3, 52, 60, 64, 65, 104, 130, 511, 512, 513, 1024, 2046, 2048, 2050, 4095, 4096,
-        4097, 6000, 8190, 8192, 8256]
+BITS = [
+    3,
+    52,
+    60,
+    64,
+    65,
+    104,
+    130,
+    511,
+    512,
+    513,
+    1024,
+    2046,
+    2048,
+    2050,
+    4095,
+    4096,
+    4097,
+    6000,
+    8190,
+    8192,
+    8256,
+]
 
 
 @pytest.fixture(params=PATHS, ids=lambda p: "ifma" if p else "gmp")
@@ -48,12 +70,14 @@ def test_mulmod_rows(path, bits):
     out = np.empty((len(a), width), np.uint64)
     k.mulmod(_to_limbs(a, width), _to_limbs(b, width), _vec(m), out, 2)
     assert _from_limbs(out) == [x * y % m for x, y in zip(a, b, strict=True)], (
-        f"bits={bits} path={path} m={m:#x}")
+        f"bits={bits} path={path} m={m:#x}"
+    )
 
 
 @pytest.mark.parametrize("bits", [64, 513, 2048, 4096, 8192, 8256])
-@pytest.mark.parametrize("groups,count", [(1, 0), (1, 1), (1, 7), (1, 8), (1, 300), (3, 9),
-                                          (5, 64)])
+@pytest.mark.parametrize(
+    "groups,count", [(1, 0), (1, 1), (1, 7), (1, 8), (1, 300), (3, 9), (5, 64)]
+)
 def test_prod_groups(path, bits, groups, count):
     m = _modulus(bits)
     width = _nlimbs(m)
@@ -76,8 +100,7 @@ def test_powm_public_and_negative(path, bits, ebits):
     ewidth = max(1, (ebits + 63) // 64)
     out = np.empty((len(base), width), np.uint64)
     bad = np.zeros(len(base), np.uint8)
-    nbad = k.powm(_to_limbs(base, width), _to_limbs(exps, ewidth), neg, _vec(m), False, out,
-                  bad, 2)
+    nbad = k.powm(_to_limbs(base, width), _to_limbs(exps, ewidth), neg, _vec(m), False, out, bad, 2)
     want, want_bad = [], []
     for x, e, s in zip(base, exps, neg.tolist(), strict=True):
         try:
@@ -103,10 +126,9 @@ def test_powm_secure_matches(path):
 @pytest.mark.parametrize("n_length", [512, 1024, 2048])
 def test_djn_table_and_crt_paths(path, n_length):
     pk, sk = paillier.generate_paillier_keypair(n_length=n_length)
-    x = np.random.default_rng().integers(-10**9, 10**9, 40)
+    x = np.random.default_rng().integers(-(10**9), 10**9, 40)
     for obf in ("djn", "classic"):
-        for enc in (pk.encrypt_batch(x, obfuscation=obf),
-                    sk.encrypt_batch(x, obfuscation=obf)):
+        for enc in (pk.encrypt_batch(x, obfuscation=obf), sk.encrypt_batch(x, obfuscation=obf)):
             cts = enc.ciphertexts(be_secure=False).tolist()
             few = 3 if n_length >= 2048 else 40  # the textbook oracle is slow (lambda powers)
             got = [ref.decrypt(sk.p, sk.q, c) for c in cts[:few]]

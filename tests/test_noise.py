@@ -4,6 +4,7 @@ Statistical tests use p-value thresholds of 1e-4 with fixed seeds (deterministic
 one fresh seed per run; with k independent fresh-seed tests the false-alarm rate per
 run is at most k * 1e-4.
 """
+
 import math
 
 import numpy as np
@@ -33,8 +34,12 @@ def test_contract(name):
 @pytest.mark.parametrize("seed", [0, 12345, FRESH])
 def test_bit_exact_against_python_ziggurat(kind, seed):
     n = 3000  # one block: the kernel reads the parent stream word by word
-    k = {"laplace": kernels.KIND_LAPLACE, "gaussian": kernels.KIND_GAUSSIAN,
-         "exponential": kernels.KIND_EXPONENTIAL, "gumbel": kernels.KIND_GUMBEL}[kind]
+    k = {
+        "laplace": kernels.KIND_LAPLACE,
+        "gaussian": kernels.KIND_GAUSSIAN,
+        "exponential": kernels.KIND_EXPONENTIAL,
+        "gumbel": kernels.KIND_GUMBEL,
+    }[kind]
     out = np.empty(n)
     kernels.fill(k, [default_rng(seed).bit_generator], n, 2.5, out, None, 2)
     expected = ref.ziggurat_from_stream(kind, 2.5, n, default_rng(seed).bit_generator)
@@ -45,8 +50,12 @@ def test_tables_match_reference_recurrence():
     tabs = kernels.tables()
     for key, (r, v, f, finv) in {
         "exp": (ref._R_EXP, ref._V_EXP, lambda t: math.exp(-t), lambda y: -math.log(y)),
-        "norm": (ref._R_NORM, ref._V_NORM, lambda t: math.exp(-0.5 * t * t),
-                 lambda y: math.sqrt(-2.0 * math.log(y))),
+        "norm": (
+            ref._R_NORM,
+            ref._V_NORM,
+            lambda t: math.exp(-0.5 * t * t),
+            lambda y: math.sqrt(-2.0 * math.log(y)),
+        ),
     }.items():
         x, heights = ref.ziggurat_tables(r, v, f, finv)
         nx, nf, nk = tabs[key]

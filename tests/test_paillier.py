@@ -13,6 +13,7 @@ factor with such a small n about once in 175 draws.
 Random cases run on fixed seeds and one fresh seed per run (FRESH, printed in assertion
 messages; rerun with ``PPML_TEST_SEED=<seed>``). All comparisons are exact.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,9 +41,33 @@ SEEDS = [0, 1, 20240601, FRESH]
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 
-FLOATS = [0.0, -0.0, 1.0, -1.0, 0.5, 1.5, -2.25, math.pi, -1 / 3, 1e-300, -1e-300, 1e300,
-          -1e300, 5e-324, -5e-324, sys.float_info.min, sys.float_info.max, -sys.float_info.max,
-          2.0**-1074 * 3, 123456789.123, 2.0**53 + 2, 1e15 + 0.3, 0.1, 1e-5, 65536.0]
+FLOATS = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    1.5,
+    -2.25,
+    math.pi,
+    -1 / 3,
+    1e-300,
+    -1e-300,
+    1e300,
+    -1e300,
+    5e-324,
+    -5e-324,
+    sys.float_info.min,
+    sys.float_info.max,
+    -sys.float_info.max,
+    2.0**-1074 * 3,
+    123456789.123,
+    2.0**53 + 2,
+    1e15 + 0.3,
+    0.1,
+    1e-5,
+    65536.0,
+]
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -76,9 +101,15 @@ def _rand_unit(gen, n):
 
 def _value_eq(got, want):
     """Same value and same kind (int vs float) as python-paillier would return."""
-    return type(got) is type(want) and got == want and (
-        not isinstance(want, float) or math.copysign(1, got) == math.copysign(1, want)
-        or want == 0)
+    return (
+        type(got) is type(want)
+        and got == want
+        and (
+            not isinstance(want, float)
+            or math.copysign(1, got) == math.copysign(1, want)
+            or want == 0
+        )
+    )
 
 
 # --- known answers -----------------------------------------------------------------------
@@ -131,7 +162,8 @@ def test_encrypt_r_value_matches_oracle(k256, seed):
     pk, sk = k256
     gen = _gen(seed)
     values = [int(v) for v in gen.integers(-(2**62), 2**62, 10)] + [
-        float(v) for v in gen.standard_normal(10) * 10.0 ** gen.integers(-30, 30, 10)]
+        float(v) for v in gen.standard_normal(10) * 10.0 ** gen.integers(-30, 30, 10)
+    ]
     for v in values:
         r = _rand_unit(gen, pk.n)
         enc = pk.encrypt(v, r_value=r)
@@ -139,8 +171,9 @@ def test_encrypt_r_value_matches_oracle(k256, seed):
         msg = f"seed={seed} v={v!r} r={r}"
         assert enc.exponent == exponent, msg
         assert enc.ciphertext(False) == ref.encrypt(pk.n, encoding, r), msg
-        assert ref.decode(pk.n, ref.decrypt(sk.p, sk.q, enc.ciphertext(False)),
-                          enc.exponent) == v, msg
+        assert (
+            ref.decode(pk.n, ref.decrypt(sk.p, sk.q, enc.ciphertext(False)), enc.exponent) == v
+        ), msg
         assert sk.decrypt(enc) == v, msg
 
 
@@ -186,12 +219,12 @@ def test_encode_precision_matches_oracle(k256, precision):
     pk, _ = k256
     for v in [0.0, 1.0, -2.5, math.pi, 12345.6789, -1e10, 7, -1000]:
         e = pl.EncodedNumber.encode(pk, v, precision=precision)
-        assert (e.encoding, e.exponent) == ref.encode(pk.n, v, precision=precision), (
-            v, precision)
+        assert (e.encoding, e.exponent) == ref.encode(pk.n, v, precision=precision), (v, precision)
         assert e.exponent == math.floor(math.log(precision, 16))
         # rounded to the nearest multiple of 16**exponent
         assert abs(Fraction(e.decode()) - Fraction(v)) <= Fraction(16) ** e.exponent / 2 + (
-            abs(Fraction(v)) * Fraction(1, 2**52)), (v, precision)
+            abs(Fraction(v)) * Fraction(1, 2**52)
+        ), (v, precision)
 
 
 def test_encoding_constants():
@@ -228,8 +261,15 @@ def test_encode_max_exponent(k256):
 
 def test_encode_numpy_scalars(k256):
     pk, _ = k256
-    for v in [np.int8(-5), np.int32(7), np.int64(-(2**62)), np.uint64(2**64 - 1),
-              np.float32(0.1), np.float64(-2.5), np.float16(1.5)]:
+    for v in [
+        np.int8(-5),
+        np.int32(7),
+        np.int64(-(2**62)),
+        np.uint64(2**64 - 1),
+        np.float32(0.1),
+        np.float64(-2.5),
+        np.float16(1.5),
+    ]:
         e = pl.EncodedNumber.encode(pk, v)
         want = int(v) if isinstance(v, np.integer) else float(v)
         assert (e.encoding, e.exponent) == ref.encode(pk.n, want), repr(v)
@@ -433,10 +473,20 @@ def test_encrypted_minus_encoded_number(k256):
 def test_scalar_unsupported_operands(k256):
     pk, _ = k256
     x, y = pk.encrypt(1), pk.encrypt(2)
-    for op in (lambda: x * y, lambda: x + "a", lambda: "a" + x, lambda: x - "a",
-               lambda: x * "a", lambda: x / y, lambda: x / "a", lambda: x + None,
-               lambda: operator.add(x, [1]), lambda: x * Fraction(1, 2), lambda: 1 / x,
-               lambda: x @ y):
+    for op in (
+        lambda: x * y,
+        lambda: x + "a",
+        lambda: "a" + x,
+        lambda: x - "a",
+        lambda: x * "a",
+        lambda: x / y,
+        lambda: x / "a",
+        lambda: x + None,
+        lambda: operator.add(x, [1]),
+        lambda: x * Fraction(1, 2),
+        lambda: 1 / x,
+        lambda: x @ y,
+    ):
         with pytest.raises(TypeError):
             op()
 
@@ -551,8 +601,20 @@ def test_precompute(k512):
 def test_raw_decrypt_rejects_invalid_ciphertexts(k256):
     pk, sk = k256
     p, q = sk.p, sk.q
-    for bad in (0, -1, -5, pk.nsquare, pk.nsquare + 1, p, q, 2 * p, p * p, q * 12345,
-                pk.n, pk.nsquare - pk.n):
+    for bad in (
+        0,
+        -1,
+        -5,
+        pk.nsquare,
+        pk.nsquare + 1,
+        p,
+        q,
+        2 * p,
+        p * p,
+        q * 12345,
+        pk.n,
+        pk.nsquare - pk.n,
+    ):
         with pytest.raises(ValueError):
             sk.raw_decrypt(bad)
     for bad in (1.0, "1", None, [1]):
@@ -606,12 +668,17 @@ def test_key_mismatch_scalar(k256, other256):
     pk, sk = k256
     pk2, sk2 = other256
     a, b = pk.encrypt(1), pk2.encrypt(2)
-    cases = [lambda: sk2.decrypt(a), lambda: sk.decrypt(b), lambda: a + b, lambda: a - b,
-             lambda: a + pl.EncodedNumber.encode(pk2, 3),
-             lambda: a * pl.EncodedNumber.encode(pk2, 3),
-             lambda: pk.encrypt(pl.EncodedNumber.encode(pk2, 3)),
-             lambda: pk.encrypt_encoded(pl.EncodedNumber.encode(pk2, 3), None),
-             lambda: sk.decrypt_encoded(b)]
+    cases = [
+        lambda: sk2.decrypt(a),
+        lambda: sk.decrypt(b),
+        lambda: a + b,
+        lambda: a - b,
+        lambda: a + pl.EncodedNumber.encode(pk2, 3),
+        lambda: a * pl.EncodedNumber.encode(pk2, 3),
+        lambda: pk.encrypt(pl.EncodedNumber.encode(pk2, 3)),
+        lambda: pk.encrypt_encoded(pl.EncodedNumber.encode(pk2, 3), None),
+        lambda: sk.decrypt_encoded(b),
+    ]
     for case in cases:
         with pytest.raises(pl.KeyMismatchError) as info:
             case()
@@ -685,7 +752,8 @@ def test_key_equality_hash_pickle(k512, k256):
     assert sk2.decrypt(pl.EncryptedNumber(pk2, pk.encrypt(3).ciphertext())) == 3
     assert "PaillierPublicKey" in repr(pk) and "PaillierPrivateKey" in repr(sk)
     assert "EncryptedNumber" in repr(pk.encrypt(1)) and "EncodedNumber" in repr(
-        pl.EncodedNumber.encode(pk, 1))
+        pl.EncodedNumber.encode(pk, 1)
+    )
 
 
 def test_encrypted_number_pickle(k256):
@@ -710,7 +778,8 @@ def test_keygen_properties(n_length):
         assert gmpy2.is_prime(p, 50) and gmpy2.is_prime(q, 50), (p, q)
         assert math.gcd(n, (p - 1) * (q - 1)) == 1
         assert sorted([p.bit_length(), q.bit_length()]) == sorted(
-            [n_length // 2, n_length - n_length // 2]), (n_length, p, q)
+            [n_length // 2, n_length - n_length // 2]
+        ), (n_length, p, q)
         assert sk.public_key is pk
         assert pk.g == n + 1 and pk.max_int == n // 3 - 1
         assert pk.obfuscation == ("djn" if n_length >= 512 else "classic")
@@ -774,8 +843,21 @@ def test_keyring(k256, other256):
 # phe_pair: tests/conftest.py
 
 
-INTEROP_VALUES = [0, 1, -1, 123456789, -(2**100), 2.5, -0.125, math.pi, 1e-300, 1e300,
-                  5e-324, -1e20, 0.1]
+INTEROP_VALUES = [
+    0,
+    1,
+    -1,
+    123456789,
+    -(2**100),
+    2.5,
+    -0.125,
+    math.pi,
+    1e-300,
+    1e300,
+    5e-324,
+    -1e20,
+    0.1,
+]
 
 
 @pytest.mark.parametrize("v", INTEROP_VALUES)
@@ -791,7 +873,9 @@ def test_phe_same_ciphertext_for_same_r(k512, phe_pair, v):
         ours = pk.encrypt(v, precision=precision, r_value=3)
         theirs = ppk.encrypt(v, precision=precision, r_value=3)
         assert (ours.ciphertext(False), ours.exponent) == (
-            theirs.ciphertext(False), theirs.exponent), (v, precision)
+            theirs.ciphertext(False),
+            theirs.exponent,
+        ), (v, precision)
     e1 = pl.EncodedNumber.encode(pk, v)
     e2 = phe.paillier.EncodedNumber.encode(ppk, v)
     assert (e1.encoding, e1.exponent) == (e2.encoding, e2.exponent)
@@ -820,8 +904,9 @@ def test_phe_keys_decrypt_ours_all_modes(k512, phe_pair):
         key = pl.PaillierPublicKey(pk.n, pk.hs, obfuscation=mode)
         for _ in range(20):  # crosses the single-encryption table threshold for DJN
             x = key.encrypt(-17.5)
-            assert psk.decrypt(phe.paillier.EncryptedNumber(ppk, x.ciphertext(),
-                                                            x.exponent)) == -17.5, mode
+            assert (
+                psk.decrypt(phe.paillier.EncryptedNumber(ppk, x.ciphertext(), x.exponent)) == -17.5
+            ), mode
     pub, priv = phe.paillier.generate_paillier_keypair(n_length=256)
     mypk = pl.PaillierPublicKey(pub.n)
     mysk = pl.PaillierPrivateKey(mypk, priv.p, priv.q)
@@ -846,9 +931,17 @@ def test_phe_same_op_ciphertexts(k512, phe_pair, seed):
         ra, rb = _rand_unit(gen, pk.n), _rand_unit(gen, pk.n)
         ma, mb = pk.encrypt(a, r_value=ra), pk.encrypt(b, r_value=rb)
         ta, tb = ppk.encrypt(a, r_value=ra), ppk.encrypt(b, r_value=rb)
-        pairs = [(ma + mb, ta + tb), (ma - mb, ta - tb), (ma + b, ta + b), (b - ma, b - ta),
-                 (ma * k, ta * k), (ma * ki, ta * ki), (mb * -1, tb * -1),
-                 (ma + 0.5, ta + 0.5), (mb / 4, tb / 4)]
+        pairs = [
+            (ma + mb, ta + tb),
+            (ma - mb, ta - tb),
+            (ma + b, ta + b),
+            (b - ma, b - ta),
+            (ma * k, ta * k),
+            (ma * ki, ta * ki),
+            (mb * -1, tb * -1),
+            (ma + 0.5, ta + 0.5),
+            (mb / 4, tb / 4),
+        ]
         for j, (mine, theirs) in enumerate(pairs):
             msg = f"seed={seed} i={i} op={j} a={a!r} b={b} k={k!r} ki={ki}"
             assert mine.exponent == theirs.exponent, msg

@@ -12,6 +12,7 @@ Keys are 64..1024 bits (milliseconds to generate). Random cases run on fixed see
 fresh seed per run (FRESH, printed in assertion messages; rerun with
 ``PPML_TEST_SEED=<seed>``).
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,9 @@ def _with_hs(pk, sk, obfuscation):
 # toy, k256, k512, other256: tests/conftest.py
 
 
-@pytest.fixture(scope="module", params=[64, 65, 127, 128, 129, 130, 256, 512, 1024],
-                ids=lambda b: f"n{b}")
+@pytest.fixture(
+    scope="module", params=[64, 65, 127, 128, 129, 130, 256, 512, 1024], ids=lambda b: f"n{b}"
+)
 def sized(request):
     """Keys around the limb boundaries of n and n^2, DJN on every size."""
     pk, sk = pl.generate_paillier_keypair(n_length=request.param)
@@ -162,8 +164,17 @@ def _raises(exc, fn, msg):
 # --- encrypt_batch / decrypt_batch round trips ------------------------------------------------
 
 
-INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
-              np.uint64, np.bool_]
+INT_DTYPES = [
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.bool_,
+]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -180,15 +191,37 @@ def test_int_dtypes_round_trip(k512, mode, dtype):
     enc = _encrypt(pk, sk, x, mode)
     assert enc.shape == x.shape and enc.public_key == pk
     assert (enc.exponents == 0).all()
-    _check(sk, enc, _fr(x.astype(object) if dtype is not np.bool_ else x.astype(int)),
-           f"mode={mode} dtype={dtype} seed={FRESH}")
+    _check(
+        sk,
+        enc,
+        _fr(x.astype(object) if dtype is not np.bool_ else x.astype(int)),
+        f"mode={mode} dtype={dtype} seed={FRESH}",
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_float_round_trip(k512, mode):
     pk, sk = k512
-    x = np.array([0.0, -0.0, 1.5, -2.25, math.pi, 1e-300, -1e-300, 5e-324, -5e-324,
-                  2.2250738585072014e-308, 1e-5, 0.1, 123456.789, -1e15, 2.0**60, 7.0])
+    x = np.array(
+        [
+            0.0,
+            -0.0,
+            1.5,
+            -2.25,
+            math.pi,
+            1e-300,
+            -1e-300,
+            5e-324,
+            -5e-324,
+            2.2250738585072014e-308,
+            1e-5,
+            0.1,
+            123456.789,
+            -1e15,
+            2.0**60,
+            7.0,
+        ]
+    )
     enc = _encrypt(pk, sk, x, mode)
     got = _check(sk, enc, _fr(x), f"mode={mode}")
     for i, v in enumerate(x):
@@ -229,8 +262,9 @@ def test_random_int_round_trip(sized, seed):
     pk, sk = sized
     gen = _gen(seed)
     m = pk.max_int
-    vals = [int.from_bytes(gen.bytes(len(str(m))), "little") % (2 * m + 1) - m
-            for _ in range(30)] + [m, -m, 0, 1, -1]
+    vals = [
+        int.from_bytes(gen.bytes(len(str(m))), "little") % (2 * m + 1) - m for _ in range(30)
+    ] + [m, -m, 0, 1, -1]
     enc = pk.encrypt_batch(np.array(vals, dtype=object))
     _check(sk, enc, _fr(np.array(vals, dtype=object)), f"seed={seed} n={pk.n}")
     # Python lists of ints work the same
@@ -267,8 +301,9 @@ def test_default_key_size():
     phe = pytest.importorskip("phe")
     ppk = phe.paillier.PaillierPublicKey(pk.n)
     psk = phe.paillier.PaillierPrivateKey(ppk, sk.p, sk.q)
-    for c, ex, v in zip(e.ciphertexts().tolist()[:4], e.exponents.tolist(), x.tolist(),
-                        strict=False):
+    for c, ex, v in zip(
+        e.ciphertexts().tolist()[:4], e.exponents.tolist(), x.tolist(), strict=False
+    ):
         assert psk.decrypt(phe.paillier.EncryptedNumber(ppk, c, ex)) == v
 
 
@@ -290,8 +325,7 @@ def test_ifma_and_gmp_paths_agree(k512):
             _check(sk, e, _fr(x), f"ifma={on}")
             e.obfuscate()
             _check(sk, e, _fr(x), f"ifma={on} obfuscated")
-            base = pl.EncryptedArray.from_ciphertexts(pk, [ref.encrypt(pk.n, int(v), 3)
-                                                           for v in x])
+            base = pl.EncryptedArray.from_ciphertexts(pk, [ref.encrypt(pk.n, int(v), 3) for v in x])
             outs.append((_cts(base * 5 + 7), _cts(base @ np.arange(20).reshape(20, 1))))
     finally:
         kernels.set_ifma(None)
@@ -401,9 +435,16 @@ def test_non_contiguous_inputs(k256):
     gen = _gen(FRESH)
     base = _ints(gen, (6, 8))
     fbase = _floats(gen, (6, 8))
-    views = {"slice": base[::2, 1::3], "T": base.T, "neg-stride": base[::-1, ::-2],
-             "fortran": np.asfortranarray(base), "fslice": fbase[1::2, ::3],
-             "fT": fbase.T, "column": base[:, 3], "bcast": np.broadcast_to(base[0], (3, 8))}
+    views = {
+        "slice": base[::2, 1::3],
+        "T": base.T,
+        "neg-stride": base[::-1, ::-2],
+        "fortran": np.asfortranarray(base),
+        "fslice": fbase[1::2, ::3],
+        "fT": fbase.T,
+        "column": base[:, 3],
+        "bcast": np.broadcast_to(base[0], (3, 8)),
+    }
     for name, v in views.items():
         before = v.copy()
         enc = pk.encrypt_batch(v)
@@ -439,8 +480,7 @@ def test_precision_matches_scalar_encode(k256, precision):
     assert got.tolist() == want, f"precision={precision} seed={FRESH}"
     ints = pk.encrypt_batch(np.array([1000, -77, 5]), precision=precision)
     for i, v in enumerate([1000, -77, 5]):
-        assert (sk.decrypt(ints[i]) == ref.decode(pk.n, *ref.encode(pk.n, v,
-                                                                   precision=precision)))
+        assert sk.decrypt(ints[i]) == ref.decode(pk.n, *ref.encode(pk.n, v, precision=precision))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -491,9 +531,10 @@ def test_op_results_not_obfuscated_until_asked(k256):
     a = pk.encrypt_batch([1, 2, 3])
     b = pk.encrypt_batch([10, 20, 30])
     n = pk.n
-    for res, want in [(a + b, [ref.add(n, x, y) for x, y in zip(_cts(a), _cts(b),
-                                                                 strict=True)]),
-                      (a * 3, [ref.mul(n, x, 3) for x in _cts(a)])]:
+    for res, want in [
+        (a + b, [ref.add(n, x, y) for x, y in zip(_cts(a), _cts(b), strict=True)]),
+        (a * 3, [ref.mul(n, x, 3) for x in _cts(a)]),
+    ]:
         raw = _cts(res)
         assert raw == want
         assert _cts(res) == raw  # be_secure=False leaves them alone
@@ -519,8 +560,11 @@ def test_serialisation_obfuscates_op_results(k256):
         raw = _cts(r)
         data = dump(r)
         assert all(u != v for u, v in zip(raw, _cts(r), strict=True))
-        back = (pl.EncryptedArray.from_bytes(data, pk) if isinstance(data, bytes)
-                else pl.EncryptedArray.from_json(data, pk))
+        back = (
+            pl.EncryptedArray.from_bytes(data, pk)
+            if isinstance(data, bytes)
+            else pl.EncryptedArray.from_json(data, pk)
+        )
         assert _cts(back) == _cts(r)
         _check(sk, back, _fr([2, 4, 6]), "serialised op result")
     for dump in (lambda r: r.to_bytes(be_secure=False), lambda r: r.to_json(be_secure=False)):
@@ -528,8 +572,11 @@ def test_serialisation_obfuscates_op_results(k256):
         raw = _cts(r)
         data = dump(r)
         assert _cts(r) == raw
-        back = (pl.EncryptedArray.from_bytes(data, pk) if isinstance(data, bytes)
-                else pl.EncryptedArray.from_json(data, pk))
+        back = (
+            pl.EncryptedArray.from_bytes(data, pk)
+            if isinstance(data, bytes)
+            else pl.EncryptedArray.from_json(data, pk)
+        )
         assert _cts(back) == raw
 
 
@@ -590,8 +637,9 @@ def test_add_mixed_exponents(k512):
     np.testing.assert_array_equal(r.exponents, np.minimum(ea.exponents, eb.exponents))
 
 
-@pytest.mark.parametrize("shapes", [((4,), (3, 1)), ((3, 1, 4), (5, 1)), ((1,), (2, 3)),
-                                    ((2, 3), ()), ((2, 1), (1, 3))])
+@pytest.mark.parametrize(
+    "shapes", [((4,), (3, 1)), ((3, 1, 4), (5, 1)), ((1,), (2, 3)), ((2, 3), ()), ((2, 1), (1, 3))]
+)
 def test_broadcasting(k256, shapes):
     pk, sk = k256
     sa, sb = shapes
@@ -767,8 +815,13 @@ def test_matmul_ciphertexts_match_oracle(k256):
     w = gen.integers(0, 1000, (4, 5))
     assert _cts(e @ w) == [c for row in ref.matmul(pk.n, cs, w.tolist()) for c in row]
     wn = gen.integers(-1000, 1000, (4, 5))
-    want = [reduce(lambda acc, k: acc * pow(cs[i][k], int(wn[k, j]), pk.nsquare) % pk.nsquare,
-                   range(4), 1) for i in range(3) for j in range(5)]
+    want = [
+        reduce(
+            lambda acc, k: acc * pow(cs[i][k], int(wn[k, j]), pk.nsquare) % pk.nsquare, range(4), 1
+        )
+        for i in range(3)
+        for j in range(5)
+    ]
     assert _cts(e @ wn) == want
     _check(sk, e @ wn, _fr(x) @ _fr(wn), f"seed={FRESH}")
     # the transposed product on the left: (W^T @ E^T)^T == E @ W
@@ -857,7 +910,8 @@ def test_raw_oracle_ciphertexts(k256):
     assert _cts(e - 5) == [c * (1 + (n - 5) * n) % n2 for c in cs]
     assert sk.decrypt_batch(e).tolist() == ms
     assert ref.decrypt_loop(sk.p, sk.q, _cts(e * np.array(ks))) == [
-        m * k % n for m, k in zip(ms, ks, strict=True)]
+        m * k % n for m, k in zip(ms, ks, strict=True)
+    ]
 
 
 def test_decrease_exponent_to(k256):
@@ -890,9 +944,17 @@ def test_indexing_and_views(k256):
     assert isinstance(e[1, 2, 3], pl.EncryptedNumber)
     assert sk.decrypt(e[1, 2, 3]) == x[1, 2, 3]
     assert sk.decrypt(e[-1, -1, -1]) == x[-1, -1, -1]
-    for idx in [(0,), (slice(None), 1), (Ellipsis, 2), (slice(None, None, -1),),
-                (1, slice(0, 3, 2)), ([1, 0],), (x > 0,), (np.array([0, 0, 1]),),
-                (slice(None), None, 0)]:
+    for idx in [
+        (0,),
+        (slice(None), 1),
+        (Ellipsis, 2),
+        (slice(None, None, -1),),
+        (1, slice(0, 3, 2)),
+        ([1, 0],),
+        (x > 0,),
+        (np.array([0, 0, 1]),),
+        (slice(None), None, 0),
+    ]:
         sub = e[idx if len(idx) > 1 else idx[0]]
         want = x[idx if len(idx) > 1 else idx[0]]
         assert isinstance(sub, pl.EncryptedArray), idx
@@ -1035,15 +1097,22 @@ def test_key_mismatch_batch(k256, other256):
     pk2, sk2 = other256
     a, b = pk.encrypt_batch([1, 2]), pk2.encrypt_batch([3, 4])
     ca, cb = _cts(a), _cts(b)
-    cases = [lambda: sk2.decrypt_batch(a), lambda: sk.decrypt_batch(b), lambda: a + b,
-             lambda: a - b, lambda: b + a, lambda: a + pk2.encrypt(1),
-             lambda: a - pk2.encrypt(1), lambda: a + pl.EncodedNumber.encode(pk2, 1),
-             lambda: a * pl.EncodedNumber.encode(pk2, 2),
-             lambda: a - pl.EncodedNumber.encode(pk2, 2),
-             lambda: sk2.decrypt_batch(a @ np.ones((2, 2), np.int64)),
-             lambda: sk2.decrypt_batch(np.ones((2, 2), np.int64) @ a),
-             lambda: sk2.decrypt_batch(a.sum(axis=0)),
-             lambda: sk.decrypt_batch([pk.encrypt(1), pk2.encrypt(1)])]
+    cases = [
+        lambda: sk2.decrypt_batch(a),
+        lambda: sk.decrypt_batch(b),
+        lambda: a + b,
+        lambda: a - b,
+        lambda: b + a,
+        lambda: a + pk2.encrypt(1),
+        lambda: a - pk2.encrypt(1),
+        lambda: a + pl.EncodedNumber.encode(pk2, 1),
+        lambda: a * pl.EncodedNumber.encode(pk2, 2),
+        lambda: a - pl.EncodedNumber.encode(pk2, 2),
+        lambda: sk2.decrypt_batch(a @ np.ones((2, 2), np.int64)),
+        lambda: sk2.decrypt_batch(np.ones((2, 2), np.int64) @ a),
+        lambda: sk2.decrypt_batch(a.sum(axis=0)),
+        lambda: sk.decrypt_batch([pk.encrypt(1), pk2.encrypt(1)]),
+    ]
     for i, case in enumerate(cases):
         with pytest.raises(pl.KeyMismatchError) as info:
             case()
@@ -1058,9 +1127,15 @@ def test_key_mismatch_batch(k256, other256):
 def test_encoding_overflow_batch(toy, k256):
     pk, _ = toy  # max_int = 42288
     m = pk.max_int
-    for values in (np.array([0, m + 1]), np.array([-m - 1]), [m + 1], np.array([1e10]),
-                   np.array([2**62]), np.array([2**64 - 1], np.uint64),
-                   np.array([m + 1], np.uint32)):
+    for values in (
+        np.array([0, m + 1]),
+        np.array([-m - 1]),
+        [m + 1],
+        np.array([1e10]),
+        np.array([2**62]),
+        np.array([2**64 - 1], np.uint64),
+        np.array([m + 1], np.uint32),
+    ):
         before = np.array(values, copy=True)
         with pytest.raises(pl.EncodingOverflowError):
             pk.encrypt_batch(values)
@@ -1101,17 +1176,28 @@ def test_decrypt_batch_overflow_band(k256):
 
 def test_non_finite_and_non_numeric_inputs(k256):
     pk, sk = k256
-    for bad in (np.array([1.0, np.nan]), np.array([np.inf]), [-np.inf, 1.0],
-                np.array([np.nan], np.float32)):
+    for bad in (
+        np.array([1.0, np.nan]),
+        np.array([np.inf]),
+        [-np.inf, 1.0],
+        np.array([np.nan], np.float32),
+    ):
         before = np.array(bad, copy=True)
         with pytest.raises(ValueError):
             pk.encrypt_batch(bad)
         with pytest.raises(ValueError):
             sk.encrypt_batch(bad)
         np.testing.assert_array_equal(np.asarray(bad), before)
-    for bad in (["a", "b"], np.array(["1"]), [object()], np.array([1 + 2j]), [None],
-                [b"1"], [1, "a"], np.array([1], dtype=np.longdouble)
-                if np.dtype(np.longdouble).itemsize > 8 else ["x"]):
+    for bad in (
+        ["a", "b"],
+        np.array(["1"]),
+        [object()],
+        np.array([1 + 2j]),
+        [None],
+        [b"1"],
+        [1, "a"],
+        np.array([1], dtype=np.longdouble) if np.dtype(np.longdouble).itemsize > 8 else ["x"],
+    ):
         with pytest.raises(TypeError):
             pk.encrypt_batch(bad)
     e = pk.encrypt_batch([1.0, 2.0])
@@ -1122,11 +1208,23 @@ def test_non_finite_and_non_numeric_inputs(k256):
         e * np.inf
     with pytest.raises(ValueError):
         e - np.array([1.0, np.inf])
-    for op in (lambda: e + "a", lambda: "a" + e, lambda: e - "a", lambda: e * "a",
-               lambda: e * e, lambda: e * pk.encrypt(1), lambda: pk.encrypt(1) * e,
-               lambda: e / e, lambda: e / pk.encrypt(1), lambda: e + None,
-               lambda: operator.add(e, [1, "a"]), lambda: e + object(), lambda: e / "a",
-               lambda: 1 / e, lambda: e @ e):
+    for op in (
+        lambda: e + "a",
+        lambda: "a" + e,
+        lambda: e - "a",
+        lambda: e * "a",
+        lambda: e * e,
+        lambda: e * pk.encrypt(1),
+        lambda: pk.encrypt(1) * e,
+        lambda: e / e,
+        lambda: e / pk.encrypt(1),
+        lambda: e + None,
+        lambda: operator.add(e, [1, "a"]),
+        lambda: e + object(),
+        lambda: e / "a",
+        lambda: 1 / e,
+        lambda: e @ e,
+    ):
         with pytest.raises(TypeError):
             op()
     assert _cts(e) == before
@@ -1266,12 +1364,16 @@ def test_from_bytes_rejects_malformed(k256):
     e = pk.encrypt_batch([[1, 2], [3, 4]])
     data = e.to_bytes()
     hlen = int.from_bytes(data[8:12], "little")
-    header = json.loads(data[12:12 + hlen])
+    header = json.loads(data[12 : 12 + hlen])
 
     def rebuild(hdr, body=None):
         h = json.dumps(hdr).encode()
-        return data[:8] + len(h).to_bytes(4, "little") + h + (
-            data[12 + hlen:] if body is None else body)
+        return (
+            data[:8]
+            + len(h).to_bytes(4, "little")
+            + h
+            + (data[12 + hlen :] if body is None else body)
+        )
 
     bad = {
         "empty": b"",
@@ -1280,7 +1382,7 @@ def test_from_bytes_rejects_malformed(k256):
         "truncated": data[:-1],
         "extra": data + b"\0",
         "hlen": data[:8] + (hlen + 5).to_bytes(4, "little") + data[12:],
-        "not-json": data[:8] + (3).to_bytes(4, "little") + b"{{{" + data[12 + hlen:],
+        "not-json": data[:8] + (3).to_bytes(4, "little") + b"{{{" + data[12 + hlen :],
         "no-n": rebuild({k: v for k, v in header.items() if k != "n"}),
         "n-not-hex": rebuild({**header, "n": "zz"}),
         "n-int": rebuild({**header, "n": 5}),
@@ -1289,8 +1391,9 @@ def test_from_bytes_rejects_malformed(k256):
         "neg-shape": rebuild({**header, "shape": [-2, -2]}),
         "limbs": rebuild({**header, "limbs": header["limbs"] + 1}),
         "header-list": rebuild([1, 2, 3]),
-        "big-ct": rebuild(header, data[12 + hlen:12 + hlen + 32]
-                          + b"\xff" * (len(data) - 12 - hlen - 32)),
+        "big-ct": rebuild(
+            header, data[12 + hlen : 12 + hlen + 32] + b"\xff" * (len(data) - 12 - hlen - 32)
+        ),
     }
     for name, blob in bad.items():
         _raises(ValueError, lambda b=blob: pl.EncryptedArray.from_bytes(b), name)
@@ -1336,14 +1439,13 @@ def test_phe_decrypts_batch_ciphertexts(k512, phe_pair, mode):
     pk, sk = k512
     x = np.array([0, -3, 2**40, 1.5, -0.001, 1e-30, 7.0], dtype=object)
     e = _encrypt(pk, sk, np.array(x.tolist(), dtype=np.float64), mode)
-    for c, ex, v in zip(e.ciphertexts().tolist(), e.exponents.tolist(), x.tolist(),
-                        strict=True):
+    for c, ex, v in zip(e.ciphertexts().tolist(), e.exponents.tolist(), x.tolist(), strict=True):
         assert psk.decrypt(phe.paillier.EncryptedNumber(ppk, c, ex)) == v, (mode, v)
     r = e * 3 + 1
-    for c, ex, v in zip(r.ciphertexts().tolist(), r.exponents.tolist(), x.tolist(),
-                        strict=True):
+    for c, ex, v in zip(r.ciphertexts().tolist(), r.exponents.tolist(), x.tolist(), strict=True):
         assert psk.decrypt(phe.paillier.EncryptedNumber(ppk, c, ex)) == float(
-            Fraction(v) * 3 + 1), (mode, v)
+            Fraction(v) * 3 + 1
+        ), (mode, v)
 
 
 def test_phe_ciphertexts_into_batch(k512, phe_pair):
@@ -1354,10 +1456,12 @@ def test_phe_ciphertexts_into_batch(k512, phe_pair):
     others = [float(v) for v in _floats(gen, 8)]
     ta = [ppk.encrypt(v) for v in vals]
     tb = [ppk.encrypt(v) for v in others]
-    ea = pl.EncryptedArray.from_ciphertexts(pk, [t.ciphertext() for t in ta],
-                                            [t.exponent for t in ta])
-    eb = pl.EncryptedArray.from_ciphertexts(pk, [t.ciphertext() for t in tb],
-                                            [t.exponent for t in tb])
+    ea = pl.EncryptedArray.from_ciphertexts(
+        pk, [t.ciphertext() for t in ta], [t.exponent for t in ta]
+    )
+    eb = pl.EncryptedArray.from_ciphertexts(
+        pk, [t.ciphertext() for t in tb], [t.exponent for t in tb]
+    )
     got = sk.decrypt_batch(ea)
     assert got.tolist() == [float(psk.decrypt(t)) for t in ta]
     k, kf = -7, 0.375
@@ -1380,8 +1484,10 @@ def test_phe_ciphertexts_into_batch(k512, phe_pair):
     s = ea.sum()
     assert (s.exponent, s.ciphertext(False)) == (total.exponent, total.ciphertext(False))
     # and back: our EncryptedArray ciphertexts into phe
-    back = [phe.paillier.EncryptedNumber(ppk, c, ex)
-            for c, ex in zip(ea.ciphertexts().tolist(), ea.exponents.tolist(), strict=True)]
+    back = [
+        phe.paillier.EncryptedNumber(ppk, c, ex)
+        for c, ex in zip(ea.ciphertexts().tolist(), ea.exponents.tolist(), strict=True)
+    ]
     assert [psk.decrypt(t) for t in back] == [psk.decrypt(t) for t in ta]
 
 
@@ -1483,6 +1589,7 @@ def test_djn_batch_on_key_without_hs(k512, k256):
     boxes = {name: {} for name in cases}
     threads = []
     for name, fn in cases.items():
+
         def target(fn=fn, box=boxes[name]):
             box["value"] = fn().tolist()
 
@@ -1501,8 +1608,11 @@ def test_djn_batch_on_key_without_hs(k512, k256):
 def test_classic_batch_round_trip_small_key(toy, private):
     pk, sk = toy
     x = np.zeros(5000, np.int64)  # P(all 5000 r coprime to 293 * 433) < 1e-12
-    e = sk.encrypt_batch(x, obfuscation="classic") if private else pk.encrypt_batch(
-        x, obfuscation="classic")
+    e = (
+        sk.encrypt_batch(x, obfuscation="classic")
+        if private
+        else pk.encrypt_batch(x, obfuscation="classic")
+    )
     np.testing.assert_array_equal(sk.decrypt_batch(e), x)
 
 

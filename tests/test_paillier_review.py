@@ -1,6 +1,7 @@
 """Regression tests for the review of ppml_fast.paillier: DJN base checks, the
 constant-time fixed-base walk on awkward alphas (both kernel paths), exponent bounds and
 argument errors."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,16 @@ def test_hs_of_tiny_order_rejected(key):
 
 def _alphas(bits: int) -> list[int]:
     ones = (1 << bits) - 1
-    return [0, 1, ones, 1 << (bits - 1), int("f0" * (bits // 8), 16), 0x10001,
-            secrets.randbits(bits), secrets.randbits(bits) & ~0xFFFF0000FFFF]
+    return [
+        0,
+        1,
+        ones,
+        1 << (bits - 1),
+        int("f0" * (bits // 8), 16),
+        0x10001,
+        secrets.randbits(bits),
+        secrets.randbits(bits) & ~0xFFFF0000FFFF,
+    ]
 
 
 @pytest.mark.parametrize("window", [1, 3, 4, 5])
@@ -55,8 +64,10 @@ def test_djn_walk_matches_pow_for_awkward_alphas(key, path, window):
     table, w = pk._table
     assert w == window
     k.encrypt(0, pk._limb("n"), pk._limb("n2"), rnd, mabs, None, True, out, table, w, None, 2)
-    want = [(1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
-            for m, a in zip(msgs, alphas, strict=True)]
+    want = [
+        (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
+        for m, a in zip(msgs, alphas, strict=True)
+    ]
     assert _from_limbs(out) == want
     assert [sk.raw_decrypt(c) for c in want] == msgs
 
@@ -79,7 +90,7 @@ def test_exponents_are_bounded(key):
         pl.EncryptedArray.from_numbers([pl.EncryptedNumber(pk, cts[0], 2**40)])
     data = bytearray(pk.encrypt_batch([1]).to_bytes())
     hlen = int.from_bytes(data[8:12], "little")
-    data[12 + hlen:20 + hlen] = (2**62).to_bytes(8, "little")
+    data[12 + hlen : 20 + hlen] = (2**62).to_bytes(8, "little")
     with pytest.raises(ValueError):
         pl.EncryptedArray.from_bytes(bytes(data))
     obj = json.loads(pk.encrypt_batch([1]).to_json())

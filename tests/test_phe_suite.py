@@ -6,6 +6,7 @@ into this repository), its imports of ``phe.paillier`` / ``phe.encoding`` are po
 promise: a user changes the import and their tests keep working. Skipped when phe (or its
 tests) is not installed.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -24,13 +25,12 @@ _SUITE = pathlib.Path(phe.__file__).parent / "tests" / "paillier_test.py"
 
 def _load(variant: str) -> types.ModuleType:
     src = _SUITE.read_text()
-    src = re.sub(r"^from phe import paillier$", "from ppml_fast import paillier", src,
-                 flags=re.M)
-    src = re.sub(r"^from phe\.paillier import", "from ppml_fast.paillier import", src,
-                 flags=re.M)
+    src = re.sub(r"^from phe import paillier$", "from ppml_fast import paillier", src, flags=re.M)
+    src = re.sub(r"^from phe\.paillier import", "from ppml_fast.paillier import", src, flags=re.M)
     if variant == "our-encoding":
-        src = re.sub(r"^import phe\.encoding$", "import ppml_fast.paillier as _ours", src,
-                     flags=re.M)
+        src = re.sub(
+            r"^import phe\.encoding$", "import ppml_fast.paillier as _ours", src, flags=re.M
+        )
         src = src.replace("phe.encoding.", "_ours.")
     assert "from ppml_fast import paillier" in src
     mod = types.ModuleType(f"phe_suite_{variant.replace('-', '_')}")

@@ -1,4 +1,5 @@
 """ppml_fast.rng: secure by default, reproducible when seeded, splittable."""
+
 import os
 import sys
 import threading

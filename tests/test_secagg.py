@@ -5,6 +5,7 @@ uniformity of a single masked vector, the SecAgg+ graph, and the protocol's rule
 Statistical tests state their false-alarm rate; random cases use fresh seeds each run
 (printed in assertion messages) plus fixed ones.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ def _keystream(key: bytes, n: int) -> np.ndarray:
 # ------------------------------------------------------------------------------ kernel
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 3, 15, 16, 17, 63, 64, 65, 127, 2047, 2048, 2049,
-                               4096 + 5, 100_003])
+@pytest.mark.parametrize(
+    "n", [0, 1, 2, 3, 15, 16, 17, 63, 64, 65, 127, 2047, 2048, 2049, 4096 + 5, 100_003]
+)
 @pytest.mark.parametrize("force", [0, 1], ids=["best", "aes-ni"])
 def test_mask_kernel_matches_cryptography_ctr(n, force):
     if k.cpu_level() == 0:
@@ -253,8 +255,7 @@ def test_clients_reveal_one_kind_per_neighbour_and_dropped_cannot_unmask():
     for u in range(4):
         clients[u].masked_input(np.zeros(8, np.uint64))
     rev = clients[0].unmask([0, 1, 2, 3], [4])
-    assert {v: kind for v, (kind, _) in rev.items()} == {0: "b", 1: "b", 2: "b", 3: "b",
-                                                          4: "s"}
+    assert {v: kind for v, (kind, _) in rev.items()} == {0: "b", 1: "b", 2: "b", 3: "b", 4: "s"}
     with pytest.raises(ag.SecAggError, match="dropped"):
         clients[4].unmask([0, 1, 2, 3], [4])
     with pytest.raises(ag.SecAggError, match="both"):
@@ -352,8 +353,7 @@ def test_server_validates_graph_and_senders():
 def test_ring_bound_counts_rounding_and_argument_types():
     # clip * 2**fb rounds up to 2**52: 2048 of them reach 2**63, which the ring cannot hold
     with pytest.raises(ValueError, match="2\\*\\*63"):
-        ag.secure_aggregate(np.zeros((2048, 1)), clip=2.0**52 - 0.5, frac_bits=0,
-                            neighbors=2)
+        ag.secure_aggregate(np.zeros((2048, 1)), clip=2.0**52 - 0.5, frac_bits=0, neighbors=2)
     with pytest.raises(TypeError, match="dropout"):
         ag.secure_aggregate(np.zeros((3, 2)), dropout=1)
     with pytest.raises(TypeError, match="clip"):

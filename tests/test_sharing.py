@@ -14,6 +14,7 @@ Random cases run on fixed seeds and on one fresh seed per run (FRESH, printed in
 assertion message; rerun a failure with ``PPML_TEST_SEED=<printed seed>``). Every
 comparison is exact (integers), so a failure on the fresh seed is a real disagreement.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,21 @@ MODULI = [None, 2, 3, 65537, M61, P62]
 MOD_IDS = ["ring", "p2", "p3", "p65537", "m61", "p62"]
 # primes next to the limb and word boundaries of the kernels (21-bit limbs, 32-bit halves,
 # 2**53 float64 mantissas, 2**61)
-BOUNDARY_PRIMES = [5, 251, 2**21 - 9, 2**21 + 17, 2**31 - 1, 2**32 - 5, 2**32 + 15,
-                   2**42 - 11, 2**42 + 15, 2**53 - 111, 2**53 + 5, 2**61 + 15, 2**62 - 87]
+BOUNDARY_PRIMES = [
+    5,
+    251,
+    2**21 - 9,
+    2**21 + 17,
+    2**31 - 1,
+    2**32 - 5,
+    2**32 + 15,
+    2**42 - 11,
+    2**42 + 15,
+    2**53 - 111,
+    2**53 + 5,
+    2**61 + 15,
+    2**62 - 87,
+]
 FIELDS = [2, 3, 65537, M61, P62]
 FIELD_IDS = MOD_IDS[1:]
 BINARY = {"add": (sh.add, ref.add), "sub": (sh.sub, ref.sub), "mul": (sh.mul, ref.mul)}
@@ -56,8 +70,20 @@ def _m(modulus):
 
 def _edges(modulus):
     if modulus is None:
-        return [0, 1, 2, 3, 2**32 - 1, 2**32, 2**61 - 1, 2**63 - 1, 2**63, 2**63 + 1,
-                2**64 - 2, 2**64 - 1]
+        return [
+            0,
+            1,
+            2,
+            3,
+            2**32 - 1,
+            2**32,
+            2**61 - 1,
+            2**63 - 1,
+            2**63,
+            2**63 + 1,
+            2**64 - 2,
+            2**64 - 1,
+        ]
     p = modulus
     return sorted({0, 1, p - 1, max(p - 2, 0), p // 2, (p + 1) // 2 % p, min(2**32, p - 1)})
 
@@ -106,13 +132,41 @@ def test_is_prime_small_against_trial_division():
 
 
 def test_is_prime_known_values():
-    primes = [2, 3, 5, 65537, 2**31 - 1, 2**32 - 5, 2**32 + 15, M61, P62, 2**64 - 59,
-              1000000007, 998244353]
+    primes = [
+        2,
+        3,
+        5,
+        65537,
+        2**31 - 1,
+        2**32 - 5,
+        2**32 + 15,
+        M61,
+        P62,
+        2**64 - 59,
+        1000000007,
+        998244353,
+    ]
     composites = [
-        0, 1, 4, 561, 1105, 2047, 1373653, 25326001, 3215031751, 2152302898747,
-        3474749660383, 341550071728321, 3825123056546413051,  # strong pseudoprimes
-        2**61 + 1, 2**62 - 1, 2**64 - 1, (2**31 - 1) ** 2, 4294967291 * 4294967279,
-        65537 * 65539, M61 * 2,
+        0,
+        1,
+        4,
+        561,
+        1105,
+        2047,
+        1373653,
+        25326001,
+        3215031751,
+        2152302898747,
+        3474749660383,
+        341550071728321,
+        3825123056546413051,  # strong pseudoprimes
+        2**61 + 1,
+        2**62 - 1,
+        2**64 - 1,
+        (2**31 - 1) ** 2,
+        4294967291 * 4294967279,
+        65537 * 65539,
+        M61 * 2,
     ]
     for n in primes:
         assert ref.is_prime(n), n
@@ -151,8 +205,19 @@ def test_oracle_known_answers():
 # --- the numpy baselines -----------------------------------------------------------------
 
 
-BASELINE_PRIMES = [2, 3, 65537, 2**31 - 1, 2**32 - 5, 2**32 + 15, 2**40 - 87, 2**60 - 93,
-                   2**61 - 1, 2**61 + 15, P62]
+BASELINE_PRIMES = [
+    2,
+    3,
+    65537,
+    2**31 - 1,
+    2**32 - 5,
+    2**32 + 15,
+    2**40 - 87,
+    2**60 - 93,
+    2**61 - 1,
+    2**61 + 15,
+    P62,
+]
 
 
 @pytest.mark.parametrize("p", BASELINE_PRIMES)
@@ -164,8 +229,11 @@ def test_numpy_mulmod_baseline(p, seed):
     msg = f"p={p} seed={seed}"
     _check(ref.numpy_mulmod(a, b, p), ref.mul(a, b, modulus=p), msg)
     e = np.array(_edges(p), np.uint64)
-    _check(ref.numpy_mulmod(e[:, None], e[None, :], p),
-           ref.mul(e[:, None], e[None, :], modulus=p), msg + " edges")
+    _check(
+        ref.numpy_mulmod(e[:, None], e[None, :], p),
+        ref.mul(e[:, None], e[None, :], modulus=p),
+        msg + " edges",
+    )
     _check(ref.numpy_mulmod(a, np.uint64(p - 1), p), ref.mul(a, p - 1, modulus=p), msg)
 
 
@@ -182,8 +250,9 @@ def test_numpy_mulmod_random_primes(seed):
 
 
 @pytest.mark.parametrize("p", [2, 65537, 2**32 + 15, M61, P62])
-@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 2), (64, 64, 64), (4, 4200, 3)],
-                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 1), (3, 5, 2), (64, 64, 64), (4, 4200, 3)], ids=lambda s: "x".join(map(str, s))
+)
 def test_numpy_matmul_mod_baseline(p, shape):
     n, k, m = shape
     seed = FRESH
@@ -194,8 +263,9 @@ def test_numpy_matmul_mod_baseline(p, shape):
     # all p - 1: the largest partial sums, across the 2048-row float64 blocks
     full_a = np.full((n, k), p - 1, np.uint64)
     full_b = np.full((k, m), p - 1, np.uint64)
-    _check(ref.numpy_matmul_mod(full_a, full_b, p), np.full((n, m), k % p, np.uint64),
-           msg + " all p-1")
+    _check(
+        ref.numpy_matmul_mod(full_a, full_b, p), np.full((n, m), k % p, np.uint64), msg + " all p-1"
+    )
 
 
 # --- elementwise add / sub / mul / neg ----------------------------------------------------
@@ -208,8 +278,9 @@ def test_binary_random(op, modulus, seed):
     f, g = BINARY[op]
     gen = _gen(seed)
     a, b = _rand(gen, 3000, modulus), _rand(gen, 3000, modulus)
-    _check(f(a, b, modulus=modulus), g(a, b, modulus=modulus),
-           f"{op} modulus={modulus} seed={seed}")
+    _check(
+        f(a, b, modulus=modulus), g(a, b, modulus=modulus), f"{op} modulus={modulus} seed={seed}"
+    )
 
 
 @pytest.mark.parametrize("op", list(BINARY))
@@ -217,8 +288,11 @@ def test_binary_random(op, modulus, seed):
 def test_binary_all_edge_pairs(op, modulus):
     f, g = BINARY[op]
     e = np.array(_edges(modulus), np.uint64)
-    _check(f(e[:, None], e[None, :], modulus=modulus),
-           g(e[:, None], e[None, :], modulus=modulus), f"{op} modulus={modulus} edges")
+    _check(
+        f(e[:, None], e[None, :], modulus=modulus),
+        g(e[:, None], e[None, :], modulus=modulus),
+        f"{op} modulus={modulus} edges",
+    )
 
 
 @pytest.mark.parametrize("p", [2, 3, 5, 7, 251])
@@ -237,8 +311,11 @@ def test_small_fields_exhaustive(p):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_neg_random(modulus, seed):
     a = _rand(_gen(seed), 3000, modulus)
-    _check(sh.neg(a, modulus=modulus), ref.neg(a, modulus=modulus),
-           f"neg modulus={modulus} seed={seed}")
+    _check(
+        sh.neg(a, modulus=modulus),
+        ref.neg(a, modulus=modulus),
+        f"neg modulus={modulus} seed={seed}",
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -275,8 +352,9 @@ def test_ring_signed_inputs(op, seed):
     _check(f(a.view(np.uint64), b), want, msg + " uint64 with int64")
 
 
-@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32,
-                                   np.uint32, np.int64, np.uint64])
+@pytest.mark.parametrize(
+    "dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64]
+)
 @pytest.mark.parametrize("op", list(BINARY))
 def test_other_integer_dtypes(dtype, op):
     f, g = BINARY[op]
@@ -307,10 +385,8 @@ def test_scalar_operands(op, modulus):
     msg = f"{op} modulus={modulus} seed={seed}"
     for s in {0, 1, m - 1, m // 2, 2 % m}:
         for scalar in (s, np.uint64(s)):
-            _check(f(a, scalar, modulus=modulus), g(a, s, modulus=modulus),
-                   f"{msg} b={scalar!r}")
-            _check(f(scalar, a, modulus=modulus), g(s, a, modulus=modulus),
-                   f"{msg} a={scalar!r}")
+            _check(f(a, scalar, modulus=modulus), g(a, s, modulus=modulus), f"{msg} b={scalar!r}")
+            _check(f(scalar, a, modulus=modulus), g(s, a, modulus=modulus), f"{msg} a={scalar!r}")
             for t in {0, 1, m - 1}:
                 res = f(scalar, t, modulus=modulus)
                 _check(res, np.uint64(int(g(s, t, modulus=modulus))), f"{msg} {s} {t}")
@@ -369,11 +445,21 @@ def test_broadcasting(op, modulus):
     f, g = BINARY[op]
     seed = FRESH
     gen = _gen(seed)
-    for sa, sb in [((3, 1, 4), (5, 4)), ((1,), (6,)), ((6,), (1,)), ((2, 1), (1, 7)),
-                   ((4, 3, 2), ()), ((2, 0), (1,)), ((0,), (0,))]:
+    for sa, sb in [
+        ((3, 1, 4), (5, 4)),
+        ((1,), (6,)),
+        ((6,), (1,)),
+        ((2, 1), (1, 7)),
+        ((4, 3, 2), ()),
+        ((2, 0), (1,)),
+        ((0,), (0,)),
+    ]:
         a, b = _rand(gen, sa, modulus), _rand(gen, sb, modulus)
-        _check(f(a, b, modulus=modulus), g(a, b, modulus=modulus),
-               f"{op} modulus={modulus} {sa} {sb} seed={seed}")
+        _check(
+            f(a, b, modulus=modulus),
+            g(a, b, modulus=modulus),
+            f"{op} modulus={modulus} {sa} {sb} seed={seed}",
+        )
     with pytest.raises(ValueError):
         f(np.zeros(3, np.uint64), np.zeros(4, np.uint64), modulus=modulus)
 
@@ -395,10 +481,16 @@ def test_noncontiguous(op, modulus):
         (big_a.T[::2, :14], big_b[::3, ::2].T),
     ]
     for i, (a, b) in enumerate(views):
-        _check(f(a, b, modulus=modulus), g(a, b, modulus=modulus),
-               f"{op} modulus={modulus} view {i} seed={seed}")
-    _check(sh.neg(big_a[::-3, 1::2], modulus=modulus), ref.neg(big_a[::-3, 1::2], modulus=modulus),
-           f"neg modulus={modulus} seed={seed}")
+        _check(
+            f(a, b, modulus=modulus),
+            g(a, b, modulus=modulus),
+            f"{op} modulus={modulus} view {i} seed={seed}",
+        )
+    _check(
+        sh.neg(big_a[::-3, 1::2], modulus=modulus),
+        ref.neg(big_a[::-3, 1::2], modulus=modulus),
+        f"neg modulus={modulus} seed={seed}",
+    )
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
@@ -409,16 +501,28 @@ def test_readonly_broadcast_and_byteswapped_inputs(modulus):
     ra, rb = _readonly(a), np.broadcast_to(b[0], (5, 8))
     for name, (f, g) in BINARY.items():
         _check(f(ra, rb, modulus=modulus), g(a, b[0], modulus=modulus), f"{name} readonly {msg}")
-        _check(f(a.astype(">u8"), b.astype(">u8"), modulus=modulus), g(a, b, modulus=modulus),
-               f"{name} big-endian {msg}")
+        _check(
+            f(a.astype(">u8"), b.astype(">u8"), modulus=modulus),
+            g(a, b, modulus=modulus),
+            f"{name} big-endian {msg}",
+        )
     _check(sh.neg(ra, modulus=modulus), ref.neg(a, modulus=modulus), "neg " + msg)
-    _check(sh.sum(a.astype(">u8"), 1, modulus=modulus), ref.sum(a, 1, modulus=modulus),
-           "sum big-endian " + msg)
+    _check(
+        sh.sum(a.astype(">u8"), 1, modulus=modulus),
+        ref.sum(a, 1, modulus=modulus),
+        "sum big-endian " + msg,
+    )
     _check(sh.pow(ra, rb, modulus=modulus), ref.pow(a, b[0], modulus=modulus), "pow " + msg)
-    _check(sh.matmul(ra, rb.T, modulus=modulus), ref.matmul(a, b[0:1].repeat(5, 0).T,
-                                                            modulus=modulus), "matmul " + msg)
-    _check(sh.matmul(a.astype(">u8"), b.T.astype(">u8"), modulus=modulus),
-           ref.matmul(a, b.T, modulus=modulus), "matmul big-endian " + msg)
+    _check(
+        sh.matmul(ra, rb.T, modulus=modulus),
+        ref.matmul(a, b[0:1].repeat(5, 0).T, modulus=modulus),
+        "matmul " + msg,
+    )
+    _check(
+        sh.matmul(a.astype(">u8"), b.T.astype(">u8"), modulus=modulus),
+        ref.matmul(a, b.T, modulus=modulus),
+        "matmul big-endian " + msg,
+    )
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
@@ -427,8 +531,12 @@ def test_inputs_unchanged_and_fresh_result(modulus):
     a, b = _rand(gen, (7, 9), modulus), _rand(gen, (7, 9), modulus)
     a0, b0 = a.copy(), b.copy()
     results = [f(a, b, modulus=modulus) for f, _ in BINARY.values()]
-    results += [sh.neg(a, modulus=modulus), sh.pow(a, 3, modulus=modulus),
-                sh.pow(a, b, modulus=modulus), sh.matmul(a, b.T, modulus=modulus)]
+    results += [
+        sh.neg(a, modulus=modulus),
+        sh.pow(a, 3, modulus=modulus),
+        sh.pow(a, b, modulus=modulus),
+        sh.matmul(a, b.T, modulus=modulus),
+    ]
     nz = a | np.uint64(1) if modulus is None else np.where(a == 0, np.uint64(1), a)
     nz0 = nz.copy()
     results.append(sh.inv(nz, modulus=modulus))
@@ -653,9 +761,27 @@ def test_float_inputs_rejected():
 
 
 BAD_MODULUS_TYPES = [7.0, "7", True, False, np.float64(7.0), 7.5, [7], 1j]
-BAD_MODULUS_VALUES = [1, 0, -1, -7, 2**62, 2**62 + 135, 2**64 - 59, 2**64, 2**80,
-                      4, 9, 15, 65535, 2**61 + 1, 2**62 - 1, M61 * 3, 4294967291 * 1000003,
-                      3825123056546413051, 2152302898747]
+BAD_MODULUS_VALUES = [
+    1,
+    0,
+    -1,
+    -7,
+    2**62,
+    2**62 + 135,
+    2**64 - 59,
+    2**64,
+    2**80,
+    4,
+    9,
+    15,
+    65535,
+    2**61 + 1,
+    2**62 - 1,
+    M61 * 3,
+    4294967291 * 1000003,
+    3825123056546413051,
+    2152302898747,
+]
 
 
 def _modulus_calls(modulus):
@@ -707,14 +833,23 @@ def test_sum_axes(modulus, seed):
     assert np.asarray(res).shape == (), msg
     _check(res, ref.sum(a, modulus=modulus), msg + " axis=None")
     for axis in (0, 1, 2, -1, -3):
-        _check(sh.sum(a, axis, modulus=modulus), ref.sum(a, axis, modulus=modulus),
-               f"{msg} axis={axis}")
-        _check(sh.sum(a, axis=axis, modulus=modulus), ref.sum(a, axis, modulus=modulus),
-               f"{msg} axis={axis}")
+        _check(
+            sh.sum(a, axis, modulus=modulus),
+            ref.sum(a, axis, modulus=modulus),
+            f"{msg} axis={axis}",
+        )
+        _check(
+            sh.sum(a, axis=axis, modulus=modulus),
+            ref.sum(a, axis, modulus=modulus),
+            f"{msg} axis={axis}",
+        )
     for view in (a[:, ::2], a.T, a[::-1, 1:, ::3], np.asfortranarray(a)):
         for axis in (None, 0, 1, 2):
-            _check(sh.sum(view, axis, modulus=modulus), ref.sum(view, axis, modulus=modulus),
-                   f"{msg} view axis={axis}")
+            _check(
+                sh.sum(view, axis, modulus=modulus),
+                ref.sum(view, axis, modulus=modulus),
+                f"{msg} view axis={axis}",
+            )
     v = _rand(gen, 1, modulus)
     _check(sh.sum(v, modulus=modulus), ref.sum(v, modulus=modulus), msg + " one element")
     _check(sh.sum(v, 0, modulus=modulus), ref.sum(v, 0, modulus=modulus), msg + " 1-D axis 0")
@@ -759,8 +894,11 @@ def test_sum_empty(modulus):
     _check(sh.sum(z, modulus=modulus), np.uint64(0), "(3, 0) axis None")
     _check(sh.sum(z, 1, modulus=modulus), np.zeros(3, np.uint64), "(3, 0) axis 1")
     _check(sh.sum(z, 0, modulus=modulus), np.zeros(0, np.uint64), "(3, 0) axis 0")
-    _check(sh.sum(np.zeros((2, 0, 4), np.uint64), 1, modulus=modulus),
-           np.zeros((2, 4), np.uint64), "(2, 0, 4) axis 1")
+    _check(
+        sh.sum(np.zeros((2, 0, 4), np.uint64), 1, modulus=modulus),
+        np.zeros((2, 4), np.uint64),
+        "(2, 0, 4) axis 1",
+    )
 
 
 def test_sum_errors():
@@ -803,8 +941,11 @@ def test_inv_every_element_of_small_field(p):
     # in a shuffled order and as a 2-D array (the batch must not depend on the order)
     perm = _gen(FRESH).permutation(p - 1)
     if (p - 1) % 2 == 0:
-        _check(sh.inv(a[perm].reshape(2, -1), modulus=p),
-               np.asarray(r)[perm].reshape(2, -1), f"p={p} shuffled seed={FRESH}")
+        _check(
+            sh.inv(a[perm].reshape(2, -1), modulus=p),
+            np.asarray(r)[perm].reshape(2, -1),
+            f"p={p} shuffled seed={FRESH}",
+        )
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
@@ -888,16 +1029,35 @@ def test_pow_scalar_exponents(modulus, seed):
     gen = _gen(seed)
     a = _rand(gen, 300, modulus)
     m = _m(modulus)
-    exps = [0, 1, 2, 3, 5, 17, 64, 65, 2**32 + 1, 2**63 - 1, 2**63 + 5, 2**64 - 1,
-            int(gen.integers(0, 2**63))]
+    exps = [
+        0,
+        1,
+        2,
+        3,
+        5,
+        17,
+        64,
+        65,
+        2**32 + 1,
+        2**63 - 1,
+        2**63 + 5,
+        2**64 - 1,
+        int(gen.integers(0, 2**63)),
+    ]
     if modulus is not None:
         exps += [m - 2, m - 1, m, m + 1]
     for e in exps:
-        _check(sh.pow(a, e, modulus=modulus), ref.pow(a, e, modulus=modulus),
-               f"e={e} modulus={modulus} seed={seed}")
+        _check(
+            sh.pow(a, e, modulus=modulus),
+            ref.pow(a, e, modulus=modulus),
+            f"e={e} modulus={modulus} seed={seed}",
+        )
     for e in (np.uint64(2**64 - 1), np.int64(7), np.uint8(3)):
-        _check(sh.pow(a, e, modulus=modulus), ref.pow(a, int(e), modulus=modulus),
-               f"e={e!r} modulus={modulus} seed={seed}")
+        _check(
+            sh.pow(a, e, modulus=modulus),
+            ref.pow(a, int(e), modulus=modulus),
+            f"e={e!r} modulus={modulus} seed={seed}",
+        )
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
@@ -926,17 +1086,30 @@ def test_pow_array_exponents(modulus, seed):
     e64 = gen.integers(0, 2**63, (6, 50), dtype=np.int64)
     _check(sh.pow(a, e64, modulus=modulus), ref.pow(a, e64, modulus=modulus), msg + " int64 e")
     small = gen.integers(0, 200, (6, 1), dtype=np.int32)
-    _check(sh.pow(a, small, modulus=modulus), ref.pow(a, small, modulus=modulus),
-           msg + " broadcast e (6, 1)")
-    _check(sh.pow(a[0], e[:, :1], modulus=modulus), ref.pow(a[0], e[:, :1], modulus=modulus),
-           msg + " broadcast a (50,) e (6, 1)")
-    _check(sh.pow(a[:, ::3], e[::-1, ::3], modulus=modulus),
-           ref.pow(a[:, ::3], e[::-1, ::3], modulus=modulus), msg + " strided")
-    _check(sh.pow(a[0, 0], e, modulus=modulus), ref.pow(a[0, 0], e, modulus=modulus),
-           msg + " scalar base")
+    _check(
+        sh.pow(a, small, modulus=modulus),
+        ref.pow(a, small, modulus=modulus),
+        msg + " broadcast e (6, 1)",
+    )
+    _check(
+        sh.pow(a[0], e[:, :1], modulus=modulus),
+        ref.pow(a[0], e[:, :1], modulus=modulus),
+        msg + " broadcast a (50,) e (6, 1)",
+    )
+    _check(
+        sh.pow(a[:, ::3], e[::-1, ::3], modulus=modulus),
+        ref.pow(a[:, ::3], e[::-1, ::3], modulus=modulus),
+        msg + " strided",
+    )
+    _check(
+        sh.pow(a[0, 0], e, modulus=modulus),
+        ref.pow(a[0, 0], e, modulus=modulus),
+        msg + " scalar base",
+    )
     base = int(a[0, 1])
-    _check(sh.pow(base, e[0], modulus=modulus), ref.pow(base, e[0], modulus=modulus),
-           msg + " int base")
+    _check(
+        sh.pow(base, e[0], modulus=modulus), ref.pow(base, e[0], modulus=modulus), msg + " int base"
+    )
     out = np.empty((6, 50), np.uint64)
     assert sh.pow(a, e, modulus=modulus, out=out) is out
     _check(out, ref.pow(a, e, modulus=modulus), msg + " out")
@@ -1024,8 +1197,11 @@ def test_matmul_extreme_accumulation(modulus):
     for k in (1, 2, 3, 1000, 5003):
         a = np.full((3, k), m - 1, np.uint64)
         b = np.full((k, 4), m - 1, np.uint64)
-        _check(sh.matmul(a, b, modulus=modulus), np.full((3, 4), k % m, np.uint64),
-               f"modulus={modulus} k={k}")
+        _check(
+            sh.matmul(a, b, modulus=modulus),
+            np.full((3, 4), k % m, np.uint64),
+            f"modulus={modulus} k={k}",
+        )
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
@@ -1033,8 +1209,11 @@ def test_matmul_long_inner_random(modulus):
     seed = FRESH
     gen = _gen(seed)
     a, b = _rand(gen, (3, 5003), modulus, 0.5), _rand(gen, (5003, 4), modulus, 0.5)
-    _check(sh.matmul(a, b, modulus=modulus), ref.matmul(a, b, modulus=modulus),
-           f"modulus={modulus} seed={seed}")
+    _check(
+        sh.matmul(a, b, modulus=modulus),
+        ref.matmul(a, b, modulus=modulus),
+        f"modulus={modulus} seed={seed}",
+    )
 
 
 @pytest.mark.parametrize("modulus", [None, 65537, M61, P62], ids=["ring", "p65537", "m61", "p62"])
@@ -1056,9 +1235,11 @@ def test_matmul_medium_against_baselines(modulus):
         # with the kernel): res @ r == a @ (b @ r) mod p for random vectors r
         for _ in range(2):
             r = _rand(gen, (m, 1), modulus)
-            _check(ref.matmul(res, r, modulus=modulus),
-                   ref.matmul(a, ref.matmul(b, r, modulus=modulus), modulus=modulus),
-                   msg + " Freivalds")
+            _check(
+                ref.matmul(res, r, modulus=modulus),
+                ref.matmul(a, ref.matmul(b, r, modulus=modulus), modulus=modulus),
+                msg + " Freivalds",
+            )
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
@@ -1074,8 +1255,11 @@ def test_matmul_noncontiguous(modulus):
         (big_a[:, :20], big_a[:20].T[:, :20].T),
     ]
     for i, (a, b) in enumerate(cases):
-        _check(sh.matmul(a, b, modulus=modulus), ref.matmul(a, b, modulus=modulus),
-               f"modulus={modulus} case {i} seed={seed}")
+        _check(
+            sh.matmul(a, b, modulus=modulus),
+            ref.matmul(a, b, modulus=modulus),
+            f"modulus={modulus} case {i} seed={seed}",
+        )
 
 
 @pytest.mark.parametrize("modulus", MODULI, ids=MOD_IDS)
@@ -1094,10 +1278,16 @@ def test_matmul_out(modulus):
 
 
 def test_matmul_empty_and_errors():
-    _check(sh.matmul(np.zeros((3, 0), np.uint64), np.zeros((0, 2), np.uint64)),
-           np.zeros((3, 2), np.uint64), "k=0")
-    _check(sh.matmul(np.zeros((0, 4), np.uint64), np.ones((4, 2), np.uint64), modulus=P62),
-           np.zeros((0, 2), np.uint64), "n=0")
+    _check(
+        sh.matmul(np.zeros((3, 0), np.uint64), np.zeros((0, 2), np.uint64)),
+        np.zeros((3, 2), np.uint64),
+        "k=0",
+    )
+    _check(
+        sh.matmul(np.zeros((0, 4), np.uint64), np.ones((4, 2), np.uint64), modulus=P62),
+        np.zeros((0, 2), np.uint64),
+        "n=0",
+    )
     a = np.ones((3, 4), np.uint64)
     for modulus in (None, P62):
         with pytest.raises(ValueError):
@@ -1157,11 +1347,17 @@ def _all_ops_against_oracle(p, gen, msg):
     for name, (f, g) in BINARY.items():
         _check(f(a, b, modulus=p), g(a, b, modulus=p), f"{name} {msg}")
     e = np.array(_edges(p), np.uint64)
-    _check(sh.mul(e[:, None], e[None, :], modulus=p), ref.mul(e[:, None], e[None, :], modulus=p),
-           f"mul edges {msg}")
+    _check(
+        sh.mul(e[:, None], e[None, :], modulus=p),
+        ref.mul(e[:, None], e[None, :], modulus=p),
+        f"mul edges {msg}",
+    )
     _check(sh.neg(a, modulus=p), ref.neg(a, modulus=p), f"neg {msg}")
-    _check(sh.sum(a.reshape(10, 30), 1, modulus=p), ref.sum(a.reshape(10, 30), 1, modulus=p),
-           f"sum {msg}")
+    _check(
+        sh.sum(a.reshape(10, 30), 1, modulus=p),
+        ref.sum(a.reshape(10, 30), 1, modulus=p),
+        f"sum {msg}",
+    )
     ex = gen.integers(0, 2**64, 300, dtype=np.uint64)
     _check(sh.pow(a, ex, modulus=p), ref.pow(a, ex, modulus=p), f"pow {msg}")
     nz = a.copy()
@@ -1178,8 +1374,11 @@ def test_boundary_primes(p):
     _all_ops_against_oracle(p, _gen(seed), f"p={p} seed={seed}")
     k = 4099
     full_a, full_b = np.full((2, k), p - 1, np.uint64), np.full((k, 3), p - 1, np.uint64)
-    _check(sh.matmul(full_a, full_b, modulus=p), np.full((2, 3), k % p, np.uint64),
-           f"matmul all p-1 p={p}")
+    _check(
+        sh.matmul(full_a, full_b, modulus=p),
+        np.full((2, 3), k % p, np.uint64),
+        f"matmul all p-1 p={p}",
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -1199,13 +1398,17 @@ def test_thread_count_independent(modulus):
     runs = []
     for nt in (1, 2, 3):
         with ppml_fast.num_threads(nt):
-            runs.append([
-                sh.mul(a, b, modulus=modulus), sh.add(a, b, modulus=modulus),
-                sh.pow(a[:5000], b[:5000], modulus=modulus),
-                sh.sum(a, modulus=modulus),
-                sh.sum(a[:200_000].reshape(400, 500), 0, modulus=modulus),
-                sh.inv(nz, modulus=modulus), sh.matmul(x, y, modulus=modulus),
-            ])
+            runs.append(
+                [
+                    sh.mul(a, b, modulus=modulus),
+                    sh.add(a, b, modulus=modulus),
+                    sh.pow(a[:5000], b[:5000], modulus=modulus),
+                    sh.sum(a, modulus=modulus),
+                    sh.sum(a[:200_000].reshape(400, 500), 0, modulus=modulus),
+                    sh.inv(nz, modulus=modulus),
+                    sh.matmul(x, y, modulus=modulus),
+                ]
+            )
     for nt, run in zip((2, 3), runs[1:], strict=True):
         for i, (r1, r) in enumerate(zip(runs[0], run, strict=True)):
             _check(r, r1, f"op {i} with {nt} threads vs 1, modulus={modulus} seed={seed}")

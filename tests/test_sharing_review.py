@@ -2,6 +2,7 @@
 found (all fixed): SecretTensor.sum over the parties' axis opened the secret, operands of
 different rank broadcast against the parties' axis, and a seeded SecretTensor restarted
 its stream per operation (reusing Beaver triples and truncation pairs)."""
+
 from __future__ import annotations
 
 import numpy as np

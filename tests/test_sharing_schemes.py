@@ -5,6 +5,7 @@ bad input, and (marked slow) the uniformity of shares: a chi-square test on the 
 of shares of a constant secret. False-alarm rate of each statistical assertion: 1e-6
 (the chi-square quantile used below), with fresh seeds each run.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -38,8 +39,9 @@ def test_additive_round_trip(modulus, n):
     assert shares.shape == (n, 4, 5) and shares.dtype == np.uint64
     if modulus is not None:
         assert int(shares.max()) < modulus
-    np.testing.assert_array_equal(sharing.additive_reconstruct(shares, modulus=modulus), x,
-                                  err_msg=f"seed={seed}")
+    np.testing.assert_array_equal(
+        sharing.additive_reconstruct(shares, modulus=modulus), x, err_msg=f"seed={seed}"
+    )
     # the sum of the shares, by Python ints
     m = 2**64 if modulus is None else modulus
     total = [sum(int(shares[k].flat[i]) for k in range(n)) % m for i in range(x.size)]
@@ -63,8 +65,9 @@ def test_additive_shares_differ_between_calls_by_default():
 
 def test_additive_seeded_is_reproducible():
     x = np.arange(10, dtype=np.uint64)
-    np.testing.assert_array_equal(sharing.additive_share(x, 3, rng=5),
-                                  sharing.additive_share(x, 3, rng=5))
+    np.testing.assert_array_equal(
+        sharing.additive_share(x, 3, rng=5), sharing.additive_share(x, 3, rng=5)
+    )
 
 
 @pytest.mark.parametrize("p", [P61, P62, 65537])
@@ -109,14 +112,16 @@ def test_shamir_check_detects_a_tampered_share():
     x = np.arange(20, dtype=np.uint64)
     s = sharing.shamir_share(x, 6, 3, rng=6)
     np.testing.assert_array_equal(
-        sharing.shamir_reconstruct(s, list(range(1, 7)), threshold=3, check=True), x)
+        sharing.shamir_reconstruct(s, list(range(1, 7)), threshold=3, check=True), x
+    )
     bad = s.copy()
     bad[5, 7] = (int(bad[5, 7]) + 1) % P61
     with pytest.raises(ValueError, match="inconsistent shares: share 5"):
         sharing.shamir_reconstruct(bad, list(range(1, 7)), threshold=3, check=True)
     # without the check the first three shares still give the secret
     np.testing.assert_array_equal(
-        sharing.shamir_reconstruct(bad, list(range(1, 7)), threshold=3), x)
+        sharing.shamir_reconstruct(bad, list(range(1, 7)), threshold=3), x
+    )
 
 
 def test_shamir_points_in_any_order():
@@ -150,8 +155,12 @@ def test_shamir_share_secret_out_of_range():
 
 @pytest.mark.parametrize(
     ("points", "match"),
-    [([1, 1, 2], "distinct"), ([0, 1, 2], r"\[1, p\)"), ([1, 2], "points has 2 entries"),
-     ([1, 2, P61], r"\[1, p\)")],
+    [
+        ([1, 1, 2], "distinct"),
+        ([0, 1, 2], r"\[1, p\)"),
+        ([1, 2], "points has 2 entries"),
+        ([1, 2, P61], r"\[1, p\)"),
+    ],
 )
 def test_shamir_reconstruct_bad_points(points, match):
     s = sharing.shamir_share(np.array([1, 2], dtype=np.uint64), 3, 2, rng=1)
@@ -254,13 +263,15 @@ def test_fixed_point_known_answers():
 def test_fixed_point_sums_are_exact_in_the_ring_and_field():
     x, y = np.array([1.25, -3.5, 7.0]), np.array([-0.75, 2.0, -7.0])
     for m in (None, P61):
-        s = sharing.add(sharing.encode_fixed(x, modulus=m), sharing.encode_fixed(y, modulus=m),
-                        modulus=m)
+        s = sharing.add(
+            sharing.encode_fixed(x, modulus=m), sharing.encode_fixed(y, modulus=m), modulus=m
+        )
         np.testing.assert_array_equal(sharing.decode_fixed(s, modulus=m), x + y)
 
 
-@pytest.mark.parametrize(("value", "modulus"), [(2.0**46, None), (-(2.0**46), None),
-                                                (2.0**45, P61), (1e300, None)])
+@pytest.mark.parametrize(
+    ("value", "modulus"), [(2.0**46, None), (-(2.0**46), None), (2.0**45, P61), (1e300, None)]
+)
 def test_fixed_point_overflow(value, modulus):
     with pytest.raises(OverflowError, match="encode"):
         sharing.encode_fixed(np.array([0.0, value]), modulus=modulus)
@@ -321,16 +332,23 @@ def test_beaver_mul_and_matmul_equal_plaintext(modulus, n):
     x = gen.integers(0, hi, (5, 4), dtype=np.uint64)
     y = gen.integers(0, hi, (5, 4), dtype=np.uint64)
     xs, ys = (sharing.additive_share(v, n, modulus=modulus) for v in (x, y))
-    z = sharing.beaver_mul(xs, ys, sharing.beaver_triples((5, 4), n, modulus=modulus),
-                           modulus=modulus)
-    np.testing.assert_array_equal(sharing.additive_reconstruct(z, modulus=modulus),
-                                  sharing.mul(x, y, modulus=modulus), err_msg=str(seed))
+    z = sharing.beaver_mul(
+        xs, ys, sharing.beaver_triples((5, 4), n, modulus=modulus), modulus=modulus
+    )
+    np.testing.assert_array_equal(
+        sharing.additive_reconstruct(z, modulus=modulus),
+        sharing.mul(x, y, modulus=modulus),
+        err_msg=str(seed),
+    )
     w = gen.integers(0, hi, (4, 6), dtype=np.uint64)
     ws = sharing.additive_share(w, n, modulus=modulus)
     tm = sharing.beaver_triples((5, 4), n, op="matmul", shape_b=(4, 6), modulus=modulus)
     zm = sharing.beaver_matmul(xs, ws, tm, modulus=modulus)
-    np.testing.assert_array_equal(sharing.additive_reconstruct(zm, modulus=modulus),
-                                  sharing.matmul(x, w, modulus=modulus), err_msg=str(seed))
+    np.testing.assert_array_equal(
+        sharing.additive_reconstruct(zm, modulus=modulus),
+        sharing.matmul(x, w, modulus=modulus),
+        err_msg=str(seed),
+    )
 
 
 def test_beaver_fixed_point_matmul_two_parties():
@@ -449,8 +467,12 @@ def test_shares_do_not_depend_on_the_thread_count(modulus):
     runs = []
     for nt in (1, 2, 3):
         with ppml_fast.num_threads(nt):
-            runs.append((sharing.additive_share(x, 3, modulus=modulus, rng=11),
-                         sharing.shamir_share(x, 4, 3, rng=12)))
+            runs.append(
+                (
+                    sharing.additive_share(x, 3, modulus=modulus, rng=11),
+                    sharing.shamir_share(x, 4, 3, rng=12),
+                )
+            )
     for a, s in runs[1:]:
         np.testing.assert_array_equal(a, runs[0][0])
         np.testing.assert_array_equal(s, runs[0][1])

@@ -1,4 +1,5 @@
 """Federated-learning simulation: models, partitions, aggregators, accounting, executors."""
+
 import concurrent.futures
 import math
 import sys
@@ -15,14 +16,19 @@ from ppml_fast import simulation as sim
 # warning per process that this triggers is checked in test_seeded_dp_warns.
 pytestmark = pytest.mark.filterwarnings("ignore::ppml_fast.InsecureRandomnessWarning")
 
+
 @pytest.fixture(scope="module")
 def digits():
     return sim.load_dataset("digits")
 
 
 def _small(digits, n_train=400, n_test=200):
-    return sim.Dataset(digits.X_train[:n_train], digits.y_train[:n_train],
-                       digits.X_test[:n_test], digits.y_test[:n_test])
+    return sim.Dataset(
+        digits.X_train[:n_train],
+        digits.y_train[:n_train],
+        digits.X_test[:n_test],
+        digits.y_test[:n_test],
+    )
 
 
 # ----------------------------------------------------------------------------- models
@@ -63,10 +69,10 @@ def test_per_example_gradients_are_single_example_gradients(name):
     G = model.per_example_gradients(params, X, y)
     assert G.shape == (X.shape[0], params.size)
     for i in range(X.shape[0]):
-        np.testing.assert_allclose(G[i], model.gradient(params, X[i:i + 1], y[i:i + 1]),
-                                   rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(G.mean(axis=0), model.gradient(params, X, y), rtol=1e-12,
-                               atol=1e-14)
+        np.testing.assert_allclose(
+            G[i], model.gradient(params, X[i : i + 1], y[i : i + 1]), rtol=1e-12, atol=1e-14
+        )
+    np.testing.assert_allclose(G.mean(axis=0), model.gradient(params, X, y), rtol=1e-12, atol=1e-14)
     assert model.per_example_gradients(params, X[:0], y[:0]).shape == (0, params.size)
 
 
@@ -114,8 +120,9 @@ def test_iid_partition_sizes_and_cover():
     sizes = [p.size for p in parts]
     assert max(sizes) - min(sizes) <= 1 and sum(sizes) == 103
     np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(103))
-    assert all(np.array_equal(a, b) for a, b in
-               zip(parts, sim.iid_partition(103, 10, rng=1), strict=True))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(parts, sim.iid_partition(103, 10, rng=1), strict=True)
+    )
     with pytest.raises(ValueError, match="n_clients must be <= n_samples = 5"):
         sim.iid_partition(5, 6)
     with pytest.raises(ValueError, match="n_clients must be >= 1"):
@@ -169,8 +176,7 @@ def test_default_experiment_reaches_centralised_accuracy(digits):
     """FedAvg (20 IID clients, half per round, 10 rounds) is within 5 accuracy points of
     a centralised logistic regression fitted by scikit-learn on the same training rows."""
     linear_model = pytest.importorskip("sklearn.linear_model")
-    central = linear_model.LogisticRegression(max_iter=2000).fit(digits.X_train,
-                                                                  digits.y_train)
+    central = linear_model.LogisticRegression(max_iter=2000).fit(digits.X_train, digits.y_train)
     central_acc = central.score(digits.X_test, digits.y_test)
     result = sim.run_simulation(digits, seed=0)
     assert len(result.history) == 10
@@ -184,8 +190,9 @@ def test_default_experiment_reaches_centralised_accuracy(digits):
 def test_same_seed_same_run_other_seed_other_run(digits):
     data = _small(digits)
     a = sim.run_simulation(data, seed=5, rounds=3, clients=8)
-    b = sim.run_simulation(data, seed=5, rounds=3, clients=8,
-                           executor=concurrent.futures.ThreadPoolExecutor(1))
+    b = sim.run_simulation(
+        data, seed=5, rounds=3, clients=8, executor=concurrent.futures.ThreadPoolExecutor(1)
+    )
     c = sim.run_simulation(data, seed=6, rounds=3, clients=8)
     np.testing.assert_array_equal(a.params, b.params)
     assert not np.array_equal(a.params, c.params)
@@ -195,16 +202,16 @@ def test_unseeded_run_uses_secure_streams_and_does_not_warn(digits):
     prng._reset_dp_warning()
     with warnings.catch_warnings():
         warnings.simplefilter("error", InsecureRandomnessWarning)
-        r = sim.run_simulation(_small(digits), rounds=2, clients=6,
-                               dp_sgd=sim.DPSGD(noise_multiplier=1.0))
+        r = sim.run_simulation(
+            _small(digits), rounds=2, clients=6, dp_sgd=sim.DPSGD(noise_multiplier=1.0)
+        )
     assert r.history[-1].epsilon > 0
 
 
 def test_seeded_dp_warns(digits):
     prng._reset_dp_warning()
     with pytest.warns(InsecureRandomnessWarning):
-        sim.run_simulation(_small(digits), rounds=1, clients=4, seed=0,
-                           aggregator="dp-fedavg")
+        sim.run_simulation(_small(digits), rounds=1, clients=4, seed=0, aggregator="dp-fedavg")
 
 
 # ----------------------------------------------------------------------- accounting
@@ -218,8 +225,9 @@ def _epsilon_from(history, delta):
 
 def test_dp_fedavg_epsilon_matches_independent_accountant(digits):
     agg = sim.DPFedAvg(clip_norm=1.0, noise_multiplier=1.2, delta=1e-4)
-    result = sim.run_simulation(_small(digits), rounds=4, clients=10, fraction=0.3, seed=1,
-                                aggregator=agg)
+    result = sim.run_simulation(
+        _small(digits), rounds=4, clients=10, fraction=0.3, seed=1, aggregator=agg
+    )
     eps = [r.epsilon for r in result.history]
     assert all(e is not None and e > 0 for e in eps) and eps == sorted(eps)
     for i, rec in enumerate(result.history):
@@ -234,8 +242,9 @@ def test_dp_fedavg_epsilon_matches_independent_accountant(digits):
 def test_dp_fedavg_round_without_clients_is_pure_noise(digits):
     """Poisson client sampling can pick nobody: the round still releases noise / m and
     is still recorded by the accountant."""
-    result = sim.run_simulation(_small(digits), rounds=5, clients=4, fraction=0.1, seed=0,
-                                aggregator="dp-fedavg")
+    result = sim.run_simulation(
+        _small(digits), rounds=5, clients=4, fraction=0.1, seed=0, aggregator="dp-fedavg"
+    )
     empty = [r for r in result.history if r.clients == 0]
     assert empty and all(r.epsilon > 0 for r in empty)
     assert result.history[-1].accounting == ((1.0, 0.1, 5),)
@@ -247,20 +256,28 @@ def test_dp_sgd_epsilon_is_the_worst_clients(digits):
     data = _small(digits)
     dp = sim.DPSGD(noise_multiplier=1.1, max_grad_norm=0.5, delta=1e-5)
     parts = [np.arange(0, 40), np.arange(40, 100), np.arange(100, 400)]
-    result = sim.run_simulation(data, partition=parts, rounds=3, fraction=1.0, batch_size=10,
-                                local_epochs=1, dp_sgd=dp, seed=2)
+    result = sim.run_simulation(
+        data,
+        partition=parts,
+        rounds=3,
+        fraction=1.0,
+        batch_size=10,
+        local_epochs=1,
+        dp_sgd=dp,
+        seed=2,
+    )
     for r, rec in enumerate(result.history, start=1):
         # the client with the fewest examples has the highest sample rate and ε
         assert rec.accounting == ((1.1, 10 / 40, 4 * r),)
         assert math.isclose(rec.epsilon, _epsilon_from(rec.accounting, 1e-5), rel_tol=1e-12)
-        others = [_epsilon_from(((1.1, 10 / n, math.ceil(n / 10) * r),), 1e-5)
-                  for n in (60, 300)]
+        others = [_epsilon_from(((1.1, 10 / n, math.ceil(n / 10) * r),), 1e-5) for n in (60, 300)]
         assert rec.epsilon >= max(others)
 
 
 def test_dp_sgd_combines_with_secure_aggregation(digits):
-    result = sim.run_simulation(_small(digits), rounds=2, clients=6, seed=3,
-                                dp_sgd=sim.DPSGD(), aggregator="secagg")
+    result = sim.run_simulation(
+        _small(digits), rounds=2, clients=6, seed=3, dp_sgd=sim.DPSGD(), aggregator="secagg"
+    )
     assert all(r.epsilon is not None for r in result.history)
 
 
@@ -271,8 +288,11 @@ def test_secagg_equals_unweighted_fedavg_up_to_quantisation(digits):
     data = _small(digits)
     kw = dict(rounds=3, clients=8, seed=4)
     plain = sim.run_simulation(data, aggregator=sim.FedAvg(weighted=False), **kw)
-    for agg in (sim.SecureAggregation(), sim.SecureAggregation(neighbors=4),
-                sim.SecureAggregation(neighbors="auto")):
+    for agg in (
+        sim.SecureAggregation(),
+        sim.SecureAggregation(neighbors=4),
+        sim.SecureAggregation(neighbors="auto"),
+    ):
         sec = sim.run_simulation(data, aggregator=agg, **kw)
         # each round's mean is off by at most 2^-17 per coordinate (round to nearest);
         # a few rounds of training amplify that by a small factor
@@ -284,11 +304,13 @@ def test_secagg_equals_unweighted_fedavg_up_to_quantisation(digits):
 
 def test_secagg_dropouts_and_aborted_rounds(digits):
     data = _small(digits)
-    light = sim.run_simulation(data, rounds=4, clients=10, seed=5,
-                               aggregator=sim.SecureAggregation(dropout=0.2))
+    light = sim.run_simulation(
+        data, rounds=4, clients=10, seed=5, aggregator=sim.SecureAggregation(dropout=0.2)
+    )
     assert any(r.survivors < r.clients for r in light.history)
-    heavy = sim.run_simulation(data, rounds=6, clients=10, seed=5,
-                               aggregator=sim.SecureAggregation(dropout=0.7))
+    heavy = sim.run_simulation(
+        data, rounds=6, clients=10, seed=5, aggregator=sim.SecureAggregation(dropout=0.7)
+    )
     aborted = [r for r in heavy.history if r.aborted]
     assert aborted, "with 70% dropout some rounds cannot remove the masks"
     for prev, rec in zip(heavy.history, heavy.history[1:], strict=False):
@@ -323,9 +345,12 @@ def test_threads_and_dask_local_cluster_give_identical_runs(digits):
         dict(rounds=3, clients=8, aggregator=sim.SecureAggregation(dropout=0.3)),
         dict(rounds=1, clients=4, aggregator=sim.PaillierAggregation(key_bits=512)),
     ]
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         executor = client.get_executor()
         for kw in runs:
             a = sim.run_simulation(data, seed=7, executor=executor, **kw)
@@ -333,7 +358,11 @@ def test_threads_and_dask_local_cluster_give_identical_runs(digits):
             np.testing.assert_array_equal(a.params, b.params)
             for ra, rb in zip(a.history, b.history, strict=True):
                 assert (ra.train_loss, ra.test_accuracy, ra.epsilon, ra.survivors) == (
-                    rb.train_loss, rb.test_accuracy, rb.epsilon, rb.survivors)
+                    rb.train_loss,
+                    rb.test_accuracy,
+                    rb.epsilon,
+                    rb.survivors,
+                )
 
 
 def test_a_given_executor_is_used_and_left_open(digits):
@@ -345,8 +374,7 @@ def test_a_given_executor_is_used_and_left_open(digits):
             return super().submit(fn, *args, **kwargs)
 
     with Counting(2) as pool:
-        sim.run_simulation(_small(digits), rounds=2, clients=6, fraction=0.5, seed=0,
-                           executor=pool)
+        sim.run_simulation(_small(digits), rounds=2, clients=6, fraction=0.5, seed=0, executor=pool)
         assert len(calls) == 6
         assert pool.submit(int, "3").result() == 3  # still open
 
@@ -355,12 +383,17 @@ def test_a_given_executor_is_used_and_left_open(digits):
 
 
 def test_records_table_and_plot(digits, tmp_path):
-    result = sim.run_simulation(_small(digits), rounds=2, clients=4, seed=0,
-                                aggregator="dp-fedavg")
+    result = sim.run_simulation(_small(digits), rounds=2, clients=4, seed=0, aggregator="dp-fedavg")
     recs = result.records()
     assert [r["round"] for r in recs] == [1, 2]
-    assert set(recs[0]) >= {"train_loss", "test_accuracy", "epsilon", "bytes_per_client",
-                            "client_s", "aggregation_s"}
+    assert set(recs[0]) >= {
+        "train_loss",
+        "test_accuracy",
+        "epsilon",
+        "bytes_per_client",
+        "client_s",
+        "aggregation_s",
+    }
     lines = result.table().splitlines()
     assert lines[0].split()[:3] == ["round", "clients", "survivors"] and len(lines) == 4
     assert result.table(markdown=True).startswith("| round")
@@ -389,26 +422,29 @@ def test_progress_bar(digits, monkeypatch, capsys):
 # ----------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    (dict(rounds=0), ValueError, "rounds must be >= 1"),
-    (dict(fraction=0.0), ValueError, r"fraction must be in \(0, 1\]"),
-    (dict(fraction=1.5), ValueError, r"fraction must be in \(0, 1\]"),
-    (dict(lr=-1.0), ValueError, "lr must be > 0"),
-    (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
-    (dict(aggregator="median"), ValueError, "aggregator must be one of"),
-    (dict(aggregator=3), TypeError, "aggregator must be a name"),
-    (dict(model="cnn"), ValueError, "model must be one of"),
-    (dict(model=object()), TypeError, "model must be a name or have"),
-    (dict(dp_sgd=sim.DPSGD(), aggregator="dp-fedavg"), ValueError, "cannot be combined"),
-    (dict(dp_sgd=1.0), TypeError, "dp_sgd must be a DPSGD"),
-    (dict(executor="threads"), TypeError, "executor must be a concurrent.futures.Executor"),
-    (dict(clients=4, partition=[np.arange(3)]), ValueError, "either partition or clients"),
-    (dict(partition=[np.arange(3), np.array([], int)]), ValueError, r"partition\[1\]"),
-    (dict(partition=[np.array([0, 10**6])]), ValueError, r"partition\[0\] must index rows"),
-    (dict(clients=3, fraction=0.3, aggregator="secagg"), ValueError, ">= 2 clients per round"),
-    (dict(seed=-1), ValueError, "seed must be >= 0"),
-    (dict(clients=10**6), ValueError, "n_clients must be <= n_samples"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(rounds=0), ValueError, "rounds must be >= 1"),
+        (dict(fraction=0.0), ValueError, r"fraction must be in \(0, 1\]"),
+        (dict(fraction=1.5), ValueError, r"fraction must be in \(0, 1\]"),
+        (dict(lr=-1.0), ValueError, "lr must be > 0"),
+        (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
+        (dict(aggregator="median"), ValueError, "aggregator must be one of"),
+        (dict(aggregator=3), TypeError, "aggregator must be a name"),
+        (dict(model="cnn"), ValueError, "model must be one of"),
+        (dict(model=object()), TypeError, "model must be a name or have"),
+        (dict(dp_sgd=sim.DPSGD(), aggregator="dp-fedavg"), ValueError, "cannot be combined"),
+        (dict(dp_sgd=1.0), TypeError, "dp_sgd must be a DPSGD"),
+        (dict(executor="threads"), TypeError, "executor must be a concurrent.futures.Executor"),
+        (dict(clients=4, partition=[np.arange(3)]), ValueError, "either partition or clients"),
+        (dict(partition=[np.arange(3), np.array([], int)]), ValueError, r"partition\[1\]"),
+        (dict(partition=[np.array([0, 10**6])]), ValueError, r"partition\[0\] must index rows"),
+        (dict(clients=3, fraction=0.3, aggregator="secagg"), ValueError, ">= 2 clients per round"),
+        (dict(seed=-1), ValueError, "seed must be >= 0"),
+        (dict(clients=10**6), ValueError, "n_clients must be <= n_samples"),
+    ],
+)
 def test_run_simulation_validation(digits, kwargs, error, match):
     with pytest.raises(error, match=match):
         sim.run_simulation(_small(digits), **kwargs)

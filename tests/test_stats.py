@@ -4,6 +4,7 @@ sensitivities (KS), estimates within a few noise standard deviations, contracts,
 KS tests use p > 1e-4 on fixed seeds plus one fresh seed per run (false-alarm rate at
 most 1e-4 per fresh-seed test); error bounds are >= 6 noise standard deviations.
 """
+
 import math
 import warnings
 
@@ -102,11 +103,16 @@ def test_noise_matches_stated_sensitivity(seed):
     # with axis: a record is a row of 4 values, Δ₁ = 4 · max(|lower|, |upper|)
     x2 = x[:200].reshape(50, 4)
     exact2 = np.clip(x2, lo, hi).sum(axis=0)
-    rows = np.array([stats.dp_sum(x2, bounds=(lo, hi), epsilon=eps, rng=gen, axis=0)
-                     for _ in range(1000)])
+    rows = np.array(
+        [stats.dp_sum(x2, bounds=(lo, hi), epsilon=eps, rng=gen, axis=0) for _ in range(1000)]
+    )
     assert st.kstest((rows - exact2).ravel(), st.laplace(scale=4 * 3.0 / eps).cdf).pvalue > P_MIN
-    hists = np.array([stats.dp_histogram(x, bins=5, range=(lo, hi), epsilon=eps, rng=gen)[0]
-                      for _ in range(1000)])
+    hists = np.array(
+        [
+            stats.dp_histogram(x, bins=5, range=(lo, hi), epsilon=eps, rng=gen)[0]
+            for _ in range(1000)
+        ]
+    )
     noise = (hists - ref.histogram_counts(x, 5, (lo, hi))).ravel()
     assert st.kstest(noise, st.laplace(scale=1.0 / eps).cdf).pvalue > P_MIN
 
@@ -180,6 +186,7 @@ def test_noncontiguous_input():
 
 # --- bad inputs ---------------------------------------------------------------------------
 
+
 def _kw(kw):
     return {"bounds": kw.get("bounds", (0, 1)), "epsilon": kw.get("epsilon", 1.0), "rng": 1}
 
@@ -206,14 +213,17 @@ def test_nonfinite_data_rejected(f, bad):
 
 
 @pytest.mark.parametrize("f", ALL)
-@pytest.mark.parametrize(("bounds", "exc", "msg"), [
-    ((3.0, 1.0), ValueError, r"must satisfy lower <=? upper, got \(3\.0, 1\.0\)"),
-    ((0.0, np.inf), ValueError, r"\[1\] must be finite"),
-    ((np.nan, 1.0), ValueError, r"\[0\] must be finite"),
-    ((0.0, 1.0, 2.0), TypeError, "must be a pair"),
-    (1.0, TypeError, "must be a pair"),
-    (("a", 1.0), TypeError, r"\[0\] must be a real number"),
-])
+@pytest.mark.parametrize(
+    ("bounds", "exc", "msg"),
+    [
+        ((3.0, 1.0), ValueError, r"must satisfy lower <=? upper, got \(3\.0, 1\.0\)"),
+        ((0.0, np.inf), ValueError, r"\[1\] must be finite"),
+        ((np.nan, 1.0), ValueError, r"\[0\] must be finite"),
+        ((0.0, 1.0, 2.0), TypeError, "must be a pair"),
+        (1.0, TypeError, "must be a pair"),
+        (("a", 1.0), TypeError, r"\[0\] must be a real number"),
+    ],
+)
 def test_bad_bounds(f, bounds, exc, msg):
     with pytest.raises(exc, match=msg):
         f([0.5], bounds=bounds)
@@ -231,12 +241,15 @@ def test_histogram_range_must_be_nonempty_and_bins_positive():
 
 
 @pytest.mark.parametrize("f", ALL + COUNT)
-@pytest.mark.parametrize(("eps", "exc", "msg"), [
-    (0.0, ValueError, "epsilon must be > 0, got 0.0"),
-    (-1.0, ValueError, r"epsilon must be > 0, got -1\.0"),
-    (np.nan, ValueError, "epsilon must be finite"),
-    ("1", TypeError, "epsilon must be a real number"),
-])
+@pytest.mark.parametrize(
+    ("eps", "exc", "msg"),
+    [
+        (0.0, ValueError, "epsilon must be > 0, got 0.0"),
+        (-1.0, ValueError, r"epsilon must be > 0, got -1\.0"),
+        (np.nan, ValueError, "epsilon must be finite"),
+        ("1", TypeError, "epsilon must be a real number"),
+    ],
+)
 def test_bad_epsilon(f, eps, exc, msg):
     with pytest.raises(exc, match=msg):
         f([0.5], epsilon=eps)

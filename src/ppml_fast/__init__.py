@@ -8,6 +8,7 @@ statistics), :mod:`ppml_fast.accounting` (RDP/PRV accounting, calibration, budge
 Beaver triples, SecretTensor).
 See DESIGN.md for the architecture.
 """
+
 from ._config import get_num_threads, num_threads, set_num_threads
 from ._errors import InsecureRandomnessWarning, PPMLError, PrivacyBudgetExhausted
 

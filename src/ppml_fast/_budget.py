@@ -5,6 +5,7 @@ Dwork & Roth (2014), "The Algorithmic Foundations of Differential Privacy": basi
 composition (Thm. 3.16) and the advanced composition of Dwork, Rothblum & Vadhan (2010),
 "Boosting and Differential Privacy" (Thm. III.3; Dwork & Roth Thm. 3.20).
 """
+
 from __future__ import annotations
 
 import math

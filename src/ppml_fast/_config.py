@@ -1,4 +1,5 @@
 """Process-wide settings for the native kernels (thread count)."""
+
 from __future__ import annotations
 
 import contextlib

@@ -10,6 +10,7 @@ the sampling). Parameters are exact rationals; a float is converted exactly
 The kernels live in :mod:`ppml_fast._native.discrete`; the pure-Python oracle, bit for
 bit identical on one block, in :mod:`ppml_fast.reference.discrete`.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -84,15 +85,11 @@ def _sample(name: str, value: Any, size: Any, rng: Any, dtype: Any, out: Any) ->
     elif name == "scale":
         params = _laplace_params(q)
         with split(resolve(rng), flat.size) as (bit_generators, block):
-            _kernels.fill_laplace(
-                bit_generators, block, *params, flat, _config.get_num_threads()
-            )
+            _kernels.fill_laplace(bit_generators, block, *params, flat, _config.get_num_threads())
     else:
         gparams = _gaussian_params(q)
         with split(resolve(rng), flat.size) as (bit_generators, block):
-            _kernels.fill_gaussian(
-                bit_generators, block, *gparams, flat, _config.get_num_threads()
-            )
+            _kernels.fill_gaussian(bit_generators, block, *gparams, flat, _config.get_num_threads())
     return arr[0] if scalar else arr
 
 

@@ -49,6 +49,7 @@ Python threads run parallel kernels at once, which simulations on a thread pool 
 
 On error, ``out`` may have been partly written; everything else is left as it was.
 """
+
 from __future__ import annotations
 
 import functools
@@ -199,9 +200,7 @@ class _Clients:
                     f"got shape {a.shape} (pass a list for clients with scalar updates)"
                 )
             if a.shape[0] == 0 and not allow_empty:
-                raise ValueError(
-                    f"updates must hold at least one client, got shape {a.shape}"
-                )
+                raise ValueError(f"updates must hold at least one client, got shape {a.shape}")
             self.kind = "matrix"
             self.n = a.shape[0]
             self.dtype = a.dtype
@@ -276,7 +275,7 @@ class _Clients:
                 m = np.empty((self.n, self.d), dtype=self.dtype)
                 for i, c in enumerate(self.items):
                     for j, x in enumerate(c):
-                        m[i, self.offsets[j]:self.offsets[j + 1]] = x.reshape(-1)
+                        m[i, self.offsets[j] : self.offsets[j + 1]] = x.reshape(-1)
                 self._matrix = m
         return self._matrix
 
@@ -296,19 +295,19 @@ class _Clients:
     def wrap(self, flat: np.ndarray) -> Any:
         """The flat (D,) result in the input's structure (views of ``flat``)."""
         parts = [
-            flat[self.offsets[j]:self.offsets[j + 1]].reshape(s)
+            flat[self.offsets[j] : self.offsets[j + 1]].reshape(s)
             for j, s in enumerate(self.shapes)
         ]
         return parts if self.kind == "layers" else parts[0]
 
 
-def _check_out(out: Any, is_list: bool, dtype: np.dtype,
-               shapes: list[tuple[int, ...]], what: str) -> list[np.ndarray]:
+def _check_out(
+    out: Any, is_list: bool, dtype: np.dtype, shapes: list[tuple[int, ...]], what: str
+) -> list[np.ndarray]:
     """``out`` validated against the result's structure: one array per layer."""
     if is_list:
         if not isinstance(out, (list, tuple)) or len(out) != len(shapes):
-            raise TypeError(f"out must be a list of {len(shapes)} arrays (one per layer of "
-                            f"{what})")
+            raise TypeError(f"out must be a list of {len(shapes)} arrays (one per layer of {what})")
         items = list(out)
     else:
         if isinstance(out, (list, tuple)):
@@ -348,11 +347,15 @@ class _FlatOut:
         if out is None:
             self.flat = np.empty(clients.d, dtype=clients.dtype)
             return
-        self.outs = _check_out(out, clients.kind == "layers", clients.dtype, clients.shapes,
-                               "updates")
+        self.outs = _check_out(
+            out, clients.kind == "layers", clients.dtype, clients.shapes, "updates"
+        )
         only = self.outs[0]
-        if (len(self.outs) == 1 and only.flags.c_contiguous
-                and not _overlaps(only, clients.arrays())):
+        if (
+            len(self.outs) == 1
+            and only.flags.c_contiguous
+            and not _overlaps(only, clients.arrays())
+        ):
             self.flat = only.reshape(-1)
             self.outs = []
         else:
@@ -404,9 +407,9 @@ def _accumulate(acc: np.ndarray, parts: list[np.ndarray], w: np.ndarray) -> None
     d = acc.shape[0]
     zero = None
     for start in range(0, len(parts), 8):
-        group = parts[start:start + 8]
+        group = parts[start : start + 8]
         gw = np.zeros(8)
-        gw[: len(group)] = w[start:start + 8]
+        gw[: len(group)] = w[start : start + 8]
         if len(group) < 8:
             if zero is None:
                 zero = np.zeros(d, dtype=group[0].dtype)
@@ -464,8 +467,19 @@ def fedavg(updates: Updates, weights: Any = None, *, out: Any = None) -> Any:
     flat = target.flat
     if clients.kind == "matrix":
         x = clients.matrix()
-        bad = sum(_columns(_k._wsum_rows, clients.d, rows.size * clients.d,
-                           x, rows, w[rows], total, flat, _k.WSUM_BLOCK))
+        bad = sum(
+            _columns(
+                _k._wsum_rows,
+                clients.d,
+                rows.size * clients.d,
+                x,
+                rows,
+                w[rows],
+                total,
+                flat,
+                _k.WSUM_BLOCK,
+            )
+        )
     else:
         acc = np.zeros(clients.d)
         for j in range(len(clients.shapes)):
@@ -544,8 +558,10 @@ class StreamingFedAvg:
             dtype = arrays[0].dtype
             for j, a in enumerate(arrays):
                 if a.dtype != dtype:
-                    raise TypeError(f"update[{j}] has dtype {a.dtype}, update[0] has {dtype}: "
-                                    "all layers must share one dtype")
+                    raise TypeError(
+                        f"update[{j}] has dtype {a.dtype}, update[0] has {dtype}: "
+                        "all layers must share one dtype"
+                    )
             shapes = [a.shape for a in arrays]
         else:
             self._check_like(arrays, is_list)
@@ -555,8 +571,10 @@ class StreamingFedAvg:
             for j, f in enumerate(flats):
                 if not all(_columns(_k._all_finite, f.size, f.size, f)):
                     where = f"update[{j}]" if is_list else "update"
-                    raise ValueError(f"{where} must contain only finite values (found NaN or "
-                                     "inf); nothing was added")
+                    raise ValueError(
+                        f"{where} must contain only finite values (found NaN or "
+                        "inf); nothing was added"
+                    )
             new_total = self._total + w
             if not math.isfinite(new_total):
                 raise ValueError("weight makes total_weight overflow")
@@ -574,16 +592,17 @@ class StreamingFedAvg:
             want = "a list of layers" if self._is_list else "an array"
             raise TypeError(f"update must be {want} like the first update")
         if len(arrays) != len(self._shapes):
-            raise ValueError(f"update has {len(arrays)} layers, the first update had "
-                             f"{len(self._shapes)}")
+            raise ValueError(
+                f"update has {len(arrays)} layers, the first update had {len(self._shapes)}"
+            )
         for j, a in enumerate(arrays):
             label = f"update[{j}]" if is_list else "update"
             if a.dtype != self._dtype:
-                raise TypeError(f"{label} has dtype {a.dtype}, the first update had "
-                                f"{self._dtype}")
+                raise TypeError(f"{label} has dtype {a.dtype}, the first update had {self._dtype}")
             if a.shape != self._shapes[j]:
-                raise ValueError(f"{label} has shape {a.shape}, the first update had "
-                                 f"{self._shapes[j]}")
+                raise ValueError(
+                    f"{label} has shape {a.shape}, the first update had {self._shapes[j]}"
+                )
 
     def result(self, *, out: Any = None) -> Any:
         """The weighted mean so far, in the updates' dtype and structure (``out`` when
@@ -591,8 +610,9 @@ class StreamingFedAvg:
         if self._acc is None or self._dtype is None:
             raise ValueError("no update was added: call add() first")
         if not self._total > 0:
-            raise ValueError("total_weight must be > 0 for a mean, got 0.0 (every update "
-                             "had weight 0)")
+            raise ValueError(
+                "total_weight must be > 0 for a mean, got 0.0 (every update had weight 0)"
+            )
         if out is None:
             outs = [np.empty(s, dtype=self._dtype) for s in self._shapes]
         else:
@@ -601,8 +621,7 @@ class StreamingFedAvg:
             direct = o.flags.c_contiguous
             target = o.reshape(-1) if direct else np.empty(o.size, o.dtype)
             if sum(_columns(_k._finish, acc.size, acc.size, acc, self._total, target)):
-                raise ValueError(f"the mean overflowed {self._dtype}: the updates are too "
-                                 "large")
+                raise ValueError(f"the mean overflowed {self._dtype}: the updates are too large")
             if not direct:
                 np.copyto(o, target.reshape(o.shape))
         if out is not None:
@@ -651,22 +670,43 @@ def _network(n: int) -> np.ndarray:
     return net
 
 
-def _column_stat(clients: _Clients, out: Any, mode: int, frac: float, count: int,
-                 omit: bool, name: str) -> Any:
+def _column_stat(
+    clients: _Clients, out: Any, mode: int, frac: float, count: int, omit: bool, name: str
+) -> Any:
     x = clients.matrix()
     target = _FlatOut(out, clients)
     n = clients.n
     net = _network(n)
-    bad = sum(_columns(_k._column_stat, clients.d, clients.d * max(n, net.shape[0]),
-                       x, target.flat, net, mode, frac, count, omit))
+    bad = sum(
+        _columns(
+            _k._column_stat,
+            clients.d,
+            clients.d * max(n, net.shape[0]),
+            x,
+            target.flat,
+            net,
+            mode,
+            frac,
+            count,
+            omit,
+        )
+    )
     if bad:
         j = int(np.flatnonzero(np.isnan(target.flat))[0])
         raise _column_error(clients, x, j, omit, mode, frac, count, name)
     return target.result()
 
 
-def _column_error(clients: _Clients, x: np.ndarray, j: int, omit: bool, mode: int,
-                  frac: float, count: int, name: str) -> ValueError:
+def _column_error(
+    clients: _Clients,
+    x: np.ndarray,
+    j: int,
+    omit: bool,
+    mode: int,
+    frac: float,
+    count: int,
+    name: str,
+) -> ValueError:
     col = x[:, j].astype(np.float64)
     where = clients.where(j)
     nans = np.flatnonzero(np.isnan(col))
@@ -677,13 +717,14 @@ def _column_error(clients: _Clients, x: np.ndarray, j: int, omit: bool, mode: in
         )
     m = col.size - nans.size
     if m == 0:
-        return ValueError(f"updates holds NaN for every client at {where}: nothing to "
-                          f"aggregate")
+        return ValueError(f"updates holds NaN for every client at {where}: nothing to aggregate")
     if mode != _k.MEDIAN:
         k = int(frac * m) if mode == _k.TRIM_FRACTION else count
         if m <= 2 * k:
-            return ValueError(f"trim must leave a value to average: updates has only {m} "
-                              f"non-NaN values at {where}, and trim cuts {k} from each side")
+            return ValueError(
+                f"trim must leave a value to average: updates has only {m} "
+                f"non-NaN values at {where}, and trim cuts {k} from each side"
+            )
     return ValueError(f"the {name} at {where} is undefined: it averages -inf and +inf")
 
 
@@ -762,8 +803,9 @@ def trimmed_mean(
     if isinstance(trim, numbers.Integral):
         k = check_int(trim, "trim", minimum=0)
         if 2 * k >= clients.n:
-            raise ValueError(f"trim must be < n_clients / 2 = {clients.n / 2:g} as a count "
-                             f"per side, got {k}")
+            raise ValueError(
+                f"trim must be < n_clients / 2 = {clients.n / 2:g} as a count per side, got {k}"
+            )
         return _column_stat(clients, out, _k.TRIM_COUNT, 0.0, k, omit, "trimmed mean")
     frac = check_scalar(trim, "trim", (lambda t: 0 <= t < 0.5, "in [0, 0.5)"))
     return _column_stat(clients, out, _k.TRIM_FRACTION, frac, 0, omit, "trimmed mean")
@@ -824,8 +866,9 @@ def _sq_distances(g: np.ndarray) -> np.ndarray:
     return d
 
 
-def _krum(updates: Updates, n_byzantine: Any, m: Any, nonfinite: Any, out: Any,
-          default_m: bool) -> KrumResult:
+def _krum(
+    updates: Updates, n_byzantine: Any, m: Any, nonfinite: Any, out: Any, default_m: bool
+) -> KrumResult:
     if nonfinite not in ("raise", "exclude"):
         raise ValueError(f"nonfinite must be 'raise' or 'exclude', got {nonfinite!r}")
     clients = _Clients(updates)
@@ -844,13 +887,14 @@ def _krum(updates: Updates, n_byzantine: Any, m: Any, nonfinite: Any, out: Any,
     if not np.isfinite(d[~np.eye(n, dtype=bool)]).all():
         bad = np.array([not np.isfinite(x[i]).all() for i in range(n)])
         if not bad.any():
-            raise ValueError("updates are too large: their squared distances overflow "
-                             "float64")
+            raise ValueError("updates are too large: their squared distances overflow float64")
         if nonfinite == "raise":
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"updates[{i}] must contain only finite values (found NaN or "
-                             "inf; pass nonfinite='exclude' to give such clients an "
-                             "infinite score)")
+            raise ValueError(
+                f"updates[{i}] must contain only finite values (found NaN or "
+                "inf; pass nonfinite='exclude' to give such clients an "
+                "infinite score)"
+            )
         good = np.flatnonzero(~bad)
         d = np.full((n, n), np.inf)
         d[np.ix_(good, good)] = _sq_distances(_gram(x[good]))
@@ -859,12 +903,23 @@ def _krum(updates: Updates, n_byzantine: Any, m: Any, nonfinite: Any, out: Any,
     order = np.argsort(scores, kind="stable")
     chosen = order[:m].astype(np.int64)
     if not np.isfinite(scores[chosen]).all():
-        raise ValueError(f"m must be <= the number of clients with a finite score "
-                         f"({int(np.isfinite(scores).sum())}), got {m}")
+        raise ValueError(
+            f"m must be <= the number of clients with a finite score "
+            f"({int(np.isfinite(scores).sum())}), got {m}"
+        )
     target = _FlatOut(out, clients)
     rows = np.sort(chosen)
-    _columns(_k._wsum_rows, clients.d, rows.size * clients.d, x, rows,
-             np.ones(rows.size), float(rows.size), target.flat, _k.WSUM_BLOCK)
+    _columns(
+        _k._wsum_rows,
+        clients.d,
+        rows.size * clients.d,
+        x,
+        rows,
+        np.ones(rows.size),
+        float(rows.size),
+        target.flat,
+        _k.WSUM_BLOCK,
+    )
     return KrumResult(target.result(), chosen, scores)
 
 
@@ -972,13 +1027,15 @@ def fedprox_gradient(
     wg, wg_list = _layers_of(global_weights, "global_weights")
     for name, arrays, lst in (("weights", w, w_list), ("global_weights", wg, wg_list)):
         if lst != is_list or len(arrays) != len(g):
-            raise ValueError(f"{name} must have grad's structure ({len(g)} "
-                             f"{'layers' if is_list else 'array'})")
+            raise ValueError(
+                f"{name} must have grad's structure ({len(g)} {'layers' if is_list else 'array'})"
+            )
         for j, (a, b) in enumerate(zip(arrays, g, strict=True)):
             label = f"{name}[{j}]" if is_list else name
             if a.dtype != b.dtype:
-                raise TypeError(f"{label} has dtype {a.dtype}, grad has {b.dtype}: one dtype "
-                                "for all three")
+                raise TypeError(
+                    f"{label} has dtype {a.dtype}, grad has {b.dtype}: one dtype for all three"
+                )
             if a.shape != b.shape:
                 raise ValueError(f"{label} has shape {a.shape}, grad has {b.shape}")
     shapes = [a.shape for a in g]
@@ -1044,8 +1101,7 @@ class DPFedAvgResult(NamedTuple):
         """Keyword arguments for ``RDPAccountant.step``: ``noise_multiplier``,
         ``sample_rate``."""
         if self.sample_rate is None:
-            raise ValueError("sample_rate was not given to dp_fedavg: pass it to record the "
-                             "round")
+            raise ValueError("sample_rate was not given to dp_fedavg: pass it to record the round")
         return {"noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate}
 
 
@@ -1141,18 +1197,23 @@ def dp_fedavg(
     clients = _Clients(updates, allow_empty=True)
     if adaptive is not None:
         if not isinstance(adaptive, AdaptiveClipping):
-            raise TypeError("adaptive must be a ppml_fast.clipping.AdaptiveClipping, got "
-                            f"{type(adaptive).__name__}")
+            raise TypeError(
+                "adaptive must be a ppml_fast.clipping.AdaptiveClipping, got "
+                f"{type(adaptive).__name__}"
+            )
         if clip_norm is not None:
-            raise ValueError("clip_norm must be None when adaptive is given (the round clips "
-                             f"at adaptive.clip_norm = {adaptive.clip_norm:g})")
+            raise ValueError(
+                "clip_norm must be None when adaptive is given (the round clips "
+                f"at adaptive.clip_norm = {adaptive.clip_norm:g})"
+            )
         c = adaptive.clip_norm
         z = check_scalar(noise_multiplier, "noise_multiplier", POSITIVE)
         sigma = adaptive.gradient_noise_multiplier(z)
         m_adaptive = float(adaptive.expected_batch_size)
-        if expected_clients is not None and check_scalar(
-            expected_clients, "expected_clients", POSITIVE
-        ) != m_adaptive:
+        if (
+            expected_clients is not None
+            and check_scalar(expected_clients, "expected_clients", POSITIVE) != m_adaptive
+        ):
             raise ValueError(
                 f"expected_clients must equal adaptive.expected_batch_size = "
                 f"{adaptive.expected_batch_size} (both are the expected clients per round), "
@@ -1172,25 +1233,31 @@ def dp_fedavg(
         w = _check_weights(weights, clients.n)
         if clients.n and w.max() > 1:
             i = int(np.argmax(w))
-            raise ValueError(f"weights must be <= 1 (capped weights; a larger one would "
-                             f"raise the sensitivity above clip_norm), got {w[i]} at "
-                             f"index {i}")
+            raise ValueError(
+                f"weights must be <= 1 (capped weights; a larger one would "
+                f"raise the sensitivity above clip_norm), got {w[i]} at "
+                f"index {i}"
+            )
     if expected_clients is not None:
         denominator = check_scalar(expected_clients, "expected_clients", POSITIVE)
     else:
         denominator = float(clients.n) if w is None else _sequential_sum(w)
         if denominator == 0:
-            raise ValueError("expected_clients must be given when the round has no clients "
-                             "(or all weights are 0)")
+            raise ValueError(
+                "expected_clients must be given when the round has no clients "
+                "(or all weights are 0)"
+            )
     std = sigma * c
     if std > max_scale(clients.dtype):
-        raise ValueError(f"noise_multiplier * clip_norm = {std:g} is too large for "
-                         f"{clients.dtype} output")
+        raise ValueError(
+            f"noise_multiplier * clip_norm = {std:g} is too large for {clients.dtype} output"
+        )
     # an adaptive instance's own stream (resolved once, so a seed gives one stream for all
     # rounds) unless rng overrides it, as AdaptiveClipping.aggregate does
     gen = adaptive._gen if adaptive is not None and rng is None else resolve_for_dp(rng)
-    update, norms = _dp_sum(clients, np.ones(clients.n) if w is None else w, c, std,
-                            denominator, nonfinite, gen)
+    update, norms = _dp_sum(
+        clients, np.ones(clients.n) if w is None else w, c, std, denominator, nonfinite, gen
+    )
     if adaptive is not None:
         adaptive.update(norms, rng=gen)
     return DPFedAvgResult(
@@ -1204,18 +1271,30 @@ def dp_fedavg(
     )
 
 
-def _dp_sum(clients: _Clients, w: np.ndarray, c: float, std: float, denominator: float,
-            nonfinite: str, gen: np.random.Generator) -> tuple[Any, np.ndarray]:
+def _dp_sum(
+    clients: _Clients,
+    w: np.ndarray,
+    c: float,
+    std: float,
+    denominator: float,
+    nonfinite: str,
+    gen: np.random.Generator,
+) -> tuple[Any, np.ndarray]:
     """``(Σ_i w_i clip_C(Δ_i) + N(0, std² I)) / denominator`` in float64, rounded once;
     and the clients' norms before clipping (NaN for a non-finite update)."""
     stacks = clients.layer_stacks()
-    norms = (per_sample_norms(stacks if clients.kind == "layers" else stacks[0])
-             if clients.n else np.empty(0))
+    norms = (
+        per_sample_norms(stacks if clients.kind == "layers" else stacks[0])
+        if clients.n
+        else np.empty(0)
+    )
     bad = np.isnan(norms)
     if bad.any() and nonfinite == "raise":
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"updates[{i}] must contain only finite values (found NaN or inf; "
-                         "pass nonfinite='zero' to drop such clients)")
+        raise ValueError(
+            f"updates[{i}] must contain only finite values (found NaN or inf; "
+            "pass nonfinite='zero' to drop such clients)"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = w * np.where(norms > c, c / norms, 1.0)
     scale[bad] = 0.0
@@ -1223,8 +1302,17 @@ def _dp_sum(clients: _Clients, w: np.ndarray, c: float, std: float, denominator:
     acc = np.zeros(clients.d)
     for j, x in enumerate(clients.layer_rows()):
         lo, hi = clients.offsets[j], clients.offsets[j + 1]
-        _columns(_k._wsum_rows, hi - lo, rows.size * (hi - lo), x, rows, scale[rows], 1.0,
-                 acc[lo:hi], _k.WSUM_BLOCK)
+        _columns(
+            _k._wsum_rows,
+            hi - lo,
+            rows.size * (hi - lo),
+            x,
+            rows,
+            scale[rows],
+            1.0,
+            acc[lo:hi],
+            _k.WSUM_BLOCK,
+        )
     if acc.size and std > 0 and not _fill(_noise_kernels.KIND_GAUSSIAN, gen, std, acc, acc):
         raise ValueError(f"the noisy sum overflowed: clip_norm {c:g} is too large")
     flat = np.empty(clients.d, dtype=clients.dtype)

@@ -35,6 +35,7 @@ OS CSPRNG and the Shamir polynomials from the package's secure stream. The masks
 uniform in Z_2^64 per coordinate, so a single masked vector is uniform and says nothing
 about its update. The quantised sum must fit the ring: ``n * clip * 2^frac_bits < 2^63``.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,10 +65,10 @@ __all__ = [
 ]
 
 _P = _sharing.MERSENNE61
-_CHUNK_BYTES = 7           # secrets are shared in 56-bit pieces (< p = 2^61 - 1)
-_SEED_BYTES = 16           # AES-128 keys for the PRG
-_B_CHUNKS = -(-_SEED_BYTES // _CHUNK_BYTES)   # Shamir pieces of a self-mask seed
-_S_CHUNKS = -(-32 // _CHUNK_BYTES)            # ... of an X25519 secret key
+_CHUNK_BYTES = 7  # secrets are shared in 56-bit pieces (< p = 2^61 - 1)
+_SEED_BYTES = 16  # AES-128 keys for the PRG
+_B_CHUNKS = -(-_SEED_BYTES // _CHUNK_BYTES)  # Shamir pieces of a self-mask seed
+_S_CHUNKS = -(-32 // _CHUNK_BYTES)  # ... of an X25519 secret key
 
 
 class SecAggError(PPMLError, RuntimeError):
@@ -87,8 +88,7 @@ def quantize(x: Any, clip: float, frac_bits: int) -> np.ndarray:
     return _quantize(np.asarray(x, dtype=np.float64), c, fb)
 
 
-def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None
-                 ) -> tuple[float, int]:
+def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None) -> tuple[float, int]:
     """(clip, frac_bits), checked: n_clients (when given) of the largest quantised
     magnitude round(clip 2^frac_bits) must sum below 2^63 (signed sums in the ring
     Z_2^64), and that magnitude itself must stay below 2^62."""
@@ -96,8 +96,10 @@ def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None
     fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=52)
     qmax = int(np.rint(c * 2.0**fb))
     if n_clients is not None and n_clients * qmax > 2**63 - 1:
-        raise ValueError("n_clients * round(clip * 2**frac_bits) must be < 2**63 (the ring "
-                         f"Z_2^64 holds signed sums below 2**63), got {n_clients * qmax}")
+        raise ValueError(
+            "n_clients * round(clip * 2**frac_bits) must be < 2**63 (the ring "
+            f"Z_2^64 holds signed sums below 2**63), got {n_clients * qmax}"
+        )
     if qmax >= 2**62:
         raise ValueError(f"clip * 2**frac_bits must be < 2**62, got {c * 2.0**fb:g}")
     return c, fb
@@ -127,14 +129,22 @@ def _keystream_words(key: bytes, count: int) -> np.ndarray:
 
 
 def _check_vec(a: Any, name: str, writeable: bool = False) -> None:
-    if not (isinstance(a, np.ndarray) and a.dtype == np.uint64 and a.ndim == 1
-            and a.flags.c_contiguous and (a.flags.writeable or not writeable)):
-        raise TypeError(f"{name} must be a C-contiguous 1-D uint64 array"
-                        + (" (writeable)" if writeable else ""))
+    if not (
+        isinstance(a, np.ndarray)
+        and a.dtype == np.uint64
+        and a.ndim == 1
+        and a.flags.c_contiguous
+        and (a.flags.writeable or not writeable)
+    ):
+        raise TypeError(
+            f"{name} must be a C-contiguous 1-D uint64 array"
+            + (" (writeable)" if writeable else "")
+        )
 
 
-def expand_masks(acc: np.ndarray, seeds: Sequence[bytes], signs: Sequence[int], *,
-                 base: np.ndarray | None = None) -> None:
+def expand_masks(
+    acc: np.ndarray, seeds: Sequence[bytes], signs: Sequence[int], *, base: np.ndarray | None = None
+) -> None:
     """``acc = (base or acc) + sum_j sign_j * PRG(seed_j)`` (mod 2^64), on all cores.
 
     ``PRG(seed)`` is the AES-128-CTR keystream of the 16-byte seed with a zero nonce, as
@@ -211,15 +221,15 @@ def _x25519():
 def _raw_pub(key: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.public_key().public_bytes(serialization.Encoding.Raw,
-                                         serialization.PublicFormat.Raw)
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def _raw_priv(key: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
 
 
 def _kdf(shared: bytes, info: bytes, length: int) -> bytes:
@@ -237,8 +247,10 @@ def _agree(priv: Any, pub: bytes, info: bytes, length: int) -> bytes:
 def _to_chunks(secret: bytes) -> np.ndarray:
     pad = (-len(secret)) % _CHUNK_BYTES
     b = secret + bytes(pad)
-    return np.array([int.from_bytes(b[i:i + _CHUNK_BYTES], "little")
-                     for i in range(0, len(b), _CHUNK_BYTES)], dtype=np.uint64)
+    return np.array(
+        [int.from_bytes(b[i : i + _CHUNK_BYTES], "little") for i in range(0, len(b), _CHUNK_BYTES)],
+        dtype=np.uint64,
+    )
 
 
 def _from_chunks(chunks: np.ndarray, length: int) -> bytes:
@@ -283,8 +295,12 @@ class SecAggClient:
         return _raw_pub(self._c), _raw_pub(self._s)
 
     # step 2
-    def share_keys(self, roster: dict[int, tuple[bytes, bytes]],
-                   neighbors: Sequence[int] | np.ndarray, threshold: int) -> dict[int, bytes]:
+    def share_keys(
+        self,
+        roster: dict[int, tuple[bytes, bytes]],
+        neighbors: Sequence[int] | np.ndarray,
+        threshold: int,
+    ) -> dict[int, bytes]:
         """Shares of ``b_u`` and ``s_u`` for each neighbour, AES-GCM encrypted to it (the
         client keeps one share for itself, as in Bonawitz et al.: holders are the
         neighbours and the client, ``k + 1`` in all)."""
@@ -302,8 +318,11 @@ class SecAggClient:
         self._own_share = shares[self.index].copy()
         out: dict[int, bytes] = {}
         for v in self._neighbors.tolist():
-            payload = (self.index.to_bytes(4, "little") + v.to_bytes(4, "little")
-                       + shares[v].astype("<u8").tobytes())
+            payload = (
+                self.index.to_bytes(4, "little")
+                + v.to_bytes(4, "little")
+                + shares[v].astype("<u8").tobytes()
+            )
             key = self._channel_key(v)
             nonce = os.urandom(12)
             out[v] = nonce + AESGCM(key).encrypt(nonce, payload, b"share")
@@ -317,8 +336,10 @@ class SecAggClient:
     def masked_input(self, update: np.ndarray) -> np.ndarray:
         """``y_u``: the quantised update (uint64 vector) plus self and pair masks."""
         if self._sent_input:
-            raise SecAggError(f"client {self.index} already sent its masked input: a second "
-                              "one under the same masks would reveal the difference")
+            raise SecAggError(
+                f"client {self.index} already sent its masked input: a second "
+                "one under the same masks would reveal the difference"
+            )
         arr = np.asarray(update)
         if arr.dtype.kind not in "iu" or arr.ndim != 1:
             raise ValueError("update must be a 1-D integer (quantised, see quantize) vector")
@@ -326,8 +347,9 @@ class SecAggClient:
         y = np.empty_like(x)
         seeds, signs = [self._b], [1]
         for v in self._neighbors.tolist():
-            seeds.append(_agree(self._s, self._roster[v][1], _pair_info(self.index, v),
-                                _SEED_BYTES))
+            seeds.append(
+                _agree(self._s, self._roster[v][1], _pair_info(self.index, v), _SEED_BYTES)
+            )
             signs.append(1 if v > self.index else -1)
         expand_masks(y, seeds, signs, base=x)
         self._sent_input = True
@@ -358,8 +380,10 @@ class SecAggClient:
                 payload = AESGCM(key).decrypt(blob[:12], blob[12:], b"share")
             except Exception as exc:  # cryptography's InvalidTag: tampered or misrouted
                 raise SecAggError(f"the share from client {v} failed authentication") from exc
-            if (int.from_bytes(payload[:4], "little") != v
-                    or int.from_bytes(payload[4:8], "little") != self.index):
+            if (
+                int.from_bytes(payload[:4], "little") != v
+                or int.from_bytes(payload[4:8], "little") != self.index
+            ):
                 raise SecAggError(f"a share from client {v} is addressed wrongly")
             share = np.frombuffer(payload[8:], dtype="<u8").astype(np.uint64)
             out[v] = ("b", share[:_B_CHUNKS]) if v in surv else ("s", share[_B_CHUNKS:])
@@ -402,8 +426,10 @@ class SecAggServer:
         for u in range(n):
             for v in sets[u]:
                 if u not in sets[v]:
-                    raise ValueError(f"graph must be symmetric: {v} is in graph[{u}] but "
-                                     f"{u} is not in graph[{v}]")
+                    raise ValueError(
+                        f"graph must be symmetric: {v} is in graph[{u}] but "
+                        f"{u} is not in graph[{v}]"
+                    )
         self.graph = [np.asarray(sorted(x), dtype=np.int64) for x in sets]
         self.roster: dict[int, tuple[bytes, bytes]] = {}
         self._senders: set[int] = set()
@@ -456,7 +482,8 @@ class SecAggServer:
                 what = "self mask" if u in surv else "pair masks"
                 raise SecAggError(
                     f"too many dropouts: client {u}'s {what} need {t} shares but only "
-                    f"{alive} of its neighbours survived (threshold t = {t})")
+                    f"{alive} of its neighbours survived (threshold t = {t})"
+                )
 
     def unmask(self, revealed: dict[int, dict[int, tuple]], dim: int) -> np.ndarray:
         """The sum of the survivors' quantised inputs (uint64, mod 2^64)."""
@@ -498,8 +525,10 @@ def _rebuild(pts: list[tuple[int, np.ndarray]], t: int, length: int, name: str) 
     xs = np.array([x for x, _ in pts], dtype=np.uint64)
     ys = np.stack([s for _, s in pts])
     try:  # with more than t shares, the others must lie on the same polynomial
-        chunks = np.asarray(_sharing.shamir_reconstruct(ys, xs, p=_P, threshold=t,
-                                                        check=len(pts) > t), dtype=np.uint64)
+        chunks = np.asarray(
+            _sharing.shamir_reconstruct(ys, xs, p=_P, threshold=t, check=len(pts) > t),
+            dtype=np.uint64,
+        )
     except ValueError as exc:
         raise SecAggError(f"the shares of {name} are inconsistent") from exc
     if (chunks >> np.uint64(8 * _CHUNK_BYTES)).any():
@@ -537,8 +566,10 @@ def _dropouts(dropout: Any, n: int, rng: Any) -> list[int]:
     if dropout is None:
         return []
     if isinstance(dropout, (bool, int, np.integer)):
-        raise TypeError("dropout must be a float rate in [0, 1) or a sequence of client "
-                        f"indices, got {dropout!r}")
+        raise TypeError(
+            "dropout must be a float rate in [0, 1) or a sequence of client "
+            f"indices, got {dropout!r}"
+        )
     if isinstance(dropout, (float, np.floating)):
         rate = check_scalar(dropout, "dropout rate", HALF_OPEN_UNIT)
         from .rng import resolve
@@ -551,10 +582,17 @@ def _dropouts(dropout: Any, n: int, rng: Any) -> list[int]:
     return idx
 
 
-def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
-                     threshold: int | None = None, neighbors: int | str | None = None,
-                     dropout: Any = None, rng: Any = None,
-                     executor: Executor | None = None) -> SecAggResult:
+def secure_aggregate(
+    updates: Any,
+    *,
+    clip: float = 1.0,
+    frac_bits: int = 16,
+    threshold: int | None = None,
+    neighbors: int | str | None = None,
+    dropout: Any = None,
+    rng: Any = None,
+    executor: Executor | None = None,
+) -> SecAggResult:
     """Run one SecAgg (``neighbors=None``) or SecAgg+ round over ``updates`` (n, D).
 
     Args:
@@ -604,8 +642,11 @@ def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
         k = check_int(neighbors, "neighbors", minimum=2)
     graph = secagg_graph(n, k, rng)
     degree = len(graph[0])
-    t = (degree + 1) // 2 + 1 if threshold is None else check_int(
-        threshold, "threshold", minimum=1, maximum=degree + 1)
+    t = (
+        (degree + 1) // 2 + 1
+        if threshold is None
+        else check_int(threshold, "threshold", minimum=1, maximum=degree + 1)
+    )
     drop = set(_dropouts(dropout, n, rng))
     q = _quantize(x, c, fb)
 
@@ -631,7 +672,11 @@ def secure_aggregate(updates: Any, *, clip: float = 1.0, frac_bits: int = 16,
     share_bytes = max((len(b) for box in outboxes.values() for b in box.values()), default=0)
     per_client = 64 + share_bytes * degree + 8 * dim + degree * 8 * _S_CHUNKS
     return SecAggResult(
-        sum=dequantize(total, frac_bits), ring_sum=total,
+        sum=dequantize(total, frac_bits),
+        ring_sum=total,
         survivors=np.array(survivors, dtype=np.int64),
         dropped=np.array(dropped, dtype=np.int64),
-        bytes_per_client=int(per_client), neighbors=degree, threshold=t)
+        bytes_per_client=int(per_client),
+        neighbors=degree,
+        threshold=t,
+    )

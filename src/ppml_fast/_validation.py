@@ -4,6 +4,7 @@ Messages name the parameter and the bound, e.g. ``epsilon must be > 0, got -1.0`
 Wrong types raise ``TypeError``; wrong values, shapes or layouts raise ``ValueError``.
 Native kernels never validate: the public wrappers call these first.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,7 @@ def check_scalar(value: Any, name: str, constraint: Constraint = ANY) -> float:
     return x
 
 
-def check_int(value: Any, name: str, minimum: int | None = None,
-              maximum: int | None = None) -> int:
+def check_int(value: Any, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as a Python int (numpy integers accepted, bool rejected), in
     ``[minimum, maximum]`` (either bound optional)."""
     if isinstance(value, (bool, np.bool_)):

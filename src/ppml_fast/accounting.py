@@ -48,6 +48,7 @@ holds only if the noise really is Gaussian/Laplace from a secure source, samplin
 is Poisson with the stated rate, and every release is recorded. RDP and PRV upper bounds
 are conservative; the PRV *estimate* and *lower* bound are not guarantees.
 """
+
 from __future__ import annotations
 
 import functools
@@ -108,6 +109,7 @@ Number = int | float
 # Validation helpers
 # ---------------------------------------------------------------------------------------
 
+
 def _check_orders(orders: Any, name: str = "orders") -> tuple[np.ndarray, bool]:
     """Orders as a read-only float64 vector (and whether a scalar was given)."""
     if isinstance(orders, np.ndarray) and orders.dtype == np.float64 and orders.ndim == 1:
@@ -165,6 +167,7 @@ _PRV_THREADS = 1
 # ---------------------------------------------------------------------------------------
 # RDP: Opacus-compatible functions
 # ---------------------------------------------------------------------------------------
+
 
 def _rdp_threads(n_orders: int) -> int:
     """Threads for the RDP kernel: parallel only when the other cores look idle.
@@ -282,14 +285,15 @@ def get_privacy_spent(
             f"orders and rdp must have the same length, got {orders_vec.shape[0]} "
             f"and {rdp_vec.shape[0]}"
         )
-    if (rdp_vec < -1e-6).any():   # compute_rdp may return rounding-level negatives
+    if (rdp_vec < -1e-6).any():  # compute_rdp may return rounding-level negatives
         raise ValueError(f"rdp must be >= 0, got {float(np.nanmin(rdp_vec))}")
     delta = _check_delta(delta)
     return _privacy_spent(orders_vec, rdp_vec, delta)
 
 
-def _privacy_spent(orders_vec: np.ndarray, rdp_vec: np.ndarray, delta: float
-                   ) -> tuple[float, float]:
+def _privacy_spent(
+    orders_vec: np.ndarray, rdp_vec: np.ndarray, delta: float
+) -> tuple[float, float]:
     eps = (
         rdp_vec
         - (np.log(delta) + np.log(orders_vec)) / (orders_vec - 1)
@@ -313,6 +317,7 @@ def _privacy_spent(orders_vec: np.ndarray, rdp_vec: np.ndarray, delta: float
 # Mechanism events (a small model in the spirit of dp_accounting's DpEvent)
 # ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class GaussianEvent:
     """Gaussian mechanism with noise standard deviation ``noise_multiplier`` × Δ₂."""
@@ -321,7 +326,8 @@ class GaussianEvent:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "noise_multiplier",
+            self,
+            "noise_multiplier",
             check_scalar(self.noise_multiplier, "noise_multiplier", NON_NEGATIVE),
         )
 
@@ -334,7 +340,8 @@ class LaplaceEvent:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "noise_multiplier",
+            self,
+            "noise_multiplier",
             check_scalar(self.noise_multiplier, "noise_multiplier", POSITIVE),
         )
 
@@ -404,6 +411,7 @@ def _event_rdp(event: Event, orders: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # RDP accountant
 # ---------------------------------------------------------------------------------------
+
 
 class _HistoryMixin:
     """Opacus-style history of (noise_multiplier, sample_rate, steps) plus other events."""
@@ -488,7 +496,7 @@ class RDPAccountant(_HistoryMixin):
         """Total RDP at each order of everything recorded."""
         orders = _DEFAULT_ORDERS if alphas is None else _check_orders(alphas, "alphas")[0]
         total: Any = 0
-        for sigma, q, steps in self.history:   # the same order of additions as Opacus
+        for sigma, q, steps in self.history:  # the same order of additions as Opacus
             total = total + compute_rdp(q, sigma, steps, orders)
         for ev, count in self.events:
             total = total + _event_rdp(ev, orders) * count
@@ -520,6 +528,7 @@ class RDPAccountant(_HistoryMixin):
 # PRV accountant (Gopi, Lee & Wutschitz 2021)
 # ---------------------------------------------------------------------------------------
 
+
 class EpsilonBounds(NamedTuple):
     """ε with the PRV accountant's stated error: lower <= true ε <= upper."""
 
@@ -538,9 +547,9 @@ class DeltaBounds(NamedTuple):
 
 @dataclass(frozen=True)
 class _Term:
-    kind: str          # "sgm" (sampled Gaussian, q = 1 plain Gaussian) or "lap"
+    kind: str  # "sgm" (sampled Gaussian, q = 1 plain Gaussian) or "lap"
     q: float
-    scale: float       # σ for sgm, b for lap
+    scale: float  # σ for sgm, b for lap
     count: int
 
 
@@ -553,8 +562,11 @@ def _sgm_x_of_t(t: float, q: float, sigma: float) -> float:
         return sigma * sigma * t + 0.5
     if t <= math.log1p(-q):
         return -math.inf
-    z = math.log1p(math.expm1(t) / q) if t <= 0 else t - math.log(q) + math.log1p(
-        -(1 - q) * math.exp(-t))
+    z = (
+        math.log1p(math.expm1(t) / q)
+        if t <= 0
+        else t - math.log(q) + math.log1p(-(1 - q) * math.exp(-t))
+    )
     return sigma * sigma * z + 0.5
 
 
@@ -574,7 +586,7 @@ def _sgm_partial_mean(q: float, sigma: float, t_lo: float, t_hi: float) -> tuple
     w = half * _GL_W[None, :]
     s2 = sigma * sigma
     norm = 1.0 / (sigma * math.sqrt(2 * math.pi))
-    dens = (1 - q) * np.exp(-x * x / (2 * s2)) + q * np.exp(-(x - 1) ** 2 / (2 * s2))
+    dens = (1 - q) * np.exp(-x * x / (2 * s2)) + q * np.exp(-((x - 1) ** 2) / (2 * s2))
     dens *= norm
     loss = (2 * x - 1) / (2 * s2) if q == 1.0 else np.log1p(q * np.expm1((2 * x - 1) / (2 * s2)))
     return float(np.sum(w * loss * dens)), float(np.sum(w * dens))
@@ -601,7 +613,8 @@ def _discretise(term: _Term, grid: _Grid, floor_mass: float) -> tuple[np.ndarray
         j1 = min(grid.j_hi, math.ceil(1.0 / (b * h) + 0.5) + 1)
         edges = (np.arange(j0, j1 + 2, dtype=np.float64) - 0.5) * h
         surv = np.where(
-            edges < -1.0 / b, 1.0,
+            edges < -1.0 / b,
+            1.0,
             np.where(edges >= 1.0 / b, 0.0, 1.0 - 0.5 * np.exp(-(1.0 - b * edges) / (2 * b))),
         )
         surv[0], surv[-1] = 1.0, 0.0
@@ -644,8 +657,9 @@ class _ComposedPRV:
     F Fourier coefficients by geometric series (O(F) per query, no inverse FFT).
     """
 
-    def __init__(self, spectra: list[tuple[np.ndarray, int]], grid: _Grid, shift: float,
-                 tol: float) -> None:
+    def __init__(
+        self, spectra: list[tuple[np.ndarray, int]], grid: _Grid, shift: float, tol: float
+    ) -> None:
         n = grid.n
         self.n, self.h = n, grid.h
         self.t0 = grid.j_lo * grid.h + shift
@@ -697,10 +711,10 @@ class _ComposedPRV:
             return float(self._d1[i]), float(self._d2[i])
         n = self.n
         phase = 2 * np.pi * ((self._f * i) % n) / n
-        ang_m1 = _expm1_i(phase)                                    # w^i - 1
-        g1 = ang_m1 * self._w_inv                                   # sum_{m=i}^{n-1} w^m
+        ang_m1 = _expm1_i(phase)  # w^i - 1
+        g1 = ang_m1 * self._w_inv  # sum_{m=i}^{n-1} w^m
         g1[0] = n - i
-        zi = math.exp(self._zlog_re * i) * (ang_m1 + 1.0)           # z^i
+        zi = math.exp(self._zlog_re * i) * (ang_m1 + 1.0)  # z^i
         g2 = (zi - self._zn) * self._z_inv
         t1 = self._pref * g1
         t2 = self._pref * g2
@@ -716,10 +730,10 @@ class _ComposedPRV:
 
     def epsilon(self, delta: float) -> float:
         """Smallest ε >= 0 with δ̃(ε) <= delta (Opacus' read-out, by bisection on cells)."""
-        lo = max(0, math.ceil(-self.t0 / self.h))      # first cell with t >= 0
+        lo = max(0, math.ceil(-self.t0 / self.h))  # first cell with t >= 0
         hi = self.n - 1
 
-        def excess(i: int) -> bool:    # δ̃(t_i) > delta ?
+        def excess(i: int) -> bool:  # δ̃(t_i) > delta ?
             d1, d2 = self.sums(i)
             return d1 - math.exp(self.t0 + i * self.h) * d2 > delta
 
@@ -860,7 +874,7 @@ class PRVAccountant(_HistoryMixin):
             circ = np.zeros(n)
             start = j0 % n
             first = min(masses.shape[0], n - start)
-            circ[start:start + first] = masses[:first]
+            circ[start : start + first] = masses[:first]
             circ[: masses.shape[0] - first] = masses[first:]
             spectra.append((_fft.rfft(circ, workers=nt), t.count))
             shift += sh * t.count
@@ -868,8 +882,9 @@ class PRVAccountant(_HistoryMixin):
         # probability mass moved down by the early stop (floor_mass per step)
         return composed, k_total * floor_mass
 
-    def _errors(self, delta: float | None, eps_error: Any, delta_error: Any,
-                default_delta_error: float) -> tuple[float, float]:
+    def _errors(
+        self, delta: float | None, eps_error: Any, delta_error: Any, default_delta_error: float
+    ) -> tuple[float, float]:
         eps_error = check_scalar(eps_error, "eps_error", POSITIVE)
         if delta_error is None:
             delta_error = default_delta_error
@@ -878,8 +893,9 @@ class PRVAccountant(_HistoryMixin):
             raise ValueError(f"delta_error must be < delta ({delta}), got {delta_error}")
         return eps_error, delta_error
 
-    def get_epsilon_bounds(self, delta: float, *, eps_error: float = 0.01,
-                           delta_error: float | None = None) -> EpsilonBounds:
+    def get_epsilon_bounds(
+        self, delta: float, *, eps_error: float = 0.01, delta_error: float | None = None
+    ) -> EpsilonBounds:
         """(lower, estimate, upper) of ε at ``delta``; the true ε is within the bounds."""
         delta = _check_delta(delta)
         eps_error, delta_error = self._errors(delta, eps_error, delta_error, delta / 1000)
@@ -896,15 +912,22 @@ class PRVAccountant(_HistoryMixin):
         estimate = composed.epsilon(delta)
         return EpsilonBounds(lower, estimate, upper)
 
-    def get_epsilon(self, delta: float, *, eps_error: float = 0.01,
-                    delta_error: float | None = None, **kwargs: Any) -> float:
+    def get_epsilon(
+        self,
+        delta: float,
+        *,
+        eps_error: float = 0.01,
+        delta_error: float | None = None,
+        **kwargs: Any,
+    ) -> float:
         """Upper bound on ε at ``delta`` (Opacus' ``PRVAccountant.get_epsilon``)."""
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}")
         return self.get_epsilon_bounds(delta, eps_error=eps_error, delta_error=delta_error).upper
 
-    def get_delta_bounds(self, epsilon: float, *, eps_error: float = 0.01,
-                         delta_error: float | None = None) -> DeltaBounds:
+    def get_delta_bounds(
+        self, epsilon: float, *, eps_error: float = 0.01, delta_error: float | None = None
+    ) -> DeltaBounds:
         """(lower, estimate, upper) of δ at ``epsilon``; the true δ is within the bounds."""
         epsilon = check_scalar(epsilon, "epsilon", NON_NEGATIVE)
         eps_error, delta_error = self._errors(None, eps_error, delta_error, 1e-10)
@@ -916,8 +939,9 @@ class PRVAccountant(_HistoryMixin):
         lower = max(0.0, composed.delta(epsilon + eps_error) - delta_error)
         return DeltaBounds(lower, composed.delta(epsilon), upper)
 
-    def get_delta(self, epsilon: float, *, eps_error: float = 0.01,
-                  delta_error: float | None = None) -> float:
+    def get_delta(
+        self, epsilon: float, *, eps_error: float = 0.01, delta_error: float | None = None
+    ) -> float:
         """Upper bound on δ at ``epsilon``."""
         return self.get_delta_bounds(epsilon, eps_error=eps_error, delta_error=delta_error).upper
 
@@ -961,8 +985,9 @@ def compose(events: Any, *, delta: float, accountant: str = "prv", **kwargs: Any
     return acc.get_epsilon(_check_delta(delta), **kwargs)
 
 
-def _check_calibration(target_epsilon: Any, target_delta: Any, sample_rate: Any,
-                       epsilon_tolerance: Any) -> tuple[float, float, float, float]:
+def _check_calibration(
+    target_epsilon: Any, target_delta: Any, sample_rate: Any, epsilon_tolerance: Any
+) -> tuple[float, float, float, float]:
     return (
         check_scalar(target_epsilon, "target_epsilon", POSITIVE),
         _check_delta(target_delta, "target_delta"),
@@ -999,7 +1024,8 @@ def get_noise_multiplier(
         no σ up to 1e6 reaches the target ("The privacy budget is too low").
     """
     target_epsilon, target_delta, sample_rate, tol = _check_calibration(
-        target_epsilon, target_delta, sample_rate, epsilon_tolerance)
+        target_epsilon, target_delta, sample_rate, epsilon_tolerance
+    )
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of steps and epochs")
     if sample_rate == 0:
@@ -1055,7 +1081,8 @@ def get_max_steps(
     is ``max_steps``). Returns 0 when even one step exceeds the target.
     """
     target_epsilon, target_delta, sample_rate, _ = _check_calibration(
-        target_epsilon, target_delta, sample_rate, 1.0)
+        target_epsilon, target_delta, sample_rate, 1.0
+    )
     sigma = check_scalar(noise_multiplier, "noise_multiplier", NON_NEGATIVE)
     max_steps = check_int(max_steps, "max_steps", 1)
     acc = create_accountant(accountant)

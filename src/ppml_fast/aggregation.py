@@ -23,6 +23,7 @@ Secure aggregation (SecAgg, Bonawitz et al. 2017; SecAgg+, Bell et al. 2020):
 See :mod:`ppml_fast._robust` and :mod:`ppml_fast._secagg` for the details, maths and
 security notes of each part.
 """
+
 from __future__ import annotations
 
 from ._robust import (

@@ -1,5 +1,6 @@
 """The ``ppml-fast`` console script: ``ppml-fast bench`` prints the benchmark table;
 ``ppml-fast simulate`` runs a federated-learning simulation and prints its rounds."""
+
 from __future__ import annotations
 
 import argparse
@@ -119,25 +120,42 @@ def _simulate_cmd(args: argparse.Namespace) -> int:
             try:
                 import distributed
             except ImportError:
-                print("--executor dask needs dask.distributed: pip install 'dask[distributed]'",
-                      file=sys.stderr)
+                print(
+                    "--executor dask needs dask.distributed: pip install 'dask[distributed]'",
+                    file=sys.stderr,
+                )
                 return 1
             if args.dask_address:
                 client = stack.enter_context(distributed.Client(args.dask_address))
             else:
-                cluster = stack.enter_context(distributed.LocalCluster(
-                    n_workers=args.workers, threads_per_worker=1, processes=True,
-                    dashboard_address=None))
+                cluster = stack.enter_context(
+                    distributed.LocalCluster(
+                        n_workers=args.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                    )
+                )
                 client = stack.enter_context(distributed.Client(cluster))
             executor = client.get_executor()
-        print(f"{args.mode} on {args.dataset} ({data.X_train.shape[0]} training rows), "
-              f"{args.model}, {args.clients} clients, {args.rounds} rounds, "
-              f"executor: {args.executor}")
+        print(
+            f"{args.mode} on {args.dataset} ({data.X_train.shape[0]} training rows), "
+            f"{args.model}, {args.clients} clients, {args.rounds} rounds, "
+            f"executor: {args.executor}"
+        )
         t0 = time.perf_counter()
         result = sim.run_simulation(
-            data, model=args.model, clients=args.clients, alpha=args.alpha,
-            rounds=args.rounds, fraction=args.fraction, dp_sgd=dp_sgd, aggregator=aggregator,
-            seed=args.seed, executor=executor, progress=False if args.quiet else None,
+            data,
+            model=args.model,
+            clients=args.clients,
+            alpha=args.alpha,
+            rounds=args.rounds,
+            fraction=args.fraction,
+            dp_sgd=dp_sgd,
+            aggregator=aggregator,
+            seed=args.seed,
+            executor=executor,
+            progress=False if args.quiet else None,
         )
         elapsed = time.perf_counter() - t0
     print(result.table(markdown=args.markdown))
@@ -159,27 +177,47 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     b.set_defaults(func=_bench_cmd)
     sim_p = sub.add_parser("simulate", help="run a federated-learning simulation, print its rounds")
-    sim_p.add_argument("--mode", choices=_MODES, default="fedavg",
-                   help="aggregation (dp-sgd: FedAvg of DP-SGD clients); default fedavg")
+    sim_p.add_argument(
+        "--mode",
+        choices=_MODES,
+        default="fedavg",
+        help="aggregation (dp-sgd: FedAvg of DP-SGD clients); default fedavg",
+    )
     sim_p.add_argument("--rounds", type=int, default=10)
     sim_p.add_argument("--clients", type=int, default=20)
     sim_p.add_argument("--fraction", type=float, default=0.5, help="clients sampled per round")
-    sim_p.add_argument("--alpha", type=float, default=None,
-                   help="Dirichlet(alpha) label skew across clients (default: IID)")
+    sim_p.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="Dirichlet(alpha) label skew across clients (default: IID)",
+    )
     sim_p.add_argument("--dataset", choices=("digits", "breast-cancer"), default="digits")
     sim_p.add_argument("--model", choices=("logreg", "mlp"), default="logreg")
-    sim_p.add_argument("--dropout", type=float, default=0.0,
-                   help="client dropout rate per round (secagg and secagg+ only)")
-    sim_p.add_argument("--dp-sgd", action="store_true",
-                   help="train clients with DP-SGD under any mode but dp-fedavg")
+    sim_p.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="client dropout rate per round (secagg and secagg+ only)",
+    )
+    sim_p.add_argument(
+        "--dp-sgd",
+        action="store_true",
+        help="train clients with DP-SGD under any mode but dp-fedavg",
+    )
     sim_p.add_argument("--noise-multiplier", type=float, default=1.0, help="DP noise multiplier")
     sim_p.add_argument("--clip", type=float, default=1.0, help="DP clipping norm")
     sim_p.add_argument("--delta", type=float, default=1e-5, help="DP delta for the epsilon column")
-    sim_p.add_argument("--seed", type=int, default=None,
-                   help="master seed (reproducible, DP noise included: for experiments only)")
+    sim_p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="master seed (reproducible, DP noise included: for experiments only)",
+    )
     sim_p.add_argument("--executor", choices=("threads", "dask"), default="threads")
-    sim_p.add_argument("--dask-address", default=None,
-                   help="a Dask scheduler to use (default: a local cluster)")
+    sim_p.add_argument(
+        "--dask-address", default=None, help="a Dask scheduler to use (default: a local cluster)"
+    )
     sim_p.add_argument("--workers", type=int, default=2, help="local Dask cluster size")
     sim_p.add_argument("--plot", default=None, help="save accuracy/epsilon plots to this file")
     sim_p.add_argument("--markdown", action="store_true", help="print a Markdown table")

@@ -54,6 +54,7 @@ still holds) and reports them. The noise of :func:`dp_aggregate` comes from the 
 stream unless a seed or Generator is passed, and floating-point Gaussian noise has the
 least-significant-bit weakness described in :mod:`ppml_fast.noise`.
 """
+
 from __future__ import annotations
 
 import math
@@ -169,8 +170,7 @@ def _thresholds(max_norm: Any, batch: _Batch) -> list[float]:
             )
         if len(max_norm) != len(batch.rows):
             raise ValueError(
-                f"max_norm has {len(max_norm)} thresholds but grads has "
-                f"{len(batch.rows)} layers"
+                f"max_norm has {len(max_norm)} thresholds but grads has {len(batch.rows)} layers"
             )
         return [check_scalar(c, f"max_norm[{i}]", POSITIVE) for i, c in enumerate(max_norm)]
     return [check_scalar(max_norm, "max_norm", POSITIVE)]
@@ -208,8 +208,9 @@ def _raw_norms(batch: _Batch, groups: list[tuple[list[int], float]]) -> np.ndarr
     norms = np.empty((len(groups), batch.batch_size), dtype=np.float64)
     nthreads = _config.get_num_threads()
     for g, (layers, _) in enumerate(groups):
-        _kernels.run(_kernels.OP_NORMS, [batch.rows[i] for i in layers], [], 1.0, norms[g],
-                     nthreads)
+        _kernels.run(
+            _kernels.OP_NORMS, [batch.rows[i] for i in layers], [], 1.0, norms[g], nthreads
+        )
     return norms
 
 
@@ -242,8 +243,9 @@ def _apply(
     """Scale or sum every group with the norms of :func:`_measure` (NaN: dropped row)."""
     nthreads = _config.get_num_threads()
     for g, (layers, c) in enumerate(groups):
-        _kernels.run(op, [batch.rows[i] for i in layers], [outs[i] for i in layers], c,
-                     norms[g], nthreads)
+        _kernels.run(
+            op, [batch.rows[i] for i in layers], [outs[i] for i in layers], c, norms[g], nthreads
+        )
 
 
 def _self_overlapping(v: np.ndarray) -> bool:
@@ -677,8 +679,8 @@ class AdaptiveClipping:
             count_noise_std = self.expected_batch_size / 20.0
         self.count_noise_std = check_scalar(count_noise_std, "count_noise_std", POSITIVE)
         self.min_norm = 0.0 if min_norm is None else check_scalar(min_norm, "min_norm", POSITIVE)
-        self.max_norm = math.inf if max_norm is None else check_scalar(
-            max_norm, "max_norm", POSITIVE
+        self.max_norm = (
+            math.inf if max_norm is None else check_scalar(max_norm, "max_norm", POSITIVE)
         )
         if self.min_norm > self.max_norm:
             raise ValueError(f"min_norm must be <= max_norm, got {self.min_norm} > {self.max_norm}")

@@ -22,6 +22,7 @@ the floating-point grid (Mironov 2012, "On Significance of the Least Significant
 Differential Privacy"). For integer-valued queries use :func:`geometric_mechanism`, which
 is exact. A seeded ``rng`` gives noise that anyone who knows the seed can subtract.
 """
+
 from __future__ import annotations
 
 import functools
@@ -511,9 +512,7 @@ def randomized_response_estimate(reports: Any, epsilon: float, *, axis: Any = No
 # --- geometric (discrete Laplace) mechanism -----------------------------------------------
 
 
-def geometric_mechanism(
-    value: Any, sensitivity: Any, epsilon: Any, *, rng: Any = None
-) -> Any:
+def geometric_mechanism(value: Any, sensitivity: Any, epsilon: Any, *, rng: Any = None) -> Any:
     """Release ``value + Z`` with ``Z`` two-sided geometric: exact pure ε-DP for integers.
 
     Parameters

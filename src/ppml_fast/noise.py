@@ -16,6 +16,7 @@ neighbouring inputs can differ. For integer-valued queries use the exact discret
 samplers; for real-valued queries snap or discretise the result if the threat model
 includes an adversary who sees every bit of the output.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -60,6 +60,7 @@ Differences from python-paillier
 * ``raw_decrypt`` rejects ciphertexts outside [1, n^2) or not coprime to n (``ValueError``).
 * ``DEFAULT_KEYSIZE`` is 2048 (phe 1.5 uses 3072).
 """
+
 from __future__ import annotations
 
 import fractions
@@ -98,9 +99,9 @@ __all__ = [
 DEFAULT_KEYSIZE = 2048
 """Default modulus length in bits (about 112-bit security)."""
 
-_DJN_MIN_BITS = 512      # below this, keys obfuscate with classic r^n (alpha would be tiny)
-_MAX_BITS = 65536       # the kernels keep a few rows of n^2 on the stack
-_TABLE_AFTER = 16        # single DJN encryptions on one key before its table is built
+_DJN_MIN_BITS = 512  # below this, keys obfuscate with classic r^n (alpha would be tiny)
+_MAX_BITS = 65536  # the kernels keep a few rows of n^2 on the stack
+_TABLE_AFTER = 16  # single DJN encryptions on one key before its table is built
 _TABLE_MAX_BYTES = 64 << 20
 _OBFUSCATIONS = ("djn", "classic")
 
@@ -130,7 +131,7 @@ def _from_limbs(a: np.ndarray) -> list[int]:
     a = np.ascontiguousarray(a, dtype="<u8")
     step = 8 * a.shape[-1]
     buf = a.tobytes()
-    return [int.from_bytes(buf[i:i + step], "little") for i in range(0, len(buf), step)]
+    return [int.from_bytes(buf[i : i + step], "little") for i in range(0, len(buf), step)]
 
 
 def _random_words(count: int) -> np.ndarray:
@@ -205,9 +206,9 @@ def _random_prime(bits: int) -> int:
             return int(p)
 
 
-def generate_paillier_keypair(private_keyring: PaillierPrivateKeyring | None = None,
-                              n_length: int = DEFAULT_KEYSIZE
-                              ) -> tuple[PaillierPublicKey, PaillierPrivateKey]:
+def generate_paillier_keypair(
+    private_keyring: PaillierPrivateKeyring | None = None, n_length: int = DEFAULT_KEYSIZE
+) -> tuple[PaillierPublicKey, PaillierPrivateKey]:
     """A new key pair with an n of exactly ``n_length`` bits (added to ``private_keyring``).
 
     p and q have ``n_length // 2`` and ``n_length - n_length // 2`` bits, p != q and
@@ -220,8 +221,10 @@ def generate_paillier_keypair(private_keyring: PaillierPrivateKeyring | None = N
     """
     n_length = check_int(n_length, "n_length", minimum=8, maximum=_MAX_BITS)
     if private_keyring is not None and not isinstance(private_keyring, PaillierPrivateKeyring):
-        raise TypeError("private_keyring must be a PaillierPrivateKeyring or None, got "
-                        f"{type(private_keyring).__name__}")
+        raise TypeError(
+            "private_keyring must be a PaillierPrivateKeyring or None, got "
+            f"{type(private_keyring).__name__}"
+        )
     p_bits = n_length // 2
     q_bits = n_length - p_bits
     while True:
@@ -331,8 +334,9 @@ class PaillierPublicKey:
             obf = self._obfuscator()
         return int(gmpy2.f_mod(gmpy2.mul(nude, obf), self.nsquare))
 
-    def encrypt(self, value: Any, precision: float | None = None,
-                r_value: int | None = None) -> EncryptedNumber:
+    def encrypt(
+        self, value: Any, precision: float | None = None, r_value: int | None = None
+    ) -> EncryptedNumber:
         """Encode (see :meth:`EncodedNumber.encode`) and encrypt an int or float.
 
         ``r_value`` as in python-paillier: a given r gives phe's exact ciphertext and leaves
@@ -397,13 +401,15 @@ class PaillierPublicKey:
         one by masks, and multiplies even for a zero digit. Single :meth:`encrypt` calls
         build the table themselves after 16 encryptions with this key.
         """
-        w = self._window() if window is None else check_int(window, "window", minimum=1,
-                                                            maximum=10)
+        w = self._window() if window is None else check_int(window, "window", minimum=1, maximum=10)
         l2 = self._limb("n2")
         mont = int(_k.mont_width(l2))
         with self._lock:
-            if self._table is not None and self._table[1] == w and (
-                    self._table[0].shape[2] == (mont or l2.size)):
+            if (
+                self._table is not None
+                and self._table[1] == w
+                and (self._table[0].shape[2] == (mont or l2.size))
+            ):
                 return
             nwin = -(-self._alpha_bits() // w)
             table = np.empty((nwin, 1 << w, l2.size), np.uint64)
@@ -455,13 +461,21 @@ class PaillierPublicKey:
                 return int(gmpy2.powmod_sec(self.hs, alpha, self.nsquare))
             self.precompute()  # a loop of single encryptions: the table pays off now
         one = np.ones((1, 1), np.uint64)
-        out = self._obfuscate_rows(one, False, mode="djn", rnd=_vec(alpha)[None, :],
-                                   private_key=None)
+        out = self._obfuscate_rows(
+            one, False, mode="djn", rnd=_vec(alpha)[None, :], private_key=None
+        )
         return _from_limbs(out)[0]
 
-    def _obfuscate_rows(self, base: np.ndarray, is_msg: bool, neg: np.ndarray | None = None,
-                        *, mode: str, rnd: np.ndarray | None = None,
-                        private_key: PaillierPrivateKey | None = None) -> np.ndarray:
+    def _obfuscate_rows(
+        self,
+        base: np.ndarray,
+        is_msg: bool,
+        neg: np.ndarray | None = None,
+        *,
+        mode: str,
+        rnd: np.ndarray | None = None,
+        private_key: PaillierPrivateKey | None = None,
+    ) -> np.ndarray:
         """Rows of base times fresh obfuscators: encryption (is_msg: |m| rows + signs) or
         re-randomisation of ciphertext rows."""
         nrows = base.shape[0]
@@ -492,13 +506,26 @@ class PaillierPublicKey:
                 code = 2
             else:
                 code = 1
-        _k.encrypt(code, n_l, n2_l, np.ascontiguousarray(rnd, dtype=np.uint64), base, negarr,
-                   bool(is_msg), out, table, w, crt, _threads())
+        _k.encrypt(
+            code,
+            n_l,
+            n2_l,
+            np.ascontiguousarray(rnd, dtype=np.uint64),
+            base,
+            negarr,
+            bool(is_msg),
+            out,
+            table,
+            w,
+            crt,
+            _threads(),
+        )
         return out
 
     # -- batch ----------------------------------------------------------------------------
-    def encrypt_batch(self, values: Any, *, precision: float | None = None,
-                      obfuscation: str | None = None) -> EncryptedArray:
+    def encrypt_batch(
+        self, values: Any, *, precision: float | None = None, obfuscation: str | None = None
+    ) -> EncryptedArray:
         """Encrypt an array of ints or floats into an :class:`EncryptedArray`.
 
         Each element is encoded as :meth:`EncodedNumber.encode` would (its own exponent:
@@ -519,15 +546,25 @@ class PaillierPublicKey:
         """
         return self._encrypt_batch(values, precision, obfuscation, None)
 
-    def _encrypt_batch(self, values: Any, precision: float | None, obfuscation: str | None,
-                       private_key: PaillierPrivateKey | None) -> EncryptedArray:
+    def _encrypt_batch(
+        self,
+        values: Any,
+        precision: float | None,
+        obfuscation: str | None,
+        private_key: PaillierPrivateKey | None,
+    ) -> EncryptedArray:
         mode = self.obfuscation if obfuscation is None else _check_obfuscation(obfuscation)
         arr = _as_number_array(values, "values")
         mabs, neg, exps = _encode_array(self, arr.reshape(-1), precision=precision)
-        cipher = self._obfuscate_rows(mabs, True, neg, mode=mode,
-                                      private_key=private_key if mode == "classic" else None)
-        return EncryptedArray._wrap(self, cipher.reshape(*arr.shape, cipher.shape[1]),
-                                    exps.reshape(arr.shape), obfuscated=True)
+        cipher = self._obfuscate_rows(
+            mabs, True, neg, mode=mode, private_key=private_key if mode == "classic" else None
+        )
+        return EncryptedArray._wrap(
+            self,
+            cipher.reshape(*arr.shape, cipher.shape[1]),
+            exps.reshape(arr.shape),
+            obfuscated=True,
+        )
 
 
 def _check_hs_order(hs: int, n2: int) -> None:
@@ -625,12 +662,14 @@ class PaillierPrivateKey:
         """
         return self.decrypt_encoded(encrypted_number).decode()
 
-    def decrypt_encoded(self, encrypted_number: EncryptedNumber,
-                        Encoding: type | None = None) -> Any:
+    def decrypt_encoded(
+        self, encrypted_number: EncryptedNumber, Encoding: type | None = None
+    ) -> Any:
         """The :class:`EncodedNumber` (or ``Encoding`` instance) in ``encrypted_number``."""
         if not isinstance(encrypted_number, EncryptedNumber):
-            raise TypeError("Expected encrypted_number to be an EncryptedNumber not: "
-                            f"{type(encrypted_number)}")
+            raise TypeError(
+                f"Expected encrypted_number to be an EncryptedNumber not: {type(encrypted_number)}"
+            )
         if self.public_key != encrypted_number.public_key:
             raise KeyMismatchError("encrypted_number was encrypted against a different key!")
         if Encoding is None:
@@ -663,8 +702,9 @@ class PaillierPrivateKey:
     def h_function(self, x: int, xsquare: int) -> int:
         """h(x) = L_x(g^(x-1) mod x^2)^-1 mod x (Paillier's CRT decryption constant)."""
         g = self.public_key.g
-        return int(gmpy2.invert(self.l_function(int(gmpy2.powmod_sec(g % xsquare, x - 1,
-                                                                      xsquare)), x), x))
+        return int(
+            gmpy2.invert(self.l_function(int(gmpy2.powmod_sec(g % xsquare, x - 1, xsquare)), x), x)
+        )
 
     def l_function(self, x: int, p: int) -> int:
         """L(x, p) = (x - 1) // p."""
@@ -688,8 +728,13 @@ class PaillierPrivateKey:
         if self._enc is None:
             n = self.public_key.n
             width = _nlimbs(max(self.psquare, self.qsquare))
-            vals = (self.psquare, self.qsquare, n % (self.p * (self.p - 1)),
-                    n % (self.q * (self.q - 1)), int(gmpy2.invert(self.psquare, self.qsquare)))
+            vals = (
+                self.psquare,
+                self.qsquare,
+                n % (self.p * (self.p - 1)),
+                n % (self.q * (self.q - 1)),
+                int(gmpy2.invert(self.psquare, self.qsquare)),
+            )
             self._enc = tuple(_vec(v, width) for v in vals)
         return self._enc
 
@@ -701,10 +746,12 @@ class PaillierPrivateKey:
             small = (self.p, self.q)
             self._dec = (
                 *(_vec(v, wh) for v in small),
-                _vec(self.psquare, w2), _vec(self.qsquare, w2),
-                *(_vec(v, wh) for v in (self.p - 1, self.q - 1, self.hp, self.hq,
-                                        self.p_inverse)),
-                pk._limb("n"), pk._limb("n2"), pk._limb("max_int"),
+                _vec(self.psquare, w2),
+                _vec(self.qsquare, w2),
+                *(_vec(v, wh) for v in (self.p - 1, self.q - 1, self.hp, self.hq, self.p_inverse)),
+                pk._limb("n"),
+                pk._limb("n2"),
+                pk._limb("max_int"),
             )
         return self._dec
 
@@ -723,8 +770,10 @@ class PaillierPrivateKey:
         """
         if not isinstance(enc, EncryptedArray):
             if isinstance(enc, (str, bytes)) or not isinstance(enc, (Iterable, EncryptedNumber)):
-                raise TypeError("enc must be an EncryptedArray or a sequence of "
-                                f"EncryptedNumber, got {type(enc).__name__}")
+                raise TypeError(
+                    "enc must be an EncryptedArray or a sequence of "
+                    f"EncryptedNumber, got {type(enc).__name__}"
+                )
             enc = EncryptedArray.from_numbers(enc)
         if enc.public_key != self.public_key:
             raise KeyMismatchError("enc was encrypted against a different key")
@@ -735,15 +784,18 @@ class PaillierPrivateKey:
         nbad = _k.decrypt(self._dec_limbs(), np.ascontiguousarray(flat), mabs, sign, _threads())
         if nbad:
             i = int(np.flatnonzero(sign == 3)[0])
-            raise ValueError(f"enc holds {nbad} invalid ciphertext(s) (0, >= n**2 or not "
-                             f"coprime to n), the first at flat index {i}")
+            raise ValueError(
+                f"enc holds {nbad} invalid ciphertext(s) (0, >= n**2 or not "
+                f"coprime to n), the first at flat index {i}"
+            )
         if (sign == 2).any():
             i = int(np.flatnonzero(sign == 2)[0])
             raise OverflowError(f"Overflow detected in decrypted number (flat index {i})")
         return _decode_array(mabs, sign, enc._exp.reshape(-1)).reshape(enc.shape)
 
-    def encrypt_batch(self, values: Any, *, precision: float | None = None,
-                      obfuscation: str | None = None) -> EncryptedArray:
+    def encrypt_batch(
+        self, values: Any, *, precision: float | None = None, obfuscation: str | None = None
+    ) -> EncryptedArray:
         """:meth:`PaillierPublicKey.encrypt_batch` using the private key: with
         ``obfuscation="classic"`` r^n is computed by CRT mod p^2 and q^2 (secret exponents
         through mpz_powm_sec), about 1.4x faster than the public-key path."""
@@ -763,8 +815,9 @@ class PaillierPrivateKeyring(Mapping):
         private_keys = list(private_keys)
         for key in private_keys:
             if not isinstance(key, PaillierPrivateKey):
-                raise TypeError("private_keys must hold PaillierPrivateKey, got "
-                                f"{type(key).__name__}")
+                raise TypeError(
+                    f"private_keys must hold PaillierPrivateKey, got {type(key).__name__}"
+                )
         self.__keyring = {k.public_key: k for k in private_keys}
 
     def __getitem__(self, key: PaillierPublicKey) -> PaillierPrivateKey:
@@ -782,8 +835,9 @@ class PaillierPrivateKeyring(Mapping):
     def add(self, private_key: PaillierPrivateKey) -> None:
         """Add ``private_key`` (replacing a key for the same public key)."""
         if not isinstance(private_key, PaillierPrivateKey):
-            raise TypeError("private_key should be of type PaillierPrivateKey, not "
-                            f"{type(private_key)}")
+            raise TypeError(
+                f"private_key should be of type PaillierPrivateKey, not {type(private_key)}"
+            )
         self.__keyring[private_key.public_key] = private_key
 
     def decrypt(self, encrypted_number: EncryptedNumber) -> int | float:
@@ -801,22 +855,27 @@ class PaillierPrivateKeyring(Mapping):
 
 def _negated_encoding(encoded: Any) -> Any:
     """The EncodedNumber (same class, key and exponent) of minus the value."""
-    return encoded.__class__(encoded.public_key, (-encoded.encoding) % encoded.public_key.n,
-                             encoded.exponent)
+    return encoded.__class__(
+        encoded.public_key, (-encoded.encoding) % encoded.public_key.n, encoded.exponent
+    )
 
 
 def _check_lower(new_exp: int, exponent: int) -> None:
     if new_exp > exponent:
-        raise ValueError(f"New exponent {new_exp} should be more negative than old exponent "
-                         f"{exponent}")
+        raise ValueError(
+            f"New exponent {new_exp} should be more negative than old exponent {exponent}"
+        )
 
 
 def _is_encoded(x: Any) -> bool:
     """An EncodedNumber, ours or python-paillier's (duck-typed)."""
     return isinstance(x, EncodedNumber) or (
-        not isinstance(x, EncryptedNumber) and hasattr(x, "encoding")
-        and hasattr(x, "exponent") and hasattr(x, "public_key")
-        and hasattr(x, "decrease_exponent_to"))
+        not isinstance(x, EncryptedNumber)
+        and hasattr(x, "encoding")
+        and hasattr(x, "exponent")
+        and hasattr(x, "public_key")
+        and hasattr(x, "decrease_exponent_to")
+    )
 
 
 class EncodedNumber:
@@ -844,8 +903,13 @@ class EncodedNumber:
         return f"<EncodedNumber exponent={self.exponent}>"
 
     @classmethod
-    def encode(cls, public_key: PaillierPublicKey, scalar: Any, precision: float | None = None,
-               max_exponent: int | None = None) -> EncodedNumber:
+    def encode(
+        cls,
+        public_key: PaillierPublicKey,
+        scalar: Any,
+        precision: float | None = None,
+        max_exponent: int | None = None,
+    ) -> EncodedNumber:
         """Encode an int or float (numpy scalars too) for ``public_key``.
 
         With ``precision=None`` ints get exponent 0 and floats the exponent that holds
@@ -876,7 +940,8 @@ class EncodedNumber:
         int_rep = round(fractions.Fraction(scalar) * fractions.Fraction(cls.BASE) ** -exponent)
         if abs(int_rep) > public_key.max_int:
             raise EncodingOverflowError(
-                f"Integer needs to be within +/- {public_key.max_int} but got {int_rep}")
+                f"Integer needs to be within +/- {public_key.max_int} but got {int_rep}"
+            )
         return cls(public_key, int_rep % public_key.n, exponent)
 
     def decode(self) -> int | float:
@@ -896,9 +961,9 @@ class EncodedNumber:
         else:
             raise OverflowError("Overflow detected in decrypted number")
         if self.exponent >= 0:
-            return mantissa * self.BASE ** self.exponent
+            return mantissa * self.BASE**self.exponent
         try:
-            return mantissa / self.BASE ** -self.exponent
+            return mantissa / self.BASE**-self.exponent
         except OverflowError as e:
             raise OverflowError("decoded result too large for a float") from e
 
@@ -919,8 +984,9 @@ class EncodedNumber:
 
 
 def _scalar_ok(x: Any) -> bool:
-    return (isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(
-        x, np.bool_)) or isinstance(x, bool)
+    return (
+        isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, np.bool_)
+    ) or isinstance(x, bool)
 
 
 class EncryptedNumber:
@@ -953,8 +1019,9 @@ class EncryptedNumber:
         self.__is_obfuscated = False
 
     @classmethod
-    def _make(cls, public_key: PaillierPublicKey, ciphertext: int, exponent: int,
-              obfuscated: bool) -> EncryptedNumber:
+    def _make(
+        cls, public_key: PaillierPublicKey, ciphertext: int, exponent: int, obfuscated: bool
+    ) -> EncryptedNumber:
         x = cls(public_key, ciphertext, exponent)
         x.__is_obfuscated = obfuscated
         return x
@@ -984,8 +1051,9 @@ class EncryptedNumber:
         else:
             return NotImplemented
         if encoding.public_key != self.public_key:
-            raise KeyMismatchError("Attempted to multiply by a number encoded against a "
-                                   "different public key!")
+            raise KeyMismatchError(
+                "Attempted to multiply by a number encoded against a different public key!"
+            )
         product = self._raw_mul(encoding.encoding)
         return EncryptedNumber(self.public_key, product, self.exponent + encoding.exponent)
 
@@ -1042,8 +1110,9 @@ class EncryptedNumber:
 
     def _add_encoded(self, encoded: Any) -> EncryptedNumber:
         if self.public_key != encoded.public_key:
-            raise KeyMismatchError("Attempted to add numbers encoded against different "
-                                   "public keys!")
+            raise KeyMismatchError(
+                "Attempted to add numbers encoded against different public keys!"
+            )
         a, b = self._aligned(encoded)
         encrypted_scalar = a.public_key.raw_encrypt(b.encoding, 1)
         sum_ciphertext = a._raw_add(a.ciphertext(False), encrypted_scalar)
@@ -1051,8 +1120,9 @@ class EncryptedNumber:
 
     def _add_encrypted(self, other: EncryptedNumber) -> EncryptedNumber:
         if self.public_key != other.public_key:
-            raise KeyMismatchError("Attempted to add numbers encrypted against different "
-                                   "public keys!")
+            raise KeyMismatchError(
+                "Attempted to add numbers encrypted against different public keys!"
+            )
         a, b = self._aligned(other)
         sum_ciphertext = a._raw_add(a.ciphertext(False), b.ciphertext(False))
         return EncryptedNumber(a.public_key, sum_ciphertext, a.exponent)
@@ -1080,8 +1150,7 @@ class EncryptedNumber:
             try:
                 neg_c = gmpy2.invert(self.ciphertext(False), pk.nsquare)
             except ZeroDivisionError as e:
-                raise ValueError("ciphertext is not invertible mod n**2 (not coprime to n)"
-                                 ) from e
+                raise ValueError("ciphertext is not invertible mod n**2 (not coprime to n)") from e
             return int(gmpy2.powmod(neg_c, pk.n - plaintext, pk.nsquare))
         return int(gmpy2.powmod(self.ciphertext(False), plaintext, pk.nsquare))
 
@@ -1098,8 +1167,9 @@ def _as_number_array(values: Any, name: str) -> np.ndarray:
         # numpy would turn [2**63 + 1, -1] into float64; keep Python ints exact
         obj = np.asarray(values, dtype=object)
         flat = obj.reshape(-1).tolist()
-        if flat and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-                        for v in flat):
+        if flat and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in flat
+        ):
             if all(-(2**63) <= int(v) < 2**63 for v in flat):
                 return np.asarray(obj, dtype=np.int64)
             return obj
@@ -1115,8 +1185,9 @@ def _as_number_array(values: Any, name: str) -> np.ndarray:
         return arr.astype(np.float64, copy=False)
     if kind == "O":
         items = arr.reshape(-1).tolist()
-        if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-               for v in items):
+        if all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items
+        ):
             return arr
         if all(_scalar_ok(v) for v in items):
             try:
@@ -1129,13 +1200,18 @@ def _as_number_array(values: Any, name: str) -> np.ndarray:
 def _float_exponents(x: np.ndarray, base_log2: float = 4.0) -> np.ndarray:
     """python-paillier's exact-float exponent floor((frexp(x)[1] - 53) / log2(BASE))."""
     _, e2 = np.frexp(x)
-    return np.floor((e2.astype(np.int64) - EncodedNumber.FLOAT_MANTISSA_BITS) / base_log2
-                    ).astype(np.int64)
+    return np.floor((e2.astype(np.int64) - EncodedNumber.FLOAT_MANTISSA_BITS) / base_log2).astype(
+        np.int64
+    )
 
 
-def _encode_array(pk: PaillierPublicKey, x: np.ndarray, *, precision: float | None = None,
-                  max_exponent: np.ndarray | int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _encode_array(
+    pk: PaillierPublicKey,
+    x: np.ndarray,
+    *,
+    precision: float | None = None,
+    max_exponent: np.ndarray | int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Encode a flat array as EncodedNumber.encode would each element.
 
     Returns (|mantissa| limbs (N, L), sign uint8 (N,), exponents int64 (N,)).
@@ -1159,14 +1235,14 @@ def _encode_array(pk: PaillierPublicKey, x: np.ndarray, *, precision: float | No
     if x.dtype.kind == "f":
         with np.errstate(over="ignore", under="ignore"):
             y = np.rint(np.ldexp(x, (-4 * exps).clip(-2000, 2000).astype(np.int32)))
-        if count == 0 or np.abs(y).max() < 2.0 ** 62:
+        if count == 0 or np.abs(y).max() < 2.0**62:
             mant = y.astype(np.int64)
     elif x.dtype.kind in "iu" and (count == 0 or (exps.min() >= 0 and exps.max() == 0)):
         mant = x
     elif x.dtype.kind in "iu" and count and exps.max() <= 0 and exps.min() >= -14:
         shift = (-4 * exps).astype(np.uint64)
         mag = np.abs(x.astype(np.float64))
-        if (mag * 2.0 ** (-4.0 * exps)).max() < 2.0 ** 62:
+        if (mag * 2.0 ** (-4.0 * exps)).max() < 2.0**62:
             mant = x.astype(np.int64) << shift.astype(np.int64)
     if mant is not None:
         if mant.dtype == np.uint64:
@@ -1176,10 +1252,11 @@ def _encode_array(pk: PaillierPublicKey, x: np.ndarray, *, precision: float | No
             neg = (mant < 0).astype(np.uint8)
             absval = mant.astype(np.uint64)
             np.negative(absval, out=absval, where=neg.astype(bool))
-        if count and pk.max_int < 2 ** 64 and int(absval.max()) > pk.max_int:
+        if count and pk.max_int < 2**64 and int(absval.max()) > pk.max_int:
             bad = int(np.argmax(absval > np.uint64(max(pk.max_int, 0))))
             raise EncodingOverflowError(
-                f"value at flat index {bad} needs a mantissa within +/- {pk.max_int}")
+                f"value at flat index {bad} needs a mantissa within +/- {pk.max_int}"
+            )
         return np.ascontiguousarray(absval.reshape(-1, 1)), neg, exps
     # general path: exact Fraction arithmetic per element (big ints, large floats)
     width = _nlimbs(pk.n)
@@ -1189,8 +1266,8 @@ def _encode_array(pk: PaillierPublicKey, x: np.ndarray, *, precision: float | No
         int_rep = round(fractions.Fraction(v) * base ** -int(exps[i]))
         if abs(int_rep) > pk.max_int:
             raise EncodingOverflowError(
-                f"value at flat index {i} needs a mantissa within +/- {pk.max_int}, got "
-                f"{int_rep}")
+                f"value at flat index {i} needs a mantissa within +/- {pk.max_int}, got {int_rep}"
+            )
         negs[i] = int_rep < 0
         mags.append(abs(int_rep))
     return _to_limbs(mags, width), negs, exps
@@ -1201,14 +1278,16 @@ def _decode_array(mabs: np.ndarray, sign: np.ndarray, exps: np.ndarray) -> np.nd
     count = exps.size
     if count == 0:
         return np.zeros(0, np.int64)
-    small = count == 0 or (not mabs[:, 1:].any() and int(mabs[:, 0].max()) < 2 ** 53)
+    small = count == 0 or (not mabs[:, 1:].any() and int(mabs[:, 0].max()) < 2**53)
     if count and exps.min() >= 0:  # integers
         if small and exps.max() * 4 + 53 < 63:
             m = mabs[:, 0].astype(np.int64)
             m = np.where(sign == 1, -m, m)
             return m << (4 * exps)
-        vals = [(-v if s else v) * 16 ** int(e)
-                for v, s, e in zip(_from_limbs(mabs), sign.tolist(), exps.tolist(), strict=True)]
+        vals = [
+            (-v if s else v) * 16 ** int(e)
+            for v, s, e in zip(_from_limbs(mabs), sign.tolist(), exps.tolist(), strict=True)
+        ]
         try:
             return np.array(vals, dtype=np.int64)
         except OverflowError:
@@ -1228,7 +1307,7 @@ def _decode_array(mabs: np.ndarray, sign: np.ndarray, exps: np.ndarray) -> np.nd
     for i, (v, s, e) in enumerate(triples):
         mant = -v if s else v
         try:
-            out[i] = mant * 16 ** e if e >= 0 else mant / 16 ** -e
+            out[i] = mant * 16**e if e >= 0 else mant / 16**-e
         except OverflowError as err:
             raise OverflowError("decoded result too large for a float") from err
     return out
@@ -1264,18 +1343,21 @@ class EncryptedArray:
 
     __array_ufunc__ = None  # numpy defers to our reflected operators (W @ enc, x + enc)
     __slots__ = ("_c", "_exp", "_obfuscated", "public_key")
-    _c: np.ndarray          # (*shape, limbs of n^2) uint64, C order
-    _exp: np.ndarray        # (*shape) int64
+    _c: np.ndarray  # (*shape, limbs of n^2) uint64, C order
+    _exp: np.ndarray  # (*shape) int64
     _obfuscated: bool
     public_key: PaillierPublicKey
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError("build an EncryptedArray with PaillierPublicKey.encrypt_batch, "
-                        "EncryptedArray.from_numbers or EncryptedArray.from_ciphertexts")
+        raise TypeError(
+            "build an EncryptedArray with PaillierPublicKey.encrypt_batch, "
+            "EncryptedArray.from_numbers or EncryptedArray.from_ciphertexts"
+        )
 
     @classmethod
-    def _wrap(cls, public_key: PaillierPublicKey, c: np.ndarray, exp: np.ndarray,
-              obfuscated: bool) -> EncryptedArray:
+    def _wrap(
+        cls, public_key: PaillierPublicKey, c: np.ndarray, exp: np.ndarray, obfuscated: bool
+    ) -> EncryptedArray:
         self = object.__new__(cls)
         self.public_key = public_key
         self._c = np.asarray(c, dtype=np.uint64, order="C")
@@ -1287,8 +1369,9 @@ class EncryptedArray:
 
     # -- construction and conversion ----------------------------------------------------
     @classmethod
-    def from_ciphertexts(cls, public_key: PaillierPublicKey, ciphertexts: Any,
-                         exponents: Any = 0) -> EncryptedArray:
+    def from_ciphertexts(
+        cls, public_key: PaillierPublicKey, ciphertexts: Any, exponents: Any = 0
+    ) -> EncryptedArray:
         """An array from ciphertext ints (any nesting numpy accepts) and exponents.
 
         Raises:
@@ -1296,8 +1379,9 @@ class EncryptedArray:
             ValueError: a ciphertext outside [0, n**2), or exponents of another shape.
         """
         if not isinstance(public_key, PaillierPublicKey):
-            raise TypeError("public_key must be a PaillierPublicKey, got "
-                            f"{type(public_key).__name__}")
+            raise TypeError(
+                f"public_key must be a PaillierPublicKey, got {type(public_key).__name__}"
+            )
         arr = np.asarray(ciphertexts, dtype=object)
         flat = arr.reshape(-1).tolist()
         for v in flat:
@@ -1354,8 +1438,7 @@ class EncryptedArray:
         width = _nlimbs(pk.nsquare)
         cts = [v.ciphertext(False) for v in flat]
         if any(not 0 <= c < pk.nsquare for c in cts):
-            raise ValueError("numbers hold a ciphertext outside [0, n**2) (not a valid "
-                             "ciphertext)")
+            raise ValueError("numbers hold a ciphertext outside [0, n**2) (not a valid ciphertext)")
         c = _to_limbs(cts, width).reshape(*arr.shape, width)
         try:
             exps = np.array([v.exponent for v in flat], np.int64).reshape(arr.shape)
@@ -1412,8 +1495,10 @@ class EncryptedArray:
             yield self[i]
 
     def __repr__(self) -> str:
-        return (f"<EncryptedArray shape={self.shape} exponents=[{self._exp.min(initial=0)}.."
-                f"{self._exp.max(initial=0)}] key={self.public_key!r}>")
+        return (
+            f"<EncryptedArray shape={self.shape} exponents=[{self._exp.min(initial=0)}.."
+            f"{self._exp.max(initial=0)}] key={self.public_key!r}>"
+        )
 
     def __getitem__(self, index: Any) -> Any:
         pos = np.arange(self.size).reshape(self.shape)[index]
@@ -1421,18 +1506,24 @@ class EncryptedArray:
         exps = self._exp.reshape(-1)
         if np.ndim(pos) == 0:
             i = int(pos)
-            return EncryptedNumber._make(self.public_key, _from_limbs(flat[i:i + 1])[0],
-                                         int(exps[i]), self._obfuscated)
+            return EncryptedNumber._make(
+                self.public_key, _from_limbs(flat[i : i + 1])[0], int(exps[i]), self._obfuscated
+            )
         pos = np.asarray(pos)
-        return EncryptedArray._wrap(self.public_key, flat[pos.reshape(-1)].reshape(
-            *pos.shape, flat.shape[1]), exps[pos], self._obfuscated)
+        return EncryptedArray._wrap(
+            self.public_key,
+            flat[pos.reshape(-1)].reshape(*pos.shape, flat.shape[1]),
+            exps[pos],
+            self._obfuscated,
+        )
 
     def reshape(self, *shape: Any) -> EncryptedArray:
         """The same ciphertexts in another shape (numpy's rules)."""
         exp = self._exp.reshape(*shape)
         width = self._c.shape[-1]
-        return EncryptedArray._wrap(self.public_key, self._c.reshape(*exp.shape, width), exp,
-                                    self._obfuscated)
+        return EncryptedArray._wrap(
+            self.public_key, self._c.reshape(*exp.shape, width), exp, self._obfuscated
+        )
 
     def ravel(self) -> EncryptedArray:
         return self.reshape(-1)
@@ -1441,13 +1532,17 @@ class EncryptedArray:
     def T(self) -> EncryptedArray:
         """The transpose (reversed axes), like ndarray.T."""
         axes = tuple(range(self.ndim))[::-1]
-        return EncryptedArray._wrap(self.public_key,
-                                    np.transpose(self._c, (*axes, self.ndim)),
-                                    np.transpose(self._exp), self._obfuscated)
+        return EncryptedArray._wrap(
+            self.public_key,
+            np.transpose(self._c, (*axes, self.ndim)),
+            np.transpose(self._exp),
+            self._obfuscated,
+        )
 
     def copy(self) -> EncryptedArray:
-        return EncryptedArray._wrap(self.public_key, self._c.copy(), self._exp.copy(),
-                                    self._obfuscated)
+        return EncryptedArray._wrap(
+            self.public_key, self._c.copy(), self._exp.copy(), self._obfuscated
+        )
 
     # -- randomisation --------------------------------------------------------------------
     def obfuscate(self, obfuscation: str | None = None) -> None:
@@ -1464,8 +1559,9 @@ class EncryptedArray:
 
     def _check_key(self, other_key: Any) -> None:
         if other_key != self.public_key:
-            raise KeyMismatchError("Attempted to combine numbers encrypted against different "
-                                   "public keys!")
+            raise KeyMismatchError(
+                "Attempted to combine numbers encrypted against different public keys!"
+            )
 
     def _lowered(self, target: np.ndarray) -> np.ndarray:
         """Flat ciphertext rows with each exponent lowered to ``target`` (<= current)."""
@@ -1481,8 +1577,7 @@ class EncryptedArray:
         if (target > self._exp).any():
             raise ValueError("new exponents should be more negative than the old ones")
         c = self._lowered(np.array(target, dtype=np.int64))
-        return EncryptedArray._wrap(self.public_key, c.reshape(self._c.shape), target.copy(),
-                                    False)
+        return EncryptedArray._wrap(self.public_key, c.reshape(self._c.shape), target.copy(), False)
 
     # -- arithmetic ---------------------------------------------------------------------------
     def __add__(self, other: Any) -> Any:
@@ -1500,9 +1595,9 @@ class EncryptedArray:
             out = np.empty_like(ca)
             if out.shape[0]:
                 _k.mulmod(ca, cb, pk._limb("n2"), out, _threads())
-            return EncryptedArray._wrap(pk, out.reshape(*shape, out.shape[1]),
-                                        target.reshape(shape),
-                                        False)
+            return EncryptedArray._wrap(
+                pk, out.reshape(*shape, out.shape[1]), target.reshape(shape), False
+            )
         plain = _plain_operand(pk, other)
         if plain is None:
             return NotImplemented
@@ -1521,7 +1616,7 @@ class EncryptedArray:
                 neg = np.zeros(ea.size, np.uint8)
                 for t, (ma, ng) in by_exp.items():
                     sel = target == t
-                    mabs[sel, :ma.shape[1]] = ma[0]
+                    mabs[sel, : ma.shape[1]] = ma[0]
                     neg[sel] = ng[0]
             else:
                 mabs = np.broadcast_to(mabs, (ea.size, mabs.shape[1]))
@@ -1531,8 +1626,9 @@ class EncryptedArray:
             mabs, neg, target = _encode_array(pk, flatv, max_exponent=ea)
         ca = _lower(pk, _bcast_rows(self, shape), ea, target)
         out = _times_plain_factor(pk, ca, mabs, neg)
-        return EncryptedArray._wrap(pk, out.reshape(*shape, out.shape[1]), target.reshape(shape),
-                                    False)
+        return EncryptedArray._wrap(
+            pk, out.reshape(*shape, out.shape[1]), target.reshape(shape), False
+        )
 
     def __radd__(self, other: Any) -> Any:
         return self.__add__(other)
@@ -1549,17 +1645,23 @@ class EncryptedArray:
         values, encoded = plain
         if encoded is not None:
             return self + _negated_encoding(encoded)
-        if values.dtype == np.uint64 or values.dtype == object or (
-                values.size and values.min() == np.iinfo(np.int64).min):
-            neg_values = np.asarray([-int(v) for v in values.reshape(-1)],
-                                    dtype=object).reshape(values.shape)
+        if (
+            values.dtype == np.uint64
+            or values.dtype == object
+            or (values.size and values.min() == np.iinfo(np.int64).min)
+        ):
+            neg_values = np.asarray([-int(v) for v in values.reshape(-1)], dtype=object).reshape(
+                values.shape
+            )
         else:
             neg_values = -values
         return self + neg_values
 
     def __rsub__(self, other: Any) -> Any:
-        if not isinstance(other, EncryptedNumber) and _plain_operand(self.public_key,
-                                                                      other) is None:
+        if (
+            not isinstance(other, EncryptedNumber)
+            and _plain_operand(self.public_key, other) is None
+        ):
             return NotImplemented
         return (-self) + other
 
@@ -1582,14 +1684,25 @@ class EncryptedArray:
         out = np.empty((ca.shape[0], ca.shape[1]), np.uint64)
         if out.shape[0]:
             bad = np.zeros(out.shape[0], np.uint8)
-            nbad = _k.powm(ca, np.ascontiguousarray(mabs), np.ascontiguousarray(neg),
-                           pk._limb("n2"), False, out, bad, _threads())
+            nbad = _k.powm(
+                ca,
+                np.ascontiguousarray(mabs),
+                np.ascontiguousarray(neg),
+                pk._limb("n2"),
+                False,
+                out,
+                bad,
+                _threads(),
+            )
             if nbad:
-                raise ValueError(f"{nbad} ciphertext(s) are not invertible mod n**2 (not "
-                                 "coprime to n): cannot multiply them by a negative number")
+                raise ValueError(
+                    f"{nbad} ciphertext(s) are not invertible mod n**2 (not "
+                    "coprime to n): cannot multiply them by a negative number"
+                )
         exps = np.broadcast_to(self._exp, shape).reshape(-1) + fexp
-        return EncryptedArray._wrap(pk, out.reshape(*shape, out.shape[1]), exps.reshape(shape),
-                                    False)
+        return EncryptedArray._wrap(
+            pk, out.reshape(*shape, out.shape[1]), exps.reshape(shape), False
+        )
 
     def __rmul__(self, other: Any) -> Any:
         return self.__mul__(other)
@@ -1625,16 +1738,22 @@ class EncryptedArray:
         e2 = e.reshape(groups, k)
         target = e2.min(axis=1) if k else np.zeros(groups, np.int64)
         width = self._c.shape[-1]
-        rows = _lower(pk, np.ascontiguousarray(c).reshape(-1, width), e2.reshape(-1),
-                      np.repeat(target, k))
+        rows = _lower(
+            pk, np.ascontiguousarray(c).reshape(-1, width), e2.reshape(-1), np.repeat(target, k)
+        )
         out = np.empty((groups, width), np.uint64)
         if groups:
-            _k.prod_groups(np.ascontiguousarray(rows).reshape(groups, k, width),
-                           pk._limb("n2"), out, _threads())
+            _k.prod_groups(
+                np.ascontiguousarray(rows).reshape(groups, k, width),
+                pk._limb("n2"),
+                out,
+                _threads(),
+            )
         if axis is None:
             return EncryptedNumber._make(pk, _from_limbs(out)[0], int(target[0]), False)
-        return EncryptedArray._wrap(pk, out.reshape(*out_shape, width),
-                                    target.reshape(out_shape), False)
+        return EncryptedArray._wrap(
+            pk, out.reshape(*out_shape, width), target.reshape(out_shape), False
+        )
 
     def __matmul__(self, other: Any) -> Any:
         if isinstance(other, (EncryptedArray, EncryptedNumber)):
@@ -1659,12 +1778,24 @@ class EncryptedArray:
         if be_secure and not self._obfuscated:
             self.obfuscate()
         header = self._header()
-        return b"".join([_MAGIC, len(header).to_bytes(4, "little"), header,
-                         self._exp.astype("<i8").tobytes(), self._c.astype("<u8").tobytes()])
+        return b"".join(
+            [
+                _MAGIC,
+                len(header).to_bytes(4, "little"),
+                header,
+                self._exp.astype("<i8").tobytes(),
+                self._c.astype("<u8").tobytes(),
+            ]
+        )
 
     def _header(self) -> bytes:
-        return json.dumps({"n": format(self.public_key.n, "x"), "shape": list(self.shape),
-                           "limbs": int(self._c.shape[-1])}).encode()
+        return json.dumps(
+            {
+                "n": format(self.public_key.n, "x"),
+                "shape": list(self.shape),
+                "limbs": int(self._c.shape[-1]),
+            }
+        ).encode()
 
     @property
     def nbytes(self) -> int:
@@ -1672,8 +1803,7 @@ class EncryptedArray:
         return len(_MAGIC) + 4 + len(self._header()) + self._exp.nbytes + self._c.nbytes
 
     @classmethod
-    def from_bytes(cls, data: bytes, public_key: PaillierPublicKey | None = None
-                   ) -> EncryptedArray:
+    def from_bytes(cls, data: bytes, public_key: PaillierPublicKey | None = None) -> EncryptedArray:
         """Inverse of :meth:`to_bytes` (checks ``public_key``'s n when given).
 
         Raises:
@@ -1684,7 +1814,7 @@ class EncryptedArray:
             raise ValueError("data is not a serialised EncryptedArray (bad magic)")
         hlen = int.from_bytes(data[8:12], "little")
         try:
-            header = json.loads(data[12:12 + hlen])
+            header = json.loads(data[12 : 12 + hlen])
             n = int(header["n"], 16)
             shape = tuple(int(s) for s in header["shape"])
             width = int(header["limbs"])
@@ -1708,14 +1838,20 @@ class EncryptedArray:
         python-paillier's serialisation examples; ``n`` also at the top level)."""
         cts = self.ciphertexts(be_secure=be_secure).reshape(-1).tolist()
         pk = self.public_key
-        return json.dumps({"n": str(pk.n), "public_key": {"g": str(pk.g), "n": str(pk.n)},
-                           "shape": list(self.shape),
-                           "exponents": self._exp.reshape(-1).tolist(),
-                           "ciphertexts": [str(c) for c in cts]})
+        return json.dumps(
+            {
+                "n": str(pk.n),
+                "public_key": {"g": str(pk.g), "n": str(pk.n)},
+                "shape": list(self.shape),
+                "exponents": self._exp.reshape(-1).tolist(),
+                "ciphertexts": [str(c) for c in cts],
+            }
+        )
 
     @classmethod
-    def from_json(cls, text: str | bytes, public_key: PaillierPublicKey | None = None
-                  ) -> EncryptedArray:
+    def from_json(
+        cls, text: str | bytes, public_key: PaillierPublicKey | None = None
+    ) -> EncryptedArray:
         """Inverse of :meth:`to_json` (checks ``public_key``'s n when given).
 
         Raises:
@@ -1742,14 +1878,21 @@ class EncryptedArray:
             exparr = np.array(exps, np.int64).reshape(shape)
         except OverflowError as e:
             raise ValueError("text has an exponent outside int64") from e
-        out = cls.from_ciphertexts(pk, np.array(cts, dtype=object).reshape(shape) if size
-                                   else np.empty(shape, dtype=object), exparr)
+        out = cls.from_ciphertexts(
+            pk,
+            np.array(cts, dtype=object).reshape(shape) if size else np.empty(shape, dtype=object),
+            exparr,
+        )
         out._obfuscated = True
         return out
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"public_key": self.public_key, "c": self._c, "exp": self._exp,
-                "obfuscated": self._obfuscated}
+        return {
+            "public_key": self.public_key,
+            "c": self._c,
+            "exp": self._exp,
+            "obfuscated": self._obfuscated,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.public_key = state["public_key"]
@@ -1805,8 +1948,9 @@ def _bcast_rows(a: EncryptedArray, shape: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(a._c, (*shape, width))).reshape(-1, width)
 
 
-def _lower(pk: PaillierPublicKey, rows: np.ndarray, exps: np.ndarray, target: np.ndarray
-           ) -> np.ndarray:
+def _lower(
+    pk: PaillierPublicKey, rows: np.ndarray, exps: np.ndarray, target: np.ndarray
+) -> np.ndarray:
     """Rows with exponents lowered to target: c^(16^(e - t)) for rows where e > t."""
     diff = np.asarray(exps, np.int64) - np.asarray(target, np.int64)
     sel = np.flatnonzero(diff > 0)
@@ -1814,16 +1958,16 @@ def _lower(pk: PaillierPublicKey, rows: np.ndarray, exps: np.ndarray, target: np
         return rows
     bits = 4 * diff[sel]
     if int(bits.max()) > 1 << 24:
-        raise ValueError("cannot align exponents that differ by more than 2**22 (the "
-                         "multiplier 16**difference would have over 16 million bits)")
+        raise ValueError(
+            "cannot align exponents that differ by more than 2**22 (the "
+            "multiplier 16**difference would have over 16 million bits)"
+        )
     width = int(bits.max()) // 64 + 1
     e = np.zeros((sel.size, width), np.uint64)
-    e[np.arange(sel.size), bits // 64] = np.left_shift(np.uint64(1), (bits % 64).astype(
-        np.uint64))
+    e[np.arange(sel.size), bits // 64] = np.left_shift(np.uint64(1), (bits % 64).astype(np.uint64))
     out = np.array(rows, dtype=np.uint64, copy=True, order="C")
     sub = np.empty((sel.size, rows.shape[1]), np.uint64)
-    _k.powm(np.ascontiguousarray(rows[sel]), e, None, pk._limb("n2"), False, sub, None,
-            _threads())
+    _k.powm(np.ascontiguousarray(rows[sel]), e, None, pk._limb("n2"), False, sub, None, _threads())
     out[sel] = sub
     return out
 
@@ -1831,8 +1975,9 @@ def _lower(pk: PaillierPublicKey, rows: np.ndarray, exps: np.ndarray, target: np
 def _signed_encoding(pk: PaillierPublicKey, encoded: Any) -> tuple[np.ndarray, np.ndarray]:
     """An EncodedNumber's encoding as (|m| limbs (1, L), sign (1,)), phe's sign rule."""
     if encoded.public_key != pk:
-        raise KeyMismatchError("Attempted to combine numbers encoded against different "
-                               "public keys!")
+        raise KeyMismatchError(
+            "Attempted to combine numbers encoded against different public keys!"
+        )
     enc = int(encoded.encoding)
     if not 0 <= enc < pk.n:
         raise ValueError(f"Scalar out of bounds: {enc}")
@@ -1858,14 +2003,26 @@ def _plain_operand(pk: PaillierPublicKey, other: Any) -> tuple[np.ndarray, Any] 
     return None
 
 
-def _times_plain_factor(pk: PaillierPublicKey, rows: np.ndarray, mabs: np.ndarray,
-                        neg: np.ndarray) -> np.ndarray:
+def _times_plain_factor(
+    pk: PaillierPublicKey, rows: np.ndarray, mabs: np.ndarray, neg: np.ndarray
+) -> np.ndarray:
     """rows * g^(+-|m|) mod n^2: homomorphic addition of plaintexts (no randomness)."""
     out = np.empty((rows.shape[0], pk._limb("n2").size), np.uint64)
     if out.shape[0]:  # mode 3: the "obfuscator" is the existing ciphertext row
-        _k.encrypt(3, pk._limb("n"), pk._limb("n2"), np.ascontiguousarray(rows),
-                   np.ascontiguousarray(mabs), np.ascontiguousarray(neg, dtype=np.uint8), True,
-                   out, None, 0, None, _threads())
+        _k.encrypt(
+            3,
+            pk._limb("n"),
+            pk._limb("n2"),
+            np.ascontiguousarray(rows),
+            np.ascontiguousarray(mabs),
+            np.ascontiguousarray(neg, dtype=np.uint8),
+            True,
+            out,
+            None,
+            0,
+            None,
+            _threads(),
+        )
     return out
 
 
@@ -1903,8 +2060,7 @@ def _matmul(enc: EncryptedArray, other: Any, *, encrypted_left: bool) -> Any:
         e3 = mabs if w.ndim == 2 else mabs[:, None]
         n3 = neg if w.ndim == 2 else neg[:, None]
         if c3.shape[1] != e3.shape[0]:
-            raise ValueError(f"matmul: mismatch in core dimension ({c3.shape[1]} vs "
-                             f"{e3.shape[0]})")
+            raise ValueError(f"matmul: mismatch in core dimension ({c3.shape[1]} vs {e3.shape[0]})")
         out_shape = (c3.shape[0], e3.shape[1])
         squeeze = [enc.ndim == 1, w.ndim == 1]
     else:
@@ -1915,16 +2071,21 @@ def _matmul(enc: EncryptedArray, other: Any, *, encrypted_left: bool) -> Any:
         e3 = np.swapaxes(wm, 0, 1)  # (K, M, L)
         n3 = np.swapaxes(neg if w.ndim == 2 else neg[None], 0, 1)
         if c3.shape[1] != e3.shape[0]:
-            raise ValueError(f"matmul: mismatch in core dimension ({e3.shape[0]} vs "
-                             f"{c3.shape[1]})")
+            raise ValueError(f"matmul: mismatch in core dimension ({e3.shape[0]} vs {c3.shape[1]})")
         out_shape = (c3.shape[0], e3.shape[1])  # (J, M): transposed below
         squeeze = [w.ndim == 1, enc.ndim == 1]
     out = np.empty((*out_shape, width), np.uint64)
     bad = np.zeros(out_shape, np.uint8)
     if out.size:
-        nbad = _k.matpow(np.ascontiguousarray(c3), np.ascontiguousarray(e3),
-                         np.ascontiguousarray(n3, dtype=np.uint8), pk._limb("n2"), out, bad,
-                         _threads())
+        nbad = _k.matpow(
+            np.ascontiguousarray(c3),
+            np.ascontiguousarray(e3),
+            np.ascontiguousarray(n3, dtype=np.uint8),
+            pk._limb("n2"),
+            out,
+            bad,
+            _threads(),
+        )
         if nbad:
             raise ValueError("a ciphertext is not invertible mod n**2 (not coprime to n)")
     if not encrypted_left:
@@ -1933,6 +2094,7 @@ def _matmul(enc: EncryptedArray, other: Any, *, encrypted_left: bool) -> Any:
     res_shape = tuple(s for s, drop in zip(out.shape[:2], squeeze, strict=True) if not drop)
     out = out.reshape(*res_shape, width)
     if not res_shape:
-        return EncryptedNumber._make(pk, _from_limbs(out.reshape(1, width))[0],
-                                     target + wexp, False)
+        return EncryptedNumber._make(
+            pk, _from_limbs(out.reshape(1, width))[0], target + wexp, False
+        )
     return EncryptedArray._wrap(pk, out, exps.reshape(res_shape), False)

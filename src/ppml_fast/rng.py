@@ -19,6 +19,7 @@ the parent's next output (:func:`children`; for AES-CTR a fresh 128-bit key per 
 The blocks do not depend on the thread count, so a seeded call returns the same array on
 one thread or many; and no block replays the parent or a numpy ``jumped`` copy of it.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -150,12 +151,13 @@ def children(bg: np.random.BitGenerator, n: int) -> list[np.random.BitGenerator]
     """
     if isinstance(bg, AESCounter):
         words = bg.random_raw(2 * n)
-        return [AESCounter(key=int(words[2 * i]) | (int(words[2 * i + 1]) << 64))
-                for i in range(n)]
+        return [AESCounter(key=int(words[2 * i]) | (int(words[2 * i + 1]) << 64)) for i in range(n)]
     try:
         words = bg.random_raw(4 * n)
-        return [type(bg)(np.random.SeedSequence([int(w) for w in words[4 * i: 4 * i + 4]]))
-                for i in range(n)]
+        return [
+            type(bg)(np.random.SeedSequence([int(w) for w in words[4 * i : 4 * i + 4]]))
+            for i in range(n)
+        ]
     except TypeError:
         return None
 

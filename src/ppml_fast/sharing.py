@@ -30,6 +30,7 @@ Results are uint64 arrays (a numpy uint64 scalar when every operand is a scalar)
 takes a writeable uint64 array of the result's shape. Kernels use every core and release
 the GIL; results do not depend on the thread count (modular arithmetic is exact).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -186,10 +187,14 @@ def _native_binop(
     dest = _out(out, shape)
     # Write straight into out when it is contiguous and either apart from the operands
     # or exactly one of them (element i depends only on element i); else through a copy.
-    direct = dest is not None and dest.flags.c_contiguous and all(
-        not np.may_share_memory(dest, v) or (v.flags.c_contiguous and v.shape == shape
-                                             and _same_buffer(dest, v))
-        for v in (a, b)
+    direct = (
+        dest is not None
+        and dest.flags.c_contiguous
+        and all(
+            not np.may_share_memory(dest, v)
+            or (v.flags.c_contiguous and v.shape == shape and _same_buffer(dest, v))
+            for v in (a, b)
+        )
     )
     res = dest if direct else _fresh(shape)
     assert res is not None
@@ -339,8 +344,9 @@ def inv(a: Any, *, modulus: int | None = None) -> Any:
     return res[()] if scalar else res
 
 
-def matmul(a: Any, b: Any, *, modulus: int | None = None,
-           out: np.ndarray | None = None) -> np.ndarray:
+def matmul(
+    a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
     """Matrix product ``a @ b`` modulo m, for 2-D (n, k) @ (k, m) operands.
 
     Mod 2**64: a native register-blocked kernel on all cores (AVX-512DQ ``vpmullq`` when
@@ -380,7 +386,7 @@ def _matmul_field(x: np.ndarray, y: np.ndarray, p: int, res: np.ndarray, nthread
     coef = np.array([builtins.pow(2, _LIMB * s, p) for s in range(2 * nlimbs - 1)], dtype=_U64)
     mask = np.uint64((1 << _LIMB) - 1)
     for k0 in range(0, x.shape[1], _KBLOCK):
-        xs, ys = x[:, k0:k0 + _KBLOCK], y[k0:k0 + _KBLOCK]
+        xs, ys = x[:, k0 : k0 + _KBLOCK], y[k0 : k0 + _KBLOCK]
         # stacked limbs: one BLAS product gives every block x_i @ y_j at once
         xl = np.concatenate(
             [((xs >> np.uint64(_LIMB * i)) & mask).astype(np.float64) for i in range(nlimbs)]
@@ -409,8 +415,9 @@ def _uniform(gen: np.random.Generator, shape: tuple[int, ...], p: int) -> np.nda
     return out
 
 
-def additive_share(x: Any, n_parties: int, *, modulus: int | None = None,
-                   rng: Any = None) -> np.ndarray:
+def additive_share(
+    x: Any, n_parties: int, *, modulus: int | None = None, rng: Any = None
+) -> np.ndarray:
     """Split ``x`` into ``n_parties`` additive shares: uniform ``s_1 .. s_{n-1}`` and
     ``s_n = x - (s_1 + ... + s_{n-1})`` mod m; any ``n - 1`` of them are independent of
     ``x``. Returns shape ``(n_parties, *x.shape)``, uint64.
@@ -441,8 +448,9 @@ def additive_reconstruct(shares: Any, *, modulus: int | None = None) -> Any:
     return sum(s, axis=0, modulus=modulus)
 
 
-def shamir_share(x: Any, n_parties: int, threshold: int, *, p: int = MERSENNE61,
-                 rng: Any = None) -> np.ndarray:
+def shamir_share(
+    x: Any, n_parties: int, threshold: int, *, p: int = MERSENNE61, rng: Any = None
+) -> np.ndarray:
     """Shamir's (t, n) sharing over Z_p: shares ``f(1), ..., f(n)`` of a uniformly random
     polynomial ``f`` of degree ``t - 1`` with ``f(0) = x``, one polynomial per secret.
 
@@ -467,8 +475,7 @@ def shamir_share(x: Any, n_parties: int, threshold: int, *, p: int = MERSENNE61,
         # coefficients drawn inside the kernel, per block of secrets, from fixed blocks of
         # the stream: never a (t - 1) x N array in memory
         with split(gen, v.size) as (bit_generators, block):
-            _k.shamir_fill(v, t, n, q, bit_generators, block, shares,
-                           _config.get_num_threads())
+            _k.shamir_fill(v, t, n, q, bit_generators, block, shares, _config.get_num_threads())
     return shares.reshape((n, *np.shape(x)))
 
 
@@ -486,8 +493,14 @@ def _lagrange_at_zero(points: tuple[int, ...], p: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def shamir_reconstruct(shares: Any, points: Any, *, p: int = MERSENNE61,
-                       threshold: int | None = None, check: bool = False) -> Any:
+def shamir_reconstruct(
+    shares: Any,
+    points: Any,
+    *,
+    p: int = MERSENNE61,
+    threshold: int | None = None,
+    check: bool = False,
+) -> Any:
     """The secrets from Shamir shares ``shares[j] = f(points[j])`` by Lagrange
     interpolation at 0 (coefficients computed once per point set, then one weighted sum
     vectorised over the secrets).
@@ -531,8 +544,7 @@ def _combine(s: np.ndarray, lam: tuple[int, ...], q: int) -> Any:
     """Σ_j lam[j] * s[j] mod q over the stacked shares (already range-checked)."""
     rows = np.ascontiguousarray(s.reshape(s.shape[0], -1))
     res = _fresh(rows.shape[1])
-    if res.size and _k.lincomb(rows, np.array(lam, dtype=_U64), res, q,
-                               _config.get_num_threads()):
+    if res.size and _k.lincomb(rows, np.array(lam, dtype=_U64), res, q, _config.get_num_threads()):
         _range_error(rows, "shares", q)
     out = res.reshape(s.shape[1:])
     return out[()] if out.ndim == 0 else out
@@ -631,8 +643,15 @@ class BeaverTriple(NamedTuple):
     c: np.ndarray
 
 
-def beaver_triples(shape: Any, n_parties: int, *, op: str = "mul", shape_b: Any = None,
-                   modulus: int | None = None, rng: Any = None) -> BeaverTriple:
+def beaver_triples(
+    shape: Any,
+    n_parties: int,
+    *,
+    op: str = "mul",
+    shape_b: Any = None,
+    modulus: int | None = None,
+    rng: Any = None,
+) -> BeaverTriple:
     """A trusted dealer's multiplication triple, shared additively among ``n_parties``.
 
     ``op="mul"``: ``a``, ``b`` of ``shape``, ``c = a * b``. ``op="matmul"``: ``a`` of
@@ -665,8 +684,9 @@ def beaver_triples(shape: Any, n_parties: int, *, op: str = "mul", shape_b: Any 
     return BeaverTriple(*(additive_share(v, n, modulus=modulus, rng=gen) for v in (a, b, c)))
 
 
-def _beaver_open(x_shares: Any, y_shares: Any, triple: BeaverTriple,
-                 modulus: int | None) -> tuple[Any, Any]:
+def _beaver_open(
+    x_shares: Any, y_shares: Any, triple: BeaverTriple, modulus: int | None
+) -> tuple[Any, Any]:
     """Check the shares against the triple; open ε = x - a and δ = y - b."""
     p = _modulus(modulus)
     xs, ys = _operand(x_shares, "x_shares", p), _operand(y_shares, "y_shares", p)
@@ -680,29 +700,41 @@ def _beaver_open(x_shares: Any, y_shares: Any, triple: BeaverTriple,
     return eps, dlt
 
 
-def beaver_mul(x_shares: Any, y_shares: Any, triple: BeaverTriple, *,
-               modulus: int | None = None) -> np.ndarray:
+def beaver_mul(
+    x_shares: Any, y_shares: Any, triple: BeaverTriple, *, modulus: int | None = None
+) -> np.ndarray:
     """Shares of ``x * y`` (elementwise) from shares of ``x`` and ``y`` and a triple:
     the parties open ``ε = x - a`` and ``δ = y - b``; party i keeps
     ``c_i + ε b_i + δ a_i`` and party 0 adds ``ε δ`` (Beaver 1991). In fixed point the
     product has twice the fractional bits: truncate it (:func:`truncate_2pc`)."""
     eps, dlt = _beaver_open(x_shares, y_shares, triple, modulus)
-    z = add(triple.c, add(mul(eps, triple.b, modulus=modulus),
-                          mul(dlt, triple.a, modulus=modulus), modulus=modulus), modulus=modulus)
+    z = add(
+        triple.c,
+        add(
+            mul(eps, triple.b, modulus=modulus),
+            mul(dlt, triple.a, modulus=modulus),
+            modulus=modulus,
+        ),
+        modulus=modulus,
+    )
     z[0] = add(z[0], mul(eps, dlt, modulus=modulus), modulus=modulus)
     return z
 
 
-def beaver_matmul(x_shares: Any, y_shares: Any, triple: BeaverTriple, *,
-                  modulus: int | None = None) -> np.ndarray:
+def beaver_matmul(
+    x_shares: Any, y_shares: Any, triple: BeaverTriple, *, modulus: int | None = None
+) -> np.ndarray:
     """Shares of ``x @ y`` from shares of ``x`` (n, k) and ``y`` (k, m) and a matmul
     triple: open ``ε = x - a``, ``δ = y - b``; party i keeps ``c_i + ε @ b_i + a_i @ δ``
     and party 0 adds ``ε @ δ``."""
     eps, dlt = _beaver_open(x_shares, y_shares, triple, modulus)
     z = np.empty(triple.c.shape, dtype=_U64)
     for i in range(triple.c.shape[0]):
-        t = add(matmul(eps, triple.b[i], modulus=modulus),
-                matmul(triple.a[i], dlt, modulus=modulus), modulus=modulus)
+        t = add(
+            matmul(eps, triple.b[i], modulus=modulus),
+            matmul(triple.a[i], dlt, modulus=modulus),
+            modulus=modulus,
+        )
         z[i] = add(triple.c[i], t, modulus=modulus)
     z[0] = add(z[0], matmul(eps, dlt, modulus=modulus), modulus=modulus)
     return z
@@ -780,15 +812,23 @@ class SecretTensor:
 
     __array_priority__ = 100  # numpy defers to SecretTensor's reflected operators
 
-    def __init__(self, shares: Any, *, modulus: int | None = None,
-                 frac_bits: int | None = 16, rng: Any = None) -> None:
+    def __init__(
+        self,
+        shares: Any,
+        *,
+        modulus: int | None = None,
+        frac_bits: int | None = 16,
+        rng: Any = None,
+    ) -> None:
         self.modulus = modulus
         p = _modulus(modulus)
         if frac_bits is not None:
             frac_bits = _frac_bits(frac_bits)
             if p:
-                raise ValueError("fixed point (frac_bits) is supported in the ring "
-                                 "(modulus=None) only; use frac_bits=None in a field")
+                raise ValueError(
+                    "fixed point (frac_bits) is supported in the ring "
+                    "(modulus=None) only; use frac_bits=None in a field"
+                )
         self.frac_bits = frac_bits
         self.shares = _operand(shares, "shares", p)
         if self.shares.ndim < 1:
@@ -799,13 +839,24 @@ class SecretTensor:
 
     # construction and opening
     @classmethod
-    def share(cls, x: Any, n_parties: int, *, modulus: int | None = None,
-              frac_bits: int | None = 16, rng: Any = None) -> SecretTensor:
+    def share(
+        cls,
+        x: Any,
+        n_parties: int,
+        *,
+        modulus: int | None = None,
+        frac_bits: int | None = 16,
+        rng: Any = None,
+    ) -> SecretTensor:
         """Share a plaintext (reals for fixed point, integers with ``frac_bits=None``)."""
         enc = _encode_plain(x, frac_bits, modulus)
         gen = resolve_for_dp(rng)  # one stream for the shares and everything after
-        return cls(additive_share(enc, n_parties, modulus=modulus, rng=gen),
-                   modulus=modulus, frac_bits=frac_bits, rng=gen)
+        return cls(
+            additive_share(enc, n_parties, modulus=modulus, rng=gen),
+            modulus=modulus,
+            frac_bits=frac_bits,
+            rng=gen,
+        )
 
     def reveal(self) -> Any:
         """Open the tensor: the sum of the shares, decoded."""
@@ -829,12 +880,14 @@ class SecretTensor:
         return self._like(np.ascontiguousarray(self.shares.transpose(axes)))
 
     def _like(self, shares: np.ndarray) -> SecretTensor:
-        return SecretTensor(shares, modulus=self.modulus, frac_bits=self.frac_bits,
-                            rng=self._rng)
+        return SecretTensor(shares, modulus=self.modulus, frac_bits=self.frac_bits, rng=self._rng)
 
     def _check_peer(self, other: SecretTensor) -> None:
         if (other.modulus, other.frac_bits, other.n_parties) != (
-                self.modulus, self.frac_bits, self.n_parties):
+            self.modulus,
+            self.frac_bits,
+            self.n_parties,
+        ):
             raise ValueError("SecretTensors must share modulus, frac_bits and n_parties")
 
     def _plain(self, other: Any) -> np.ndarray:
@@ -897,8 +950,9 @@ class SecretTensor:
             self._check_peer(other)
             shape = np.broadcast_shapes(self.shape, other.shape)
             t = beaver_triples(shape, self.n_parties, modulus=m, rng=self._rng)
-            return self._truncate(beaver_mul(self._expand(shape), other._expand(shape), t,
-                                             modulus=m))
+            return self._truncate(
+                beaver_mul(self._expand(shape), other._expand(shape), t, modulus=m)
+            )
         plain = self._plain(other)
         shape = np.broadcast_shapes(self.shape, plain.shape)
         return self._truncate(mul(self._expand(shape), plain[None], modulus=m))
@@ -910,8 +964,14 @@ class SecretTensor:
         if isinstance(other, SecretTensor):
             self._check_peer(other)
             a, b = _as_2d(self.shares, left=True), _as_2d(other.shares, left=False)
-            t = beaver_triples(a.shape[1:], self.n_parties, op="matmul",
-                               shape_b=b.shape[1:], modulus=m, rng=self._rng)
+            t = beaver_triples(
+                a.shape[1:],
+                self.n_parties,
+                op="matmul",
+                shape_b=b.shape[1:],
+                modulus=m,
+                rng=self._rng,
+            )
             z = beaver_matmul(a, b, t, modulus=m)
         else:
             pb = _as_2d(self._plain(other)[None], left=False)[0]

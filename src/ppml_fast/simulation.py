@@ -40,6 +40,7 @@ randomness are always secure. The ε reported for DP-SGD is example-level DP for
 client's data (the worst client's ε, ignoring the amplification from client sampling);
 for DP-FedAvg it is client-level DP.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -204,7 +205,7 @@ class LogisticRegression(_Classifier):
                 f"got {params.size}"
             )
         k = params.size // (d + 1)
-        return params[: d * k].reshape(d, k), params[d * k:]
+        return params[: d * k].reshape(d, k), params[d * k :]
 
     def logits(self, params: np.ndarray, X: np.ndarray) -> np.ndarray:
         """``X W + b``: ``(B, K)`` (``(B, 1)`` for the binary model)."""
@@ -236,9 +237,7 @@ class LogisticRegression(_Classifier):
         n = max(x.shape[0], 1)
         return np.concatenate([(x.T @ r).ravel(), r.sum(axis=0)]) / n
 
-    def per_example_gradients(
-        self, params: np.ndarray, X: np.ndarray, y: np.ndarray
-    ) -> np.ndarray:
+    def per_example_gradients(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Each example's gradient of its own cross-entropy, shape ``(B, P)``."""
         x, labels = _check_xy(X, y)
         assert labels is not None
@@ -247,7 +246,7 @@ class LogisticRegression(_Classifier):
         b, d, k = x.shape[0], x.shape[1], r.shape[1]
         out = np.empty((b, p.size))
         _outer_into(out[:, : d * k], x, r)
-        out[:, d * k:] = r
+        out[:, d * k :] = r
         return out
 
 
@@ -281,9 +280,9 @@ class MLP(_Classifier):
         gen = _rng.resolve(rng)
         h = self.hidden
         a1, a2 = math.sqrt(6.0 / (d + h)), math.sqrt(6.0 / (h + k))
-        return np.concatenate([
-            gen.uniform(-a1, a1, d * h), np.zeros(h), gen.uniform(-a2, a2, h * k), np.zeros(k)
-        ])
+        return np.concatenate(
+            [gen.uniform(-a1, a1, d * h), np.zeros(h), gen.uniform(-a2, a2, h * k), np.zeros(k)]
+        )
 
     def _split(self, params: np.ndarray, d: int) -> tuple[np.ndarray, ...]:
         h = self.hidden
@@ -298,7 +297,7 @@ class MLP(_Classifier):
         parts = []
         for shape in ((d, h), (h,), (h, k), (k,)):
             size = math.prod(shape)
-            parts.append(params[i: i + size].reshape(shape))
+            parts.append(params[i : i + size].reshape(shape))
             i += size
         return tuple(parts)
 
@@ -336,13 +335,12 @@ class MLP(_Classifier):
         assert labels is not None
         a, da, r = self._backward(_check_params(params), x, labels)
         n = max(x.shape[0], 1)
-        return np.concatenate([
-            (x.T @ da).ravel(), da.sum(axis=0), (a.T @ r).ravel(), r.sum(axis=0)
-        ]) / n
+        return (
+            np.concatenate([(x.T @ da).ravel(), da.sum(axis=0), (a.T @ r).ravel(), r.sum(axis=0)])
+            / n
+        )
 
-    def per_example_gradients(
-        self, params: np.ndarray, X: np.ndarray, y: np.ndarray
-    ) -> np.ndarray:
+    def per_example_gradients(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Each example's gradient of its own cross-entropy, shape ``(B, P)``."""
         x, labels = _check_xy(X, y)
         assert labels is not None
@@ -352,10 +350,10 @@ class MLP(_Classifier):
         out = np.empty((b, p.size))
         i = d * h
         _outer_into(out[:, :i], x, da)
-        out[:, i: i + h] = da
+        out[:, i : i + h] = da
         i += h
-        _outer_into(out[:, i: i + h * k], a, r)
-        out[:, i + h * k:] = r
+        _outer_into(out[:, i : i + h * k], a, r)
+        out[:, i + h * k :] = r
         return out
 
 
@@ -640,7 +638,7 @@ def _client_update(task: _ClientTask) -> _ClientResult:
         for _ in range(task.epochs):
             order = gen.permutation(n)
             for start in range(0, n, task.batch_size):
-                batch = order[start: start + task.batch_size]
+                batch = order[start : start + task.batch_size]
                 params -= task.lr * model.gradient(params, X[batch], y[batch])
                 steps += 1
         q = None
@@ -652,8 +650,12 @@ def _client_update(task: _ClientTask) -> _ClientResult:
             batch = np.flatnonzero(gen.random(n) < q)
             grads = model.per_example_gradients(params, X[batch], y[batch])
             step = clipping.dp_aggregate(
-                grads, task.dp.max_grad_norm, task.dp.noise_multiplier, rng=gen,
-                expected_batch_size=expected, sample_rate=q,
+                grads,
+                task.dp.max_grad_norm,
+                task.dp.noise_multiplier,
+                rng=gen,
+                expected_batch_size=expected,
+                sample_rate=q,
             )
             params -= task.lr * step.gradient
     update = params - task.params
@@ -808,12 +810,15 @@ class _Server:
             return _Outcome(mean, len(results), sent)
         if isinstance(agg, DPFedAvg):
             assert self.accountant is not None
-            updates = (np.stack([r.update for r in results]) if results
-                       else np.zeros((0, self.dim)))
+            updates = np.stack([r.update for r in results]) if results else np.zeros((0, self.dim))
             expected = self.fraction * self.n_clients
             out = aggregation.dp_fedavg(
-                updates, agg.clip_norm, agg.noise_multiplier, rng=gen,
-                sample_rate=self.fraction, expected_clients=expected,
+                updates,
+                agg.clip_norm,
+                agg.noise_multiplier,
+                rng=gen,
+                sample_rate=self.fraction,
+                expected_clients=expected,
             )
             self.accountant.step(**out.accounting)
             return _Outcome(np.asarray(out.update), len(results), sent)
@@ -824,22 +829,29 @@ class _Server:
         return _Outcome(plain / denom, len(results), sent)
 
     def _secure(
-        self, agg: SecureAggregation, results: list[_ClientResult],
+        self,
+        agg: SecureAggregation,
+        results: list[_ClientResult],
         gen: np.random.Generator | None,
     ) -> _Outcome:
         """SecAgg(+) of the results, each sampled client dropping with rate ``dropout``."""
         m = len(results)
         dropped = (
-            np.flatnonzero(_rng.resolve(gen).random(m) < agg.dropout) if agg.dropout else
-            np.zeros(0, np.int64)
+            np.flatnonzero(_rng.resolve(gen).random(m) < agg.dropout)
+            if agg.dropout
+            else np.zeros(0, np.int64)
         )
         k = agg.neighbors
         if isinstance(k, int) and k >= m - 1:
             k = None
         try:
             out = aggregation.secure_aggregate(
-                np.stack([r.update for r in results]), clip=agg.clip, frac_bits=agg.frac_bits,
-                threshold=agg.threshold, neighbors=k, dropout=[int(i) for i in dropped],
+                np.stack([r.update for r in results]),
+                clip=agg.clip,
+                frac_bits=agg.frac_bits,
+                threshold=agg.threshold,
+                neighbors=k,
+                dropout=[int(i) for i in dropped],
                 rng=gen,
             )
         except aggregation.SecAggError:
@@ -967,7 +979,14 @@ def run_simulation(
             chosen = server.sample(gen)
             tasks = [
                 _ClientTask(
-                    mdl, params, X[parts[c]], y[parts[c]], epochs, bsize, step, dp_sgd,
+                    mdl,
+                    params,
+                    X[parts[c]],
+                    y[parts[c]],
+                    epochs,
+                    bsize,
+                    step,
+                    dp_sgd,
                     _child(master, _CLIENT, r, int(c)),
                     server.client_scale(float(counts[c])),
                     server.public_key,
@@ -979,9 +998,7 @@ def run_simulation(
             futures = [pool.submit(_client_update, t) for t in tasks]
             results = [f.result() for f in futures]
             t1 = time.perf_counter()
-            outcome = server.aggregate(
-                results, counts[chosen], gen if master is not None else None
-            )
+            outcome = server.aggregate(results, counts[chosen], gen if master is not None else None)
             t2 = time.perf_counter()
             if outcome.mean is not None:
                 params = params + outcome.mean
@@ -991,20 +1008,29 @@ def run_simulation(
                     acct = client_accountants.setdefault(int(c), accounting.RDPAccountant())
                     assert res.sample_rate is not None
                     for _ in range(res.steps):
-                        acct.step(noise_multiplier=dp_sgd.noise_multiplier,
-                                  sample_rate=res.sample_rate)
+                        acct.step(
+                            noise_multiplier=dp_sgd.noise_multiplier, sample_rate=res.sample_rate
+                        )
                 eps, acc_hist = _worst(client_accountants, dp_sgd.delta)
             elif isinstance(agg, DPFedAvg):
                 assert server.accountant is not None
                 eps = server.accountant.get_epsilon(agg.delta)
                 acc_hist = tuple(server.accountant.history)
-            history.append(RoundRecord(
-                round=r + 1, clients=len(chosen), survivors=outcome.survivors,
-                train_loss=mdl.loss(params, X, y),
-                test_accuracy=mdl.accuracy(params, data.X_test, data.y_test),
-                epsilon=eps, bytes_per_client=outcome.bytes_per_client, client_s=t1 - t0,
-                aggregation_s=t2 - t1, aborted=outcome.mean is None, accounting=acc_hist,
-            ))
+            history.append(
+                RoundRecord(
+                    round=r + 1,
+                    clients=len(chosen),
+                    survivors=outcome.survivors,
+                    train_loss=mdl.loss(params, X, y),
+                    test_accuracy=mdl.accuracy(params, data.X_test, data.y_test),
+                    epsilon=eps,
+                    bytes_per_client=outcome.bytes_per_client,
+                    client_s=t1 - t0,
+                    aggregation_s=t2 - t1,
+                    aborted=outcome.mean is None,
+                    accounting=acc_hist,
+                )
+            )
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(acc=f"{history[-1].test_accuracy:.3f}")
@@ -1048,7 +1074,10 @@ def _check_data(data: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _partition(
-    y: np.ndarray, clients: int | None, alpha: float | None, partition: Any,
+    y: np.ndarray,
+    clients: int | None,
+    alpha: float | None,
+    partition: Any,
     gen: np.random.Generator,
 ) -> list[np.ndarray]:
     if partition is not None:
@@ -1086,8 +1115,9 @@ def plot(history: SimulationResult | Sequence[RoundRecord], path: str | os.PathL
     recs = history.history if isinstance(history, SimulationResult) else list(history)
     rounds = [r.round for r in recs]
     private = any(r.epsilon is not None for r in recs)
-    fig, axes = plt.subplots(1, 2 if private else 1, figsize=(10 if private else 5, 3.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2 if private else 1, figsize=(10 if private else 5, 3.5), squeeze=False
+    )
     axes[0, 0].plot(rounds, [r.test_accuracy for r in recs], marker="o")
     axes[0, 0].set(xlabel="round", ylabel="test accuracy")
     if private:

@@ -24,6 +24,7 @@ Security
 Floating-point Laplace noise is vulnerable to Mironov's (2012) attack. A seeded ``rng`` is
 for tests only (it warns once per process).
 """
+
 from __future__ import annotations
 
 import math
@@ -57,9 +58,9 @@ def _records(x: Any, axis: Any) -> tuple[np.ndarray, tuple[int, ...], int]:
     axis %= arr.ndim
     arr = np.ascontiguousarray(arr)
     outer = math.prod(arr.shape[:axis])
-    inner = math.prod(arr.shape[axis + 1:])
+    inner = math.prod(arr.shape[axis + 1 :])
     n = arr.shape[axis]
-    return arr.reshape(outer, n, inner), arr.shape[:axis] + arr.shape[axis + 1:], n
+    return arr.reshape(outer, n, inner), arr.shape[:axis] + arr.shape[axis + 1 :], n
 
 
 def _clipped_sums(x3: np.ndarray, lo: float, hi: float, shift: float) -> np.ndarray:
@@ -308,4 +309,3 @@ def dp_histogram(
     noisy = _laplace(counts.astype(np.float64), 1.0 / epsilon, gen)
     edges = np.linspace(lo, hi, bins + 1)
     return noisy, edges
-

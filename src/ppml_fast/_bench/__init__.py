@@ -5,6 +5,7 @@ list[Case]``; :data:`AREAS` lists them in table order. A case times the referenc
 pure-numpy oracle or numpy's own sampler), the native kernel and any peer library that
 is installed, on the same inputs, and reports the ratios.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -13,8 +14,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-AREAS = ["noise", "discrete", "mechanisms", "stats", "accounting", "clipping", "sharing",
-         "paillier", "aggregation", "secagg", "simulation"]
+AREAS = [
+    "noise",
+    "discrete",
+    "mechanisms",
+    "stats",
+    "accounting",
+    "clipping",
+    "sharing",
+    "paillier",
+    "aggregation",
+    "secagg",
+    "simulation",
+]
 
 
 @dataclass

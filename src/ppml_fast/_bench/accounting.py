@@ -17,6 +17,7 @@ target, so it has two rows: one against Opacus' PRV accountant and one against
 dp_accounting's PLD accountant (a different discretisation of the same privacy loss,
 with its default ``value_discretization_interval`` of 1e-4).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -72,8 +73,13 @@ def _rdp_epsilon(mod: Any) -> tuple[float, float]:
 
 
 def _calibrate(get_noise_multiplier: Callable[..., float]) -> Call:
-    return partial(get_noise_multiplier, target_epsilon=TARGET_EPSILON, target_delta=DELTA,
-                   sample_rate=Q, steps=STEPS)
+    return partial(
+        get_noise_multiplier,
+        target_epsilon=TARGET_EPSILON,
+        target_delta=DELTA,
+        sample_rate=Q,
+        steps=STEPS,
+    )
 
 
 def _prv(accountant: Any, query: str, value: float) -> float:
@@ -91,8 +97,11 @@ def _opacus() -> dict[str, Any]:
         from opacus.accountants.utils import get_noise_multiplier
     except ImportError:
         return {}
-    return {"rdp": rdp, "get_noise_multiplier": get_noise_multiplier,
-            "PRVAccountant": PRVAccountant}
+    return {
+        "rdp": rdp,
+        "get_noise_multiplier": get_noise_multiplier,
+        "PRVAccountant": PRVAccountant,
+    }
 
 
 def _pld(query: str, value: float) -> Call | None:
@@ -103,7 +112,8 @@ def _pld(query: str, value: float) -> Call | None:
     except ImportError:
         return None
     event = dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(Q, dp_accounting.GaussianDpEvent(SIGMA)), STEPS)
+        dp_accounting.PoissonSampledDpEvent(Q, dp_accounting.GaussianDpEvent(SIGMA)), STEPS
+    )
 
     def call() -> float:
         acc = PLDAccountant()
@@ -122,49 +132,64 @@ def cases(full: bool) -> list[Case]:
     """The five rows (the same with and without ``full``: one setting, the issue's)."""
     opacus = _opacus()
     ref_rdp = _ref if _reference("compute_rdp") and _reference("get_privacy_spent") else None
-    out = [Case(
-        "compute_rdp + get_privacy_spent (151 orders)", SIZE,
-        native=_quiet(_clearing(partial(_rdp_epsilon, accounting))),
-        reference=None if ref_rdp is None else _quiet(partial(_rdp_epsilon, ref_rdp)),
-        reference_name="Python oracle",
-        peers={"opacus": _quiet(partial(_rdp_epsilon, opacus["rdp"]))} if opacus else {},
-        target=Target("vs opacus", 20, "≥20× Opacus"),
-    )]
+    out = [
+        Case(
+            "compute_rdp + get_privacy_spent (151 orders)",
+            SIZE,
+            native=_quiet(_clearing(partial(_rdp_epsilon, accounting))),
+            reference=None if ref_rdp is None else _quiet(partial(_rdp_epsilon, ref_rdp)),
+            reference_name="Python oracle",
+            peers={"opacus": _quiet(partial(_rdp_epsilon, opacus["rdp"]))} if opacus else {},
+            target=Target("vs opacus", 20, "≥20× Opacus"),
+        )
+    ]
 
-    out.append(Case(
-        "get_noise_multiplier(target ε=8)", SIZE,
-        native=_quiet(_clearing(_calibrate(accounting.get_noise_multiplier))),
-        peers={"opacus": _quiet(_calibrate(opacus["get_noise_multiplier"]))} if opacus else {},
-        target=Target("vs opacus", 30, "≥30× Opacus"),
-    ))
+    out.append(
+        Case(
+            "get_noise_multiplier(target ε=8)",
+            SIZE,
+            native=_quiet(_clearing(_calibrate(accounting.get_noise_multiplier))),
+            peers={"opacus": _quiet(_calibrate(opacus["get_noise_multiplier"]))} if opacus else {},
+            target=Target("vs opacus", 30, "≥30× Opacus"),
+        )
+    )
 
     def prv(accountant: Any, query: str, value: float) -> Call:
         return _quiet(partial(_prv, accountant, query, value))
 
     ref_epsilon, ref_delta = _reference("prv_epsilon"), _reference("prv_delta")
     native_epsilon = prv(accounting.PRVAccountant, "get_epsilon", DELTA)
-    out.append(Case(
-        "PRV get_epsilon (eps_error 0.01)", SIZE,
-        native=native_epsilon,
-        reference=None if ref_epsilon is None else partial(ref_epsilon, Q, SIGMA, STEPS, DELTA),
-        reference_name="Python oracle",
-        peers={"opacus": prv(opacus["PRVAccountant"], "get_epsilon", DELTA)} if opacus else {},
-        target=Target("vs opacus", 10, "≥10× Opacus PRV"),
-    ))
+    out.append(
+        Case(
+            "PRV get_epsilon (eps_error 0.01)",
+            SIZE,
+            native=native_epsilon,
+            reference=None if ref_epsilon is None else partial(ref_epsilon, Q, SIGMA, STEPS, DELTA),
+            reference_name="Python oracle",
+            peers={"opacus": prv(opacus["PRVAccountant"], "get_epsilon", DELTA)} if opacus else {},
+            target=Target("vs opacus", 10, "≥10× Opacus PRV"),
+        )
+    )
     pld_epsilon = _pld("get_epsilon", DELTA)
-    out.append(Case(
-        "PLD/PRV get_epsilon vs dp_accounting", SIZE,
-        native=native_epsilon,
-        peers={} if pld_epsilon is None else {"dp_accounting": _quiet(pld_epsilon)},
-        target=Target("vs dp_accounting", 10, "≥10× dp_accounting PLD"),
-    ))
+    out.append(
+        Case(
+            "PLD/PRV get_epsilon vs dp_accounting",
+            SIZE,
+            native=native_epsilon,
+            peers={} if pld_epsilon is None else {"dp_accounting": _quiet(pld_epsilon)},
+            target=Target("vs dp_accounting", 10, "≥10× dp_accounting PLD"),
+        )
+    )
 
     pld_delta = _pld("get_delta", EPSILON)
-    out.append(Case(
-        f"PRV get_delta(ε={EPSILON})", SIZE,
-        native=prv(accounting.PRVAccountant, "get_delta", EPSILON),
-        reference=None if ref_delta is None else partial(ref_delta, Q, SIGMA, STEPS, EPSILON),
-        reference_name="Python oracle",
-        peers={} if pld_delta is None else {"dp_accounting": _quiet(pld_delta)},
-    ))
+    out.append(
+        Case(
+            f"PRV get_delta(ε={EPSILON})",
+            SIZE,
+            native=prv(accounting.PRVAccountant, "get_delta", EPSILON),
+            reference=None if ref_delta is None else partial(ref_delta, Q, SIGMA, STEPS, EPSILON),
+            reference_name="Python oracle",
+            peers={} if pld_delta is None else {"dp_accounting": _quiet(pld_delta)},
+        )
+    )
     return out

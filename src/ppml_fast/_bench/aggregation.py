@@ -16,6 +16,7 @@
   the issue asks for >= 5x at 10^6 (the target is attached to that row only);
 - the FedProx gradient over 10^7 parameters against the numpy formula.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -79,11 +80,14 @@ def _fedavg(data: _Data, n: int, d: int, dtype: Any) -> Case:
         native=lambda: aggregation.fedavg(x(), w),
         reference=lambda: ref.fedavg_numpy(x(), w),
         reference_name="numpy (w*X).sum",
-        peers={"numpy gemv": lambda: (wd @ x()) / total,
-               "read probe": lambda: _clip_kernels.read_probe(x(), nthreads)},
+        peers={
+            "numpy gemv": lambda: (wd @ x()) / total,
+            "read probe": lambda: _clip_kernels.read_probe(x(), nthreads),
+        },
         nbytes=n * d * np.dtype(dtype).itemsize,
-        target=Target("vs read probe", 1 / 1.5,
-                      "within 1.5x of one read of the matrix (read probe)"),
+        target=Target(
+            "vs read probe", 1 / 1.5, "within 1.5x of one read of the matrix (read probe)"
+        ),
     )
 
 
@@ -102,8 +106,14 @@ def _streaming(data: _Data, n: int, d: int) -> Case:
             acc += wi * row
         return (acc / w.sum()).astype(np.float32)
 
-    return Case("StreamingFedAvg.add x n", _size(n, d), native=native, reference=reference,
-                reference_name="numpy acc += w*x", nbytes=n * d * 4)
+    return Case(
+        "StreamingFedAvg.add x n",
+        _size(n, d),
+        native=native,
+        reference=reference,
+        reference_name="numpy acc += w*x",
+        nbytes=n * d * 4,
+    )
 
 
 def _dp_fedavg(data: _Data, n: int, d: int) -> Case:
@@ -113,8 +123,7 @@ def _dp_fedavg(data: _Data, n: int, d: int) -> Case:
         "dp_fedavg",
         _size(n, d),
         native=lambda: aggregation.dp_fedavg(data.matrix(n, d), 50.0, 1.0, expected_clients=n),
-        reference=lambda: ref.dp_fedavg(data.matrix(n, d), 50.0, 1.0, pcg,
-                                        denominator=float(n)),
+        reference=lambda: ref.dp_fedavg(data.matrix(n, d), 50.0, 1.0, pcg, denominator=float(n)),
         reference_name="numpy clip, sum, noise",
         nbytes=n * d * 4,
     )
@@ -126,13 +135,22 @@ def _robust(data: _Data, n: int, d: int) -> list[Case]:
     if trim_mean is not None:
         trim_ref = lambda: trim_mean(data.matrix(n, d), 0.1, axis=0)  # noqa: E731
     return [
-        Case("coordinate_median", _size(n, d),
-             native=lambda: aggregation.coordinate_median(data.matrix(n, d)),
-             reference=lambda: np.median(data.matrix(n, d), axis=0),
-             reference_name="numpy.median", items=n * d),
-        Case("trimmed_mean 10%", _size(n, d),
-             native=lambda: aggregation.trimmed_mean(data.matrix(n, d), 0.1),
-             reference=trim_ref, reference_name="scipy trim_mean", items=n * d),
+        Case(
+            "coordinate_median",
+            _size(n, d),
+            native=lambda: aggregation.coordinate_median(data.matrix(n, d)),
+            reference=lambda: np.median(data.matrix(n, d), axis=0),
+            reference_name="numpy.median",
+            items=n * d,
+        ),
+        Case(
+            "trimmed_mean 10%",
+            _size(n, d),
+            native=lambda: aggregation.trimmed_mean(data.matrix(n, d), 0.1),
+            reference=trim_ref,
+            reference_name="scipy trim_mean",
+            items=n * d,
+        ),
     ]
 
 
@@ -165,14 +183,22 @@ def _fedprox(data: _Data, size: int) -> Case:
         pair = data.matrix(2, size)
         return ref.fedprox_gradient(data.matrix(1, size)[0], pair[0], pair[1], 0.01)
 
-    return Case("fedprox_gradient", f"{size:.0e} f32", native=native, reference=reference,
-                reference_name="numpy", items=size)
+    return Case(
+        "fedprox_gradient",
+        f"{size:.0e} f32",
+        native=native,
+        reference=reference,
+        reference_name="numpy",
+        items=size,
+    )
 
 
 def cases(full: bool) -> list[Case]:
     data = _Data()
-    out = [_fedavg(data, 1000, 10**5, dt) for dt in ([np.float32, np.float64] if full
-                                                      else [np.float32])]
+    out = [
+        _fedavg(data, 1000, 10**5, dt)
+        for dt in ([np.float32, np.float64] if full else [np.float32])
+    ]
     out += [_streaming(data, 1000, 10**5), _dp_fedavg(data, 1000, 10**5)]
     out += _robust(data, 100, 10**5)
     out += [_krum(data, 100, d) for d in ([10**5, 10**6] if full else [10**5])]

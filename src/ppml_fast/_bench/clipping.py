@@ -16,6 +16,7 @@ The in-place row clips with a threshold that shrinks by 0.1% per call, so that e
 call really rescales every row (a second call at the same threshold would find nothing
 to do); numpy and torch clip the same way.
 """
+
 from __future__ import annotations
 
 import importlib

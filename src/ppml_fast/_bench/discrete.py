@@ -5,6 +5,7 @@ diffprivlib's discrete Gaussian / discrete Laplace (geometric) samplers.
 The oracle and the peers take ~10-30 µs per sample, so they are timed only on the 10^4
 rows, on exactly the same sample count as the native kernel; larger rows are native only.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -72,7 +73,8 @@ def cases(full: bool) -> list[Case]:
                     peers=_peers(kind, p, n),
                     items=n,
                     target=Target("M/s", 10.0, ">= 10^7 samples/s exact")
-                    if (kind, p, n) == ("gaussian", 10, 10**6) else None,
+                    if (kind, p, n) == ("gaussian", 10, 10**6)
+                    else None,
                 )
             )
     return out

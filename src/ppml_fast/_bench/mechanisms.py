@@ -7,6 +7,7 @@ The Laplace and Gaussian rows carry the bare sampler (``noise.laplace`` /
 sampler time / mechanism time, the issue's target being >= 1/1.2 (mechanism within 1.2x
 of the sampler).
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -29,8 +30,11 @@ def _diffprivlib(kind: str, values: np.ndarray) -> dict[str, Any]:
         from diffprivlib.mechanisms import Gaussian, Laplace
     except ImportError:
         return {}
-    mech = (Laplace(epsilon=_EPS, sensitivity=1.0) if kind == "laplace"
-            else Gaussian(epsilon=_EPS, delta=_DELTA, sensitivity=1.0))
+    mech = (
+        Laplace(epsilon=_EPS, sensitivity=1.0)
+        if kind == "laplace"
+        else Gaussian(epsilon=_EPS, delta=_DELTA, sensitivity=1.0)
+    )
     data = values.tolist()
     return {"diffprivlib": lambda: [mech.randomise(v) for v in data]}
 
@@ -47,46 +51,66 @@ def cases(full: bool) -> list[Case]:
         x = np.linspace(-1.0, 1.0, n)
         pcg = np.random.Generator(np.random.PCG64())
         sigma = mechanisms.gaussian_sigma(_EPS, _DELTA)
-        out.append(Case(
-            "laplace_mechanism", f"{n:.0e}",
-            native=partial(mechanisms.laplace_mechanism, x, 1.0, _EPS, rng=secure),
-            reference=partial(ref.laplace_mechanism, x, 1.0, _EPS, rng=pcg),
-            reference_name="numpy PCG64",
-            peers={"bare sampler": partial(noise.laplace, 1.0 / _EPS, n, rng=secure),
-                   **_diffprivlib("laplace", x)},
-            items=n,
-            target=_WITHIN_BARE if n == 10**6 else None,
-        ))
-        out.append(Case(
-            "gaussian_mechanism", f"{n:.0e}",
-            native=partial(mechanisms.gaussian_mechanism, x, 1.0, _EPS, _DELTA, rng=secure),
-            reference=partial(ref.gaussian_mechanism, x, 1.0, _EPS, _DELTA, rng=pcg),
-            reference_name="numpy PCG64",
-            peers={"bare sampler": partial(noise.gaussian, sigma, n, rng=secure),
-                   **_diffprivlib("gaussian", x)},
-            items=n,
-            target=_WITHIN_BARE if n == 10**6 else None,
-        ))
-    shapes = [(1000, 1000), (10**5, 10)] if not full else [(100, 100), (1000, 1000), (10**5, 10),
-                                                           (10, 10**5)]
+        out.append(
+            Case(
+                "laplace_mechanism",
+                f"{n:.0e}",
+                native=partial(mechanisms.laplace_mechanism, x, 1.0, _EPS, rng=secure),
+                reference=partial(ref.laplace_mechanism, x, 1.0, _EPS, rng=pcg),
+                reference_name="numpy PCG64",
+                peers={
+                    "bare sampler": partial(noise.laplace, 1.0 / _EPS, n, rng=secure),
+                    **_diffprivlib("laplace", x),
+                },
+                items=n,
+                target=_WITHIN_BARE if n == 10**6 else None,
+            )
+        )
+        out.append(
+            Case(
+                "gaussian_mechanism",
+                f"{n:.0e}",
+                native=partial(mechanisms.gaussian_mechanism, x, 1.0, _EPS, _DELTA, rng=secure),
+                reference=partial(ref.gaussian_mechanism, x, 1.0, _EPS, _DELTA, rng=pcg),
+                reference_name="numpy PCG64",
+                peers={
+                    "bare sampler": partial(noise.gaussian, sigma, n, rng=secure),
+                    **_diffprivlib("gaussian", x),
+                },
+                items=n,
+                target=_WITHIN_BARE if n == 10**6 else None,
+            )
+        )
+    shapes = (
+        [(1000, 1000), (10**5, 10)]
+        if not full
+        else [(100, 100), (1000, 1000), (10**5, 10), (10, 10**5)]
+    )
     for rows, k in shapes:
         u = np.random.default_rng(0).normal(size=(rows, k))
         pcg = np.random.Generator(np.random.PCG64())
-        out.append(Case(
-            "exponential_mechanism", f"{rows}x{k}",
-            native=partial(mechanisms.exponential_mechanism, u, _EPS, 1.0, rng=secure),
-            reference=partial(ref.exponential_mechanism, u, _EPS, 1.0, rng=pcg),
-            reference_name="softmax + Generator.choice",
-            items=rows * k,
-        ))
+        out.append(
+            Case(
+                "exponential_mechanism",
+                f"{rows}x{k}",
+                native=partial(mechanisms.exponential_mechanism, u, _EPS, 1.0, rng=secure),
+                reference=partial(ref.exponential_mechanism, u, _EPS, 1.0, rng=pcg),
+                reference_name="softmax + Generator.choice",
+                items=rows * k,
+            )
+        )
     n = 10**6 if not full else 10**7
     bits = np.random.default_rng(0).random(n) < 0.5
-    out.append(Case(
-        "randomized_response", f"{n:.0e}",
-        native=partial(mechanisms.randomized_response, bits, _EPS, rng=secure),
-        reference=partial(ref.randomized_response, bits, _EPS,
-                          rng=np.random.Generator(np.random.PCG64())),
-        reference_name="numpy PCG64",
-        items=n,
-    ))
+    out.append(
+        Case(
+            "randomized_response",
+            f"{n:.0e}",
+            native=partial(mechanisms.randomized_response, bits, _EPS, rng=secure),
+            reference=partial(
+                ref.randomized_response, bits, _EPS, rng=np.random.Generator(np.random.PCG64())
+            ),
+            reference_name="numpy PCG64",
+            items=n,
+        )
+    )
     return out

@@ -1,5 +1,6 @@
 """Benchmark rows for the continuous samplers: ppml_fast (secure AES-CTR stream, all
 cores) against numpy's ``Generator(PCG64)`` methods, and OpenDP / diffprivlib when installed."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -21,8 +22,10 @@ def _peers(kind: str, n: int) -> dict:
         import opendp.prelude as dp
 
         dp.enable_features("contrib")
-        space = (dp.vector_domain(dp.atom_domain(T=float, nan=False)),
-                 dp.l1_distance(T=float) if kind == "laplace" else dp.l2_distance(T=float))
+        space = (
+            dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+            dp.l1_distance(T=float) if kind == "laplace" else dp.l2_distance(T=float),
+        )
         make = dp.m.make_laplace if kind == "laplace" else dp.m.make_gaussian
         meas = make(*space, scale=1.0)
         zeros = [0.0] * n
@@ -32,8 +35,11 @@ def _peers(kind: str, n: int) -> dict:
     try:
         from diffprivlib.mechanisms import Gaussian, Laplace
 
-        mech = (Laplace(epsilon=1.0, sensitivity=1.0) if kind == "laplace"
-                else Gaussian(epsilon=0.5, delta=1e-5, sensitivity=1.0))
+        mech = (
+            Laplace(epsilon=1.0, sensitivity=1.0)
+            if kind == "laplace"
+            else Gaussian(epsilon=0.5, delta=1e-5, sensitivity=1.0)
+        )
         peers["diffprivlib"] = lambda: [mech.randomise(0.0) for _ in range(n)]
     except ImportError:
         pass

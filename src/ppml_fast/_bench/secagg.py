@@ -12,6 +12,7 @@ to ``cryptography``'s AES-128-CTR ``update_into`` on one core. When Flower is in
 its SecAgg+ mask code (``pseudo_rand_gen``: numpy RandomState seeded with 32 bits, int64
 arithmetic mod 2^32) runs the same phase as a peer column.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -62,7 +63,7 @@ def native_masked_round(q: np.ndarray, clients: dict, server: tuple) -> np.ndarr
     y = np.empty(q.shape[1], dtype=np.uint64)
     for u, (seeds, signs) in clients.items():
         _secagg.expand_masks(y, seeds, signs, base=q[u])  # client u's masked input
-        total = _secagg._accumulate(total, y)             # the server adds it on arrival
+        total = _secagg._accumulate(total, y)  # the server adds it on arrival
     assert total is not None
     _secagg.expand_masks(total, *server)
     return total
@@ -81,8 +82,9 @@ def cases(full: bool) -> list[Case]:
             dropped = set(gen.choice(n, size=n // 10, replace=False).tolist())
             q = _secagg.quantize(gen.uniform(-1, 1, (n, dim)), 1.0, 16)
             clients, server = _plan(n, k, dropped, 1)
-            state.update(q=q, clients=clients, server=server,
-                         x=gen.uniform(-1, 1, (n, min(dim, 10**5))))
+            state.update(
+                q=q, clients=clients, server=server, x=gen.uniform(-1, 1, (n, min(dim, 10**5)))
+            )
         return state
 
     def native() -> Any:
@@ -96,8 +98,7 @@ def cases(full: bool) -> list[Case]:
     peers: dict[str, Call] = {}
     try:
         flwr_utils = importlib.import_module("flwr.common.secure_aggregation.secaggplus_utils")
-        flwr_arith = importlib.import_module(
-            "flwr.common.secure_aggregation.ndarrays_arithmetic")
+        flwr_arith = importlib.import_module("flwr.common.secure_aggregation.ndarrays_arithmetic")
 
         def flower() -> Any:
             """The same phase with Flower's SecAgg+ mask code (its RandomState PRG seeded
@@ -109,8 +110,11 @@ def cases(full: bool) -> list[Case]:
             def apply(vec: list, seeds: list, signs: list) -> list:
                 for seed, sign in zip(seeds, signs, strict=True):
                     mask = flwr_utils.pseudo_rand_gen(seed, mod, dims)
-                    vec = (flwr_arith.parameters_addition(vec, mask) if sign > 0
-                           else flwr_arith.parameters_subtraction(vec, mask))
+                    vec = (
+                        flwr_arith.parameters_addition(vec, mask)
+                        if sign > 0
+                        else flwr_arith.parameters_subtraction(vec, mask)
+                    )
                 return flwr_arith.parameters_mod(vec, mod)
 
             total = [np.zeros(dim, np.int64)]
@@ -123,18 +127,25 @@ def cases(full: bool) -> list[Case]:
     except ImportError:
         pass
     words = (n - n // 10) * (k + 1) * dim + (n - n // 10) * dim
-    out = [Case(
-        f"secagg+ masked-sum round (k={k}, 10% dropouts)", f"{n} x {dim:.0e}",
-        native=native, reference=reference, reference_name="numpy PCG64 masks",
-        peers=peers, nbytes=8 * words,
-        target=Target("speed-up", 10.0, ">= 10x the same protocol with numpy masks"),
-    )]
-    out.append(Case(
-        f"secagg+ whole round (X25519, Shamir; k={k}, 10% dropouts)",
-        f"{n} x {min(dim, 10**5):.0e}",
-        native=lambda: _secagg.secure_aggregate(setup()["x"], neighbors=k, dropout=0.1,
-                                                rng=3),
-    ))
+    out = [
+        Case(
+            f"secagg+ masked-sum round (k={k}, 10% dropouts)",
+            f"{n} x {dim:.0e}",
+            native=native,
+            reference=reference,
+            reference_name="numpy PCG64 masks",
+            peers=peers,
+            nbytes=8 * words,
+            target=Target("speed-up", 10.0, ">= 10x the same protocol with numpy masks"),
+        )
+    ]
+    out.append(
+        Case(
+            f"secagg+ whole round (X25519, Shamir; k={k}, 10% dropouts)",
+            f"{n} x {min(dim, 10**5):.0e}",
+            native=lambda: _secagg.secure_aggregate(setup()["x"], neighbors=k, dropout=0.1, rng=3),
+        )
+    )
     buf = np.zeros(10**6, np.uint64)
     seed = [os.urandom(16)]
     peers = {}
@@ -151,9 +162,13 @@ def cases(full: bool) -> list[Case]:
         peers["cryptography AES-CTR (1 core)"] = crypto_ctr
     except ImportError:  # pragma: no cover
         pass
-    out.append(Case(
-        "mask expansion: AES-128-CTR keystream added mod 2^64", "1e6 words",
-        native=lambda: _secagg.expand_masks(buf, seed, [1]),
-        peers=peers, nbytes=8 * buf.size,
-    ))
+    out.append(
+        Case(
+            "mask expansion: AES-128-CTR keystream added mod 2^64",
+            "1e6 words",
+            native=lambda: _secagg.expand_masks(buf, seed, [1]),
+            peers=peers,
+            nbytes=8 * buf.size,
+        )
+    )
     return out

@@ -10,6 +10,7 @@ thread pool simulates more clients per second. The tasks are small (a few ms): t
 measures the per-task overhead of each executor as much as the arithmetic. ``--full``
 adds the MLP with 100 clients.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -36,7 +37,10 @@ class _Dask:
             import distributed
 
             cluster = distributed.LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
             client = distributed.Client(cluster)
@@ -55,8 +59,16 @@ def _case(name: str, model: str, clients: int, dask: _Dask | None) -> Case:
         def call() -> Any:
             if not data:
                 data.append(sim.load_dataset("digits"))
-            return sim.run_simulation(data[0], model=model, clients=clients, fraction=1.0,
-                                      rounds=ROUNDS, seed=0, executor=executor())
+            return sim.run_simulation(
+                data[0],
+                model=model,
+                clients=clients,
+                fraction=1.0,
+                rounds=ROUNDS,
+                seed=0,
+                executor=executor(),
+            )
+
         return call
 
     peers = {} if dask is None else {"dask": run(dask.executor)}

@@ -9,6 +9,7 @@ Unless the user has chosen a policy (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` s
 spin is cut to 10,000 iterations, read by libgomp when the first kernel module loads it
 (below this package, so this runs first); the quiet-machine speed was unchanged.
 """
+
 import os as _os
 
 if "GOMP_SPINCOUNT" not in _os.environ and "OMP_WAIT_POLICY" not in _os.environ:

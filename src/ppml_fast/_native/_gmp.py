@@ -7,6 +7,7 @@ link against). Importing gmpy2 loads that library privately; re-opening it here 
 extension's undefined references resolve when it is loaded. A gmpy2 built against a
 system GMP is covered by the ``ctypes.util.find_library`` fallback.
 """
+
 from __future__ import annotations
 
 import ctypes

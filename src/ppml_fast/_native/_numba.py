@@ -6,6 +6,7 @@ operations, and the floating-point attacks on DP noise feed on exactly such deta
 module with "no locator available"), so the first call in a fresh process pays the
 compile only once per installation.
 """
+
 from __future__ import annotations
 
 import os

@@ -21,6 +21,7 @@ Options come from :mod:`ppml_fast._native._numba` (``fastmath`` off, so ``s + w 
 never contracted into a fused multiply-add and the sums are the ones the references in
 :mod:`ppml_fast.reference.aggregation` compute). No validation happens here.
 """
+
 from __future__ import annotations
 
 import numpy as np

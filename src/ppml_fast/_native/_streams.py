@@ -6,6 +6,7 @@ never on the thread count, so a seeded stream gives the same array on any number
 threads. Small calls (one block) and bit generators that cannot seed children use the
 parent stream itself, under its lock.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Type stub for the compiled accounting kernels (accounting.pyx)."""
+
 import numpy as np
 import numpy.typing as npt
 

@@ -1,4 +1,5 @@
 """Type stub for the compiled clipping kernels (clipping.pyx)."""
+
 import numpy as np
 import numpy.typing as npt
 

@@ -1,4 +1,5 @@
 """Type stub for the compiled exact discrete-noise kernels (discrete.pyx)."""
+
 import numpy as np
 import numpy.typing as npt
 

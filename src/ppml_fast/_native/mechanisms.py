@@ -10,6 +10,7 @@
 Options come from :mod:`ppml_fast._native._numba` (``fastmath`` off). No validation
 happens here: the public wrappers check shapes, dtypes, finiteness and bounds first.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Type stub for the compiled continuous-noise kernels (noise.pyx)."""
+
 import numpy as np
 import numpy.typing as npt
 

@@ -1,9 +1,15 @@
 """Type stub for the compiled secure-aggregation kernels (secagg.pyx)."""
+
 import numpy as np
 import numpy.typing as npt
 
 def cpu_level() -> int: ...
-def masks_add(acc: npt.NDArray[np.uint64], base: npt.NDArray[np.uint64] | None,
-              keys: npt.NDArray[np.uint8], signs: npt.NDArray[np.int8], force: int,
-              nthreads: int) -> int: ...
+def masks_add(
+    acc: npt.NDArray[np.uint64],
+    base: npt.NDArray[np.uint64] | None,
+    keys: npt.NDArray[np.uint8],
+    signs: npt.NDArray[np.int8],
+    force: int,
+    nthreads: int,
+) -> int: ...
 def ring_add(total: npt.NDArray[np.uint64], y: npt.NDArray[np.uint64], nthreads: int) -> None: ...

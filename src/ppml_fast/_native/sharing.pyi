@@ -1,4 +1,5 @@
 """Type stub for the compiled modular-arithmetic kernels (sharing.pyx)."""
+
 import numpy as np
 import numpy.typing as npt
 

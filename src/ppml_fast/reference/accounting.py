@@ -40,6 +40,7 @@ one full-length rfft, complex power and irfft, and Opacus' read-out (reversed cu
 sums, ``searchsorted``). The grid (domain from an RDP tail bound, mesh h = ε_err /
 sqrt(k log(12/δ_err)/2), even FFT length) is the one ``PRVAccountant._build`` uses.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,6 +66,7 @@ NEGATIVE_BREAKDOWN = -1e-9
 # C semantics for the few places where Python's math raises
 # ---------------------------------------------------------------------------------------
 
+
 def _log(x: float) -> float:
     """C ``log``: -inf at 0, NaN below 0."""
     if x == 0:
@@ -77,7 +79,7 @@ def _log(x: float) -> float:
 def _square(sigma: float) -> float:
     """C ``pow(sigma, 2.0)``: inf on overflow (Python's ``**`` raises)."""
     try:
-        return sigma ** 2.0
+        return sigma**2.0
     except OverflowError:
         return math.inf
 
@@ -85,6 +87,7 @@ def _square(sigma: float) -> float:
 # ---------------------------------------------------------------------------------------
 # RDP of the sampled Gaussian (Mironov, Talwar & Zhang 2019, Section 3.3)
 # ---------------------------------------------------------------------------------------
+
 
 def _log_add(logx: float, logy: float) -> float:
     """log(e^x + e^y)."""
@@ -108,7 +111,7 @@ def _log_sub(logx: float, logy: float) -> float:
         return -math.inf
     try:
         return math.log(math.expm1(logx - logy)) + logy
-    except OverflowError:      # e^(x - y) overflows: e^x - e^y is e^x to double precision
+    except OverflowError:  # e^(x - y) overflows: e^x - e^y is e^x to double precision
         return logx
 
 
@@ -169,7 +172,7 @@ def rdp_one_step(q: float, sigma: float, alpha: float) -> float:
     """RDP at order ``alpha`` of one step of the sampled Gaussian (rate q, noise σ)."""
     if q == 0:
         return 0.0
-    if sigma < SIGMA_MIN:      # σ = 0 is no privacy; below 1e-150 the RDP exceeds 1e299
+    if sigma < SIGMA_MIN:  # σ = 0 is no privacy; below 1e-150 the RDP exceeds 1e299
         return math.inf
     if q == 1.0:
         return alpha / (2 * _square(sigma))
@@ -192,8 +195,10 @@ def compute_rdp(
     order). ``steps = 0`` gives zeros. No argument checks."""
     scalar = np.ndim(orders) == 0
     orders_vec = np.atleast_1d(np.asarray(orders, dtype=np.float64))
-    one = np.array([rdp_one_step(float(q), float(noise_multiplier), float(a))
-                    for a in orders_vec], dtype=np.float64)
+    one = np.array(
+        [rdp_one_step(float(q), float(noise_multiplier), float(a)) for a in orders_vec],
+        dtype=np.float64,
+    )
     rdp = np.zeros_like(one) if steps == 0 else one * steps
     return float(rdp[0]) if scalar else rdp
 
@@ -218,13 +223,15 @@ def get_privacy_spent(
 # PRV accountant (Gopi, Lee & Wutschitz 2021) for k steps of the sampled Gaussian
 # ---------------------------------------------------------------------------------------
 
+
 def _rdp_epsilon(q: float, sigma: float, steps: int, delta: float) -> float:
     orders = [float(a) for a in DEFAULT_ALPHAS]
     return get_privacy_spent(orders, list(compute_rdp(q, sigma, steps, orders)), delta)[0]
 
 
-def prv_grid(sample_rate: float, noise_multiplier: float, steps: int, eps_error: float,
-             delta_error: float) -> tuple[float, int, int]:
+def prv_grid(
+    sample_rate: float, noise_multiplier: float, steps: int, eps_error: float, delta_error: float
+) -> tuple[float, int, int]:
     """(h, j_lo, n): the grid t_j = j h, j_lo <= j < j_lo + n, of ``PRVAccountant._build``.
 
     L = max(ε_RDP(k steps, δ_err/4), ε_RDP(1 step, δ_err/(8k))) (Gopi et al., Remark 5.6,
@@ -294,14 +301,20 @@ def _partial_mean(q: float, sigma: float, t_lo: float, t_hi: float) -> float:
         pts = [p for p in (-8.0, -4.0, -2.0, 0.0, 2.0, 4.0, 8.0) if lo < p < hi]
         val, _ = integrate.quad(
             lambda u, mu=mu: loss(mu + sigma * u) * math.exp(-u * u / 2),
-            lo, hi, points=pts or None, limit=500, epsabs=1e-15, epsrel=1e-12,
+            lo,
+            hi,
+            points=pts or None,
+            limit=500,
+            epsabs=1e-15,
+            epsrel=1e-12,
         )
         total += weight * val / math.sqrt(2 * math.pi)
     return total
 
 
-def composed_pmf(sample_rate: float, noise_multiplier: float, steps: int, eps_error: float,
-                 delta_error: float) -> tuple[np.ndarray, np.ndarray]:
+def composed_pmf(
+    sample_rate: float, noise_multiplier: float, steps: int, eps_error: float, delta_error: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(t, pmf) of the k-fold composition of the discretised PRV on the accountant's grid.
 
     Cell j covers [(j - 1/2)h, (j + 1/2)h); mass outside the grid joins the end cells.
@@ -318,8 +331,11 @@ def composed_pmf(sample_rate: float, noise_multiplier: float, steps: int, eps_er
     below, above = 1.0 - surv[0], surv[-1]
     masses[0] += below
     masses[-1] += above
-    mean_c = (_partial_mean(q, sigma, edges[0], edges[-1])
-              + below * (j_lo * h) + above * ((j_lo + n - 1) * h))
+    mean_c = (
+        _partial_mean(q, sigma, edges[0], edges[-1])
+        + below * (j_lo * h)
+        + above * ((j_lo + n - 1) * h)
+    )
     centres = j * h
     shift = mean_c - float(np.dot(centres, masses))
     if abs(shift) >= h / 2:
@@ -328,7 +344,7 @@ def composed_pmf(sample_rate: float, noise_multiplier: float, steps: int, eps_er
     circ = np.zeros(n)
     circ[j % n] = masses
     composed = np.fft.irfft(np.fft.rfft(circ) ** k, n=n)
-    pmf = composed[j % n]                      # the composed mass at index j (mod n)
+    pmf = composed[j % n]  # the composed mass at index j (mod n)
     return centres + k * shift, pmf
 
 
@@ -344,8 +360,12 @@ def _find_epsilon(t: np.ndarray, pmf: np.ndarray, delta: float) -> float:
 
 
 def prv_epsilon(
-    sample_rate: float, noise_multiplier: float, steps: int, delta: float,
-    eps_error: float = 0.01, delta_error: float | None = None,
+    sample_rate: float,
+    noise_multiplier: float,
+    steps: int,
+    delta: float,
+    eps_error: float = 0.01,
+    delta_error: float | None = None,
 ) -> tuple[float, float, float]:
     """(lower, estimate, upper) of ε(δ) for ``steps`` steps of the sampled Gaussian:
     lower = ε̃(δ + δ_err) - ε_err (at least 0), estimate = ε̃(δ), upper = ε̃(δ - δ_err) +
@@ -360,8 +380,12 @@ def prv_epsilon(
 
 
 def prv_delta(
-    sample_rate: float, noise_multiplier: float, steps: int, epsilon: float,
-    eps_error: float = 0.01, delta_error: float = 1e-10,
+    sample_rate: float,
+    noise_multiplier: float,
+    steps: int,
+    epsilon: float,
+    eps_error: float = 0.01,
+    delta_error: float = 1e-10,
 ) -> float:
     """The estimate δ̃(ε) = Σ_{t_i >= ε} p_i (1 - e^{ε - t_i}) on the same grid."""
     t, pmf = composed_pmf(sample_rate, noise_multiplier, steps, eps_error, delta_error)

@@ -14,6 +14,7 @@ results are in the input's dtype.
   difference vector, pair by pair;
 - :func:`fedprox_gradient`, :func:`dp_fedavg` -- the formulas, with numpy's PCG64 noise.
 """
+
 from __future__ import annotations
 
 import math
@@ -95,7 +96,7 @@ def trimmed_mean(x: np.ndarray, trim: float | int, *, omit: bool = False) -> np.
             continue
         m = c.size
         k = trim if isinstance(trim, int) else int(trim * m)
-        res.append(math.nan if m - 2 * k <= 0 else _mean_sorted(c[k:m - k]))
+        res.append(math.nan if m - 2 * k <= 0 else _mean_sorted(c[k : m - k]))
     return np.array(res, dtype=np.float64).astype(x.dtype)
 
 

@@ -8,6 +8,7 @@ data's dtype, the product, and a running sum over examples in the data's dtype. 
 ``sqrt(sum(x**2))`` in float64 with numpy's summation order, so they can differ from the
 kernel's chunked order in the last bits.
 """
+
 from __future__ import annotations
 
 import math
@@ -98,7 +99,11 @@ def clip_and_sum(grads: Any, max_norm: Any) -> Any:
 
 
 def dp_aggregate(
-    grads: Any, max_norm: Any, noise_multiplier: float, *, rng: Any = None,
+    grads: Any,
+    max_norm: Any,
+    noise_multiplier: float,
+    *,
+    rng: Any = None,
     denominator: float = 1.0,
 ) -> Any:
     """``(clip_and_sum + N(0, (σ·sqrt(Σ C²))²)) / denominator`` with numpy's normal."""
@@ -107,9 +112,7 @@ def dp_aggregate(
     std = noise_multiplier * math.hypot(*(float(c) for c in cs))
     sums = clip_and_sum(grads, max_norm)
     items = sums if isinstance(sums, list) else [sums]
-    out = [
-        ((s + gen.normal(0.0, std, s.shape)) / denominator).astype(s.dtype) for s in items
-    ]
+    out = [((s + gen.normal(0.0, std, s.shape)) / denominator).astype(s.dtype) for s in items]
     return out if isinstance(sums, list) else out[0]
 
 
@@ -117,7 +120,10 @@ def dp_aggregate(
 
 
 def numpy_pipeline(
-    g: np.ndarray, max_norm: float, noise_multiplier: float, gen: np.random.Generator,
+    g: np.ndarray,
+    max_norm: float,
+    noise_multiplier: float,
+    gen: np.random.Generator,
     denominator: float,
 ) -> np.ndarray:
     """The plain numpy DP-SGD step: norms → scales → clipped matrix → sum → noise → mean."""

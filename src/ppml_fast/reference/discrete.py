@@ -17,6 +17,7 @@ for fewer than ``ppml_fast.rng.BLOCK`` samples the two agree bit for bit:
 Truncation (the only departure from the paper, shared with the kernel): outputs are
 conditioned on ``|Y| <= ymax``; see :func:`laplace_bounds` and :func:`gaussian_bounds`.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@ benchmarks. Obviously correct, not fast, and on numpy's own (non-secure) generat
 
 ``rng`` is anything ``numpy.random.default_rng`` accepts.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,12 @@ def laplace_mechanism(value: Any, sensitivity: float, epsilon: float, *, rng: An
 
 
 def gaussian_mechanism(
-    value: Any, sensitivity: float, epsilon: float, delta: float, *, analytic: bool = True,
+    value: Any,
+    sensitivity: float,
+    epsilon: float,
+    delta: float,
+    *,
+    analytic: bool = True,
     rng: Any = None,
 ) -> Any:
     """``value + Generator.normal(0, σ)`` with σ from :func:`gaussian_sigma`."""

@@ -2,6 +2,7 @@
 
 The exact discrete samplers' oracle lives in :mod:`ppml_fast.reference.discrete`.
 """
+
 from __future__ import annotations
 
 import math

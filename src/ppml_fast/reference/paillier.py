@@ -6,6 +6,7 @@ Carmichael's lambda and mu = L(g^lambda mod n^2)^-1 mod n over n^2 (not CRT), an
 encoding is exact :class:`fractions.Fraction` arithmetic. Python's built-in ``pow`` does the
 big-integer work (no GMP), so these are also the "reference" timings of the benchmarks.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,13 @@ def mul(n: int, c: int, k: int) -> int:
     return pow(c, k, n * n)
 
 
-def encode(n: int, value: int | float, precision: float | None = None,
-           max_exponent: int | None = None, base: int = BASE) -> tuple[int, int]:
+def encode(
+    n: int,
+    value: int | float,
+    precision: float | None = None,
+    max_exponent: int | None = None,
+    base: int = BASE,
+) -> tuple[int, int]:
     """(encoding mod n, exponent) of python-paillier's scheme, by exact fractions."""
     if precision is None:
         if isinstance(value, int):
@@ -68,8 +74,8 @@ def decode(n: int, encoding: int, exponent: int, base: int = BASE) -> int | floa
     else:
         raise OverflowError("overflow band")
     if exponent >= 0:
-        return mantissa * base ** exponent
-    return mantissa / base ** -exponent
+        return mantissa * base**exponent
+    return mantissa / base**-exponent
 
 
 def encrypt_loop(n: int, values: Sequence[int], rs: Sequence[int]) -> list[int]:

@@ -7,6 +7,7 @@ the masks the survivors shared with dropped clients), with every mask expanded b
 generator (PCG64 seeded from the 16-byte seed) and added with numpy's wrapping uint64
 arithmetic. Not for real use: PCG64 is not a cryptographic PRG.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,8 +31,11 @@ def numpy_apply(acc: np.ndarray, seeds: Sequence[bytes], signs: Sequence[int]) -
             np.add(acc, mask, out=acc)
 
 
-def numpy_masked_round(q: np.ndarray, client_seeds: dict[int, tuple[list[bytes], list[int]]],
-                       server_seeds: tuple[list[bytes], list[int]]) -> np.ndarray:
+def numpy_masked_round(
+    q: np.ndarray,
+    client_seeds: dict[int, tuple[list[bytes], list[int]]],
+    server_seeds: tuple[list[bytes], list[int]],
+) -> np.ndarray:
     """The masked-sum phase: clients in ``client_seeds`` mask their rows of ``q`` (n, D)
     uint64 and send them; the server sums and removes ``server_seeds``; returns the sum."""
     total = np.zeros(q.shape[1], dtype=np.uint64)

@@ -16,6 +16,7 @@ Mersenne fold (p = 2**61 - 1) or float64-estimated quotients with an exact integ
 correction (any other p), and a matrix product from 21-bit limbs in float64 BLAS
 (exact: every partial sum is an integer below 2**53).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -320,7 +321,7 @@ def numpy_matmul_mod(a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
     pu = np.uint64(p)
     acc = np.zeros((5, n, mcols), dtype=np.uint64)
     for k0 in range(0, kdim, _MAX_K):
-        xs, ys = x[:, k0:k0 + _MAX_K], y[k0:k0 + _MAX_K]
+        xs, ys = x[:, k0 : k0 + _MAX_K], y[k0 : k0 + _MAX_K]
         xl = np.concatenate(
             [((xs >> np.uint64(_LIMB * i)) & mask).astype(np.float64) for i in range(3)], axis=0
         )
@@ -330,7 +331,7 @@ def numpy_matmul_mod(a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
         prod = (xl @ yl).astype(np.uint64)  # (3n, 3m): block (i, j) = x_i @ y_j
         for i in range(3):
             for j in range(3):
-                block = prod[i * n:(i + 1) * n, j * mcols:(j + 1) * mcols]
+                block = prod[i * n : (i + 1) * n, j * mcols : (j + 1) * mcols]
                 acc[i + j] = (acc[i + j] + block) % pu  # < 2**62 + 2**53
     res = acc[0]
     for k in range(1, 5):
@@ -339,8 +340,9 @@ def numpy_matmul_mod(a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
     return res
 
 
-def numpy_shamir_share(x: np.ndarray, n: int, t: int, p: int,
-                       gen: np.random.Generator) -> np.ndarray:
+def numpy_shamir_share(
+    x: np.ndarray, n: int, t: int, p: int, gen: np.random.Generator
+) -> np.ndarray:
     """Shamir shares of the uint64 secrets ``x`` (< p) in pure numpy: random coefficients
     from ``gen``, then Horner's rule per point with :func:`numpy_mulmod` -- the baseline
     the native sharing is measured against."""
@@ -373,8 +375,9 @@ def numpy_shamir_reconstruct(shares: np.ndarray, points: list[int], p: int) -> n
     return acc
 
 
-def numpy_beaver_matmul(xs: np.ndarray, ys: np.ndarray, a: np.ndarray, b: np.ndarray,
-                        c: np.ndarray) -> np.ndarray:
+def numpy_beaver_matmul(
+    xs: np.ndarray, ys: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray
+) -> np.ndarray:
     """Beaver matmul over additive shares in Z_2^64 with numpy's wrapping uint64 arithmetic
     (the online phase: open ε = x - a and δ = y - b, then c_i + ε b_i + a_i δ, plus ε δ
     for party 0) -- the baseline for ``ppml_fast.sharing.beaver_matmul``."""

@@ -3,6 +3,7 @@ baseline of its benchmarks. Same maths and budget splits (add/remove-one neighbo
 ``numpy.clip`` + ``sum`` + ``Generator.laplace``. ``rng`` is anything
 ``numpy.random.default_rng`` accepts.
 """
+
 from __future__ import annotations
 
 from typing import Any
