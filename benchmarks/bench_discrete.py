@@ -12,7 +12,7 @@ import pytest
 
 from ppml_fast import noise
 from ppml_fast._bench.discrete import _peers
-from ppml_fast.reference import discrete as ref
+from ppml_fast.reference import noise_discrete as ref
 
 SMALL, LARGE = 10**4, 10**6
 PEERS = [p for p in ("opendp", "diffprivlib") if importlib.util.find_spec(p) is not None]

@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pytest
 
-from ppml_fast import _secagg
+from ppml_fast.aggregation import secure as _secagg
 from ppml_fast._bench import secagg as bench
-from ppml_fast.reference import secagg as ref
+from ppml_fast.reference import aggregation_secure as ref
 
 N, K = 100, 14
 D = 10**6 if os.environ.get("PPML_BENCH_FULL") else 10**5

@@ -17,7 +17,7 @@ import scipy.stats as st
 
 import ppml_fast
 from ppml_fast import noise
-from ppml_fast.reference import discrete as ref
+from ppml_fast.reference import noise_discrete as ref
 from ppml_fast.rng import BLOCK, children, default_rng
 
 from .contracts import check_sampler_contract

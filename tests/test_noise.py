@@ -12,7 +12,7 @@ import pytest
 import scipy.stats as st
 
 import ppml_fast
-from ppml_fast import noise
+from ppml_fast import _noise_fill, noise
 from ppml_fast._native import noise as kernels
 from ppml_fast.reference import noise as ref
 from ppml_fast.rng import BLOCK, default_rng
@@ -72,11 +72,11 @@ def test_loc_is_added_in_the_same_pass_and_may_alias():
     loc = np.linspace(-5, 5, n)
     out = np.empty(n)
     g1, g2 = default_rng(4), default_rng(4)
-    noise._fill(kernels.KIND_LAPLACE, g1, 0.5, out, loc)
+    _noise_fill.fill(kernels.KIND_LAPLACE, g1, 0.5, out, loc)
     z = noise.laplace(0.5, n, rng=g2)
     np.testing.assert_array_equal(out, loc + z)
     inplace = loc.copy()
-    noise._fill(kernels.KIND_LAPLACE, default_rng(4), 0.5, inplace, inplace)
+    _noise_fill.fill(kernels.KIND_LAPLACE, default_rng(4), 0.5, inplace, inplace)
     np.testing.assert_array_equal(inplace, out)
 
 
@@ -219,5 +219,5 @@ def test_scales_that_could_overflow_are_rejected(name):
 def test_fill_reports_overflow_of_loc_plus_noise():
     out = np.empty(1000, dtype=np.float32)
     loc = np.full(1000, 3.4e38, dtype=np.float32)
-    assert not noise._fill(kernels.KIND_LAPLACE, default_rng(1), 1e37, out, loc)
-    assert noise._fill(kernels.KIND_LAPLACE, default_rng(1), 1.0, out, np.zeros_like(out))
+    assert not _noise_fill.fill(kernels.KIND_LAPLACE, default_rng(1), 1e37, out, loc)
+    assert _noise_fill.fill(kernels.KIND_LAPLACE, default_rng(1), 1.0, out, np.zeros_like(out))

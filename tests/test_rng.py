@@ -12,7 +12,7 @@ from randomgen import AESCounter
 import ppml_fast
 import ppml_fast.noise
 from ppml_fast import rng as prng
-from ppml_fast._native._streams import split
+from ppml_fast._streams import split
 
 
 def test_unseeded_is_secure_aes_and_fresh():

@@ -17,8 +17,8 @@ import pytest
 
 from ppml_fast import aggregation as ag
 from ppml_fast._errors import PPMLError
-from ppml_fast._native import secagg as k
-from ppml_fast._secagg import SecAggClient, SecAggServer, dequantize, quantize
+from ppml_fast._native import aggregation_secure as k
+from ppml_fast.aggregation.secure import SecAggClient, SecAggServer, dequantize, quantize
 
 crypto = pytest.importorskip("cryptography")
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
@@ -72,9 +72,9 @@ def test_expand_masks_threads_and_fallback(monkeypatch):
             ag.expand_masks(acc, keys, [1, -1, 1])
             assert np.array_equal(acc, ref), threads
     monkeypatch.setattr(k, "masks_add", lambda *a: -1)  # a CPU without AES instructions
-    import ppml_fast._secagg as sa
+    import ppml_fast.aggregation.secure as sa
 
-    monkeypatch.setattr(sa._k, "masks_add", lambda *a: -1)
+    monkeypatch.setattr(sa._kernels, "masks_add", lambda *a: -1)
     acc = np.zeros(n, np.uint64)
     ag.expand_masks(acc, keys, [1, -1, 1])
     assert np.array_equal(acc, ref)

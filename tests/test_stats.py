@@ -14,7 +14,7 @@ import scipy.stats as st
 
 import ppml_fast
 from ppml_fast import stats
-from ppml_fast._native import mechanisms as kernels
+from ppml_fast._native import stats as kernels
 from ppml_fast.reference import stats as ref
 from ppml_fast.rng import _reset_dp_warning, default_rng
 

@@ -66,7 +66,6 @@ import numpy.typing as npt
 
 from . import _config
 from ._native import clipping as _kernels
-from ._native import noise as _noise_kernels
 from ._validation import (
     NON_NEGATIVE,
     OPEN_UNIT,
@@ -75,7 +74,7 @@ from ._validation import (
     check_int,
     check_scalar,
 )
-from .noise import _fill
+from ._noise_fill import GAUSSIAN, fill
 from .rng import resolve_for_dp
 
 __all__ = [
@@ -591,7 +590,7 @@ def dp_aggregate(
     for s in sums:
         flat = s.reshape(-1)
         if flat.size and not (
-            _fill(_noise_kernels.KIND_GAUSSIAN, gen, std, flat, flat)
+            fill(GAUSSIAN, gen, std, flat, flat)
             if std > 0
             else np.isfinite(flat).all()
         ):

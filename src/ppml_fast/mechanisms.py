@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from ._native import mechanisms as _kernels
-from ._native import noise as _noise_kernels
 from ._validation import (
     OPEN_UNIT,
     POSITIVE,
@@ -46,7 +45,8 @@ from ._validation import (
     check_scalar,
     not_finite,
 )
-from .noise import _fill, discrete_laplace
+from ._noise_fill import GAUSSIAN, GUMBEL, LAPLACE, fill
+from .noise import discrete_laplace
 from .rng import resolve, resolve_for_dp, warn_if_insecure
 
 __all__ = [
@@ -99,7 +99,7 @@ def _noisy_copy(
     else:
         out = np.empty_like(arr, order="C")
         loc = arr
-    if not _fill(kind, gen, scale, out, loc):
+    if not fill(kind, gen, scale, out, loc):
         if not np.isfinite(arr).all():
             raise not_finite("value")
         raise OverflowError(
@@ -262,7 +262,7 @@ def laplace_mechanism(value: Any, sensitivity: float, epsilon: float, *, rng: An
         raise ValueError(f"sensitivity / epsilon must be finite, got {scale}")
     arr, fresh = _values(value)
     gen = resolve(rng)
-    return _noisy_copy(arr, fresh, _noise_kernels.KIND_LAPLACE, scale, gen)
+    return _noisy_copy(arr, fresh, LAPLACE, scale, gen)
 
 
 def gaussian_sigma(
@@ -365,7 +365,7 @@ def gaussian_mechanism(
     sigma = gaussian_sigma(epsilon, delta, sensitivity, analytic=analytic)
     arr, fresh = _values(value)
     gen = resolve(rng)
-    return _noisy_copy(arr, fresh, _noise_kernels.KIND_GAUSSIAN, sigma, gen)
+    return _noisy_copy(arr, fresh, GAUSSIAN, sigma, gen)
 
 
 # --- exponential mechanism / report noisy max ---------------------------------------------
@@ -427,7 +427,7 @@ def exponential_mechanism(
     batch = u.shape[:-1]
     u2 = np.ascontiguousarray(u).reshape(-1, u.shape[-1])
     g = np.empty(u2.shape, dtype=np.float64)
-    _fill(_noise_kernels.KIND_GUMBEL, gen, 1.0, g)
+    fill(GUMBEL, gen, 1.0, g)
     out = np.empty(u2.shape[0], dtype=np.int64)
     _kernels._gumbel_argmax(u2, g, scale, out)
     picks = out.reshape(batch)

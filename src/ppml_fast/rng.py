@@ -34,12 +34,9 @@ import numpy as np
 from randomgen import AESCounter
 
 from ._errors import InsecureRandomnessWarning
+from ._streams import BLOCK, children
 
 __all__ = ["BLOCK", "Generator", "default_rng", "is_secure", "spawn"]
-
-#: Values per independent block when a kernel splits one stream over threads.
-BLOCK = 1 << 17
-
 
 #: Every live secure stream, re-keyed in a forked child (see _after_fork_in_child).
 _live_secure: weakref.WeakSet[np.random.Generator] = weakref.WeakSet()
@@ -139,27 +136,6 @@ def spawn(rng: Any, n: int) -> list[np.random.Generator]:
         raise TypeError(f"cannot split a stream of {type(bg).__name__}: it takes no seed")
     secure = is_secure(gen)
     return [Generator(k, secure=secure) for k in kids]
-
-
-def children(bg: np.random.BitGenerator, n: int) -> list[np.random.BitGenerator] | None:
-    """``n`` bit generators keyed by the next output of ``bg`` (the caller holds its lock).
-
-    An AES-CTR parent gives AES-CTR children, each keyed with 128 fresh bits of the
-    parent's keystream (a key derived from a secure stream is secure). Other numpy bit
-    generators give children of their own type seeded with a ``SeedSequence`` of 256
-    fresh bits. Returns None when the bit generator's type cannot be built from a seed.
-    """
-    if isinstance(bg, AESCounter):
-        words = bg.random_raw(2 * n)
-        return [AESCounter(key=int(words[2 * i]) | (int(words[2 * i + 1]) << 64)) for i in range(n)]
-    try:
-        words = bg.random_raw(4 * n)
-        return [
-            type(bg)(np.random.SeedSequence([int(w) for w in words[4 * i : 4 * i + 4]]))
-            for i in range(n)
-        ]
-    except TypeError:
-        return None
 
 
 def is_secure(gen: np.random.Generator) -> bool:

@@ -42,7 +42,7 @@ import numpy as np
 
 from . import _config
 from ._native import sharing as _k
-from ._native._streams import split
+from ._streams import split
 from ._validation import check_int, normalize_size
 from .rng import resolve_for_dp
 

@@ -717,7 +717,7 @@ _COLUMNS = (
 
 def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str:
     """The per-round records as a text (or Markdown) table."""
-    from ._bench import _render
+    from ._tables import render
 
     head = [title for _, title, _ in _COLUMNS]
     body = []
@@ -729,7 +729,7 @@ def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str
             if attr == "survivors" and rec.aborted:
                 row[-1] += " (aborted)"
         body.append(row)
-    return _render(head, body, markdown)
+    return render(head, body, markdown)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,10 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from ._native import mechanisms as _kernels
-from ._native import noise as _noise_kernels
+from ._native import stats as _kernels
 from ._validation import POSITIVE, as_finite_array, check_bounds, check_int, check_scalar
-from .noise import _fill, max_scale
+from ._noise_fill import LAPLACE, fill, max_scale
 from .rng import resolve_for_dp
 
 __all__ = ["dp_count", "dp_histogram", "dp_mean", "dp_sum", "dp_var"]
@@ -93,7 +92,7 @@ def _laplace(values: np.ndarray, scale: float, gen: np.random.Generator) -> np.n
             f"the noise scale (sensitivity / epsilon) must be <= {max_scale(values.dtype):.6g}, "
             f"got {scale:.6g}: epsilon is too small for these bounds"
         )
-    if not _fill(_noise_kernels.KIND_LAPLACE, gen, scale, values, values):
+    if not fill(LAPLACE, gen, scale, values, values):
         raise OverflowError("a noisy statistic overflowed float64")
     return values
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._tables import render
+
 AREAS = [
     "noise",
     "discrete",
@@ -152,7 +154,7 @@ def targets_table(rows: list[Row], markdown: bool = False) -> str:
         for t in (r.case.target, *r.case.more_targets):
             if t is not None:
                 body.append(_target_line(r, t))
-    return _render(head, body, markdown)
+    return render(head, body, markdown)
 
 
 def _target_line(r: Row, t: Target) -> list[str]:
@@ -188,16 +190,4 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         else:
             line.append(_fmt_rate(r.case.items / r.native_s) if r.case.items else "-")
         body.append(line)
-    return _render(head, body, markdown)
-
-
-def _render(head: list[str], body: list[list[str]], markdown: bool) -> str:
-    if markdown:
-        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        out += ["| " + " | ".join(b) + " |" for b in body]
-        return "\n".join(out)
-    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]
-    return "\n".join(lines)
+    return render(head, body, markdown)

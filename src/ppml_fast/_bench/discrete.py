@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 from .. import noise
-from ..reference import discrete as ref
+from ..reference import noise_discrete as ref
 from . import Case, Target
 
 PEER_MAX = 10**4

@@ -1,4 +1,4 @@
-"""Benchmark rows for secure aggregation (:mod:`ppml_fast._secagg`).
+"""Benchmark rows for secure aggregation (:mod:`ppml_fast.aggregation.secure`).
 
 The timed part is the round's hot path, the masked-sum phase of SecAgg+ (each surviving
 client expands its self mask and one mask per neighbour and adds them to its quantised
@@ -6,7 +6,7 @@ update; the server sums the masked vectors and removes the survivors' self masks
 the masks shared with dropped clients), with the seeds already agreed: the same seeds and
 the same work for both sides. Native: the AES-CTR kernel fused with the ring addition.
 Reference: the same phase with numpy PCG64 masks and wrapping uint64 adds
-(``ppml_fast.reference.secagg``). A third row times a whole round (X25519, HKDF, Shamir,
+(``ppml_fast.reference.aggregation_secure``). A third row times a whole round (X25519, HKDF, Shamir,
 AES-GCM shares included) for scale, and a fourth gives the kernel's keystream rate next
 to ``cryptography``'s AES-128-CTR ``update_into`` on one core. When Flower is installed,
 its SecAgg+ mask code (``pseudo_rand_gen``: numpy RandomState seeded with 32 bits, int64
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _secagg
+from ..aggregation import secure as _secagg
 from . import Case, Target
 
 Call = Callable[[], Any]
@@ -70,7 +70,7 @@ def native_masked_round(q: np.ndarray, clients: dict, server: tuple) -> np.ndarr
 
 
 def cases(full: bool) -> list[Case]:
-    ref = importlib.import_module("ppml_fast.reference.secagg")
+    ref = importlib.import_module("ppml_fast.reference.aggregation_secure")
     n = 100
     dim = 10**6 if full else 10**5
     k = max(2, 2 * round(math.log2(n)))

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Per-sample clipping kernels (``_clip_kernels.h``): norms, clip, fused clip-and-sum.
+"""Per-sample clipping kernels (``_clipping_kernels.h``): norms, clip, fused clip-and-sum.
 
-The C in ``_clip_kernels.h`` does the work on OpenMP threads with the GIL released; this
+The C in ``_clipping_kernels.h`` does the work on OpenMP threads with the GIL released; this
 module only turns numpy arrays into segment descriptors. Nothing here validates:
 :mod:`ppml_fast.clipping` hands over float32/float64 arrays of shape (B, n) whose rows
 are contiguous (``strides[1] == itemsize``), all of one dtype, accumulators zeroed and
@@ -14,7 +14,7 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-cdef extern from "_clip_kernels.h" nogil:
+cdef extern from "_clipping_kernels.h" nogil:
     ctypedef struct clip_seg:
         const char *base
         int64_t row_stride

@@ -1,6 +1,6 @@
 """Reference samplers: numpy's own Generator methods, the baseline every kernel must beat.
 
-The exact discrete samplers' oracle lives in :mod:`ppml_fast.reference.discrete`.
+The exact discrete samplers' oracle lives in :mod:`ppml_fast.reference.noise_discrete`.
 """
 
 from __future__ import annotations

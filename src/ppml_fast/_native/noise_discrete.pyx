@@ -19,7 +19,7 @@ Bernoulli(p), p = num/den, compares a lazily drawn uniform 0.b1b2... with p's bi
 expansion from long division (r = 2r; digit = r >= den; r -= den if so) and stops at the
 first differing digit: about two random bits per draw, never a float. Random bits come
 from 64-bit words of the block's bit generator, least significant bit first, through a
-per-block buffer (`Bits`); the pure-Python oracle (ppml_fast.reference.discrete) reads
+per-block buffer (`Bits`); the pure-Python oracle (ppml_fast.reference.noise_discrete) reads
 the same words in the same order, so one block agrees bit for bit.
 
 Integer widths: the Laplace kernel needs t, s <= 2**62 (U, tV in 64/128 bits). The

@@ -1,4 +1,4 @@
-"""Exact discrete Laplace and discrete Gaussian samplers (re-exported by ppml_fast.noise).
+"""Exact discrete Laplace and discrete Gaussian samplers, re-exported by :mod:`ppml_fast.noise`.
 
 Canonne, Kamath & Steinke (2020), "The Discrete Gaussian for Differential Privacy"
 (NeurIPS 2020, arXiv:2004.00010), Algorithms 1-3, in integer arithmetic: every
@@ -7,8 +7,8 @@ rational, so the output distribution is the stated one (no floating point anywhe
 the sampling). Parameters are exact rationals; a float is converted exactly
 (``Fraction(10.3) == 2899192260119757 / 2**48``), never rounded.
 
-The kernels live in :mod:`ppml_fast._native.discrete`; the pure-Python oracle, bit for
-bit identical on one block, in :mod:`ppml_fast.reference.discrete`.
+The kernels live in :mod:`ppml_fast._native.noise_discrete`; the pure-Python oracle, bit for
+bit identical on one block, in :mod:`ppml_fast.reference.noise_discrete`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from . import _config
-from ._native import discrete as _kernels
-from ._native._streams import split
-from ._validation import check_rational, prepare_out, show
-from .rng import resolve
+from .. import _config
+from .._native import noise_discrete as _kernels
+from .._streams import split
+from .._validation import check_rational, prepare_out, show
+from ..rng import resolve
 
 __all__ = ["MAX_SCALE", "discrete_gaussian", "discrete_laplace"]
 

@@ -1,4 +1,4 @@
-"""Type stub for the compiled secure-aggregation kernels (secagg.pyx)."""
+"""Type stub for the compiled secure-aggregation kernels (aggregation_secure.pyx)."""
 
 import numpy as np
 import numpy.typing as npt

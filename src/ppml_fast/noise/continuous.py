@@ -1,11 +1,5 @@
-"""Batched noise samplers for differential privacy.
-
-Continuous: :func:`laplace`, :func:`gaussian` (ziggurat kernels, both cores, float32 or
-float64). Exact discrete: :func:`discrete_laplace`, :func:`discrete_gaussian` (Canonne,
-Kamath & Steinke 2020; no floating point in any accept/reject decision).
-
-All samplers take ``rng=None`` (a cryptographically secure AES-CTR stream), an int seed
-(reproducible, for tests only) or a numpy ``Generator``; see :mod:`ppml_fast.rng`.
+"""Continuous noise samplers: :func:`laplace` and :func:`gaussian` (ziggurat kernels on
+all cores, float32 or float64), re-exported by :mod:`ppml_fast.noise`.
 
 Security
 --------
@@ -24,34 +18,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _config
-from ._discrete import discrete_gaussian, discrete_laplace
-from ._native import noise as _kernels
-from ._native._streams import split
-from ._validation import NON_NEGATIVE, check_float_dtype, check_scalar, prepare_out
-from .rng import resolve
+from .._noise_fill import GAUSSIAN, LAPLACE, fill, max_scale
+from .._validation import NON_NEGATIVE, check_float_dtype, check_scalar, prepare_out
+from ..rng import resolve
 
-__all__ = ["discrete_gaussian", "discrete_laplace", "gaussian", "laplace"]
-
-
-def _fill(
-    kind: int,
-    gen: np.random.Generator,
-    scale: float,
-    out: np.ndarray,
-    loc: np.ndarray | None = None,
-) -> bool:
-    """``out = loc + scale * Z`` (``loc`` optional, same shape/dtype, may alias ``out``).
-
-    Returns False when some ``loc + scale * Z`` is NaN or infinite (a non-finite ``loc``
-    or an overflow), found in the same pass.
-    """
-    flat = out.reshape(-1)
-    flat_loc = None if loc is None else loc.reshape(-1)
-    with split(gen, flat.size) as (bit_generators, block):
-        return _kernels.fill(
-            kind, bit_generators, block, scale, flat, flat_loc, _config.get_num_threads()
-        )
+__all__ = ["check_noise_scale", "gaussian", "laplace", "max_scale"]
 
 
 def check_noise_scale(scale: Any, name: str, dtype: np.dtype) -> float:
@@ -63,22 +34,13 @@ def check_noise_scale(scale: Any, name: str, dtype: np.dtype) -> float:
     return scale
 
 
-def max_scale(dtype: np.dtype) -> float:
-    """Largest scale whose samples stay finite in ``dtype``: the dtype's maximum / 2**10.
-
-    A standard Laplace or normal variate beyond 2**10 has probability below e**-1000,
-    which the 53-bit uniforms of the ziggurat cannot even produce.
-    """
-    return float(np.finfo(dtype).max) / 1024.0
-
-
 def _sample(
     kind: int, scale: Any, name: str, size: Any, rng: Any, dtype: npt.DTypeLike, out: Any
 ) -> Any:
     dt = check_float_dtype(dtype)
     scale = check_noise_scale(scale, name, dt)
     arr, scalar = prepare_out(out, size, dt)
-    _fill(kind, resolve(rng), scale, arr)
+    fill(kind, resolve(rng), scale, arr)
     return arr[0] if scalar else arr
 
 
@@ -121,7 +83,7 @@ def laplace(
     Floating-point Laplace noise is vulnerable to Mironov's (2012) attack; prefer
     :func:`discrete_laplace` for integer queries.
     """
-    return _sample(_kernels.KIND_LAPLACE, scale, "scale", size, rng, dtype, out)
+    return _sample(LAPLACE, scale, "scale", size, rng, dtype, out)
 
 
 def gaussian(
@@ -152,4 +114,4 @@ def gaussian(
     Floating-point Gaussian noise has the same least-significant-bit weakness as
     floating-point Laplace noise; prefer :func:`discrete_gaussian` for integer queries.
     """
-    return _sample(_kernels.KIND_GAUSSIAN, sigma, "sigma", size, rng, dtype, out)
+    return _sample(GAUSSIAN, sigma, "sigma", size, rng, dtype, out)

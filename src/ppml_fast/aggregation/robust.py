@@ -63,10 +63,10 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from . import _config
-from ._native import _robust_numba as _k
-from ._native import noise as _noise_kernels
-from ._validation import (
+from .. import _config
+from .._native import aggregation as _kernels
+from .._pool import run_columns
+from .._validation import (
     NON_NEGATIVE,
     POSITIVE,
     as_finite_array,
@@ -74,9 +74,9 @@ from ._validation import (
     check_int,
     check_scalar,
 )
-from .clipping import AdaptiveClipping, per_sample_norms
-from .noise import _fill, max_scale
-from .rng import resolve_for_dp
+from ..clipping import AdaptiveClipping, per_sample_norms
+from .._noise_fill import GAUSSIAN, fill, max_scale
+from ..rng import resolve_for_dp
 
 __all__ = [
     "DPFedAvgResult",
@@ -93,59 +93,6 @@ __all__ = [
 
 Updates = Any  # (n, ...) array, list of n arrays, or list of n lists of per-layer arrays
 NanPolicy = Literal["raise", "omit"]
-
-# ------------------------------------------------------------------------ thread pool
-
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-#: Below this many element-operations a kernel runs on the calling thread alone.
-_PARALLEL_MIN_WORK = 1 << 18
-
-
-def _reset_pool_in_child() -> None:
-    """A forked child inherits the pool object but not its threads: start a new one."""
-    global _pool, _pool_size, _pool_lock
-    _pool = None
-    _pool_size = 0
-    _pool_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_pool_in_child)
-
-
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """The shared pool, with at least ``workers`` threads. A pool that is too small is
-    replaced, not shut down: another thread may still be submitting to it (its idle
-    threads exit once it is garbage collected)."""
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size < workers:
-            _pool_size = max(workers, (os.cpu_count() or 1) - 1)
-            _pool = ThreadPoolExecutor(max_workers=_pool_size, thread_name_prefix="ppml_fast")
-        return _pool
-
-
-def _columns(kernel: Callable[..., Any], d: int, work: int, *args: Any) -> list[Any]:
-    """Run ``kernel(*args, j0, j1)`` over ``[0, d)`` split into one column range per
-    thread (``_config.get_num_threads()``; one range when ``work`` is small). The kernels
-    release the GIL; each column is computed by exactly one call."""
-    nthreads = _config.get_num_threads()
-    if work < _PARALLEL_MIN_WORK:
-        nthreads = 1
-    nthreads = max(1, min(nthreads, d // 64))
-    if nthreads == 1:
-        return [kernel(*args, 0, d)]
-    step = -(-d // nthreads)
-    step = -(-step // 64) * 64  # ranges start on whole cache lines
-    bounds = [(j, min(d, j + step)) for j in range(0, d, step)]
-    pool = _executor(len(bounds) - 1)
-    futures = [pool.submit(kernel, *args, j0, j1) for j0, j1 in bounds[1:]]
-    first = kernel(*args, *bounds[0])
-    return [first, *(f.result() for f in futures)]
-
 
 # ----------------------------------------------------------------------------- inputs
 
@@ -414,7 +361,7 @@ def _accumulate(acc: np.ndarray, parts: list[np.ndarray], w: np.ndarray) -> None
             if zero is None:
                 zero = np.zeros(d, dtype=group[0].dtype)
             group = group + [zero] * (8 - len(group))
-        _columns(_k._acc8, d, 8 * d, acc, *group, gw)
+        run_columns(_kernels._acc8, d, 8 * d, acc, *group, gw)
 
 
 def fedavg(updates: Updates, weights: Any = None, *, out: Any = None) -> Any:
@@ -468,8 +415,8 @@ def fedavg(updates: Updates, weights: Any = None, *, out: Any = None) -> Any:
     if clients.kind == "matrix":
         x = clients.matrix()
         bad = sum(
-            _columns(
-                _k._wsum_rows,
+            run_columns(
+                _kernels._wsum_rows,
                 clients.d,
                 rows.size * clients.d,
                 x,
@@ -477,7 +424,7 @@ def fedavg(updates: Updates, weights: Any = None, *, out: Any = None) -> Any:
                 w[rows],
                 total,
                 flat,
-                _k.WSUM_BLOCK,
+                _kernels.WSUM_BLOCK,
             )
         )
     else:
@@ -485,7 +432,7 @@ def fedavg(updates: Updates, weights: Any = None, *, out: Any = None) -> Any:
         for j in range(len(clients.shapes)):
             lo, hi = clients.offsets[j], clients.offsets[j + 1]
             _accumulate(acc[lo:hi], [_flat(clients.items[i][j]) for i in rows], w[rows])
-        bad = sum(_columns(_k._finish, clients.d, clients.d, acc, total, flat))
+        bad = sum(run_columns(_kernels._finish, clients.d, clients.d, acc, total, flat))
     if bad:
         raise _sum_error(clients, rows, "the weighted sum")
     return target.result()
@@ -569,7 +516,7 @@ class StreamingFedAvg:
         if w > 0:
             flats = [_flat(a) for a in arrays]
             for j, f in enumerate(flats):
-                if not all(_columns(_k._all_finite, f.size, f.size, f)):
+                if not all(run_columns(_kernels._all_finite, f.size, f.size, f)):
                     where = f"update[{j}]" if is_list else "update"
                     raise ValueError(
                         f"{where} must contain only finite values (found NaN or "
@@ -583,7 +530,7 @@ class StreamingFedAvg:
             self._shapes, self._dtype, self._is_list = shapes, dtype, is_list
         if w > 0:
             for acc, f in zip(self._acc, flats, strict=True):
-                _columns(_k._axpy, f.size, f.size, acc, f, w)
+                run_columns(_kernels._axpy, f.size, f.size, acc, f, w)
             self._total = new_total
         self._count += 1
 
@@ -620,7 +567,7 @@ class StreamingFedAvg:
         for acc, o in zip(self._acc, outs, strict=True):
             direct = o.flags.c_contiguous
             target = o.reshape(-1) if direct else np.empty(o.size, o.dtype)
-            if sum(_columns(_k._finish, acc.size, acc.size, acc, self._total, target)):
+            if sum(run_columns(_kernels._finish, acc.size, acc.size, acc, self._total, target)):
                 raise ValueError(f"the mean overflowed {self._dtype}: the updates are too large")
             if not direct:
                 np.copyto(o, target.reshape(o.shape))
@@ -678,8 +625,8 @@ def _column_stat(
     n = clients.n
     net = _network(n)
     bad = sum(
-        _columns(
-            _k._column_stat,
+        run_columns(
+            _kernels._column_stat,
             clients.d,
             clients.d * max(n, net.shape[0]),
             x,
@@ -718,8 +665,8 @@ def _column_error(
     m = col.size - nans.size
     if m == 0:
         return ValueError(f"updates holds NaN for every client at {where}: nothing to aggregate")
-    if mode != _k.MEDIAN:
-        k = int(frac * m) if mode == _k.TRIM_FRACTION else count
+    if mode != _kernels.MEDIAN:
+        k = int(frac * m) if mode == _kernels.TRIM_FRACTION else count
         if m <= 2 * k:
             return ValueError(
                 f"trim must leave a value to average: updates has only {m} "
@@ -760,7 +707,7 @@ def coordinate_median(updates: Updates, *, nan: NanPolicy = "raise", out: Any = 
     """
     omit = _check_nan(nan)
     clients = _Clients(updates)
-    return _column_stat(clients, out, _k.MEDIAN, 0.0, 0, omit, "median")
+    return _column_stat(clients, out, _kernels.MEDIAN, 0.0, 0, omit, "median")
 
 
 def trimmed_mean(
@@ -806,9 +753,9 @@ def trimmed_mean(
             raise ValueError(
                 f"trim must be < n_clients / 2 = {clients.n / 2:g} as a count per side, got {k}"
             )
-        return _column_stat(clients, out, _k.TRIM_COUNT, 0.0, k, omit, "trimmed mean")
+        return _column_stat(clients, out, _kernels.TRIM_COUNT, 0.0, k, omit, "trimmed mean")
     frac = check_scalar(trim, "trim", (lambda t: 0 <= t < 0.5, "in [0, 0.5)"))
-    return _column_stat(clients, out, _k.TRIM_FRACTION, frac, 0, omit, "trimmed mean")
+    return _column_stat(clients, out, _kernels.TRIM_FRACTION, frac, 0, omit, "trimmed mean")
 
 
 # ------------------------------------------------------------------------------- Krum
@@ -850,7 +797,7 @@ def _gram(x: np.ndarray) -> np.ndarray:
             j1 = min(d, j0 + width)
             b = buf if j1 - j0 == buf.shape[1] else np.empty((n, j1 - j0))
             # on the calling thread: OpenBLAS's threads still spin after the last block
-            _k._center(x, j0, j1, b, mean)
+            _kernels._center(x, j0, j1, b, mean)
             np.matmul(b, b.T, out=part)
             g += part
         return (g + g.T) * 0.5
@@ -909,8 +856,8 @@ def _krum(
         )
     target = _FlatOut(out, clients)
     rows = np.sort(chosen)
-    _columns(
-        _k._wsum_rows,
+    run_columns(
+        _kernels._wsum_rows,
         clients.d,
         rows.size * clients.d,
         x,
@@ -918,7 +865,7 @@ def _krum(
         np.ones(rows.size),
         float(rows.size),
         target.flat,
-        _k.WSUM_BLOCK,
+        _kernels.WSUM_BLOCK,
     )
     return KrumResult(target.result(), chosen, scores)
 
@@ -1050,7 +997,7 @@ def fedprox_gradient(
             o.size and np.may_share_memory(o, a) and not _same_elements(o, a) for a in inputs
         )
         target = o.reshape(-1) if direct else np.empty(o.size, dtype=o.dtype)
-        _columns(_k._prox, o.size, o.size, fg, fw, fwg, mu_f, target)
+        run_columns(_kernels._prox, o.size, o.size, fg, fw, fwg, mu_f, target)
         if not direct:
             np.copyto(o, target.reshape(o.shape))
     if out is not None:
@@ -1302,8 +1249,8 @@ def _dp_sum(
     acc = np.zeros(clients.d)
     for j, x in enumerate(clients.layer_rows()):
         lo, hi = clients.offsets[j], clients.offsets[j + 1]
-        _columns(
-            _k._wsum_rows,
+        run_columns(
+            _kernels._wsum_rows,
             hi - lo,
             rows.size * (hi - lo),
             x,
@@ -1311,11 +1258,11 @@ def _dp_sum(
             scale[rows],
             1.0,
             acc[lo:hi],
-            _k.WSUM_BLOCK,
+            _kernels.WSUM_BLOCK,
         )
-    if acc.size and std > 0 and not _fill(_noise_kernels.KIND_GAUSSIAN, gen, std, acc, acc):
+    if acc.size and std > 0 and not fill(GAUSSIAN, gen, std, acc, acc):
         raise ValueError(f"the noisy sum overflowed: clip_norm {c:g} is too large")
     flat = np.empty(clients.d, dtype=clients.dtype)
-    if sum(_columns(_k._finish, clients.d, clients.d, acc, denominator, flat)):
+    if sum(run_columns(_kernels._finish, clients.d, clients.d, acc, denominator, flat)):
         raise ValueError(f"the noisy mean overflowed {clients.dtype}")
     return clients.wrap(flat), norms

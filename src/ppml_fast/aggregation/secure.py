@@ -46,11 +46,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _config
-from . import sharing as _sharing
-from ._errors import PPMLError
-from ._native import secagg as _k
-from ._validation import HALF_OPEN_UNIT, POSITIVE, check_int, check_scalar
+from .. import _config
+from .. import sharing as _sharing
+from .._errors import PPMLError
+from .._native import aggregation_secure as _kernels
+from .._validation import HALF_OPEN_UNIT, POSITIVE, check_int, check_scalar
 
 __all__ = [
     "SecAggClient",
@@ -168,7 +168,7 @@ def expand_masks(
         raise ValueError("signs must be +1 or -1")
     keys = np.frombuffer(b"".join(bytes(s) for s in seeds), dtype=np.uint8)
     sg = np.array([-1 if s < 0 else 1 for s in signs], dtype=np.int8)
-    rc = _k.masks_add(acc, base, keys, sg, 0, _config.get_num_threads())
+    rc = _kernels.masks_add(acc, base, keys, sg, 0, _config.get_num_threads())
     if rc == -1:  # no AES instructions: the same keystream through `cryptography`
         if base is not None:
             acc[:] = base
@@ -195,7 +195,7 @@ def secagg_graph(n: int, k: int | None, rng: Any = None) -> list[np.ndarray]:
     k = check_int(k, "neighbors", minimum=2)
     if k % 2:
         raise ValueError(f"neighbors must be even (a Harary graph), got {k}")
-    from .rng import resolve
+    from ..rng import resolve
 
     order = resolve(rng).permutation(n)
     pos = np.empty(n, dtype=np.int64)
@@ -394,7 +394,7 @@ def _accumulate(total: np.ndarray | None, y: np.ndarray) -> np.ndarray:
     """total + y (mod 2^64), in place on both cores; a copy of y for the first input."""
     if total is None:
         return np.array(y, dtype=np.uint64, copy=True, order="C")
-    _k.ring_add(total, np.ascontiguousarray(y), _config.get_num_threads())
+    _kernels.ring_add(total, np.ascontiguousarray(y), _config.get_num_threads())
     return total
 
 
@@ -572,7 +572,7 @@ def _dropouts(dropout: Any, n: int, rng: Any) -> list[int]:
         )
     if isinstance(dropout, (float, np.floating)):
         rate = check_scalar(dropout, "dropout rate", HALF_OPEN_UNIT)
-        from .rng import resolve
+        from ..rng import resolve
 
         count = round(rate * n)
         return sorted(resolve(rng).choice(n, size=count, replace=False).tolist())

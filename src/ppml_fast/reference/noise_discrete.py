@@ -3,7 +3,7 @@
 Canonne, Kamath & Steinke (2020), "The Discrete Gaussian for Differential Privacy"
 (NeurIPS 2020; arXiv:2004.00010), Algorithms 1-3, written as plainly as possible. The
 random bits are read from the raw 64-bit words of a numpy bit generator in exactly the
-order the native kernel (``ppml_fast._native.discrete``) reads them for one block, so
+order the native kernel (``ppml_fast._native.noise_discrete``) reads them for one block, so
 for fewer than ``ppml_fast.rng.BLOCK`` samples the two agree bit for bit:
 
 - one :class:`BitSource` per call; bits leave each word least significant first;

@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Secure-aggregation kernels (``_secagg_kernels.h``): AES-CTR mask expansion fused with
+"""Secure-aggregation kernels (``_aggregation_secure_kernels.h``): AES-CTR mask expansion fused with
 the ring addition, and the server's masked sum; GIL released, OpenMP.
 
-Nothing here validates: :mod:`ppml_fast._secagg` passes C-contiguous uint64 vectors,
+Nothing here validates: :mod:`ppml_fast.aggregation.secure` passes C-contiguous uint64 vectors,
 ``m`` 16-byte AES keys as one contiguous uint8 buffer and int8 signs.
 """
 from libc.stdint cimport int8_t, int64_t, uint8_t, uint64_t
@@ -11,7 +11,7 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-cdef extern from "_secagg_kernels.h" nogil:
+cdef extern from "_aggregation_secure_kernels.h" nogil:
     int sa_cpu()
     int sa_masks_add(uint64_t *acc, const uint64_t *base, int64_t D, const uint8_t *keys,
                      const int8_t *signs, int64_t m, int force, int nthreads)

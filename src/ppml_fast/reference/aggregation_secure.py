@@ -1,6 +1,6 @@
 """A straightforward numpy implementation of the SecAgg/SecAgg+ masked-sum phase.
 
-The benchmark baseline for :mod:`ppml_fast._secagg`: the same protocol structure (each
+The benchmark baseline for :mod:`ppml_fast.aggregation.secure`: the same protocol structure (each
 surviving client adds its self mask and +/- one mask per neighbour to its quantised
 update; the server sums the masked vectors, then subtracts the survivors' self masks and
 the masks the survivors shared with dropped clients), with every mask expanded by a numpy

@@ -1,7 +1,7 @@
 """Numba kernels behind the federated aggregators of :mod:`ppml_fast.aggregation`.
 
 Every kernel works on one range of columns (coordinates) ``[j0, j1)``: the wrapper in
-:mod:`ppml_fast._robust` splits the columns over a thread pool (the kernels release the
+:mod:`ppml_fast.aggregation.robust` splits the columns over a thread pool (the kernels release the
 GIL), so no result depends on the thread count -- every coordinate is computed by one
 thread, in one fixed order.
 
@@ -210,7 +210,7 @@ def _column_stat(x, out, pairs, mode, frac, count, omit, j0, j1):  # pragma: no 
     A block of columns is copied into a float64 buffer of shape (n, width) -- client
     ``i`` in row ``i`` -- with NaN replaced by +inf and counted per column, and sorted
     down its columns by the sorting network ``pairs`` (compare-exchange of rows ``a <
-    b``, vectorised across the block's columns; see ``_robust._network``). NaNs, now
+    b``, vectorised across the block's columns; see ``robust._network``). NaNs, now
     +inf, sort last, so the first ``m = n - (NaN count)`` rows of a column are its
     non-NaN values in order (a real +inf is indistinguishable from, and equal to, a
     sentinel). Then ``mode``: :data:`MEDIAN`; :data:`TRIM_FRACTION`, the mean of rows

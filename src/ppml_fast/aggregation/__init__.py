@@ -20,13 +20,13 @@ Secure aggregation (SecAgg, Bonawitz et al. 2017; SecAgg+, Bell et al. 2020):
 - :func:`expand_masks` -- the AES-128-CTR mask kernel; :func:`secagg_graph` -- the
   SecAgg+ neighbour graph.
 
-See :mod:`ppml_fast._robust` and :mod:`ppml_fast._secagg` for the details, maths and
+See :mod:`.robust` and :mod:`.secure` for the details, maths and
 security notes of each part.
 """
 
 from __future__ import annotations
 
-from ._robust import (
+from .robust import (
     DPFedAvgResult,
     KrumResult,
     StreamingFedAvg,
@@ -38,7 +38,7 @@ from ._robust import (
     multi_krum,
     trimmed_mean,
 )
-from ._secagg import (
+from .secure import (
     SecAggClient,
     SecAggError,
     SecAggResult,
