@@ -1,4 +1,4 @@
-"""Additive and Shamir secret sharing (ppml_fast.sharing, issue 5 part 2).
+"""Additive and Shamir secret sharing (ppml_fast.sharing).
 
 Round trips for every sharing, any ``threshold`` Shamir shares, the consistency check,
 bad input, and (marked slow) the uniformity of shares: a chi-square test on the top bits

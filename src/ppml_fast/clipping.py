@@ -184,7 +184,7 @@ def _check_nonfinite(nonfinite: Any) -> bool:
     """True when non-finite rows are to be zeroed."""
     if nonfinite not in ("raise", "zero"):
         raise ValueError(f"nonfinite must be 'raise' or 'zero', got {nonfinite!r}")
-    return nonfinite == "zero"
+    return bool(nonfinite == "zero")
 
 
 def _nonfinite_error(name: str, row: int, layer: int | None) -> ValueError:
@@ -249,7 +249,7 @@ def _apply(
 
 def _self_overlapping(v: np.ndarray) -> bool:
     """Whether two rows of the (B, n) view ``v`` share memory (|row stride| < row bytes)."""
-    return v.shape[0] > 1 and v.shape[1] > 0 and abs(v.strides[0]) < v.shape[1] * v.itemsize
+    return bool(v.shape[0] > 1 and v.shape[1] > 0 and abs(v.strides[0]) < v.shape[1] * v.itemsize)
 
 
 def _overlaps(a: np.ndarray, batch: _Batch) -> bool:
@@ -411,9 +411,9 @@ def clip_and_sum(
 
     Fused: the clipped rows are never materialised. The kernel streams ``grads`` twice on
     both cores -- every row's norm, then the scaled rows added into the sum column panel
-    by column panel, each panel of the sum staying in cache -- which measured faster than
+    by column panel, each panel of the sum staying in cache -- which is faster than
     scaling each row while it is still in cache when rows are megabytes long (see
-    ``_native/_clip_kernels.h``).
+    ``_native/_clipping_kernels.h``).
 
     Parameters
     ----------
@@ -710,7 +710,7 @@ class AdaptiveClipping:
                 f"noise_multiplier must be < 2 * count_noise_std = "
                 f"{2 * self.count_noise_std:g} for the count's noise to fit, got {z}"
             )
-        return rest**-0.5
+        return float(rest**-0.5)
 
     def update(self, norms: npt.ArrayLike, *, rng: Any = None) -> float:
         """Update ``C`` from one batch's per-example norms (taken before clipping at the

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _config
-from ._native import sharing as _k
+from ._native import sharing as _kernels
 from ._streams import split
 from ._validation import check_int, normalize_size
 from .rng import resolve_for_dp
@@ -129,7 +129,7 @@ def _operand(x: Any, name: str, p: int, *, check: bool = True) -> np.ndarray:
     u = a.astype(_U64, copy=False)  # a negative value becomes >= 2**63 > p
     if p and check and u.size:
         flat = np.ascontiguousarray(u).reshape(-1)
-        if _k.any_ge(flat, p, _config.get_num_threads()):
+        if _kernels.any_ge(flat, p, _config.get_num_threads()):
             _range_error(a, name, p)
     return u
 
@@ -144,9 +144,9 @@ def _range_error(a: np.ndarray, name: str, p: int) -> None:
 
 def _fresh(shape: Any) -> np.ndarray:
     """An uninitialised uint64 array whose pages are already mapped: large outputs are
-    touched once per 4 KiB page from this thread first. Measured here, two kernel threads
-    first-touching a fresh 80 MB array contended in the kernel's page-fault path and took
-    36-110 ms instead of 25 ms (plus 10 ms for this touch)."""
+    touched once per 4 KiB page from this thread first. Two kernel threads first-touching a
+    fresh array of tens of megabytes contend in the operating system's page-fault path,
+    which costs several times this one sequential touch."""
     a = np.empty(shape, dtype=_U64)
     if a.size >= 1 << 20:
         a.reshape(-1)[::512] = 0
@@ -200,16 +200,16 @@ def _native_binop(
     assert res is not None
     nthreads = _config.get_num_threads()
     fa, fb = _flat(a, shape), _flat(b, shape)
-    checked = [(fa, names[0])] + ([(fb, names[1])] if op != _k.POW else [])  # not exponents
+    checked = [(fa, names[0])] + ([(fb, names[1])] if op != _kernels.POW else [])  # not exponents
     if p and dest is not None:
         # about to write into the caller's array: check the ranges first, so that an
         # error leaves out (and an operand it aliases) untouched
         for v, name in checked:
-            if _k.any_ge(v, p, nthreads):
+            if _kernels.any_ge(v, p, nthreads):
                 _range_error(v, name, p)
-    if res.size and _k.binop(op, fa, fb, res.reshape(-1), p, nthreads):
+    if res.size and _kernels.binop(op, fa, fb, res.reshape(-1), p, nthreads):
         for v, name in checked:  # the kernel saw a value >= p: name the operand
-            if _k.any_ge(v, p, nthreads):
+            if _kernels.any_ge(v, p, nthreads):
                 _range_error(v, name, p)
         raise ValueError(f"an operand holds a value outside [0, p) = [0, {p})")
     if dest is not None and not direct:
@@ -244,12 +244,12 @@ def _elementwise(ufunc: Any, op: int, a: Any, b: Any, modulus: Any, out: Any) ->
 
 def add(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
     """``(a + b) mod m`` elementwise (m = 2**64 or the prime ``modulus``), broadcasting."""
-    return _elementwise(np.add, _k.ADD, a, b, modulus, out)
+    return _elementwise(np.add, _kernels.ADD, a, b, modulus, out)
 
 
 def sub(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
     """``(a - b) mod m`` elementwise, broadcasting."""
-    return _elementwise(np.subtract, _k.SUB, a, b, modulus, out)
+    return _elementwise(np.subtract, _kernels.SUB, a, b, modulus, out)
 
 
 def neg(a: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
@@ -259,7 +259,7 @@ def neg(a: Any, *, modulus: int | None = None, out: np.ndarray | None = None) ->
     zero = np.array(0, dtype=_U64)
     if not p:
         return _ring_ufunc(np.subtract, zero, x, out)
-    return _native_binop(_k.SUB, zero, x, p, out, names=("0", "a"))
+    return _native_binop(_kernels.SUB, zero, x, p, out, names=("0", "a"))
 
 
 def mul(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
@@ -268,7 +268,7 @@ def mul(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = 
     In a field the 124-bit product is reduced by Barrett's method (or the Mersenne fold
     for 2**61 - 1) on all cores.
     """
-    return _elementwise(np.multiply, _k.MUL, a, b, modulus, out)
+    return _elementwise(np.multiply, _kernels.MUL, a, b, modulus, out)
 
 
 def pow(a: Any, e: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
@@ -289,7 +289,7 @@ def pow(a: Any, e: Any, *, modulus: int | None = None, out: np.ndarray | None = 
         if ea.dtype.kind == "i" and ea.size and ea.min() < 0:
             raise ValueError("e must be non-negative")
         ex = ea.astype(_U64, copy=False)
-    return _native_binop(_k.POW, x, ex, p, out)
+    return _native_binop(_kernels.POW, x, ex, p, out)
 
 
 def sum(a: Any, axis: int | None = None, *, modulus: int | None = None) -> Any:
@@ -303,7 +303,7 @@ def sum(a: Any, axis: int | None = None, *, modulus: int | None = None) -> Any:
         rows = np.ascontiguousarray(x.reshape(1, x.size))
         res = np.zeros(1, dtype=_U64)
         if x.size:
-            _k.sum_rows(rows, res, p, _config.get_num_threads())
+            _kernels.sum_rows(rows, res, p, _config.get_num_threads())
         return res[0]
     ax = operator.index(axis)
     if not -x.ndim <= ax < x.ndim:
@@ -313,7 +313,7 @@ def sum(a: Any, axis: int | None = None, *, modulus: int | None = None) -> Any:
     rows = np.ascontiguousarray(moved.reshape(nrows, moved.shape[-1]))
     res = np.zeros(nrows, dtype=_U64)
     if res.size and rows.shape[1]:
-        _k.sum_rows(rows, res, p, _config.get_num_threads())
+        _kernels.sum_rows(rows, res, p, _config.get_num_threads())
     return res.reshape(moved.shape[:-1])
 
 
@@ -339,7 +339,7 @@ def inv(a: Any, *, modulus: int | None = None) -> Any:
     flat = np.ascontiguousarray(x.reshape(-1))
     res = _fresh(flat.shape)
     if flat.size:
-        _k.inv_field(flat, res, p, _config.get_num_threads())
+        _kernels.inv_field(flat, res, p, _config.get_num_threads())
     res = res.reshape(x.shape)
     return res[()] if scalar else res
 
@@ -368,7 +368,7 @@ def matmul(
     if res.size and kk:
         nthreads = _config.get_num_threads()
         if not p:
-            _k.matmul_ring(np.ascontiguousarray(x), np.ascontiguousarray(y), res, nthreads)
+            _kernels.matmul_ring(np.ascontiguousarray(x), np.ascontiguousarray(y), res, nthreads)
         else:
             _matmul_field(x, y, p, res, nthreads)
     if dest is not None:
@@ -396,7 +396,7 @@ def _matmul_field(x: np.ndarray, y: np.ndarray, p: int, res: np.ndarray, nthread
             axis=1,
         )
         prod = np.ascontiguousarray(xl @ yl)
-        _k.combine_blocks(prod, nlimbs, coef, res, p, nthreads)
+        _kernels.combine_blocks(prod, nlimbs, coef, res, p, nthreads)
 
 
 # ------------------------------------------------------------------------ sharing
@@ -411,7 +411,7 @@ def _uniform(gen: np.random.Generator, shape: tuple[int, ...], p: int) -> np.nda
     flat = out.reshape(-1)
     if flat.size:
         with split(gen, flat.size) as (bit_generators, block):
-            _k.uniform_fill(bit_generators, block, p, flat, _config.get_num_threads())
+            _kernels.uniform_fill(bit_generators, block, p, flat, _config.get_num_threads())
     return out
 
 
@@ -475,7 +475,7 @@ def shamir_share(
         # coefficients drawn inside the kernel, per block of secrets, from fixed blocks of
         # the stream: never a (t - 1) x N array in memory
         with split(gen, v.size) as (bit_generators, block):
-            _k.shamir_fill(v, t, n, q, bit_generators, block, shares, _config.get_num_threads())
+            _kernels.shamir_fill(v, t, n, q, bit_generators, block, shares, _config.get_num_threads())
     return shares.reshape((n, *np.shape(x)))
 
 
@@ -544,7 +544,7 @@ def _combine(s: np.ndarray, lam: tuple[int, ...], q: int) -> Any:
     """Σ_j lam[j] * s[j] mod q over the stacked shares (already range-checked)."""
     rows = np.ascontiguousarray(s.reshape(s.shape[0], -1))
     res = _fresh(rows.shape[1])
-    if res.size and _k.lincomb(rows, np.array(lam, dtype=_U64), res, q, _config.get_num_threads()):
+    if res.size and _kernels.lincomb(rows, np.array(lam, dtype=_U64), res, q, _config.get_num_threads()):
         _range_error(rows, "shares", q)
     out = res.reshape(s.shape[1:])
     return out[()] if out.ndim == 0 else out
@@ -708,7 +708,7 @@ def beaver_mul(
     ``c_i + ε b_i + δ a_i`` and party 0 adds ``ε δ`` (Beaver 1991). In fixed point the
     product has twice the fractional bits: truncate it (:func:`truncate_2pc`)."""
     eps, dlt = _beaver_open(x_shares, y_shares, triple, modulus)
-    z = add(
+    z: np.ndarray = add(
         triple.c,
         add(
             mul(eps, triple.b, modulus=modulus),
@@ -928,7 +928,7 @@ class SecretTensor:
         return self + (-other if isinstance(other, SecretTensor) else _negate(other))
 
     def __rsub__(self, other: Any) -> SecretTensor:
-        return (-self) + other
+        return (-self).__add__(other)
 
     def sum(self, axis: int | None = None) -> SecretTensor:
         """Sum over ``axis`` of the tensor (``None``: everything), share by share."""

@@ -27,11 +27,11 @@ __all__ = ["check_noise_scale", "gaussian", "laplace", "max_scale"]
 
 def check_noise_scale(scale: Any, name: str, dtype: np.dtype) -> float:
     """``scale`` as a float in ``[0, max_scale(dtype)]``: larger scales could overflow."""
-    scale = check_scalar(scale, name, NON_NEGATIVE)
+    value = check_scalar(scale, name, NON_NEGATIVE)
     limit = max_scale(dtype)
-    if scale > limit:
-        raise ValueError(f"{name} must be <= {limit:.6g} for {dtype} output, got {scale}")
-    return scale
+    if value > limit:
+        raise ValueError(f"{name} must be <= {limit:.6g} for {dtype} output, got {value}")
+    return value
 
 
 def _sample(

@@ -1,7 +1,7 @@
-"""Regression tests from the review of the issue-5 secret-sharing module, one per defect
-found (all fixed): SecretTensor.sum over the parties' axis opened the secret, operands of
-different rank broadcast against the parties' axis, and a seeded SecretTensor restarted
-its stream per operation (reusing Beaver triples and truncation pairs)."""
+"""SecretTensor semantics: operands of different rank broadcast like plaintext numpy arrays
+(never against the parties' axis), ``sum`` over an out-of-range axis is refused without
+opening the secret, and a seeded SecretTensor draws fresh Beaver triples and truncation
+pairs for every operation (its stream never restarts)."""
 
 from __future__ import annotations
 

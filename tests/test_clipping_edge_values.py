@@ -1,7 +1,7 @@
-"""Regression tests from the review of the per-sample clipping change, one per defect found
-(all fixed): clipped norms above C when the scale is subnormal in the data type, tiny or
-huge C in the noise's sensitivity, in place on rows that share memory, non-native byte
-order, and the reference oracle at float64 extremes."""
+"""Per-sample clipping at the edges of floating point and memory layout: clipped norms stay
+within C when the scale is subnormal in the data type, tiny or huge C keeps the noise's
+sensitivity right, in-place clipping of rows that share memory, non-native byte order,
+and the reference oracle at float64 extremes."""
 
 from __future__ import annotations
 
