@@ -17,7 +17,6 @@ import contextlib
 from collections.abc import Iterator
 
 import numpy as np
-
 from randomgen import AESCounter
 
 #: Values per independent block when a kernel splits one stream over threads.

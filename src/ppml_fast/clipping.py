@@ -66,6 +66,8 @@ import numpy.typing as npt
 
 from . import _config
 from ._native import clipping as _kernels
+from ._noise_fill import GAUSSIAN, fill
+from ._types import RngLike
 from ._validation import (
     NON_NEGATIVE,
     OPEN_UNIT,
@@ -74,7 +76,6 @@ from ._validation import (
     check_int,
     check_scalar,
 )
-from ._noise_fill import GAUSSIAN, fill
 from .rng import resolve_for_dp
 
 __all__ = [
@@ -514,7 +515,7 @@ def dp_aggregate(
     max_norm: float | Sequence[float],
     noise_multiplier: float,
     *,
-    rng: Any = None,
+    rng: RngLike = None,
     reduction: Literal["mean", "sum"] = "mean",
     expected_batch_size: int | None = None,
     sample_rate: float | None = None,
@@ -590,9 +591,7 @@ def dp_aggregate(
     for s in sums:
         flat = s.reshape(-1)
         if flat.size and not (
-            fill(GAUSSIAN, gen, std, flat, flat)
-            if std > 0
-            else np.isfinite(flat).all()
+            fill(GAUSSIAN, gen, std, flat, flat) if std > 0 else np.isfinite(flat).all()
         ):
             raise ValueError(f"the noisy sum overflowed {batch.dtype}: max_norm is too large")
         if denominator != 1.0:
@@ -712,7 +711,7 @@ class AdaptiveClipping:
             )
         return float(rest**-0.5)
 
-    def update(self, norms: npt.ArrayLike, *, rng: Any = None) -> float:
+    def update(self, norms: npt.ArrayLike, *, rng: RngLike = None) -> float:
         """Update ``C`` from one batch's per-example norms (taken before clipping at the
         current ``C``); returns the new ``C``. NaN norms (dropped rows) count as clipped."""
         n = np.asarray(norms, dtype=np.float64).reshape(-1)
@@ -730,7 +729,7 @@ class AdaptiveClipping:
         grads: Grads,
         noise_multiplier: float,
         *,
-        rng: Any = None,
+        rng: RngLike = None,
         reduction: Literal["mean", "sum"] = "mean",
         sample_rate: float | None = None,
         nonfinite: NonFinite = "raise",

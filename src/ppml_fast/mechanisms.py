@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 
 from ._native import mechanisms as _kernels
+from ._noise_fill import GAUSSIAN, GUMBEL, LAPLACE, fill
+from ._types import ArrayLike, RngLike
 from ._validation import (
     OPEN_UNIT,
     POSITIVE,
@@ -45,7 +47,6 @@ from ._validation import (
     check_scalar,
     not_finite,
 )
-from ._noise_fill import GAUSSIAN, GUMBEL, LAPLACE, fill
 from .noise import discrete_laplace
 from .rng import resolve, resolve_for_dp, warn_if_insecure
 
@@ -221,7 +222,9 @@ def _rr_probabilities(epsilon: float) -> tuple[float, float]:
 # --- Laplace and Gaussian ----------------------------------------------------------------
 
 
-def laplace_mechanism(value: Any, sensitivity: float, epsilon: float, *, rng: Any = None) -> Any:
+def laplace_mechanism(
+    value: ArrayLike, sensitivity: float, epsilon: float, *, rng: RngLike = None
+) -> Any:
     """Release ``value + Lap(Δ₁/ε)`` noise: the Laplace mechanism, pure ε-DP.
 
     Parameters
@@ -328,13 +331,13 @@ def gaussian_sigma(
 
 
 def gaussian_mechanism(
-    value: Any,
+    value: ArrayLike,
     sensitivity: float,
     epsilon: float,
     delta: float,
     *,
     analytic: bool = True,
-    rng: Any = None,
+    rng: RngLike = None,
 ) -> Any:
     """Release ``value + N(0, σ²)`` noise with σ from :func:`gaussian_sigma`: ``(ε, δ)``-DP.
 
@@ -372,7 +375,7 @@ def gaussian_mechanism(
 
 
 def exponential_mechanism(
-    utilities: Any, epsilon: float, sensitivity: float, *, rng: Any = None, axis: int = -1
+    utilities: ArrayLike, epsilon: float, sensitivity: float, *, rng: RngLike = None, axis: int = -1
 ) -> Any:
     """Select one candidate per row with probability ``∝ exp(ε u_i / (2Δ))``.
 
@@ -446,7 +449,7 @@ def _as_bits(bits: Any, name: str) -> np.ndarray:
     return arr
 
 
-def randomized_response(bits: Any, epsilon: float, *, rng: Any = None) -> Any:
+def randomized_response(bits: ArrayLike, epsilon: float, *, rng: RngLike = None) -> Any:
     """Binary randomized response: keep each bit with probability ``e^ε/(1+e^ε)``.
 
     Parameters
@@ -481,7 +484,7 @@ def randomized_response(bits: Any, epsilon: float, *, rng: Any = None) -> Any:
     return out[()] if out.ndim == 0 else out
 
 
-def randomized_response_estimate(reports: Any, epsilon: float, *, axis: Any = None) -> Any:
+def randomized_response_estimate(reports: ArrayLike, epsilon: float, *, axis: Any = None) -> Any:
     """Unbiased estimate of the fraction of ones behind randomized-response reports.
 
     Parameters
@@ -512,7 +515,9 @@ def randomized_response_estimate(reports: Any, epsilon: float, *, axis: Any = No
 # --- geometric (discrete Laplace) mechanism -----------------------------------------------
 
 
-def geometric_mechanism(value: Any, sensitivity: Any, epsilon: Any, *, rng: Any = None) -> Any:
+def geometric_mechanism(
+    value: ArrayLike, sensitivity: Any, epsilon: Any, *, rng: RngLike = None
+) -> Any:
     """Release ``value + Z`` with ``Z`` two-sided geometric: exact pure ε-DP for integers.
 
     Parameters

@@ -43,6 +43,7 @@ import numpy as np
 from . import _config
 from ._native import sharing as _kernels
 from ._streams import split
+from ._types import ArrayLike, RngLike
 from ._validation import check_int, normalize_size
 from .rng import resolve_for_dp
 
@@ -242,17 +243,21 @@ def _elementwise(ufunc: Any, op: int, a: Any, b: Any, modulus: Any, out: Any) ->
     return _native_binop(op, x, y, p, out)
 
 
-def add(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+def add(
+    a: ArrayLike, b: ArrayLike, *, modulus: int | None = None, out: np.ndarray | None = None
+) -> Any:
     """``(a + b) mod m`` elementwise (m = 2**64 or the prime ``modulus``), broadcasting."""
     return _elementwise(np.add, _kernels.ADD, a, b, modulus, out)
 
 
-def sub(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+def sub(
+    a: ArrayLike, b: ArrayLike, *, modulus: int | None = None, out: np.ndarray | None = None
+) -> Any:
     """``(a - b) mod m`` elementwise, broadcasting."""
     return _elementwise(np.subtract, _kernels.SUB, a, b, modulus, out)
 
 
-def neg(a: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+def neg(a: ArrayLike, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
     """``-a mod m`` elementwise (the additive inverse; 0 stays 0)."""
     p = _modulus(modulus)
     x = _operand(a, "a", p, check=False)
@@ -262,7 +267,9 @@ def neg(a: Any, *, modulus: int | None = None, out: np.ndarray | None = None) ->
     return _native_binop(_kernels.SUB, zero, x, p, out, names=("0", "a"))
 
 
-def mul(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+def mul(
+    a: ArrayLike, b: ArrayLike, *, modulus: int | None = None, out: np.ndarray | None = None
+) -> Any:
     """``(a * b) mod m`` elementwise, broadcasting.
 
     In a field the 124-bit product is reduced by Barrett's method (or the Mersenne fold
@@ -271,7 +278,9 @@ def mul(a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = 
     return _elementwise(np.multiply, _kernels.MUL, a, b, modulus, out)
 
 
-def pow(a: Any, e: Any, *, modulus: int | None = None, out: np.ndarray | None = None) -> Any:
+def pow(
+    a: ArrayLike, e: ArrayLike, *, modulus: int | None = None, out: np.ndarray | None = None
+) -> Any:
     """``a ** e mod m`` elementwise (square and multiply); ``e`` a non-negative int below
     2**64 or an integer array broadcastable with ``a``; ``0 ** 0 = 1``."""
     p = _modulus(modulus)
@@ -292,7 +301,7 @@ def pow(a: Any, e: Any, *, modulus: int | None = None, out: np.ndarray | None = 
     return _native_binop(_kernels.POW, x, ex, p, out)
 
 
-def sum(a: Any, axis: int | None = None, *, modulus: int | None = None) -> Any:
+def sum(a: ArrayLike, axis: int | None = None, *, modulus: int | None = None) -> Any:
     """Sum of ``a`` along ``axis`` (``None``: all elements) modulo m."""
     p = _modulus(modulus)
     x = _operand(a, "a", p)
@@ -317,7 +326,7 @@ def sum(a: Any, axis: int | None = None, *, modulus: int | None = None) -> Any:
     return res.reshape(moved.shape[:-1])
 
 
-def inv(a: Any, *, modulus: int | None = None) -> Any:
+def inv(a: ArrayLike, *, modulus: int | None = None) -> Any:
     """Elementwise multiplicative inverse: mod p (every element nonzero), or mod 2**64
     for ``modulus=None`` (every element odd). Batched by Montgomery's trick in a field:
     one exponentiation per block of 1024 elements."""
@@ -345,7 +354,7 @@ def inv(a: Any, *, modulus: int | None = None) -> Any:
 
 
 def matmul(
-    a: Any, b: Any, *, modulus: int | None = None, out: np.ndarray | None = None
+    a: ArrayLike, b: ArrayLike, *, modulus: int | None = None, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Matrix product ``a @ b`` modulo m, for 2-D (n, k) @ (k, m) operands.
 
@@ -416,7 +425,7 @@ def _uniform(gen: np.random.Generator, shape: tuple[int, ...], p: int) -> np.nda
 
 
 def additive_share(
-    x: Any, n_parties: int, *, modulus: int | None = None, rng: Any = None
+    x: ArrayLike, n_parties: int, *, modulus: int | None = None, rng: RngLike = None
 ) -> np.ndarray:
     """Split ``x`` into ``n_parties`` additive shares: uniform ``s_1 .. s_{n-1}`` and
     ``s_n = x - (s_1 + ... + s_{n-1})`` mod m; any ``n - 1`` of them are independent of
@@ -439,7 +448,7 @@ def additive_share(
     return shares
 
 
-def additive_reconstruct(shares: Any, *, modulus: int | None = None) -> Any:
+def additive_reconstruct(shares: ArrayLike, *, modulus: int | None = None) -> Any:
     """``x = s_1 + ... + s_n`` mod m from the stacked shares (shape ``(n, ...)``)."""
     p = _modulus(modulus)
     s = _operand(shares, "shares", p)
@@ -449,7 +458,7 @@ def additive_reconstruct(shares: Any, *, modulus: int | None = None) -> Any:
 
 
 def shamir_share(
-    x: Any, n_parties: int, threshold: int, *, p: int = MERSENNE61, rng: Any = None
+    x: ArrayLike, n_parties: int, threshold: int, *, p: int = MERSENNE61, rng: RngLike = None
 ) -> np.ndarray:
     """Shamir's (t, n) sharing over Z_p: shares ``f(1), ..., f(n)`` of a uniformly random
     polynomial ``f`` of degree ``t - 1`` with ``f(0) = x``, one polynomial per secret.
@@ -475,7 +484,9 @@ def shamir_share(
         # coefficients drawn inside the kernel, per block of secrets, from fixed blocks of
         # the stream: never a (t - 1) x N array in memory
         with split(gen, v.size) as (bit_generators, block):
-            _kernels.shamir_fill(v, t, n, q, bit_generators, block, shares, _config.get_num_threads())
+            _kernels.shamir_fill(
+                v, t, n, q, bit_generators, block, shares, _config.get_num_threads()
+            )
     return shares.reshape((n, *np.shape(x)))
 
 
@@ -494,7 +505,7 @@ def _lagrange_at_zero(points: tuple[int, ...], p: int) -> tuple[int, ...]:
 
 
 def shamir_reconstruct(
-    shares: Any,
+    shares: ArrayLike,
     points: Any,
     *,
     p: int = MERSENNE61,
@@ -544,7 +555,9 @@ def _combine(s: np.ndarray, lam: tuple[int, ...], q: int) -> Any:
     """Σ_j lam[j] * s[j] mod q over the stacked shares (already range-checked)."""
     rows = np.ascontiguousarray(s.reshape(s.shape[0], -1))
     res = _fresh(rows.shape[1])
-    if res.size and _kernels.lincomb(rows, np.array(lam, dtype=_U64), res, q, _config.get_num_threads()):
+    if res.size and _kernels.lincomb(
+        rows, np.array(lam, dtype=_U64), res, q, _config.get_num_threads()
+    ):
         _range_error(rows, "shares", q)
     out = res.reshape(s.shape[1:])
     return out[()] if out.ndim == 0 else out
@@ -557,7 +570,7 @@ def _frac_bits(frac_bits: Any) -> int:
     return check_int(frac_bits, "frac_bits", minimum=0, maximum=40)
 
 
-def encode_fixed(x: Any, *, frac_bits: int = 16, modulus: int | None = None) -> Any:
+def encode_fixed(x: ArrayLike, *, frac_bits: int = 16, modulus: int | None = None) -> Any:
     """Fixed-point encoding of real ``x``: ``round(x * 2**frac_bits)`` as an element of
     Z_2^64 (two's complement) or of Z_p (negatives as ``p - |v|``), CrypTen-style.
 
@@ -592,7 +605,7 @@ def encode_fixed(x: Any, *, frac_bits: int = 16, modulus: int | None = None) -> 
     return out[()] if out.ndim == 0 else out
 
 
-def decode_fixed(v: Any, *, frac_bits: int = 16, modulus: int | None = None) -> Any:
+def decode_fixed(v: ArrayLike, *, frac_bits: int = 16, modulus: int | None = None) -> Any:
     """Inverse of :func:`encode_fixed`: the signed integer (two's complement in the ring;
     ``v > p // 2`` negative in a field) divided by ``2**frac_bits``, as float64."""
     p = _modulus(modulus)
@@ -607,7 +620,7 @@ def decode_fixed(v: Any, *, frac_bits: int = 16, modulus: int | None = None) -> 
     return out[()] if np.ndim(out) == 0 else out
 
 
-def truncate_2pc(shares: Any, *, frac_bits: int = 16) -> np.ndarray:
+def truncate_2pc(shares: ArrayLike, *, frac_bits: int = 16) -> np.ndarray:
     """Local truncation of two additive shares in Z_2^64 by ``2**frac_bits`` (SecureML,
     Mohassel & Zhang 2017, Theorem 1): party 0 keeps ``floor(s0 / 2**f)``, party 1 keeps
     ``2**64 - floor((2**64 - s1) / 2**f)``; no communication.
@@ -650,7 +663,7 @@ def beaver_triples(
     op: str = "mul",
     shape_b: Any = None,
     modulus: int | None = None,
-    rng: Any = None,
+    rng: RngLike = None,
 ) -> BeaverTriple:
     """A trusted dealer's multiplication triple, shared additively among ``n_parties``.
 
@@ -701,7 +714,7 @@ def _beaver_open(
 
 
 def beaver_mul(
-    x_shares: Any, y_shares: Any, triple: BeaverTriple, *, modulus: int | None = None
+    x_shares: ArrayLike, y_shares: ArrayLike, triple: BeaverTriple, *, modulus: int | None = None
 ) -> np.ndarray:
     """Shares of ``x * y`` (elementwise) from shares of ``x`` and ``y`` and a triple:
     the parties open ``ε = x - a`` and ``δ = y - b``; party i keeps
@@ -722,7 +735,7 @@ def beaver_mul(
 
 
 def beaver_matmul(
-    x_shares: Any, y_shares: Any, triple: BeaverTriple, *, modulus: int | None = None
+    x_shares: ArrayLike, y_shares: ArrayLike, triple: BeaverTriple, *, modulus: int | None = None
 ) -> np.ndarray:
     """Shares of ``x @ y`` from shares of ``x`` (n, k) and ``y`` (k, m) and a matmul
     triple: open ``ε = x - a``, ``δ = y - b``; party i keeps ``c_i + ε @ b_i + a_i @ δ``
@@ -740,7 +753,7 @@ def beaver_matmul(
     return z
 
 
-def truncate(shares: Any, *, frac_bits: int = 16, rng: Any = None) -> np.ndarray:
+def truncate(shares: ArrayLike, *, frac_bits: int = 16, rng: RngLike = None) -> np.ndarray:
     """Probabilistic truncation of additive shares in Z_2^64 by ``2**frac_bits`` for any
     number of parties, with a trusted dealer's truncation pair (ABY3, Mohassel & Rindal
     2018, Section 5.1): the dealer shares a uniform ``r`` and ``r >> f`` (arithmetic
@@ -841,12 +854,12 @@ class SecretTensor:
     @classmethod
     def share(
         cls,
-        x: Any,
+        x: ArrayLike,
         n_parties: int,
         *,
         modulus: int | None = None,
         frac_bits: int | None = 16,
-        rng: Any = None,
+        rng: RngLike = None,
     ) -> SecretTensor:
         """Share a plaintext (reals for fixed point, integers with ``frac_bits=None``)."""
         enc = _encode_plain(x, frac_bits, modulus)

@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from ._native import stats as _kernels
-from ._validation import POSITIVE, as_finite_array, check_bounds, check_int, check_scalar
 from ._noise_fill import LAPLACE, fill, max_scale
+from ._types import ArrayLike, RngLike
+from ._validation import POSITIVE, as_finite_array, check_bounds, check_int, check_scalar
 from .rng import resolve_for_dp
 
 __all__ = ["dp_count", "dp_histogram", "dp_mean", "dp_sum", "dp_var"]
@@ -107,7 +108,12 @@ def _check_epsilon(epsilon: Any) -> float:
 
 
 def dp_sum(
-    x: Any, *, bounds: tuple[float, float], epsilon: float, rng: Any = None, axis: Any = None
+    x: ArrayLike,
+    *,
+    bounds: tuple[float, float],
+    epsilon: float,
+    rng: RngLike = None,
+    axis: Any = None,
 ) -> Any:
     """ε-DP sum of ``x`` clipped into ``bounds``.
 
@@ -144,7 +150,7 @@ def dp_sum(
     return _out(_laplace(sums, sensitivity / epsilon, gen), shape)
 
 
-def dp_count(x: Any, *, epsilon: float, rng: Any = None, axis: Any = None) -> Any:
+def dp_count(x: ArrayLike, *, epsilon: float, rng: RngLike = None, axis: Any = None) -> Any:
     """ε-DP count of the records in ``x``: ``n + Lap(1/ε)``.
 
     Parameters
@@ -183,7 +189,12 @@ def dp_count(x: Any, *, epsilon: float, rng: Any = None, axis: Any = None) -> An
 
 
 def dp_mean(
-    x: Any, *, bounds: tuple[float, float], epsilon: float, rng: Any = None, axis: Any = None
+    x: ArrayLike,
+    *,
+    bounds: tuple[float, float],
+    epsilon: float,
+    rng: RngLike = None,
+    axis: Any = None,
 ) -> Any:
     """ε-DP mean of ``x`` clipped into ``bounds``, from a noisy sum and a noisy count.
 
@@ -219,7 +230,12 @@ def dp_mean(
 
 
 def dp_var(
-    x: Any, *, bounds: tuple[float, float], epsilon: float, rng: Any = None, axis: Any = None
+    x: ArrayLike,
+    *,
+    bounds: tuple[float, float],
+    epsilon: float,
+    rng: RngLike = None,
+    axis: Any = None,
 ) -> Any:
     """ε-DP variance (population, ``ddof=0``) of ``x`` clipped into ``bounds``.
 
@@ -260,12 +276,12 @@ def dp_var(
 
 
 def dp_histogram(
-    x: Any,
+    x: ArrayLike,
     *,
     bins: int,
     range: tuple[float, float],
     epsilon: float,
-    rng: Any = None,
+    rng: RngLike = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """ε-DP histogram of ``x`` over ``bins`` equal bins of ``range``.
 

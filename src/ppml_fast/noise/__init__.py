@@ -18,7 +18,10 @@ samplers; for real-valued queries snap or discretise the result if the threat mo
 includes an adversary who sees every bit of the output.
 """
 
-from .continuous import check_noise_scale, gaussian, laplace, max_scale
-from .discrete import MAX_SCALE, discrete_gaussian, discrete_laplace
+from .continuous import check_noise_scale as check_noise_scale
+from .continuous import gaussian, laplace
+from .continuous import max_scale as max_scale
+from .discrete import MAX_SCALE as MAX_SCALE
+from .discrete import discrete_gaussian, discrete_laplace
 
 __all__ = ["discrete_gaussian", "discrete_laplace", "gaussian", "laplace"]

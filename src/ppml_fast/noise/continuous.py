@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._noise_fill import GAUSSIAN, LAPLACE, fill, max_scale
+from .._types import RngLike, SizeLike
 from .._validation import NON_NEGATIVE, check_float_dtype, check_scalar, prepare_out
 from ..rng import resolve
 
@@ -46,9 +47,9 @@ def _sample(
 
 def laplace(
     scale: float,
-    size: int | tuple[int, ...] | None = None,
+    size: SizeLike = None,
     *,
-    rng: Any = None,
+    rng: RngLike = None,
     dtype: npt.DTypeLike = np.float64,
     out: np.ndarray | None = None,
 ) -> Any:
@@ -88,9 +89,9 @@ def laplace(
 
 def gaussian(
     sigma: float,
-    size: int | tuple[int, ...] | None = None,
+    size: SizeLike = None,
     *,
-    rng: Any = None,
+    rng: RngLike = None,
     dtype: npt.DTypeLike = np.float64,
     out: np.ndarray | None = None,
 ) -> Any:

@@ -21,6 +21,7 @@ import numpy as np
 from .. import _config
 from .._native import noise_discrete as _kernels
 from .._streams import split
+from .._types import RngLike, SizeLike
 from .._validation import check_rational, prepare_out, show
 from ..rng import resolve
 
@@ -95,9 +96,9 @@ def _sample(name: str, value: Any, size: Any, rng: Any, dtype: Any, out: Any) ->
 
 def discrete_laplace(
     scale: Any,
-    size: int | tuple[int, ...] | None = None,
+    size: SizeLike = None,
     *,
-    rng: Any = None,
+    rng: RngLike = None,
     dtype: Any = np.int64,
     out: np.ndarray | None = None,
 ) -> Any:
@@ -154,9 +155,9 @@ def discrete_laplace(
 
 def discrete_gaussian(
     sigma: Any,
-    size: int | tuple[int, ...] | None = None,
+    size: SizeLike = None,
     *,
-    rng: Any = None,
+    rng: RngLike = None,
     dtype: Any = np.int64,
     out: np.ndarray | None = None,
 ) -> Any:
