@@ -65,11 +65,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft as _fft
 
-from . import _config
-from ._budget import PrivacyBudget
-from ._errors import PrivacyBudgetExhausted
-from ._native import accounting as _kern
-from ._validation import NON_NEGATIVE, OPEN_UNIT, POSITIVE, PROBABILITY, check_int, check_scalar
+from .. import _config
+from .budget import PrivacyBudget
+from .._errors import PrivacyBudgetExhausted
+from .._native import accounting as _kern
+from .._validation import NON_NEGATIVE, OPEN_UNIT, POSITIVE, PROBABILITY, check_int, check_scalar
 
 __all__ = [
     "DEFAULT_ALPHAS",
