@@ -27,7 +27,6 @@ import pytest
 from scipy import optimize, special
 
 import ppml_fast
-from ppml_fast import accounting
 from ppml_fast.accounting import (
     DEFAULT_ALPHAS,
     GaussianEvent,
@@ -42,6 +41,8 @@ from ppml_fast.accounting import (
     get_noise_multiplier,
     get_privacy_spent,
 )
+from ppml_fast.accounting import prv as accounting_prv
+from ppml_fast.accounting import rdp as accounting_rdp
 from ppml_fast.reference import accounting as ref
 
 pytestmark = [
@@ -75,9 +76,7 @@ def prv_bounds(q, sigma, steps, delta, **kwargs):
 
 def clear_rdp_cache():
     """compute_rdp memoises one step per (q, σ, orders); clear it so a kernel really runs."""
-    cached = getattr(accounting, "_rdp_cached", None)
-    if cached is not None:
-        cached.cache_clear()
+    accounting_rdp._rdp_cached.cache_clear()
 
 
 def random_rdp_cases(seed, n=200):
@@ -905,11 +904,11 @@ class _NoSpectral:
     """The native accounting module with ``tail_start`` forced to "every frequency", so
     ``_ComposedPRV`` takes its inverse-FFT (non-spectral) path."""
 
-    def __init__(self, kern):
-        self._kern = kern
+    def __init__(self, kernels):
+        self._kernels = kernels
 
     def __getattr__(self, name):
-        return getattr(self._kern, name)
+        return getattr(self._kernels, name)
 
     @staticmethod
     def tail_start(mags, tol):
@@ -930,7 +929,7 @@ def test_prv_spectral_and_fallback_paths_agree(monkeypatch, q, sigma, steps, del
     spectral = acc.get_epsilon_bounds(delta)
     d_spectral = acc.get_delta_bounds(spectral.estimate)
     assert _composed(acc, delta).spectral
-    monkeypatch.setattr(accounting, "_kern", _NoSpectral(accounting._kern))
+    monkeypatch.setattr(accounting_prv, "_kernels", _NoSpectral(accounting_prv._kernels))
     acc = PRVAccountant()
     acc.history = [(sigma, q, steps)]
     fallback = acc.get_epsilon_bounds(delta)
