@@ -19,6 +19,7 @@ import warnings
 import pytest
 
 from ppml_fast import accounting
+from ppml_fast.accounting import rdp as accounting_rdp
 
 Q, SIGMA, STEPS, DELTA = 0.01, 1.1, 10_000, 1e-5
 TARGET_EPSILON = 8.0
@@ -48,7 +49,7 @@ def _quiet(fn):
 
 def _clearing(fn):
     def call():
-        accounting._rdp_cached.cache_clear()
+        accounting_rdp._rdp_cached.cache_clear()
         return fn()
 
     return call

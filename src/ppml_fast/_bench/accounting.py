@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from .. import accounting
+from ..accounting import rdp as accounting_rdp
 from . import Case, Target
 
 _ref: ModuleType | None
@@ -59,7 +60,7 @@ def _clearing(fn: Call) -> Call:
     """``fn`` after clearing ppml_fast's RDP cache, so that each call computes the RDP."""
 
     def call() -> Any:
-        accounting._rdp_cached.cache_clear()
+        accounting_rdp._rdp_cached.cache_clear()
         return fn()
 
     return call

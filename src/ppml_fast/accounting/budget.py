@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from ._errors import PrivacyBudgetExhausted
-from ._validation import HALF_OPEN_UNIT, NON_NEGATIVE, OPEN_UNIT, POSITIVE, check_scalar
+from .._errors import PrivacyBudgetExhausted
+from .._validation import HALF_OPEN_UNIT, NON_NEGATIVE, OPEN_UNIT, POSITIVE, check_scalar
 
 Composition = Literal["basic", "advanced"]
 _COMPOSITIONS = ("basic", "advanced")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import ppml_fast
-from ppml_fast._budget import PrivacyBudget
+from ppml_fast.accounting.budget import PrivacyBudget
 
 mp = mpmath.mp.clone()
 mp.dps = 50
