@@ -136,7 +136,10 @@ def test_golden_prv_against_peers_at_10000_steps():
     dpa = pytest.importorskip("dp_accounting")
     b = prv_bounds(0.01, 1.1, 10_000, 1e-5)
     pld = pld_epsilon([(dpa.PoissonSampledDpEvent(0.01, dpa.GaussianDpEvent(1.1)), 10_000)], 1e-5)
-    assert b.lower <= pld <= b.upper and abs(pld - 5.192620123878041) < 1e-9
+    # dp_accounting's PLD value moves in the ninth digit between its releases
+    # (5.192620123878041 with 0.4, 5.192620131649874 with 0.6): compare within a tolerance
+    # far tighter than the accountants' own discretisation error, not to one run's digits.
+    assert b.lower <= pld <= b.upper and abs(pld - 5.19262013) < 1e-6
     pytest.importorskip("opacus")
     from opacus.accountants import PRVAccountant as OpacusPRV
 
