@@ -298,7 +298,12 @@ def _sq_distances(g: np.ndarray) -> np.ndarray:
 
 
 def _krum(
-    updates: UpdatesLike, n_byzantine: Any, m: Any, nonfinite: Any, out: Any, default_m: bool
+    updates: UpdatesLike,
+    n_byzantine: int,
+    m: int | None,
+    nonfinite: str,
+    out: np.ndarray | Sequence[np.ndarray] | None,
+    default_m: bool,
 ) -> KrumResult:
     if nonfinite not in ("raise", "exclude"):
         raise ValueError(f"nonfinite must be 'raise' or 'exclude', got {nonfinite!r}")
