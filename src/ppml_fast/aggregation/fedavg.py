@@ -113,8 +113,18 @@ def fedavg(
 
     Returns
     -------
-    ndarray (or list of per-layer arrays): the mean, in the updates' dtype; ``out`` when
-    given.
+    ndarray (or list of per-layer arrays)
+        The mean, in the updates' dtype; ``out`` when given.
+
+    Raises
+    ------
+    ValueError
+        Weights that are negative, non-finite, of the wrong length or of sum 0 (or an
+        infinite sum), NaN or inf in a client with a positive weight, a mean that
+        overflows the dtype, or updates of mismatched shapes.
+    TypeError
+        ``updates`` or ``out`` of the wrong type, dtype or structure (see
+        :mod:`ppml_fast.aggregation`).
 
     Notes
     -----
@@ -358,8 +368,17 @@ def fedprox_gradient(
 
     Returns
     -------
-    ndarray (or list of per-layer arrays) in ``grad``'s dtype; ``out`` when given.
-    Computed in float64 and rounded once.
+    ndarray (or list of per-layer arrays)
+        In ``grad``'s dtype; ``out`` when given. Computed in float64 and rounded once.
+
+    Raises
+    ------
+    ValueError
+        A negative ``mu``, an empty layer list, or ``weights`` / ``global_weights``
+        unlike ``grad`` in structure or shape.
+    TypeError
+        Inputs that are not float32/float64, dtypes unlike ``grad``'s, or an ``out`` of
+        the wrong type, dtype or structure.
     """
     mu_f = check_scalar(mu, "mu", NON_NEGATIVE)
     g, is_list = as_layers(grad, "grad")
@@ -500,6 +519,19 @@ def dp_fedavg(
         ``update``, ``noise_std`` (per coordinate of ``update``), ``clip_norm``,
         ``n_clients``, ``noise_multiplier``, ``sample_rate``, ``denominator`` and
         ``accounting``.
+
+    Raises
+    ------
+    ValueError
+        A non-positive ``clip_norm`` (or one given with ``adaptive``), an out-of-range
+        ``noise_multiplier``, ``sample_rate``, ``expected_clients`` or weights (above 1
+        included), no ``expected_clients`` for an empty round, NaN or inf in an update (with
+        ``nonfinite="raise"``), noise too large for the dtype, an overflowing sum, or
+        updates of mismatched shapes.
+    TypeError
+        ``clip_norm=None`` without ``adaptive``, an ``adaptive`` that is not an
+        :class:`~ppml_fast.clipping.AdaptiveClipping`, or ``updates`` of the wrong type
+        or dtype.
 
     Notes
     -----

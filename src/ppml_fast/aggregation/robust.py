@@ -177,7 +177,17 @@ def coordinate_median(
 
     Returns
     -------
-    ndarray (or list of per-layer arrays) in the updates' dtype; ``out`` when given.
+    ndarray (or list of per-layer arrays)
+        In the updates' dtype; ``out`` when given.
+
+    Raises
+    ------
+    ValueError
+        A NaN (with ``nan="raise"``), a coordinate without a non-NaN value, a median of
+        ``-inf`` and ``+inf``, or updates of mismatched shapes.
+    TypeError
+        ``updates`` or ``out`` of the wrong type, dtype or structure (see
+        :mod:`ppml_fast.aggregation`).
 
     Notes
     -----
@@ -220,7 +230,18 @@ def trimmed_mean(
 
     Returns
     -------
-    ndarray (or list of per-layer arrays) in the updates' dtype; ``out`` when given.
+    ndarray (or list of per-layer arrays)
+        In the updates' dtype; ``out`` when given.
+
+    Raises
+    ------
+    ValueError
+        ``trim`` out of range, a NaN (with ``nan="raise"``), a coordinate with too few
+        non-NaN values to trim, a mean of ``-inf`` and ``+inf``, or updates of
+        mismatched shapes.
+    TypeError
+        ``updates`` or ``out`` of the wrong type, dtype or structure (see
+        :mod:`ppml_fast.aggregation`), or ``trim`` given as a bool.
 
     Notes
     -----
@@ -395,6 +416,16 @@ def krum(
     KrumResult
         ``update``, ``indices`` (the selected clients, best first) and ``scores``.
 
+    Raises
+    ------
+    ValueError
+        ``n <= 2f + 2``, ``m`` out of range (or above the number of finite scores), a
+        non-finite update (with ``nonfinite="raise"``), distances that overflow float64,
+        or updates of mismatched shapes.
+    TypeError
+        ``updates`` or ``out`` of the wrong type, dtype or structure (see
+        :mod:`ppml_fast.aggregation`).
+
     Notes
     -----
     All pairwise squared distances come from one Gram matrix,
@@ -414,6 +445,14 @@ def multi_krum(
     nonfinite: Literal["raise", "exclude"] = "raise",
     out: np.ndarray | Sequence[np.ndarray] | None = None,
 ) -> KrumResult:
-    """Multi-Krum: the mean of the ``m`` clients with the best Krum scores (default
-    ``m = n - f``). See :func:`krum` for the scores and the parameters."""
+    """Multi-Krum: the mean of the ``m`` clients with the best Krum scores.
+
+    :func:`krum` with ``m`` defaulting to ``n - f`` (Blanchard et al. 2017, Section 5);
+    see :func:`krum` for the scores, the other parameters, the result and the errors.
+
+    Parameters
+    ----------
+    m : int in [1, n], optional
+        How many of the best-scoring clients to average; default ``n - f``.
+    """
     return _krum(updates, n_byzantine, m, nonfinite, out, default_m=True)

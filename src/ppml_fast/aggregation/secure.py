@@ -29,14 +29,14 @@ If the shares needed to remove a mask are not there (fewer than ``t`` surviving
 neighbours for some survivor or dropped client; with SecAgg, fewer than ``t`` survivors)
 the round fails with :class:`SecAggError` -- never a wrong sum.
 
-:func:`secure_aggregate` runs a whole round in one process (a simulation, and the
-reference for the parties' messages); :class:`SecAggClient` and :class:`SecAggServer`
-are the parties, for deployments that carry the messages themselves.
+:func:`secure_aggregate` runs a whole round with every party in this process;
+:class:`SecAggClient` and :class:`SecAggServer` are the parties, one step per method.
 
 Security
 --------
 Assumptions: an honest-but-curious server and clients (the papers' semi-honest
-protocol); fewer than ``t`` of any client's share holders collude with the server.
+protocol), and fewer than ``t`` of any client's share holders colluding with the server
+(``t`` shares rebuild a seed or a secret key).
 
 Key agreement is real X25519 (the ``cryptography`` package); seeds go through
 HKDF-SHA256; shares travel AES-GCM encrypted; the self-mask seeds come from the OS
