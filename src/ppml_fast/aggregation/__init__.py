@@ -1,16 +1,15 @@
 """Federated aggregation and secure aggregation.
 
-Aggregators (vectorised over clients; ``updates`` is a ``(n_clients, D)`` array, a list
-of per-client arrays, or a list of per-client lists of per-layer arrays):
+Aggregators (vectorised over clients; ``updates`` takes the forms below):
 
 - :func:`fedavg` -- the mean weighted by sample counts; :class:`StreamingFedAvg` adds one
   client at a time in O(D) memory;
-- :func:`coordinate_median`, :func:`trimmed_mean` -- coordinate-wise robust statistics;
-- :func:`krum`, :func:`multi_krum` -- Blanchard et al. (2017), distances from one Gram
-  matrix;
 - :func:`fedprox_gradient` -- FedProx's client proximal term (its server side is FedAvg);
 - :func:`dp_fedavg` -- DP-FedAvg (McMahan et al. 2018): server-side clipping of client
-  updates (fixed or adaptive), central Gaussian noise, and the accountant's event.
+  updates (fixed or adaptive), central Gaussian noise, and the accountant's event;
+- :func:`coordinate_median`, :func:`trimmed_mean` -- coordinate-wise robust statistics;
+- :func:`krum`, :func:`multi_krum` -- Blanchard et al. (2017), distances from one Gram
+  matrix.
 
 Secure aggregation (SecAgg, Bonawitz et al. 2017; SecAgg+, Bell et al. 2020):
 
@@ -20,20 +19,43 @@ Secure aggregation (SecAgg, Bonawitz et al. 2017; SecAgg+, Bell et al. 2020):
 - :func:`expand_masks` -- the AES-128-CTR mask kernel; :func:`secagg_graph` -- the
   SecAgg+ neighbour graph.
 
-See :mod:`.robust` and :mod:`.secure` for the details, maths and
-security notes of each part.
+See :mod:`.fedavg` (FedAvg, FedProx, DP-FedAvg), :mod:`.robust` (median, trimmed mean,
+Krum) and :mod:`.secure` for the details, maths and security notes of each part.
+
+Inputs
+------
+``updates`` (``UpdatesLike``) is one of
+
+- an array of shape ``(n, ...)``: row ``i`` is client ``i``'s update; the result has
+  shape ``updates.shape[1:]``;
+- a list (or tuple) of ``n`` arrays of one shape: client ``i``'s update; the result has
+  that shape;
+- a list of ``n`` lists of per-layer arrays (parameter lists, as a model's
+  ``parameters()`` gives them), every client with the same layer shapes; the result is a
+  list of per-layer arrays. Distances and norms are taken over all layers together.
+
+A list or tuple is always a list of clients, and a client given as a list is always a
+list of layers (pass ``np.asarray(nested_list)`` for a matrix). float32 and float64 are
+supported, one dtype for every client and layer; results have that dtype. Torch CPU
+tensors and anything else ``np.asarray`` can view are read without a copy; an (n, D)
+matrix whose rows are each contiguous is the fastest input (lists are stacked into one
+where an aggregator needs all clients at once). :func:`secure_aggregate` takes the
+stricter ``(n, D)`` form (an array of any real dtype, or a list of 1-D arrays), since it
+quantises every update to one vector of ring elements.
 """
 
 from __future__ import annotations
 
-from .robust import (
+from .fedavg import (
     DPFedAvgResult,
-    KrumResult,
     StreamingFedAvg,
-    coordinate_median,
     dp_fedavg,
     fedavg,
     fedprox_gradient,
+)
+from .robust import (
+    KrumResult,
+    coordinate_median,
     krum,
     multi_krum,
     trimmed_mean,

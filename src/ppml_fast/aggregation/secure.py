@@ -29,9 +29,18 @@ If the shares needed to remove a mask are not there (fewer than ``t`` surviving
 neighbours for some survivor or dropped client; with SecAgg, fewer than ``t`` survivors)
 the round fails with :class:`SecAggError` -- never a wrong sum.
 
-Security notes: key agreement is real X25519 (the ``cryptography`` package); seeds go
-through HKDF-SHA256; shares travel AES-GCM encrypted; the self-mask seeds come from the
-OS CSPRNG and the Shamir polynomials from the package's secure stream. The masks are
+:func:`secure_aggregate` runs a whole round with every party in this process;
+:class:`SecAggClient` and :class:`SecAggServer` are the parties, one step per method.
+
+Security
+--------
+Assumptions: an honest-but-curious server and clients (the papers' semi-honest
+protocol), and fewer than ``t`` of any client's share holders colluding with the server
+(``t`` shares rebuild a seed or a secret key).
+
+Key agreement is real X25519 (the ``cryptography`` package); seeds go through
+HKDF-SHA256; shares travel AES-GCM encrypted; the self-mask seeds come from the OS
+CSPRNG and the Shamir polynomials from the package's secure stream. The masks are
 uniform in Z_2^64 per coordinate, so a single masked vector is uniform and says nothing
 about its update. The quantised sum must fit the ring: ``n * clip * 2^frac_bits < 2^63``.
 """
@@ -42,7 +51,8 @@ import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import Any, NamedTuple
+from types import ModuleType
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -50,7 +60,9 @@ from .. import _config
 from .. import sharing as _sharing
 from .._errors import PPMLError
 from .._native import aggregation_secure as _kernels
+from .._types import ArrayLike, RngLike, UpdatesLike
 from .._validation import HALF_OPEN_UNIT, POSITIVE, check_int, check_scalar
+from ._inputs import float64_rows
 
 __all__ = [
     "SecAggClient",
@@ -70,6 +82,10 @@ _SEED_BYTES = 16  # AES-128 keys for the PRG
 _B_CHUNKS = -(-_SEED_BYTES // _CHUNK_BYTES)  # Shamir pieces of a self-mask seed
 _S_CHUNKS = -(-32 // _CHUNK_BYTES)  # ... of an X25519 secret key
 
+#: A revealed share: ``("b", share)`` of a survivor's self-mask seed or ``("s", share)``
+#: of a dropped client's secret key.
+Revealed = tuple[str, np.ndarray]
+
 
 class SecAggError(PPMLError, RuntimeError):
     """A secure-aggregation round cannot complete (too many dropouts, bad messages)."""
@@ -78,11 +94,30 @@ class SecAggError(PPMLError, RuntimeError):
 # ---------------------------------------------------------------------------- quantising
 
 
-def quantize(x: Any, clip: float, frac_bits: int) -> np.ndarray:
+def quantize(x: ArrayLike, clip: float, frac_bits: int) -> np.ndarray:
     """Fixed point in the ring Z_2^64: ``round(clip_to_range(x) * 2^frac_bits) mod 2^64``.
 
-    Every coordinate is clipped to ``[-clip, clip]`` first (the stated range), so the
-    per-client contribution is bounded. NaN is an error.
+    Parameters
+    ----------
+    x : array-like of real numbers
+        The values; every coordinate is clipped to ``[-clip, clip]`` first (the stated
+        range), so the per-client contribution is bounded.
+    clip : float > 0
+        The range's bound.
+    frac_bits : int in [0, 52]
+        Fraction bits of the fixed-point encoding.
+
+    Returns
+    -------
+    ndarray of uint64
+        ``x``'s shape; negative values in two's complement (:func:`dequantize` inverts it
+        up to the rounding).
+
+    Raises
+    ------
+    ValueError
+        NaN in ``x``, a non-positive ``clip``, ``frac_bits`` out of range, or
+        ``clip * 2**frac_bits >= 2**62``.
     """
     c, fb = _fixed_point(clip, frac_bits)
     return _quantize(np.asarray(x, dtype=np.float64), c, fb)
@@ -108,13 +143,27 @@ def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None) -> tup
 def _quantize(arr: np.ndarray, clip: float, frac_bits: int) -> np.ndarray:
     if arr.size and np.isnan(arr).any():
         raise ValueError("updates must not contain NaN")
-    q = np.rint(np.clip(arr, -clip, clip) * 2.0**frac_bits).astype(np.int64)
+    q: np.ndarray = np.rint(np.clip(arr, -clip, clip) * 2.0**frac_bits).astype(np.int64)
     return q.view(np.uint64)
 
 
-def dequantize(v: Any, frac_bits: int) -> np.ndarray:
-    """The signed fixed-point values of ring elements (two's complement), as float64."""
-    return np.asarray(v, dtype=np.uint64).view(np.int64) / 2.0**frac_bits
+def dequantize(v: ArrayLike, frac_bits: int) -> np.ndarray:
+    """The signed fixed-point values of ring elements (two's complement), as float64.
+
+    Parameters
+    ----------
+    v : array-like of uint64
+        Ring elements, e.g. :func:`quantize`'s output or a round's ``ring_sum``.
+    frac_bits : int
+        The fraction bits they were encoded with.
+
+    Returns
+    -------
+    ndarray of float64
+        ``int64(v) / 2**frac_bits`` (exact while ``|int64(v)| <= 2**53``).
+    """
+    values: np.ndarray = np.asarray(v, dtype=np.uint64).view(np.int64) / 2.0**frac_bits
+    return values
 
 
 # --------------------------------------------------------------------------- mask PRG
@@ -128,7 +177,7 @@ def _keystream_words(key: bytes, count: int) -> np.ndarray:
     return np.frombuffer(enc.update(bytes(8 * count)), dtype="<u8").astype(np.uint64)
 
 
-def _check_vec(a: Any, name: str, writeable: bool = False) -> None:
+def _check_vec(a: object, name: str, writeable: bool = False) -> None:
     if not (
         isinstance(a, np.ndarray)
         and a.dtype == np.uint64
@@ -148,9 +197,40 @@ def expand_masks(
     """``acc = (base or acc) + sum_j sign_j * PRG(seed_j)`` (mod 2^64), on all cores.
 
     ``PRG(seed)`` is the AES-128-CTR keystream of the 16-byte seed with a zero nonce, as
-    little-endian uint64 words (identical to ``cryptography``'s CTR mode). ``acc`` (and
-    ``base``, of the same length, which may not overlap it) are C-contiguous uint64
-    vectors; with ``base`` the copy happens inside the kernel's single pass.
+    little-endian uint64 words (identical to ``cryptography``'s CTR mode).
+
+    Parameters
+    ----------
+    acc : ndarray of uint64
+        A C-contiguous, writeable 1-D vector; the result is written here.
+    seeds : sequence of bytes
+        The 16-byte AES-128 keys, one per mask.
+    signs : sequence of {+1, -1}
+        Whether each mask is added or subtracted.
+    base : ndarray of uint64, optional
+        A C-contiguous 1-D vector of ``acc``'s length that does not overlap it: the
+        masks are added to ``base`` instead of ``acc``'s contents (the copy happens
+        inside the kernel's single pass).
+
+    Raises
+    ------
+    TypeError
+        ``acc`` or ``base`` is not a C-contiguous 1-D uint64 array (``acc`` writeable).
+    ValueError
+        Lengths that differ, overlapping ``acc`` and ``base``, a seed that is not 16
+        bytes, or a sign that is not +1 or -1.
+    MemoryError
+        The kernel could not allocate its key schedules.
+
+    Notes
+    -----
+    The native kernel (VAES or AES-NI) runs on ``ppml_fast.get_num_threads()`` threads;
+    on a CPU without AES instructions the same keystream comes from ``cryptography``.
+
+    Security
+    --------
+    A seed must mask one vector only: the same keystream on two vectors reveals their
+    difference.
     """
     _check_vec(acc, "acc", writeable=True)
     if base is not None:
@@ -185,10 +265,31 @@ def expand_masks(
 # ------------------------------------------------------------------------------- graph
 
 
-def secagg_graph(n: int, k: int | None, rng: Any = None) -> list[np.ndarray]:
-    """Each client's neighbours: all others (``k=None``: SecAgg) or a random ``k``-regular
-    Harary graph (SecAgg+: the ring of a uniformly random ordering, each client joined to
-    the ``k/2`` nearest on either side; ``k`` even, ``2 <= k < n``)."""
+def secagg_graph(n: int, k: int | None, rng: RngLike = None) -> list[np.ndarray]:
+    """Each client's neighbours: all others (SecAgg) or a random ``k``-regular Harary
+    graph (SecAgg+).
+
+    Parameters
+    ----------
+    n : int >= 2
+        The number of clients.
+    k : int or None
+        ``None`` (or ``k >= n - 1``): every other client (SecAgg). Otherwise an even
+        ``k >= 2``: the ring of a uniformly random ordering, each client joined to the
+        ``k/2`` nearest on either side (SecAgg+).
+    rng : RngLike
+        The stream for the ordering (see :mod:`ppml_fast.rng`).
+
+    Returns
+    -------
+    list of n ndarrays of int64
+        ``graph[u]``: client ``u``'s neighbours, sorted (a symmetric graph).
+
+    Raises
+    ------
+    ValueError
+        ``n < 2``, ``k < 2`` or an odd ``k``.
+    """
     n = check_int(n, "n", minimum=2)
     if k is None or k >= n - 1:
         return [np.array([v for v in range(n) if v != u], dtype=np.int64) for u in range(n)]
@@ -212,7 +313,7 @@ def secagg_graph(n: int, k: int | None, rng: Any = None) -> list[np.ndarray]:
 # ------------------------------------------------------------------------------ crypto
 
 
-def _x25519():
+def _x25519() -> ModuleType:
     from cryptography.hazmat.primitives.asymmetric import x25519
 
     return x25519
@@ -221,15 +322,19 @@ def _x25519():
 def _raw_pub(key: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw: bytes = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return raw
 
 
 def _raw_priv(key: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.private_bytes(
+    raw: bytes = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
+    return raw
 
 
 def _kdf(shared: bytes, info: bytes, length: int) -> bytes:
@@ -262,13 +367,26 @@ def _from_chunks(chunks: np.ndarray, length: int) -> bytes:
 
 
 class SecAggClient:
-    """One client of a SecAgg / SecAgg+ round (see the module docstring for the steps).
+    """One client of a SecAgg / SecAgg+ round (the steps: :mod:`ppml_fast.aggregation.secure`).
 
-    Args:
-        index: the client's id in the round (0 .. n-1); shares are Shamir points index+1.
+    Call :meth:`advertise_keys`, :meth:`share_keys`, :meth:`receive_shares`,
+    :meth:`masked_input` and :meth:`unmask` in that order, once each.
+
+    Parameters
+    ----------
+    index : int >= 0
+        The client's id in the round (``0 .. n-1``); its Shamir point is ``index + 1``.
+
+    Security
+    --------
+    The key pairs ``c`` and ``s`` are made here by ``cryptography``'s X25519 generator
+    and the self-mask seed ``b_u`` from the OS CSPRNG; the secret keys and the seed
+    leave the object only as Shamir shares. The object refuses a
+    second masked input (which would reveal the difference of two updates) and a second
+    unmasking request (which could ask for both kinds of share of one client).
     """
 
-    def __init__(self, index: int):
+    def __init__(self, index: int) -> None:
         x25519 = _x25519()
         self.index = check_int(index, "index", minimum=0)
         self._c = x25519.X25519PrivateKey.generate()
@@ -291,7 +409,14 @@ class SecAggClient:
 
     # step 1
     def advertise_keys(self) -> tuple[bytes, bytes]:
-        """The public keys (c, s), raw 32 bytes each."""
+        """Step 1: the public keys.
+
+        Returns
+        -------
+        (bytes, bytes)
+            The raw 32-byte X25519 public keys ``c`` (share channel) and ``s`` (pair
+            masks).
+        """
         return _raw_pub(self._c), _raw_pub(self._s)
 
     # step 2
@@ -301,9 +426,25 @@ class SecAggClient:
         neighbors: Sequence[int] | np.ndarray,
         threshold: int,
     ) -> dict[int, bytes]:
-        """Shares of ``b_u`` and ``s_u`` for each neighbour, AES-GCM encrypted to it (the
-        client keeps one share for itself, as in Bonawitz et al.: holders are the
-        neighbours and the client, ``k + 1`` in all)."""
+        """Step 2: shares of ``b_u`` and ``s_u`` for each neighbour, encrypted to it.
+
+        Parameters
+        ----------
+        roster : dict of int to (bytes, bytes)
+            Every client's public keys, as the server collected them.
+        neighbors : sequence of int
+            This client's neighbours (:func:`secagg_graph`).
+        threshold : int in [1, k + 1]
+            ``t``, the shares needed to rebuild a secret. The client keeps one share for
+            itself, as in Bonawitz et al.: the holders are the ``k`` neighbours and the
+            client, ``k + 1`` in all.
+
+        Returns
+        -------
+        dict of int to bytes
+            One message per neighbour: a 12-byte nonce and the AES-GCM ciphertext (under
+            a key agreed from the ``c`` keys) of ``(sender, recipient, shares)``.
+        """
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self._roster = dict(roster)
@@ -329,12 +470,36 @@ class SecAggClient:
         return out
 
     def receive_shares(self, messages: dict[int, bytes]) -> None:
-        """Shares other clients sent this one (forwarded by the server), by sender."""
+        """Step 2, receiving: the messages other clients sent this one, by sender (as the
+        server forwards them); they are decrypted only when unmasking."""
         self._inbox = dict(messages)
 
     # step 3
-    def masked_input(self, update: np.ndarray) -> np.ndarray:
-        """``y_u``: the quantised update (uint64 vector) plus self and pair masks."""
+    def masked_input(self, update: ArrayLike) -> np.ndarray:
+        """Step 3: ``y_u``, the quantised update plus the self and pair masks (mod 2^64).
+
+        Parameters
+        ----------
+        update : 1-D array-like of integers
+            The quantised update (:func:`quantize`), read as uint64.
+
+        Returns
+        -------
+        ndarray of uint64
+            ``x_u + PRG(b_u) + sum_{v > u} PRG(s_uv) - sum_{v < u} PRG(s_uv)``.
+
+        Raises
+        ------
+        SecAggError
+            This client already sent its masked input.
+        ValueError
+            ``update`` is not a 1-D integer vector.
+
+        Security
+        --------
+        A second input under the same masks would reveal the difference of the two
+        updates: it is refused.
+        """
         if self._sent_input:
             raise SecAggError(
                 f"client {self.index} already sent its masked input: a second "
@@ -356,9 +521,35 @@ class SecAggClient:
         return y
 
     # step 4
-    def unmask(self, survivors: Sequence[int], dropped: Sequence[int]) -> dict[int, tuple]:
-        """For each neighbour that sent this client shares: ("b", share) if it survived,
-        ("s", share) if it dropped. Refuses if this client itself did not send input."""
+    def unmask(self, survivors: Sequence[int], dropped: Sequence[int]) -> dict[int, Revealed]:
+        """Step 4: this client's shares of the survivors' self-mask seeds and the dropped
+        clients' secret keys.
+
+        Parameters
+        ----------
+        survivors, dropped : sequence of int
+            The clients whose masked input the server received, and the others.
+
+        Returns
+        -------
+        dict of int to (str, ndarray)
+            For each neighbour that sent this client shares: ``("b", share)`` if it
+            survived, ``("s", share)`` if it dropped (and ``("b", own share)`` for this
+            client itself).
+
+        Raises
+        ------
+        SecAggError
+            This client did not send a masked input (it dropped), a client is listed as
+            both survivor and dropped, this client already answered, or a share fails
+            authentication or is addressed wrongly.
+
+        Security
+        --------
+        Never both kinds of share for one client: with ``b_v`` and ``s_v`` the server
+        could remove all of ``v``'s masks and read its update. Hence one answer per
+        client, and the disjointness check.
+        """
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         if not self._sent_input:
@@ -369,7 +560,7 @@ class SecAggClient:
         if self._unmasked:  # a second request could ask for both kinds of one client
             raise SecAggError(f"client {self.index} already answered the unmasking request")
         self._unmasked = True
-        out: dict[int, tuple] = {}
+        out: dict[int, Revealed] = {}
         if self._own_share is not None and self.index in surv:
             out[self.index] = ("b", self._own_share[:_B_CHUNKS])
         for v, blob in self._inbox.items():
@@ -406,13 +597,29 @@ def _pair_info(u: int, v: int) -> bytes:
 class SecAggServer:
     """The server of one round: routes messages, sums masked inputs, removes masks.
 
-    Args:
-        n: number of clients.
-        threshold: Shamir threshold t (shares needed to rebuild a seed).
-        graph: each client's neighbours (:func:`secagg_graph`).
+    Parameters
+    ----------
+    n : int >= 2
+        The number of clients.
+    threshold : int >= 1
+        The Shamir threshold ``t`` (shares needed to rebuild a seed).
+    graph : sequence of n sequences of int
+        Each client's neighbours (:func:`secagg_graph`): distinct other clients, and
+        symmetric.
+
+    Raises
+    ------
+    ValueError
+        A graph that does not list ``n`` clients, lists a client as its own neighbour,
+        twice, or out of range, or is not symmetric.
+
+    Security
+    --------
+    The server sees the public keys, the encrypted shares it routes, the masked inputs
+    and the revealed shares; it holds only the running sum of the masked inputs.
     """
 
-    def __init__(self, n: int, threshold: int, graph: list[np.ndarray]):
+    def __init__(self, n: int, threshold: int, graph: Sequence[ArrayLike]) -> None:
         self.n = check_int(n, "n", minimum=2)
         self.threshold = check_int(threshold, "threshold", minimum=1)
         if len(graph) != n:
@@ -435,22 +642,38 @@ class SecAggServer:
         self._senders: set[int] = set()
         self._total: np.ndarray | None = None
 
-    def collect_keys(self, keys: dict[int, tuple[bytes, bytes]]) -> dict[int, tuple]:
+    def collect_keys(self, keys: dict[int, tuple[bytes, bytes]]) -> dict[int, tuple[bytes, bytes]]:
+        """Step 1: every client's public keys; the roster to send to all clients.
+
+        Raises
+        ------
+        SecAggError
+            Not every client advertised keys.
+        """
         if len(keys) != self.n:
             raise SecAggError("every client must advertise keys")
         self.roster = dict(keys)
         return self.roster
 
     def route_shares(self, outboxes: dict[int, dict[int, bytes]]) -> dict[int, dict[int, bytes]]:
+        """Step 2: the encrypted shares regrouped by recipient (``inbox[v][u]``: from
+        ``u`` to ``v``), to forward to each client."""
         inbox: dict[int, dict[int, bytes]] = {u: {} for u in range(self.n)}
         for u, box in outboxes.items():
             for v, blob in box.items():
                 inbox[v][u] = blob
         return inbox
 
-    def add_masked(self, u: int, y: np.ndarray) -> None:
-        """Receive client u's masked input: added to the running sum (mod 2^64) at once,
-        so the server holds O(D) memory whatever the number of clients."""
+    def add_masked(self, u: int, y: ArrayLike) -> None:
+        """Step 3: client ``u``'s masked input, added to the running sum (mod 2^64) at
+        once, so the server holds O(D) memory whatever the number of clients.
+
+        Raises
+        ------
+        SecAggError
+            An unknown client, a second input from one client, or an input that is not
+            a uint64 vector of the first input's length.
+        """
         if not 0 <= int(u) < self.n:
             raise SecAggError(f"masked input from unknown client {u} (n = {self.n})")
         if u in self._senders:
@@ -464,10 +687,18 @@ class SecAggServer:
         self._senders.add(int(u))
 
     def survivors(self) -> list[int]:
+        """The clients whose masked input was received, sorted."""
         return sorted(self._senders)
 
     def check_recoverable(self) -> None:
-        """Raise SecAggError unless every mask can be removed from the survivors' shares."""
+        """Check, before asking for shares, that every mask can be removed.
+
+        Raises
+        ------
+        SecAggError
+            No masked input arrived, or some survivor's self mask or some dropped
+            client's pair masks have fewer than ``t`` surviving share holders.
+        """
         surv = set(self._senders)
         dropped = [u for u in range(self.n) if u not in surv]
         t = self.threshold
@@ -485,8 +716,28 @@ class SecAggServer:
                     f"{alive} of its neighbours survived (threshold t = {t})"
                 )
 
-    def unmask(self, revealed: dict[int, dict[int, tuple]], dim: int) -> np.ndarray:
-        """The sum of the survivors' quantised inputs (uint64, mod 2^64)."""
+    def unmask(self, revealed: dict[int, dict[int, Revealed]], dim: int) -> np.ndarray:
+        """Step 4: the sum of the survivors' quantised inputs.
+
+        Parameters
+        ----------
+        revealed : dict of int to dict of int to (str, ndarray)
+            Each survivor's answer to :meth:`SecAggClient.unmask`, by survivor.
+        dim : int
+            The length ``D`` of the inputs.
+
+        Returns
+        -------
+        ndarray of uint64
+            ``sum_{u survived} x_u`` (mod 2^64): the running sum minus the survivors'
+            self masks and the pair masks they shared with dropped clients.
+
+        Raises
+        ------
+        SecAggError
+            No input of length ``dim`` arrived, a seed has fewer than ``t`` shares, or
+            its shares are inconsistent.
+        """
         surv = sorted(self._senders)
         survset = set(surv)
         dropped = [u for u in range(self.n) if u not in survset]
@@ -540,29 +791,28 @@ def _rebuild(pts: list[tuple[int, np.ndarray]], t: int, length: int, name: str) 
 
 
 class SecAggResult(NamedTuple):
-    """One aggregation round.
-
-    Attributes:
-        sum: (D,) float64, the decoded sum of the survivors' quantised updates.
-        ring_sum: (D,) uint64, the same sum in Z_2^64 (before decoding).
-        survivors: client indices whose input is in the sum.
-        dropped: clients that dropped after sharing keys.
-        bytes_per_client: bytes one client sends (keys, encrypted shares, masked input,
-            revealed shares), the largest over clients.
-        neighbors: the graph degree (n - 1 for SecAgg).
-        threshold: the Shamir threshold used.
-    """
+    """The result of one :func:`secure_aggregate` round."""
 
     sum: np.ndarray
+    """(D,) float64: the decoded sum of the survivors' quantised updates."""
     ring_sum: np.ndarray
+    """(D,) uint64: the same sum in Z_2^64 (before decoding)."""
     survivors: np.ndarray
+    """The clients whose input is in the sum (int64, sorted)."""
     dropped: np.ndarray
+    """The clients that dropped after sharing keys (int64, sorted)."""
     bytes_per_client: int
+    """Bytes one client sends (keys, encrypted shares, masked input, revealed shares),
+    the largest over clients."""
     neighbors: int
+    """The graph degree ``k`` (``n - 1`` for SecAgg)."""
     threshold: int
+    """The Shamir threshold ``t`` used."""
 
 
-def _dropouts(dropout: Any, n: int, rng: Any) -> list[int]:
+def _dropouts(
+    dropout: float | Sequence[int] | np.ndarray | None, n: int, rng: RngLike
+) -> list[int]:
     if dropout is None:
         return []
     if isinstance(dropout, (bool, int, np.integer)):
@@ -583,53 +833,73 @@ def _dropouts(dropout: Any, n: int, rng: Any) -> list[int]:
 
 
 def secure_aggregate(
-    updates: Any,
+    updates: UpdatesLike,
     *,
     clip: float = 1.0,
     frac_bits: int = 16,
     threshold: int | None = None,
-    neighbors: int | str | None = None,
-    dropout: Any = None,
-    rng: Any = None,
+    neighbors: int | Literal["auto"] | None = None,
+    dropout: float | Sequence[int] | np.ndarray | None = None,
+    rng: RngLike = None,
     executor: Executor | None = None,
 ) -> SecAggResult:
     """Run one SecAgg (``neighbors=None``) or SecAgg+ round over ``updates`` (n, D).
 
-    Args:
-        updates: (n_clients, D) floats (or a list of 1-D arrays), one row per client.
-        clip: each coordinate is clipped to ``[-clip, clip]`` before quantisation.
-        frac_bits: fixed-point fraction bits (values are ``round(x * 2^frac_bits)``).
-        threshold: Shamir threshold ``t`` of the ``k + 1`` share holders (the ``k``
-            neighbours and the client itself); default ``floor((k + 1) / 2) + 1``, a
-            majority (``n // 2 + 1`` for SecAgg).
-        neighbors: ``None`` (SecAgg, all pairs), an even ``k`` (SecAgg+) or ``"auto"``
-            (SecAgg+ with ``k`` the even number nearest ``2 log2 n``).
-        dropout: clients that drop after sharing keys (before sending their masked
-            input): a rate in [0, 1) (drawn with ``rng``) or a list of indices.
-        rng: the stream for the graph and dropout draws (not for masks or shares, which
-            always come from the secure sources).
-        executor: runs the clients' masked-input step (default: one after another in
-            this thread, each already using every core; or e.g. a thread pool or a Dask
-            client's executor); the kernels release the GIL.
+    Every client is simulated in this process with its own :class:`SecAggClient`; the
+    :class:`SecAggServer` sees only what the protocol sends it.
 
-    Returns:
-        :class:`SecAggResult`; ``ring_sum`` equals the plain sum of the survivors'
-        quantised updates exactly (mod 2^64), and ``sum`` is its decoded value (exact
-        while the quantised sum stays below 2^53 in magnitude, else rounded to float64).
+    Parameters
+    ----------
+    updates : array (n_clients, D) of real numbers, or list of n_clients 1-D arrays
+        One row per client, ``n_clients >= 2``.
+    clip : float > 0
+        Each coordinate is clipped to ``[-clip, clip]`` before quantisation.
+    frac_bits : int in [0, 52]
+        Fixed-point fraction bits (values are ``round(x * 2^frac_bits)``).
+    threshold : int, optional
+        The Shamir threshold ``t`` of the ``k + 1`` share holders (the ``k`` neighbours
+        and the client itself), in ``[1, k + 1]``; default ``floor((k + 1) / 2) + 1``, a
+        majority (``n // 2 + 1`` for SecAgg).
+    neighbors : None, int or "auto"
+        ``None`` (SecAgg, all pairs), an even ``k`` (SecAgg+) or ``"auto"`` (SecAgg+
+        with ``k`` the even number nearest ``2 log2 n``).
+    dropout : float in [0, 1) or sequence of int, optional
+        Clients that drop after sharing keys (before sending their masked input): a rate
+        (that many clients drawn with ``rng``) or their indices.
+    rng : RngLike
+        The stream for the graph and dropout draws (not for masks or shares, which
+        always come from the secure sources).
+    executor : concurrent.futures.Executor, optional
+        Runs the clients' masked-input step (default: one after another in this thread,
+        each already using every core; or e.g. a thread pool or a Dask client's
+        executor); the kernels release the GIL.
 
-    Raises:
-        SecAggError: too many dropouts to remove every mask.
-        ValueError: bad shapes, NaN, or a sum that cannot fit the ring.
+    Returns
+    -------
+    SecAggResult
+        ``ring_sum`` equals the plain sum of the survivors' quantised updates exactly
+        (mod 2^64), and ``sum`` is its decoded value (exact while the quantised sum stays
+        below 2^53 in magnitude, else rounded to float64).
+
+    Raises
+    ------
+    SecAggError
+        Too many dropouts to remove every mask (never a wrong sum).
+    ValueError
+        Bad shapes, NaN, a bad dropout rate or index, an odd ``k``, a threshold out of
+        range, or a sum that cannot fit the ring
+        (``n * round(clip * 2**frac_bits) >= 2**63``).
+    TypeError
+        ``dropout`` given as a bool or an int.
+
+    Security
+    --------
+    The protocol's guarantees are those of the module (:mod:`ppml_fast.aggregation.secure`):
+    against an honest-but-curious server, the sum of the survivors' quantised updates is
+    all it learns. Running every party in one process, as here, gives no protection in
+    itself: this function is for simulation and measurement.
     """
-    if isinstance(updates, (list, tuple)):
-        rows = [np.asarray(u, dtype=np.float64) for u in updates]
-        if any(r.ndim != 1 or r.shape != rows[0].shape for r in rows):
-            raise ValueError("updates: every client's update must be 1-D of one length")
-        x = np.stack(rows) if rows else np.zeros((0, 0))
-    else:
-        x = np.asarray(updates, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"updates must be (n_clients >= 2, D), got shape {x.shape}")
+    x = float64_rows(updates)
     n, dim = x.shape
     c, fb = _fixed_point(clip, frac_bits, n)
     if neighbors == "auto":

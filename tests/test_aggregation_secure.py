@@ -17,7 +17,7 @@ import pytest
 
 from ppml_fast import aggregation as ag
 from ppml_fast._errors import PPMLError
-from ppml_fast._native import aggregation_secure as k
+from ppml_fast._native import aggregation_secure as _kernels
 from ppml_fast.aggregation.secure import SecAggClient, SecAggServer, dequantize, quantize
 
 crypto = pytest.importorskip("cryptography")
@@ -39,7 +39,7 @@ def _keystream(key: bytes, n: int) -> np.ndarray:
 )
 @pytest.mark.parametrize("force", [0, 1], ids=["best", "aes-ni"])
 def test_mask_kernel_matches_cryptography_ctr(n, force):
-    if k.cpu_level() == 0:
+    if _kernels.cpu_level() == 0:
         pytest.skip("no AES instructions: the Python fallback is tested below")
     keys = [os.urandom(16) for _ in range(4)]
     signs = np.array([1, -1, -1, 1], np.int8)
@@ -49,11 +49,13 @@ def test_mask_kernel_matches_cryptography_ctr(n, force):
         ks = _keystream(key, n)
         want = want + ks if s > 0 else want - ks
     acc = base.copy()
-    rc = k.masks_add(acc, None, np.frombuffer(b"".join(keys), np.uint8), signs, force, 2)
+    rc = _kernels.masks_add(acc, None, np.frombuffer(b"".join(keys), np.uint8), signs, force, 2)
     assert rc == 0
     assert np.array_equal(acc, want), f"n={n} force={force}"
     out = np.empty(n, np.uint64)
-    assert k.masks_add(out, base, np.frombuffer(b"".join(keys), np.uint8), signs, force, 2) == 0
+    assert (
+        _kernels.masks_add(out, base, np.frombuffer(b"".join(keys), np.uint8), signs, force, 2) == 0
+    )
     assert np.array_equal(out, want)
 
 
@@ -71,9 +73,9 @@ def test_expand_masks_threads_and_fallback(monkeypatch):
             acc = np.zeros(n, np.uint64)
             ag.expand_masks(acc, keys, [1, -1, 1])
             assert np.array_equal(acc, ref), threads
-    monkeypatch.setattr(k, "masks_add", lambda *a: -1)  # a CPU without AES instructions
     import ppml_fast.aggregation.secure as sa
 
+    # a CPU without AES instructions: the kernel declines, the API falls back
     monkeypatch.setattr(sa._kernels, "masks_add", lambda *a: -1)
     acc = np.zeros(n, np.uint64)
     ag.expand_masks(acc, keys, [1, -1, 1])
