@@ -113,7 +113,7 @@ def _acc8(acc, a0, a1, a2, a3, a4, a5, a6, a7, w, j0, j1):  # pragma: no cover -
     zero array (``s + 0.0 == s`` for the accumulator, which is never -0.0).
 
     Like every loop here, it runs over slices that start at 0: the same loop indexed
-    from a computed offset measured several times slower (see BUILD-NOTES).
+    from a computed offset compiles to a loop several times slower (it does not vectorise).
     """
     s_ = acc[j0:j1]
     b0, b1, b2, b3 = a0[j0:j1], a1[j0:j1], a2[j0:j1], a3[j0:j1]
