@@ -75,13 +75,13 @@ from typing import Any
 import gmpy2
 import numpy as np
 
-from . import _config
-from ._errors import EncodingOverflowError, KeyMismatchError
-from ._native import _gmp
-from ._validation import check_int
+from .. import _config
+from .._errors import EncodingOverflowError, KeyMismatchError
+from .._native import _gmp
+from .._validation import check_int
 
 _gmp.load()
-from ._native import paillier as _k  # noqa: E402  (needs GMP loaded globally first)
+from .._native import paillier as _k  # noqa: E402  (needs GMP loaded globally first)
 
 __all__ = [
     "DEFAULT_KEYSIZE",
@@ -136,7 +136,7 @@ def _from_limbs(a: np.ndarray) -> list[int]:
 
 def _random_words(count: int) -> np.ndarray:
     """``count`` uniform 64-bit words from the package's secure AES-CTR stream."""
-    from .rng import _secure_stream
+    from ..rng import _secure_stream
 
     if count == 0:
         return np.zeros(0, np.uint64)
