@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from ppml_fast import paillier as pl
-from ppml_fast._native import paillier as k
-from ppml_fast.paillier import _from_limbs, _nlimbs, _to_limbs
+from ppml_fast._native import paillier as kernels
+from ppml_fast.paillier._limbs import from_limbs, nlimbs, to_limbs
 
-HAVE_IFMA = k.set_ifma(None)
+HAVE_IFMA = kernels.set_ifma(None)
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +24,9 @@ def key():
 
 @pytest.fixture(params=[False, True] if HAVE_IFMA else [False], ids=lambda p: f"ifma={p}")
 def path(request):
-    k.set_ifma(request.param)
+    kernels.set_ifma(request.param)
     yield request.param
-    k.set_ifma(None)
+    kernels.set_ifma(None)
 
 
 def test_hs_of_tiny_order_rejected(key):
@@ -58,17 +58,17 @@ def test_djn_walk_matches_pow_for_awkward_alphas(key, path, window):
     alphas = _alphas(pk._alpha_bits())
     msgs = [secrets.randbelow(pk.n) for _ in alphas]
     abits = pk._alpha_bits()
-    rnd = _to_limbs(alphas, (abits + 63) // 64)
-    mabs = _to_limbs(msgs, _nlimbs(pk.n))
-    out = np.empty((len(alphas), _nlimbs(pk.nsquare)), np.uint64)
+    rnd = to_limbs(alphas, (abits + 63) // 64)
+    mabs = to_limbs(msgs, nlimbs(pk.n))
+    out = np.empty((len(alphas), nlimbs(pk.nsquare)), np.uint64)
     table, w = pk._table
     assert w == window
-    k.encrypt(0, pk._limb("n"), pk._limb("n2"), rnd, mabs, None, True, out, table, w, None, 2)
+    kernels.encrypt(0, pk._limb("n"), pk._limb("n2"), rnd, mabs, None, True, out, table, w, None, 2)
     want = [
         (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
         for m, a in zip(msgs, alphas, strict=True)
     ]
-    assert _from_limbs(out) == want
+    assert from_limbs(out) == want
     assert [sk.raw_decrypt(c) for c in want] == msgs
 
 
