@@ -1,7 +1,7 @@
 """The Paillier kernels themselves: GMP path and AVX-512 IFMA Montgomery path against
 Python's big integers, on random odd moduli of many sizes (fresh seeds each run, the seed
-in every message), plus the DJN table walk and CRT encryption through the public API with
-IFMA forced on and off.
+in every message), plus the DJN table walk (on awkward alphas too) and CRT encryption
+through the public API with IFMA forced on and off.
 """
 
 from __future__ import annotations
@@ -172,3 +172,57 @@ def test_rows_below():
     lt = np.empty(len(vals), np.uint8)
     kernels.rows_below(to_limbs(vals, 4), vec(m, 4), lt)
     assert lt.tolist() == [int(v < m) for v in vals]
+
+
+# --- the DJN fixed-base walk ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def k640():
+    return paillier.generate_paillier_keypair(n_length=640)
+
+
+def _alphas(bits: int) -> list[int]:
+    ones = (1 << bits) - 1
+    return [
+        0,
+        1,
+        ones,
+        1 << (bits - 1),
+        int("f0" * (bits // 8), 16),
+        0x10001,
+        secrets.randbits(bits),
+        secrets.randbits(bits) & ~0xFFFF0000FFFF,
+    ]
+
+
+@pytest.mark.parametrize("window", [1, 3, 4, 5])
+def test_djn_walk_matches_pow_for_awkward_alphas(k640, path, window):
+    """The constant-time table walk gives h_s^alpha for zero, all-ones, single-bit and
+    patterned alphas, at every window width and on both kernel paths."""
+    pk, sk = k640
+    pk.precompute(window)
+    alphas = _alphas(pk._alpha_bits())
+    msgs = [secrets.randbelow(pk.n) for _ in alphas]
+    abits = pk._alpha_bits()
+    rnd = to_limbs(alphas, (abits + 63) // 64)
+    mabs = to_limbs(msgs, nlimbs(pk.n))
+    out = np.empty((len(alphas), nlimbs(pk.nsquare)), np.uint64)
+    table, w = pk._table
+    assert w == window
+    kernels.encrypt(0, pk._limb("n"), pk._limb("n2"), rnd, mabs, None, True, out, table, w, None, 2)
+    want = [
+        (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
+        for m, a in zip(msgs, alphas, strict=True)
+    ]
+    assert from_limbs(out) == want
+    assert [sk.raw_decrypt(c) for c in want] == msgs
+
+
+def test_single_encrypts_switch_to_the_table(k640):
+    pk, sk = k640
+    fresh = paillier.PaillierPublicKey(pk.n, pk.hs)
+    vals = list(range(-20, 20))
+    encs = [fresh.encrypt(v) for v in vals]  # the first 16 use powmod_sec, then the table
+    assert fresh._table is not None
+    assert [sk.decrypt(e) for e in encs] == vals
