@@ -87,7 +87,7 @@ class EncryptedArray:
     # -- construction and conversion ----------------------------------------------------
     @classmethod
     def from_ciphertexts(
-        cls, public_key: PaillierPublicKey, ciphertexts: Any, exponents: Any = 0
+        cls, public_key: PaillierPublicKey, ciphertexts: ArrayLike, exponents: ArrayLike = 0
     ) -> EncryptedArray:
         """An array from ciphertext ints and their exponents.
 
@@ -375,7 +375,7 @@ class EncryptedArray:
         """Flat ciphertext rows with each exponent lowered to ``target`` (<= current)."""
         return _lower(self.public_key, self._flat(), self._exp.reshape(-1), target.reshape(-1))
 
-    def decrease_exponent_to(self, new_exp: Any) -> EncryptedArray:
+    def decrease_exponent_to(self, new_exp: ArrayLike) -> EncryptedArray:
         """The same values at lower exponents.
 
         Parameters
@@ -603,7 +603,7 @@ class EncryptedArray:
             return NotImplemented
         return _matmul(self, other, encrypted_left=False)
 
-    def dot(self, other: Any) -> Any:
+    def dot(self, other: ArrayLike) -> Any:
         """The product ``self @ other`` with a plaintext matrix or vector.
 
         Parameters
@@ -620,7 +620,7 @@ class EncryptedArray:
 
     # -- serialisation ------------------------------------------------------------------------
     def to_bytes(self, be_secure: bool = True) -> bytes:
-        """A compact binary form: magic, a JSON header (n, shape, limbs), exponents, limbs.
+        """A compact binary form.
 
         Parameters
         ----------
@@ -630,7 +630,9 @@ class EncryptedArray:
         Returns
         -------
         bytes
-            :meth:`nbytes` bytes; the layout is described in ``_codec``.
+            :attr:`nbytes` bytes: the magic ``PPMLPAI1``, the header length (4 bytes), a
+            JSON header ``{"n": hex, "shape", "limbs"}``, the int64 exponents and the
+            64-bit limbs of the ciphertexts, little-endian and in C order.
         """
         if be_secure and not self._obfuscated:
             self.obfuscate()
@@ -728,6 +730,7 @@ class EncryptedArray:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`__getstate__`'s state."""
         self.public_key = state["public_key"]
         self._c = state["c"]
         self._exp = state["exp"]
