@@ -572,6 +572,18 @@ def test_public_key_constructor_checks(k256):
             pl.PaillierPublicKey(pk.n, bad_hs)
     with pytest.raises(TypeError):
         pl.PaillierPublicKey(pk.n, 3.0)
+    with pytest.raises(ValueError, match="65536"):
+        pl.PaillierPublicKey((1 << 65537) + 1)
+
+
+def test_hs_of_tiny_order_rejected(k512):
+    """A DJN base h_s with h_s^k = 1 for a small k (1, -1) would leave ciphertexts nearly
+    bare: the public key refuses it."""
+    pk, _ = k512
+    for bad in (1, pk.nsquare - 1):
+        with pytest.raises(ValueError, match="order"):
+            pl.PaillierPublicKey(pk.n, hs=bad)
+    assert pl.PaillierPublicKey(pk.n, hs=pk.hs).hs == pk.hs
 
 
 def test_get_random_lt_n(toy):
@@ -642,6 +654,8 @@ def test_decrypt_invalid_encrypted_number(k256):
         pl.EncryptedNumber(pk, pk.encrypt(1))
     with pytest.raises(TypeError):
         pl.EncryptedNumber(pk.n, 5)
+    with pytest.raises(TypeError, match="exponent"):
+        pl.EncryptedNumber(pk, 5, "1")
 
 
 def test_negative_multiplier_on_non_invertible_ciphertext(k256):
@@ -805,6 +819,8 @@ def test_keygen_bad_arguments():
         pl.generate_paillier_keypair(private_keyring={}, n_length=64)
     pk, _ = pl.generate_paillier_keypair(None, np.int64(64))
     assert pk.n.bit_length() == 64
+    with pytest.raises(ValueError, match="n_length"):
+        pl.generate_paillier_keypair(n_length=70000)
 
 
 def test_keyring(k256, other256):
@@ -960,7 +976,7 @@ def test_phe_encoded_number_operand(k512, phe_pair):
     assert sk.decrypt(pk.encrypt(enc)) == 0.25
 
 
-# --- regressions: bugs the first version of these tests found (all fixed) -------------------
+# --- small keys ------------------------------------------------------------------------------
 
 
 def test_classic_encryption_round_trips_on_small_key(toy):

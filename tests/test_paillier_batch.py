@@ -1243,6 +1243,43 @@ def test_bad_obfuscation_and_precision(k256):
     for bad in (0, -1.0, np.nan, np.inf):
         with pytest.raises(ValueError):
             pk.encrypt_batch([1.5], precision=bad)
+    with pytest.raises(TypeError, match="precision"):
+        pk.encrypt_batch([1.0], precision="x")
+    with pytest.raises(ValueError, match="precision"):
+        pk.encrypt_batch([1.0], precision=-1.0)
+
+
+def test_decrypt_batch_rejects_non_arrays(k256):
+    _, sk = k256
+    with pytest.raises(TypeError, match="enc must be"):
+        sk.decrypt_batch(5)
+    with pytest.raises(TypeError, match="enc must be"):
+        sk.decrypt_batch("abc")
+
+
+def test_exponents_are_bounded(k512):
+    """Exponents from outside (ciphertext lists, numbers, bytes, JSON) stay within
+    +-2**31, and an alignment whose multiplier 16**difference would be gigantic is
+    refused, not attempted."""
+    pk, sk = k512
+    cts = [pk.encrypt(3).ciphertext(), pk.encrypt(5).ciphertext()]
+    with pytest.raises(ValueError, match="exponents"):
+        pl.EncryptedArray.from_ciphertexts(pk, cts, exponents=[2**62, -(2**62)])
+    with pytest.raises(ValueError):
+        pl.EncryptedArray.from_numbers([pl.EncryptedNumber(pk, cts[0], 2**40)])
+    data = bytearray(pk.encrypt_batch([1]).to_bytes())
+    hlen = int.from_bytes(data[8:12], "little")
+    data[12 + hlen : 20 + hlen] = (2**62).to_bytes(8, "little")
+    with pytest.raises(ValueError):
+        pl.EncryptedArray.from_bytes(bytes(data))
+    obj = json.loads(pk.encrypt_batch([1]).to_json())
+    with pytest.raises(ValueError):
+        pl.EncryptedArray.from_json(json.dumps({**obj, "exponents": [2**31]}))
+    a = pl.EncryptedArray.from_ciphertexts(pk, cts, exponents=[2**30, -(2**30)])
+    with pytest.raises(ValueError, match="align"):
+        a.sum()
+    b = pl.EncryptedArray.from_ciphertexts(pk, cts, exponents=[5, -5])
+    assert sk.decrypt(b.sum()) == 3 * 16.0**5 + 5 * 16.0**-5
 
 
 # --- threads ---------------------------------------------------------------------------------
@@ -1430,6 +1467,13 @@ def test_from_json_rejects_malformed(k256):
         _raises(ValueError, lambda t=text: pl.EncryptedArray.from_json(t, pk), name)
 
 
+def test_nbytes_is_the_serialised_length(k256):
+    pk, _ = k256
+    for values in ([1, 2, 3], np.zeros((2, 0)), 7.5, np.arange(12.0).reshape(3, 4)):
+        e = pk.encrypt_batch(values)
+        assert e.nbytes == len(e.to_bytes())
+
+
 # --- python-paillier interoperability ----------------------------------------------------------
 
 
@@ -1501,7 +1545,7 @@ def test_phe_encoded_number_with_batch(k512, phe_pair):
     _check(sk, e - enc, _fr([1.25, 1.75, -3.5]), "phe encoded -")
 
 
-# --- regressions: bugs the first version of these tests found (all fixed) ---------------------
+# --- edge cases ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("shape", [(0,), (0, 3), (2, 0)])

@@ -1,7 +1,7 @@
 """The Paillier kernels themselves: GMP path and AVX-512 IFMA Montgomery path against
 Python's big integers, on random odd moduli of many sizes (fresh seeds each run, the seed
-in every message), plus the DJN table walk and CRT encryption through the public API with
-IFMA forced on and off.
+in every message), plus the DJN table walk (on awkward alphas too) and CRT encryption
+through the public API with IFMA forced on and off.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from ppml_fast import paillier
-from ppml_fast._native import paillier as k
-from ppml_fast.paillier import _from_limbs, _nlimbs, _to_limbs, _vec
+from ppml_fast._native import paillier as kernels
+from ppml_fast.paillier._limbs import from_limbs, nlimbs, to_limbs, vec
 from ppml_fast.reference import paillier as ref
 
-HAVE_IFMA = k.set_ifma(None)
+HAVE_IFMA = kernels.set_ifma(None)
 PATHS = [False, True] if HAVE_IFMA else [False]
 # moduli around the digit (52-bit) and limb (64-bit) boundaries, up to the IFMA limit
 # (8192 bits) and past it (GMP only)
@@ -48,9 +48,9 @@ BITS = [
 
 @pytest.fixture(params=PATHS, ids=lambda p: "ifma" if p else "gmp")
 def path(request):
-    k.set_ifma(request.param)
+    kernels.set_ifma(request.param)
     yield request.param
-    k.set_ifma(None)
+    kernels.set_ifma(None)
 
 
 def _modulus(bits: int) -> int:
@@ -66,10 +66,10 @@ def test_mulmod_rows(path, bits):
     m = _modulus(bits)
     a = [*_below(m, 37), 0, m - 1, 1]
     b = [*_below(m, 37), m - 1, m - 1, 0]
-    width = _nlimbs(m)
+    width = nlimbs(m)
     out = np.empty((len(a), width), np.uint64)
-    k.mulmod(_to_limbs(a, width), _to_limbs(b, width), _vec(m), out, 2)
-    assert _from_limbs(out) == [x * y % m for x, y in zip(a, b, strict=True)], (
+    kernels.mulmod(to_limbs(a, width), to_limbs(b, width), vec(m), out, 2)
+    assert from_limbs(out) == [x * y % m for x, y in zip(a, b, strict=True)], (
         f"bits={bits} path={path} m={m:#x}"
     )
 
@@ -80,13 +80,13 @@ def test_mulmod_rows(path, bits):
 )
 def test_prod_groups(path, bits, groups, count):
     m = _modulus(bits)
-    width = _nlimbs(m)
+    width = nlimbs(m)
     vals = [_below(m, count) for _ in range(groups)]
-    a = _to_limbs([v for row in vals for v in row], width).reshape(groups, count, width)
+    a = to_limbs([v for row in vals for v in row], width).reshape(groups, count, width)
     out = np.empty((groups, width), np.uint64)
-    k.prod_groups(np.ascontiguousarray(a), _vec(m), out, 2)
+    kernels.prod_groups(np.ascontiguousarray(a), vec(m), out, 2)
     want = [reduce(lambda x, y: x * y % m, row, 1 % m) for row in vals]
-    assert _from_limbs(out) == want, f"bits={bits} path={path}"
+    assert from_limbs(out) == want, f"bits={bits} path={path}"
 
 
 @pytest.mark.parametrize("bits", [60, 65, 512, 2048, 4096, 8192, 8256])
@@ -96,11 +96,13 @@ def test_powm_public_and_negative(path, bits, ebits):
     base = _below(m, 9)
     exps = [secrets.randbits(ebits) | (1 << (ebits - 1)) if ebits else 0 for _ in base]
     neg = np.array([secrets.randbits(1) for _ in base], np.uint8)
-    width = _nlimbs(m)
+    width = nlimbs(m)
     ewidth = max(1, (ebits + 63) // 64)
     out = np.empty((len(base), width), np.uint64)
     bad = np.zeros(len(base), np.uint8)
-    nbad = k.powm(_to_limbs(base, width), _to_limbs(exps, ewidth), neg, _vec(m), False, out, bad, 2)
+    nbad = kernels.powm(
+        to_limbs(base, width), to_limbs(exps, ewidth), neg, vec(m), False, out, bad, 2
+    )
     want, want_bad = [], []
     for x, e, s in zip(base, exps, neg.tolist(), strict=True):
         try:
@@ -109,7 +111,7 @@ def test_powm_public_and_negative(path, bits, ebits):
         except ValueError:  # not invertible
             want.append(0)
             want_bad.append(1)
-    assert _from_limbs(out) == want, f"bits={bits} ebits={ebits} path={path}"
+    assert from_limbs(out) == want, f"bits={bits} ebits={ebits} path={path}"
     assert bad.tolist() == want_bad
     assert nbad == sum(want_bad)
 
@@ -119,8 +121,8 @@ def test_powm_secure_matches(path):
     base = _below(m, 6)
     exps = [secrets.randbits(1024) | 1 for _ in base]
     out = np.empty((6, 32), np.uint64)
-    k.powm(_to_limbs(base, 32), _to_limbs(exps, 16), None, _vec(m), True, out, None, 2)
-    assert _from_limbs(out) == [pow(x, e, m) for x, e in zip(base, exps, strict=True)]
+    kernels.powm(to_limbs(base, 32), to_limbs(exps, 16), None, vec(m), True, out, None, 2)
+    assert from_limbs(out) == [pow(x, e, m) for x, e in zip(base, exps, strict=True)]
 
 
 @pytest.mark.parametrize("n_length", [512, 1024, 2048])
@@ -142,24 +144,24 @@ def test_table_rebuilt_when_path_changes():
     pk, sk = paillier.generate_paillier_keypair(n_length=512)
     x = np.arange(-5, 5)
     try:
-        k.set_ifma(True)
+        kernels.set_ifma(True)
         assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
-        k.set_ifma(False)  # the Montgomery-form table must not be used by the GMP walk
+        kernels.set_ifma(False)  # the Montgomery-form table must not be used by the GMP walk
         assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
-        k.set_ifma(True)
+        kernels.set_ifma(True)
         assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
     finally:
-        k.set_ifma(None)
+        kernels.set_ifma(None)
 
 
 def test_fixed_base_table_entries(path):
     m = _modulus(1030)
     h = secrets.randbelow(m)
-    width = _nlimbs(m)
+    width = nlimbs(m)
     w, nwin = 3, 5
     table = np.empty((nwin, 8, width), np.uint64)
-    k.fixed_base_table(_vec(h, width), _vec(m), w, table, 2)
-    got = _from_limbs(table.reshape(-1, width))
+    kernels.fixed_base_table(vec(h, width), vec(m), w, table, 2)
+    got = from_limbs(table.reshape(-1, width))
     want = [pow(h, d << (w * j), m) for j in range(nwin) for d in range(8)]  # d = 0: 1
     assert got == want
 
@@ -168,5 +170,59 @@ def test_rows_below():
     m = _modulus(200)
     vals = [0, 1, m - 1, m, m + 1, 2**256 - 1, *_below(m, 5)]
     lt = np.empty(len(vals), np.uint8)
-    k.rows_below(_to_limbs(vals, 4), _vec(m, 4), lt)
+    kernels.rows_below(to_limbs(vals, 4), vec(m, 4), lt)
     assert lt.tolist() == [int(v < m) for v in vals]
+
+
+# --- the DJN fixed-base walk ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def k640():
+    return paillier.generate_paillier_keypair(n_length=640)
+
+
+def _alphas(bits: int) -> list[int]:
+    ones = (1 << bits) - 1
+    return [
+        0,
+        1,
+        ones,
+        1 << (bits - 1),
+        int("f0" * (bits // 8), 16),
+        0x10001,
+        secrets.randbits(bits),
+        secrets.randbits(bits) & ~0xFFFF0000FFFF,
+    ]
+
+
+@pytest.mark.parametrize("window", [1, 3, 4, 5])
+def test_djn_walk_matches_pow_for_awkward_alphas(k640, path, window):
+    """The constant-time table walk gives h_s^alpha for zero, all-ones, single-bit and
+    patterned alphas, at every window width and on both kernel paths."""
+    pk, sk = k640
+    pk.precompute(window)
+    alphas = _alphas(pk._alpha_bits())
+    msgs = [secrets.randbelow(pk.n) for _ in alphas]
+    abits = pk._alpha_bits()
+    rnd = to_limbs(alphas, (abits + 63) // 64)
+    mabs = to_limbs(msgs, nlimbs(pk.n))
+    out = np.empty((len(alphas), nlimbs(pk.nsquare)), np.uint64)
+    table, w = pk._table
+    assert w == window
+    kernels.encrypt(0, pk._limb("n"), pk._limb("n2"), rnd, mabs, None, True, out, table, w, None, 2)
+    want = [
+        (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
+        for m, a in zip(msgs, alphas, strict=True)
+    ]
+    assert from_limbs(out) == want
+    assert [sk.raw_decrypt(c) for c in want] == msgs
+
+
+def test_single_encrypts_switch_to_the_table(k640):
+    pk, sk = k640
+    fresh = paillier.PaillierPublicKey(pk.n, pk.hs)
+    vals = list(range(-20, 20))
+    encs = [fresh.encrypt(v) for v in vals]  # the first 16 use powmod_sec, then the table
+    assert fresh._table is not None
+    assert [sk.decrypt(e) for e in encs] == vals
