@@ -35,8 +35,18 @@ from randomgen import AESCounter
 
 from ._errors import InsecureRandomnessWarning
 from ._streams import BLOCK, children
+from ._types import RngLike
 
-__all__ = ["BLOCK", "Generator", "default_rng", "is_secure", "spawn"]
+__all__ = [
+    "BLOCK",
+    "Generator",
+    "default_rng",
+    "is_secure",
+    "resolve",
+    "resolve_for_dp",
+    "spawn",
+    "warn_if_insecure",
+]
 
 #: Every live secure stream, re-keyed in a forked child (see _after_fork_in_child).
 _live_secure: weakref.WeakSet[np.random.Generator] = weakref.WeakSet()
@@ -75,7 +85,7 @@ def _os_key() -> int:
     return int.from_bytes(secrets.token_bytes(16), "little")
 
 
-def default_rng(seed: Any = None, *, secure: bool | None = None) -> np.random.Generator:
+def default_rng(seed: RngLike = None, *, secure: bool | None = None) -> np.random.Generator:
     """Return a random stream for ppml_fast functions.
 
     Parameters
@@ -118,7 +128,7 @@ def default_rng(seed: Any = None, *, secure: bool | None = None) -> np.random.Ge
     return Generator(AESCounter(int(seed)), secure=False)
 
 
-def spawn(rng: Any, n: int) -> list[np.random.Generator]:
+def spawn(rng: RngLike, n: int) -> list[np.random.Generator]:
     """Return ``n`` independent child streams of ``rng`` (for parties, clients, threads).
 
     Each child is keyed by fresh output of the parent (:func:`children`): a secure
@@ -174,7 +184,7 @@ def _secure_stream() -> np.random.Generator:
     return gen
 
 
-def resolve(rng: Any) -> np.random.Generator:
+def resolve(rng: RngLike) -> np.random.Generator:
     """The stream a call with ``rng=`` uses (``None`` → the process-wide secure stream)."""
     if rng is None:
         return _secure_stream()
@@ -186,7 +196,7 @@ def resolve(rng: Any) -> np.random.Generator:
 _warned = False
 
 
-def resolve_for_dp(rng: Any) -> np.random.Generator:
+def resolve_for_dp(rng: RngLike) -> np.random.Generator:
     """Like :func:`resolve`, but warn once per process when the stream is not secure."""
     gen = resolve(rng)
     warn_if_insecure(gen, stacklevel=4)
