@@ -56,9 +56,9 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from . import _config, accounting, aggregation, clipping, paillier
-from . import rng as _rng
-from ._validation import (
+from .. import _config, accounting, aggregation, clipping, paillier
+from .. import rng as _rng
+from .._validation import (
     HALF_OPEN_UNIT,
     NON_NEGATIVE,
     POSITIVE,
@@ -717,7 +717,7 @@ _COLUMNS = (
 
 def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str:
     """The per-round records as a text (or Markdown) table."""
-    from ._tables import render
+    from .._tables import render
 
     head = [title for _, title, _ in _COLUMNS]
     body = []
