@@ -224,21 +224,21 @@ def _check_arguments(
             f">= 1.5, got {frac} * {len(parts)}"
         )
     return _Settings(
-        data,
-        X,
-        y,
-        mdl,
-        agg,
-        n_rounds,
-        frac,
-        epochs,
-        bsize,
-        step,
-        dp_sgd,
-        master,
-        parts,
-        executor,
-        progress,
+        data=data,
+        X=X,
+        y=y,
+        model=mdl,
+        aggregator=agg,
+        rounds=n_rounds,
+        fraction=frac,
+        local_epochs=epochs,
+        batch_size=bsize,
+        lr=step,
+        dp_sgd=dp_sgd,
+        master=master,
+        parts=parts,
+        executor=executor,
+        progress=progress,
     )
 
 

@@ -236,7 +236,7 @@ class Server:
     Security
     --------
     Under :class:`PaillierAggregation` the server also plays the decryptor: it
-    generates the key pair (always from the secure stream) and hands out only
+    generates the key pair (from the OS CSPRNG, whatever the seed) and hands out only
     :attr:`public_key`.
     """
 
