@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import operator
 from collections.abc import Callable
-from typing import NamedTuple, cast
+from typing import Literal, NamedTuple, cast
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class SecureAggregation:
     is aborted: the model stays as it was.
     """
 
-    neighbors: int | str | None = None
+    neighbors: int | Literal["auto"] | None = None
     dropout: float = 0.0
     clip: float = 4.0
     frac_bits: int = 16
