@@ -1,4 +1,8 @@
-"""Federated-learning simulation: models, partitions, aggregators, accounting, executors."""
+"""Federated-learning simulation runs: seeds, accounting, aggregators, executors, output, checks.
+
+The models are tested in test_simulation_models.py, data and partitions in
+test_simulation_data.py.
+"""
 
 import concurrent.futures
 import math
@@ -29,144 +33,6 @@ def _small(digits, n_train=400, n_test=200):
         digits.X_test[:n_test],
         digits.y_test[:n_test],
     )
-
-
-# ----------------------------------------------------------------------------- models
-
-MODELS = {
-    "logreg-binary": (sim.LogisticRegression(), 2),
-    "logreg-softmax": (sim.LogisticRegression(), 4),
-    "logreg-softmax-2": (sim.LogisticRegression(multinomial=True), 2),
-    "mlp-tanh": (sim.MLP(hidden=5, activation="tanh"), 3),
-    "mlp-relu": (sim.MLP(hidden=5, activation="relu"), 3),
-}
-
-
-def _problem(model, k, b=7, d=4, seed=0):
-    gen = np.random.default_rng(seed)
-    params = model.init(gen, d, k) + 0.3 * gen.standard_normal(model.init(gen, d, k).size)
-    return params, gen.standard_normal((b, d)), gen.integers(0, k, b)
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_gradient_matches_central_differences(name):
-    model, k = MODELS[name]
-    params, X, y = _problem(model, k)
-    g = model.gradient(params, X, y)
-    h = 1e-6
-    fd = np.empty_like(params)
-    for i in range(params.size):
-        e = np.zeros_like(params)
-        e[i] = h
-        fd[i] = (model.loss(params + e, X, y) - model.loss(params - e, X, y)) / (2 * h)
-    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-8)
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_per_example_gradients_are_single_example_gradients(name):
-    model, k = MODELS[name]
-    params, X, y = _problem(model, k)
-    G = model.per_example_gradients(params, X, y)
-    assert G.shape == (X.shape[0], params.size)
-    for i in range(X.shape[0]):
-        np.testing.assert_allclose(
-            G[i], model.gradient(params, X[i : i + 1], y[i : i + 1]), rtol=1e-12, atol=1e-14
-        )
-    np.testing.assert_allclose(G.mean(axis=0), model.gradient(params, X, y), rtol=1e-12, atol=1e-14)
-    assert model.per_example_gradients(params, X[:0], y[:0]).shape == (0, params.size)
-
-
-def test_parameter_counts_and_predictions():
-    lr, mlp = sim.LogisticRegression(), sim.MLP(hidden=8)
-    assert lr.init(0, 64, 2).size == 65
-    assert lr.init(0, 64, 10).size == 650
-    assert sim.LogisticRegression(multinomial=True).init(0, 64, 2).size == 130
-    assert mlp.init(0, 64, 10).size == 64 * 8 + 8 + 8 * 10 + 10
-    X = np.array([[1.0], [-1.0]])
-    w = np.array([5.0, 0.0])  # binary: logit = 5x
-    assert list(lr.predict(w, X)) == [1, 0]
-    assert lr.accuracy(w, X, np.array([1, 0])) == 1.0
-    # the same seed gives the same MLP initialisation
-    np.testing.assert_array_equal(mlp.init(3, 5, 3), mlp.init(3, 5, 3))
-
-
-def test_model_validation():
-    lr = sim.LogisticRegression()
-    p = lr.init(0, 3, 4)
-    X, y = np.zeros((2, 3)), np.array([0, 1])
-    with pytest.raises(ValueError, match="multiple of n_features"):
-        lr.loss(p[:-1], X, y)
-    with pytest.raises(ValueError, match="X must be 2-d"):
-        lr.gradient(p, np.zeros(3), y)
-    with pytest.raises(ValueError, match=r"y must have shape \(2,\)"):
-        lr.gradient(p, X, np.array([0, 1, 2]))
-    with pytest.raises(TypeError, match="integer class labels"):
-        lr.gradient(p, X, np.array([0.0, 1.0]))
-    with pytest.raises(ValueError, match="n_classes must be >= 2"):
-        lr.init(0, 3, 1)
-    with pytest.raises(ValueError, match="activation must be one of"):
-        sim.MLP(activation="sigmoid")
-    with pytest.raises(ValueError, match="params must have"):
-        sim.MLP(hidden=4).loss(np.zeros(7), X, y)
-    with pytest.raises(ValueError, match="at least one row"):
-        lr.accuracy(p, X[:0], y[:0])
-
-
-# ------------------------------------------------------------------------- partitions
-
-
-def test_iid_partition_sizes_and_cover():
-    parts = sim.iid_partition(103, 10, rng=1)
-    sizes = [p.size for p in parts]
-    assert max(sizes) - min(sizes) <= 1 and sum(sizes) == 103
-    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(103))
-    assert all(
-        np.array_equal(a, b) for a, b in zip(parts, sim.iid_partition(103, 10, rng=1), strict=True)
-    )
-    with pytest.raises(ValueError, match="n_clients must be <= n_samples = 5"):
-        sim.iid_partition(5, 6)
-    with pytest.raises(ValueError, match="n_clients must be >= 1"):
-        sim.iid_partition(5, 0)
-
-
-def _max_class_share(parts, y):
-    return float(np.mean([np.bincount(y[p]).max() / p.size for p in parts]))
-
-
-def test_dirichlet_partition_label_skew(digits):
-    y = digits.y_train
-    skewed = sim.dirichlet_partition(y, 20, 0.1, rng=0)
-    flat = sim.dirichlet_partition(y, 20, 1000.0, rng=0)
-    for parts in (skewed, flat):
-        assert len(parts) == 20 and min(p.size for p in parts) >= 1
-        np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(y.size))
-    # digits has 10 balanced classes: an IID client's largest class holds ~10-20% of it
-    assert _max_class_share(skewed, y) > 0.5
-    assert _max_class_share(flat, y) < 0.25
-    assert _max_class_share(sim.iid_partition(y.size, 20, rng=0), y) < 0.25
-
-
-def test_dirichlet_partition_validation(digits):
-    y = digits.y_train
-    with pytest.raises(ValueError, match=r"no Dirichlet.*raise alpha or lower n_clients"):
-        sim.dirichlet_partition(y, 200, 0.001, rng=0, max_tries=3)
-    with pytest.raises(ValueError, match="alpha must be > 0"):
-        sim.dirichlet_partition(y, 5, 0.0)
-    with pytest.raises(ValueError, match="labels must be a 1-d integer array"):
-        sim.dirichlet_partition(y.astype(float), 5, 1.0)
-    with pytest.raises(ValueError, match="n_clients \\* min_size must be <= len"):
-        sim.dirichlet_partition(y[:10], 5, 1.0, min_size=3)
-    parts = sim.dirichlet_partition(y, 10, 0.5, rng=0, min_size=20)
-    assert min(p.size for p in parts) >= 20
-
-
-def test_load_dataset():
-    d = sim.load_dataset("breast-cancer", test_fraction=0.2)
-    assert d.X_train.shape[1] == 30 and d.n_classes == 2
-    assert d.X_test.shape[0] == round(0.2 * 569)
-    np.testing.assert_allclose(d.X_train.mean(axis=0), 0, atol=1e-12)
-    with pytest.raises(ValueError, match="name must be one of"):
-        sim.load_dataset("mnist")
 
 
 # ------------------------------------------------------------- the default experiment

@@ -1,0 +1,184 @@
+"""The simulation's client side: local training, DP-SGD, and what a client sends.
+
+A client task (:class:`ClientTask`) is a pure function of its inputs and of its own seed:
+local SGD (or DP-SGD, :class:`DPSGD`) from the round's global model on the client's
+rows, returning the model delta -- scaled by the client's weight and encrypted when the
+server aggregates under Paillier -- with the number of steps and the sample rate the
+accountant needs (:class:`ClientResult`). Tasks hold no reference to the server, so any
+:class:`concurrent.futures.Executor`, a Dask cluster's included, can run them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import clipping, paillier
+from .. import rng as _rng
+from .._validation import NON_NEGATIVE, OPEN_UNIT, POSITIVE, check_scalar
+from .models import Model
+
+__all__ = ["DPSGD", "ClientResult", "ClientTask", "check_dp", "client_update"]
+
+
+def check_dp(noise_multiplier: float, norm_name: str, norm: float, delta: float) -> None:
+    """Check the settings every DP mode shares: σ >= 0, a clipping norm > 0, δ in (0, 1).
+
+    Raises
+    ------
+    ValueError
+        A setting out of range (the message names it).
+    """
+    check_scalar(noise_multiplier, "noise_multiplier", NON_NEGATIVE)
+    check_scalar(norm, norm_name, POSITIVE)
+    check_scalar(delta, "delta", OPEN_UNIT)
+
+
+@dataclasses.dataclass(frozen=True)
+class DPSGD:
+    """Client-side DP-SGD (Abadi et al. 2016).
+
+    Every step Poisson-samples a batch at rate ``q = batch_size / n_k`` from the client's
+    ``n_k`` rows, clips each example's gradient to ``max_grad_norm`` and adds Gaussian
+    noise of standard deviation ``noise_multiplier * max_grad_norm`` to the sum
+    (:func:`ppml_fast.clipping.dp_aggregate`).
+
+    Parameters
+    ----------
+    noise_multiplier : float >= 0
+        σ.
+    max_grad_norm : float > 0
+        The per-example clipping norm ``C``.
+    delta : float in (0, 1)
+        The δ at which ε is reported (example-level, for the worst client).
+
+    Raises
+    ------
+    ValueError
+        A setting out of range.
+    """
+
+    noise_multiplier: float = 1.0
+    max_grad_norm: float = 1.0
+    delta: float = 1e-5
+
+    def __post_init__(self) -> None:
+        check_dp(self.noise_multiplier, "max_grad_norm", self.max_grad_norm, self.delta)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientTask:
+    """Everything one client needs for one round (picklable, for process executors).
+
+    Attributes
+    ----------
+    model : Model
+    params : ndarray, shape (P,)
+        The round's global model.
+    X, y : ndarray
+        The client's rows and labels.
+    epochs, batch_size, lr
+        Local SGD (see :func:`client_update`).
+    dp : DPSGD or None
+        DP-SGD settings, or ``None`` for plain SGD.
+    seed : SeedSequence or None
+        The client's stream for this round; ``None`` draws from the secure stream.
+    scale : float
+        The update is multiplied by this before it is sent (weighted Paillier: the
+        client's example count).
+    public_key : PaillierPublicKey or None
+        Encrypt the update under this key before it is sent.
+    precision : float
+        The Paillier encoding's precision.
+    """
+
+    model: Model
+    params: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    epochs: int
+    batch_size: int
+    lr: float
+    dp: DPSGD | None
+    seed: np.random.SeedSequence | None
+    scale: float
+    public_key: paillier.PaillierPublicKey | None
+    precision: float
+
+
+class ClientResult(NamedTuple):
+    """What a client sends the server, and what the accountant needs from it.
+
+    Attributes
+    ----------
+    update : ndarray of float64, shape (P,), or EncryptedArray
+        The (scaled) model delta, encrypted under Paillier.
+    steps : int
+        Local SGD steps taken.
+    sample_rate : float or None
+        DP-SGD's Poisson rate ``q`` (``None`` without DP-SGD).
+    nbytes : int
+        The size of ``update`` on the wire.
+    """
+
+    update: np.ndarray | paillier.EncryptedArray
+    steps: int
+    sample_rate: float | None
+    nbytes: int
+
+
+def client_update(task: ClientTask) -> ClientResult:
+    """Local training on one client's data; returns the (encrypted) model delta.
+
+    Without DP: ``epochs`` passes over the rows in shuffled batches of ``batch_size``.
+    With DP-SGD: ``ceil(epochs n_k / B)`` steps on Poisson batches of expected size
+    ``B = min(batch_size, n_k)``, each a noisy clipped gradient.
+
+    Parameters
+    ----------
+    task : ClientTask
+
+    Returns
+    -------
+    ClientResult
+    """
+    gen = _rng.default_rng(task.seed)
+    model, X, y = task.model, task.X, task.y
+    params = task.params.copy()
+    n = y.size
+    q: float | None
+    if task.dp is None:
+        steps = 0
+        for _ in range(task.epochs):
+            order = gen.permutation(n)
+            for start in range(0, n, task.batch_size):
+                batch = order[start : start + task.batch_size]
+                params -= task.lr * model.gradient(params, X[batch], y[batch])
+                steps += 1
+        q = None
+    else:
+        expected = min(task.batch_size, n)
+        q = expected / n
+        steps = max(1, math.ceil(task.epochs * n / expected))
+        for _ in range(steps):
+            batch = np.flatnonzero(gen.random(n) < q)
+            grads = model.per_example_gradients(params, X[batch], y[batch])
+            step = clipping.dp_aggregate(
+                grads,
+                task.dp.max_grad_norm,
+                task.dp.noise_multiplier,
+                rng=gen,
+                expected_batch_size=expected,
+                sample_rate=q,
+            )
+            params -= task.lr * step.gradient
+    update = params - task.params
+    if task.scale != 1.0:
+        update *= task.scale
+    if task.public_key is None:
+        return ClientResult(update, steps, q, update.nbytes)
+    enc = task.public_key.encrypt_batch(update, precision=task.precision)
+    return ClientResult(enc, steps, q, enc.nbytes)

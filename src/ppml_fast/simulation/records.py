@@ -1,0 +1,127 @@
+"""The simulation's records: one :class:`RoundRecord` per round, the run's
+:class:`SimulationResult`, and their text or Markdown table (:func:`history_table`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._tables import render
+from .models import Model
+
+__all__ = ["RoundRecord", "SimulationResult", "history_table"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundRecord:
+    """What one round did.
+
+    Attributes
+    ----------
+    round : int
+        The round, from 1.
+    clients : int
+        The clients sampled.
+    survivors : int
+        The clients whose updates the aggregate counts (fewer after SecAgg dropouts).
+    train_loss, test_accuracy : float
+        The global model's after the round (the loss over all clients' training data: a
+        monitoring figure the simulation can see, not a released one).
+    epsilon : float or None
+        The ε spent so far at the run's δ (``None`` without DP).
+    bytes_per_client : int or None
+        What one client sends the server (``None`` when an aborted secure-aggregation
+        round does not say).
+    client_s, aggregation_s : float
+        Wall seconds of the client phase and of the aggregation.
+    aborted : bool
+        The aggregate could not be computed (the model did not change).
+    accounting : tuple of (float, float, int), optional
+        The accountant history behind ``epsilon``, Opacus' ``(noise_multiplier,
+        sample_rate, steps)`` triples (for DP-SGD, of the client with the largest ε).
+    """
+
+    round: int
+    clients: int
+    survivors: int
+    train_loss: float
+    test_accuracy: float
+    epsilon: float | None
+    bytes_per_client: int | None
+    client_s: float
+    aggregation_s: float
+    aborted: bool = False
+    accounting: tuple[tuple[float, float, int], ...] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record's fields by name."""
+        return dataclasses.asdict(self)
+
+
+_COLUMNS = (
+    ("round", "round", "{}"),
+    ("clients", "clients", "{}"),
+    ("survivors", "survivors", "{}"),
+    ("train_loss", "train loss", "{:.4f}"),
+    ("test_accuracy", "test acc", "{:.4f}"),
+    ("epsilon", "epsilon", "{:.3f}"),
+    ("bytes_per_client", "bytes/client", "{:,}"),
+    ("client_s", "client s", "{:.3f}"),
+    ("aggregation_s", "aggregation s", "{:.3f}"),
+)
+
+
+def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str:
+    """The per-round records as a text (or Markdown) table.
+
+    Parameters
+    ----------
+    history : sequence of RoundRecord
+    markdown : bool
+        A Markdown table instead of aligned plain-text columns.
+
+    Returns
+    -------
+    str
+        One row per record; ``-`` for a missing value, ``(aborted)`` after the survivors
+        of an aborted round.
+    """
+    head = [title for _, title, _ in _COLUMNS]
+    body = []
+    for rec in history:
+        row = []
+        for attr, _, fmt in _COLUMNS:
+            value = getattr(rec, attr)
+            row.append("-" if value is None else fmt.format(value))
+            if attr == "survivors" and rec.aborted:
+                row[-1] += " (aborted)"
+        body.append(row)
+    return render(head, body, markdown)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationResult:
+    """The final global model and the per-round history.
+
+    Attributes
+    ----------
+    params : ndarray, shape (P,)
+        The global model's parameters after the last round.
+    model : Model
+    history : list of RoundRecord
+    """
+
+    params: np.ndarray
+    model: Model
+    history: list[RoundRecord]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The history as a list of dicts (``pandas.DataFrame(result.records())``)."""
+        return [r.as_dict() for r in self.history]
+
+    def table(self, markdown: bool = False) -> str:
+        """The history as a text (or Markdown) table (:func:`history_table`)."""
+        return history_table(self.history, markdown)
