@@ -200,14 +200,19 @@ def _krum(data: Data, n: int, d: int, full: bool) -> Case:
 
 
 def _fedprox(data: Data, size: int, full: bool) -> Case:
-    def operands() -> np.ndarray:
-        return _matrix(data, 3, size)
+    def native() -> Any:
+        g, w, wg = _matrix(data, 3, size)
+        return aggregation.fedprox_gradient(g, w, wg, 0.01)
+
+    def reference() -> Any:
+        g, w, wg = _matrix(data, 3, size)
+        return ref.fedprox_gradient(g, w, wg, 0.01)
 
     return Case(
         "fedprox_gradient",
         f"{size:.0e} f32",
-        native=lambda: aggregation.fedprox_gradient(*operands(), 0.01),
-        reference=lambda: ref.fedprox_gradient(*operands(), 0.01),
+        native=native,
+        reference=reference,
         reference_name="numpy",
         items=size,
         full=full,

@@ -94,6 +94,10 @@ def _discrete_peers(kind: str, param: float, n: int) -> dict[str, Any]:
     return peers
 
 
+def _has_length(n: int, x: Any) -> bool:
+    return len(x) == n
+
+
 def _continuous(n: int, dtype: type, full: bool) -> list[Case]:
     pcg = np.random.Generator(np.random.PCG64())
     tag = "" if dtype is np.float64 else " float32"
@@ -113,7 +117,7 @@ def _continuous(n: int, dtype: type, full: bool) -> list[Case]:
                 items=n,
                 target=target,
                 full=full,
-                check=lambda x, n=n: len(x) == n,
+                check=partial(_has_length, n),
             )
         )
     return out
@@ -145,7 +149,7 @@ def _discrete(n: int, kind: str, param: float, full: bool) -> Case:
         items=n,
         target=target,
         full=full,
-        check=lambda x: len(x) == n,
+        check=partial(_has_length, n),
     )
 
 

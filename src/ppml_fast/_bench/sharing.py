@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -51,12 +52,15 @@ def _mul(n: int, full: bool) -> list[Case]:
             res = data.get(f"out{p}", lambda: np.empty(n, dtype=np.uint64))
             return sharing.mul(vec(p, "a"), vec(p, "b"), modulus=p, out=res)
 
+        def reference(p: int) -> Any:
+            return ref.numpy_mulmod(vec(p, "a"), vec(p, "b"), p)
+
         out.append(
             Case(
                 f"mul mod {label} (out=)",
                 f"{n:.0e}",
                 native=native,
-                reference=lambda p=p: ref.numpy_mulmod(vec(p, "a"), vec(p, "b"), p),
+                reference=partial(reference, p),
                 reference_name="numpy 32-bit split",
                 items=n,
                 target=Target("speed-up", 20.0, ">= 20x the pure-numpy split reference")

@@ -4,6 +4,10 @@ kernels (plus secure Laplace noise) against ``numpy.clip`` + ``sum`` / ``numpy.h
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import numpy as np
 
 from .. import stats
@@ -25,14 +29,17 @@ def _rows(data: Data, n: int, full: bool) -> list[Case]:
         return x().reshape(-1, 100)
 
     out = []
+
+    def call(f: Callable[..., Any], rng: Any) -> Any:
+        return f(x(), bounds=_BOUNDS, epsilon=1.0, rng=rng)
+
     for name in ("dp_sum", "dp_mean", "dp_var"):
-        native, oracle = getattr(stats, name), getattr(ref, name)
         out.append(
             Case(
                 name,
                 f"{n:.0e}",
-                native=lambda f=native: f(x(), bounds=_BOUNDS, epsilon=1.0, rng=secure),
-                reference=lambda f=oracle: f(x(), bounds=_BOUNDS, epsilon=1.0, rng=pcg),
+                native=partial(call, getattr(stats, name), secure),
+                reference=partial(call, getattr(ref, name), pcg),
                 reference_name="numpy clip + sum",
                 items=n,
                 full=full,
