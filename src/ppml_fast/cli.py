@@ -11,7 +11,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from . import _bench
+from . import __version__, _bench
 from ._tables import render
 
 #: Peer libraries whose columns appear when they are installed (`pip install .[peers]`).
@@ -154,7 +154,12 @@ def _matches(case: _bench.Case, text: str) -> bool:
 
 
 def _bench_json(rows: list[_bench.Row], full: bool) -> dict[str, Any]:
-    """The results in pytest-benchmark's JSON layout, one benchmark per implementation."""
+    """The results in pytest-benchmark's JSON layout, one benchmark per implementation.
+
+    Names, groups and params are those of ``benchmarks/bench_<area>.py``, so that
+    ``pytest-benchmark compare`` lines a run of either up with the other; ``version`` is
+    ppml_fast's.
+    """
     import json
 
     benchmarks = []
@@ -183,21 +188,14 @@ def _bench_json(rows: list[_bench.Row], full: bool) -> dict[str, Any]:
         "commit_info": commit_info(),
         "benchmarks": benchmarks,
         "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "version": metadata.version("ppml_fast") if _installed("ppml_fast") else "unknown",
+        "version": __version__,
     }
     json.dumps(out)  # fail here, not half-way through the file, on an unserialisable value
     return out
 
 
-def _installed(dist: str) -> bool:
-    try:
-        metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def _bench_cmd(args: argparse.Namespace) -> int:
+    """``ppml-fast bench``: list or time the cases, print a table per area and the targets."""
     import json
 
     every = [c for c in _bench.collect(full=True) if _matches(c, args.filter)]

@@ -404,7 +404,8 @@ def timing_stats(data: list[float]) -> dict[str, Any]:
     dict
         ``min``, ``max``, ``mean``, ``stddev``, ``rounds``, ``median``, ``iqr``, ``q1``,
         ``q3``, ``iqr_outliers``, ``stddev_outliers``, ``outliers``, ``ld15iqr``,
-        ``hd15iqr``, ``ops``, ``total``, ``iterations`` (1) and ``data``.
+        ``hd15iqr``, ``ops``, ``total``, ``iterations`` (1) and ``data``; the quartiles
+        are the medians of the lower and upper halves of the sorted times.
     """
     s = sorted(data)
     n = len(s)

@@ -43,7 +43,7 @@ class _Dask:
                 n_workers=2,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: no clash with a running cluster
                 silence_logs=logging.ERROR,
             )
             client = distributed.Client(cluster)
