@@ -1,6 +1,7 @@
 """The ``ppml-fast`` console script and the benchmark runner and tables behind ``bench``."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -73,6 +74,11 @@ def test_time_call_returns_best_positive():
     calls = []
     t = _bench.time_call(lambda: calls.append(1), min_time=0.0)
     assert t >= 0 and len(calls) >= 4  # warm-up + at least three timed runs
+
+
+def test_slow_calls_are_timed_twice():
+    assert len(_bench.timings(lambda: time.sleep(0.06), slow=0.1)) == 2
+    assert len(_bench.timings(lambda: None, min_time=0.0)) == 3
 
 
 def test_stats_has_pytest_benchmark_fields():

@@ -278,7 +278,7 @@ def collect(full: bool = False, areas: Iterable[str] = AREAS) -> list[Case]:
 
 
 def timings(
-    fn: Call, *, min_time: float = 0.1, min_runs: int = 3, max_runs: int = 20
+    fn: Call, *, min_time: float = 0.1, min_runs: int = 3, max_runs: int = 20, slow: float = 0.5
 ) -> list[float]:
     """Wall times of repeated calls of ``fn`` after one untimed warm-up call.
 
@@ -289,10 +289,12 @@ def timings(
     min_time : float
         Keep calling until the timed calls add up to this many seconds...
     min_runs : int
-        ...and at least this many calls were timed (two are enough when they took
-        ``5 * min_time`` together: slow calls vary less than the machine does)...
+        ...and at least this many calls were timed...
     max_runs : int
         ...but never more than this many.
+    slow : float
+        Two timed calls are enough when they took this many seconds together (slow
+        calls vary less than the machine does).
 
     Returns
     -------
@@ -305,7 +307,7 @@ def timings(
         spent = sum(out)
         if len(out) >= min_runs and spent >= min_time:
             break
-        if len(out) >= 2 and spent >= 5 * min_time:
+        if len(out) >= 2 and spent >= slow:
             break
         t0 = time.perf_counter()
         fn()
