@@ -7,7 +7,23 @@ __all__ = ["render"]
 
 
 def render(head: list[str], body: list[list[str]], markdown: bool) -> str:
-    """``head`` and ``body`` as a Markdown table, or as aligned columns of plain text."""
+    """A table of strings, as Markdown or as aligned columns of plain text.
+
+    Parameters
+    ----------
+    head : list of str
+        The column titles.
+    body : list of list of str
+        The rows, each with one cell per column.
+    markdown : bool
+        A Markdown table (``| a | b |`` lines under a ``|---|`` rule) instead of
+        left-aligned columns separated by two spaces under a rule of dashes.
+
+    Returns
+    -------
+    str
+        The table, without a trailing newline.
+    """
     if markdown:
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(b) + " |" for b in body]

@@ -9,17 +9,19 @@ import os
 import platform
 import sys
 from importlib import metadata
+from typing import Any
 
-from . import _bench
+from . import __version__, _bench
+from ._tables import render
 
 #: Peer libraries whose columns appear when they are installed (`pip install .[peers]`).
 PEERS = ("opendp", "diffprivlib", "opacus", "dp-accounting", "torch", "mpyc", "phe", "flwr")
 
 
-def machine() -> str:
-    """CPU model, core count, Python and numpy versions: the context every figure needs."""
+def _cpu() -> tuple[str, list[str]]:
+    """The CPU model and its flags, from /proc/cpuinfo where there is one."""
     cpu = platform.processor() or platform.machine()
-    ifma = ""
+    flags: list[str] = []
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -27,22 +29,39 @@ def machine() -> str:
                     cpu = line.split(":", 1)[1].strip()
                 elif line.startswith("flags"):
                     flags = line.split(":", 1)[1].split()
-                    # the Paillier kernels take their Montgomery path on this extension
-                    ifma = "; AVX-512 IFMA" if "avx512ifma" in flags else "; no AVX-512 IFMA"
                     break
     except OSError:
         pass
-    cpu += ifma
+    return cpu, flags
+
+
+def _peers() -> dict[str, str]:
+    """The installed peer libraries and their versions."""
+    out = {}
+    for dist in PEERS:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def machine() -> str:
+    """CPU model and ISA, core count, Python and numpy versions, the peers installed.
+
+    Returns
+    -------
+    str
+        One line: the context every figure of ``ppml-fast bench`` needs.
+    """
     import numpy as np
 
     from . import get_num_threads
 
-    peers = []
-    for dist in PEERS:
-        try:
-            peers.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            pass
+    cpu, flags = _cpu()
+    if flags:  # the Paillier kernels take their Montgomery path on this extension
+        cpu += "; AVX-512 IFMA" if "avx512ifma" in flags else "; no AVX-512 IFMA"
+    peers = [f"{dist} {version}" for dist, version in _peers().items()]
     return (
         f"{cpu}; {os.cpu_count()} cores ({get_num_threads()} threads used); "
         f"Python {platform.python_version()}; numpy {np.__version__}; {platform.system()}; "
@@ -50,19 +69,156 @@ def machine() -> str:
     )
 
 
+def machine_info() -> dict[str, Any]:
+    """The machine, with the keys of pytest-benchmark's ``machine_info``.
+
+    Returns
+    -------
+    dict
+        node, processor, machine, python_* fields, release, system, cpu (brand_raw,
+        count, flags) and ``ppml_fast`` (threads used, numpy version, peers, and the
+        :func:`machine` line).
+    """
+    import numpy as np
+
+    from . import get_num_threads
+
+    cpu, flags = _cpu()
+    return {
+        "node": platform.node(),
+        "processor": platform.processor(),
+        "machine": platform.machine(),
+        "python_compiler": platform.python_compiler(),
+        "python_implementation": platform.python_implementation(),
+        "python_implementation_version": platform.python_version(),
+        "python_version": platform.python_version(),
+        "python_build": list(platform.python_build()),
+        "release": platform.release(),
+        "system": platform.system(),
+        "cpu": {"brand_raw": cpu, "count": os.cpu_count(), "flags": flags},
+        "ppml_fast": {
+            "threads": get_num_threads(),
+            "numpy": np.__version__,
+            "peers": _peers(),
+            "summary": machine(),
+        },
+    }
+
+
+def commit_info() -> dict[str, Any]:
+    """The git commit of the working directory, with pytest-benchmark's ``commit_info`` keys.
+
+    Returns
+    -------
+    dict
+        id, time, author_time, dirty, project, branch; ``id`` is ``"unversioned"``
+        outside a git work tree, ``"unknown"`` (with ``error``) when git fails.
+    """
+    import subprocess
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(
+            ["git", *argv], capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
+    info: dict[str, Any] = {
+        "id": "unversioned",
+        "time": None,
+        "author_time": None,
+        "dirty": False,
+        "project": "ppml_fast",
+        "branch": "(unknown)",
+    }
+    try:
+        inside = git("rev-parse", "--is-inside-work-tree") == "true"
+    except (OSError, subprocess.SubprocessError):
+        inside = False
+    if not inside:
+        return info
+    try:
+        info["id"] = git("rev-parse", "HEAD")
+        info["time"] = git("show", "-s", "--pretty=format:%cI")
+        info["author_time"] = git("show", "-s", "--pretty=format:%aI")
+        info["dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
+        branch = git("rev-parse", "--abbrev-ref", "HEAD")
+        info["branch"] = "(detached head)" if branch == "HEAD" else branch
+    except (OSError, subprocess.SubprocessError) as exc:
+        info.update(id="unknown", error=repr(exc))
+    return info
+
+
+def _matches(case: _bench.Case, text: str) -> bool:
+    """``--filter``: the text names the case's area or is part of its operation."""
+    return not text or text in case.area or text in case.operation
+
+
+def _bench_json(rows: list[_bench.Row], full: bool) -> dict[str, Any]:
+    """The results in pytest-benchmark's JSON layout, one benchmark per implementation.
+
+    Names, groups and params are those of ``benchmarks/bench_<area>.py``, so that
+    ``pytest-benchmark compare`` lines a run of either up with the other; ``version`` is
+    ppml_fast's.
+    """
+    import json
+
+    benchmarks = []
+    for r in rows:
+        c = r.case
+        for impl, runs in r.runs.items():
+            name = f"test_{c.area}[{_bench.case_id(c, impl)}]"
+            extra: dict[str, Any] = {"area": c.area, "operation": c.operation, "size": c.size}
+            if impl == "reference":
+                extra["reference"] = c.reference_name
+            extra.update(_bench.throughput(c, min(runs)))
+            benchmarks.append(
+                {
+                    "group": f"{c.area}: {c.key}",
+                    "name": name,
+                    "fullname": f"benchmarks/bench_{c.area}.py::{name}",
+                    "params": {"case": c.key, "impl": impl},
+                    "param": _bench.case_id(c, impl),
+                    "extra_info": extra,
+                    "options": {"timer": "perf_counter", "full": full},
+                    "stats": _bench.timing_stats(runs),
+                }
+            )
+    out = {
+        "machine_info": machine_info(),
+        "commit_info": commit_info(),
+        "benchmarks": benchmarks,
+        "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "version": __version__,
+    }
+    json.dumps(out)  # fail here, not half-way through the file, on an unserialisable value
+    return out
+
+
 def _bench_cmd(args: argparse.Namespace) -> int:
-    cases = _bench.collect(full=args.full)
-    if args.filter:
-        cases = [c for c in cases if args.filter in c.operation]
+    """``ppml-fast bench``: list or time the cases, print a table per area and the targets."""
+    import json
+
+    every = [c for c in _bench.collect(full=True) if _matches(c, args.filter)]
+    cases = _bench.select(every, args.full)
     if not cases:
         print("no benchmark matches", file=sys.stderr)
         return 1
+    if args.list:
+        head = ["area", "operation", "size", "implementations", "suite"]
+        body = [
+            [c.area, c.operation, c.size, ", ".join(c.impls()), "--full" if c.full else "quick"]
+            for c in cases
+        ]
+        print(render(head, body, markdown=False))
+        return 0
 
     def progress(i: int, n: int, case: _bench.Case) -> None:
         if not args.quiet:
             print(f"[{i + 1}/{n}] {case.operation} ({case.size})", file=sys.stderr, flush=True)
 
     rows = _bench.run(cases, progress)
+    not_run = [c for c in every if c.full and not args.full and c.targets]
+    with_targets = any(r.case.targets for r in rows) or bool(not_run)
     if args.markdown:
         today = datetime.date.today().isoformat()
         print("# ppml_fast benchmarks\n")
@@ -76,17 +232,24 @@ def _bench_cmd(args: argparse.Namespace) -> int:
             "`vs <peer>` = peer / native, measured in the same run. Quote ratios, not "
             "absolute times: the machines are shared and noisy.\n"
         )
-        print(_bench.table(rows, markdown=True))
-        if any(r.case.target for r in rows):
+        print(_bench.tables(rows, markdown=True))
+        if with_targets:
             print("\n## Targets\n")
-            print("Each target is checked against the figures of the same run above.\n")
-            print(_bench.targets_table(rows, markdown=True))
+            print(
+                "Each target is checked against the figures of the same run above; "
+                "`--full` marks a target on a size that only `ppml-fast bench --full` runs.\n"
+            )
+            print(_bench.targets_table(rows, markdown=True, not_run=not_run))
     else:
-        print(f"machine: {machine()}")
-        print(_bench.table(rows))
-        if any(r.case.target for r in rows):
+        print(f"machine: {machine()}\n")
+        print(_bench.tables(rows))
+        if with_targets:
             print("\ntargets:")
-            print(_bench.targets_table(rows))
+            print(_bench.targets_table(rows, not_run=not_run))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(_bench_json(rows, args.full), f, indent=2)
+            f.write("\n")
     return 0
 
 
@@ -173,7 +336,20 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="run the quick benchmark suite and print a table")
     b.add_argument("--full", action="store_true", help="also run the large sizes")
     b.add_argument("--markdown", action="store_true", help="print BENCHMARKS.md")
-    b.add_argument("--filter", default="", help="only operations containing this text")
+    b.add_argument(
+        "--filter", default="", help="only the cases of this area or whose operation has this text"
+    )
+    b.add_argument(
+        "--list",
+        action="store_true",
+        help="list the cases (area, operation, size, implementations) without timing them",
+    )
+    b.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE",
+        help="also write the results to FILE in pytest-benchmark's JSON layout",
+    )
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     b.set_defaults(func=_bench_cmd)
     sim_p = sub.add_parser("simulate", help="run a federated-learning simulation, print its rounds")

@@ -1,14 +1,17 @@
-"""Benchmark row for :mod:`ppml_fast.simulation`: simulated clients per second.
+"""Benchmark cases for :mod:`ppml_fast.simulation`: simulated clients per second.
 
 The default experiment (digits, multinomial logistic regression, 2 local epochs of
 batch-16 SGD per client) at a small size: 20 clients, all sampled, 2 rounds, so one call
 is 40 client updates plus the server's aggregation and evaluation. "native" is the
 default executor, a thread pool with one worker per core; the reference is the same run
-on a single worker thread; the peer is a Dask ``LocalCluster`` of 2 worker processes
-(one thread each), started on first use and closed at exit, so ``vs dask`` > 1 means the
-thread pool simulates more clients per second. The tasks are small (a few ms): the row
-measures the per-task overhead of each executor as much as the arithmetic. ``--full``
-adds the MLP with 100 clients.
+on a single worker thread. The tasks are small (a few ms): the row measures the per-task
+overhead of the executor as much as the arithmetic.
+
+``full`` runs the same experiment again with a Dask ``LocalCluster`` of 2 worker
+processes (one thread each) as a peer, started on first use and closed at exit (its
+start-up takes seconds and its workers hundreds of MB, hence not in the quick run), so
+``vs dask`` > 1 means the thread pool simulates more clients per second; and the MLP
+with 100 clients.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from .. import simulation as sim
-from . import Case
+from . import Case, Data, select
 
 ROUNDS = 2
 
@@ -40,7 +43,7 @@ class _Dask:
                 n_workers=2,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: no clash with a running cluster
                 silence_logs=logging.ERROR,
             )
             client = distributed.Client(cluster)
@@ -50,17 +53,26 @@ class _Dask:
         return self._executor
 
 
-def _case(name: str, model: str, clients: int, dask: _Dask | None) -> Case:
-    data: list[sim.Dataset] = []
-    serial = ThreadPoolExecutor(1)
-    atexit.register(serial.shutdown)
+class _Serial:
+    """A one-thread pool, made on first use and shut down at exit."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+
+    def executor(self) -> Executor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1)
+            atexit.register(self._pool.shutdown)
+        return self._pool
+
+
+def _case(data: Data, name: str, model: str, clients: int, dask: _Dask | None, full: bool) -> Case:
+    serial = _Serial()
 
     def run(executor: Callable[[], Executor | None]) -> Callable[[], Any]:
         def call() -> Any:
-            if not data:
-                data.append(sim.load_dataset("digits"))
             return sim.run_simulation(
-                data[0],
+                data.get("digits", lambda: sim.load_dataset("digits")),
                 model=model,
                 clients=clients,
                 fraction=1.0,
@@ -71,23 +83,42 @@ def _case(name: str, model: str, clients: int, dask: _Dask | None) -> Case:
 
         return call
 
-    peers = {} if dask is None else {"dask": run(dask.executor)}
     return Case(
-        "simulated clients/s, threads vs Dask",
+        "simulated clients/s, threads vs Dask" if dask else "simulated clients/s, threads",
         name,
         native=run(lambda: None),
-        reference=run(lambda: serial),
+        reference=run(serial.executor),
         reference_name="1 thread",
-        peers=peers,
+        peers={} if dask is None else {"dask": run(dask.executor)},
         items=clients * ROUNDS,
+        full=full,
+        data=data,
+        check=lambda result: len(result.history) == ROUNDS,
     )
 
 
 def cases(full: bool) -> list[Case]:
+    """The simulation rows (none without scikit-learn, which ships the digits data).
+
+    Parameters
+    ----------
+    full : bool
+        Include the rows marked ``full``.
+
+    Returns
+    -------
+    list of Case
+        Logistic regression, 20 clients x 2 rounds, thread pool against one thread;
+        ``full`` adds the same with a Dask peer and the MLP with 100 clients.
+    """
     if importlib.util.find_spec("sklearn") is None:
-        return []  # the digits data ship with scikit-learn (pip install ".[sim]")
+        return []  # pip install ".[sim]"
+    data = Data()
+    lr = f"digits LR, 20 clients x {ROUNDS} rounds"
+    out = [_case(data, lr, "logreg", 20, None, False)]
     dask = _Dask() if importlib.util.find_spec("distributed") is not None else None
-    out = [_case(f"digits LR, 20 clients x {ROUNDS} rounds", "logreg", 20, dask)]
-    if full:
-        out.append(_case(f"digits MLP, 100 clients x {ROUNDS} rounds", "mlp", 100, dask))
-    return out
+    if dask is not None:
+        out.append(_case(data, lr, "logreg", 20, dask, True))
+    mlp = f"digits MLP, 100 clients x {ROUNDS} rounds"
+    out.append(_case(data, mlp, "mlp", 100, dask, True))
+    return select(out, full)
