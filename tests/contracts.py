@@ -2,7 +2,8 @@
 
 ``check_sampler_contract(sample, dtypes)`` runs one sampler (a callable taking
 ``size=, rng=, dtype=, out=`` and, where ``dtypes`` has one entry, no ``dtype``) through
-the shapes, ``out=`` rules and layout errors that DESIGN.md promises.
+the shapes, ``out=`` rules and layout errors every batched function promises
+(ARCHITECTURE.md).
 """
 
 from __future__ import annotations

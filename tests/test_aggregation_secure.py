@@ -313,7 +313,7 @@ def test_graph_validation():
         ag.secagg_graph(1, None)
 
 
-# ------------------------------------------------------------ review regressions
+# ------------------------------------------------ protocol edge cases and bad messages
 
 
 def _ready_clients(n, t):

@@ -1,4 +1,4 @@
-"""Benchmark cases for :mod:`ppml_fast.accounting` at the issue's DP-SGD setting: sampling
+"""Benchmark cases for :mod:`ppml_fast.accounting` at a typical DP-SGD setting: sampling
 rate q = 0.01, noise multiplier σ = 1.1, 10,000 steps, δ = 1e-5.
 
 Native is ppml_fast; the reference is the pure-Python oracle
@@ -130,7 +130,7 @@ def _epsilon(result: Any) -> float:
 
 
 def cases(full: bool) -> list[Case]:
-    """The accounting rows, all at the issue's setting.
+    """The accounting rows, all at that DP-SGD setting.
 
     Parameters
     ----------

@@ -1,19 +1,19 @@
 """Benchmark cases for :mod:`ppml_fast.aggregation`: the federated aggregators and secure
 aggregation.
 
-- FedAvg over 1000 clients (10^4 parameters in the quick run; the issue's 10^5, 400 MB,
-  with ``full``) against the plain numpy ``(w[:, None] * X).sum(0) / w.sum()``; peers
+- FedAvg over 1000 clients (10^4 parameters in the quick run; 10^5, 400 MB, with
+  ``full``) against the plain numpy ``(w[:, None] * X).sum(0) / w.sum()``; peers
   "numpy gemv" (``w @ X``, one BLAS matrix-vector product) and "read probe" (one plain
   read of X on all threads, ``_native.clipping.read_probe``), so ``vs read probe`` is the
   fraction of the machine's read bandwidth, measured in the same run, that FedAvg
-  reaches (the issue asks for at most 1.5 reads' time: >= 0.67, at 10^5);
+  reaches (the target is at most 1.5 reads' time: >= 0.67, at 10^5);
 - StreamingFedAvg (one ``add`` per client) against a numpy loop ``acc += w_i x_i``;
 - DP-FedAvg on the same matrix against the numpy pipeline (norms, clipped copy, sum,
   noise, mean);
 - coordinate median and 10% trimmed mean over 100 clients against ``numpy.median`` and
   ``scipy.stats.trim_mean``;
 - Krum over 100 clients against the pairwise-difference reference (4950 difference
-  vectors); the issue asks for >= 5x at 10^6 parameters (a ``full`` row, whose reference
+  vectors); the target is >= 5x at 10^6 parameters (a ``full`` row, whose reference
   takes seconds per call);
 - the FedProx gradient against the numpy formula;
 - secure aggregation (:mod:`ppml_fast.aggregation.secure`): the round's hot path, the
@@ -180,7 +180,7 @@ def _robust(data: Data, n: int, d: int, full: bool) -> list[Case]:
 
 
 def _krum(data: Data, n: int, d: int, full: bool) -> Case:
-    """Krum; the issue's target is for 100 x 10^6: at 10^5 or less a row fits in L2, so
+    """Krum; the target is for 100 x 10^6: at 10^5 or less a row fits in L2, so
     the reference's difference vectors are cheaper than at full size."""
     target = None
     if d >= 10**6:
@@ -416,7 +416,7 @@ def _plain(d_avg: int, d_robust: int, d_krum: list[int], d_prox: int, full: bool
 
 
 def cases(full: bool) -> list[Case]:
-    """The aggregation rows; ``full`` adds the issue's sizes and their targets.
+    """The aggregation rows; ``full`` adds the large sizes and their targets.
 
     Parameters
     ----------

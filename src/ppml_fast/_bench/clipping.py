@@ -1,6 +1,6 @@
 """Benchmark cases for :mod:`ppml_fast.clipping` on a DP-SGD batch of G = 256 examples,
-float32, C = 1, σ = 1.1, mean over 256: 10^5 parameters (100 MB) in the quick run, the
-issue's 10^6 (1 GB, where its targets are) with ``full``.
+float32, C = 1, σ = 1.1, mean over 256: 10^5 parameters (100 MB) in the quick run, 10^6
+(1 GB, where the targets are) with ``full``.
 
 Reference: the plain numpy pipeline (``np.linalg.norm`` → scales → clipped matrix → sum
 → noise → mean; ``ppml_fast.reference.clipping``). Peers, all on the same array:
@@ -56,7 +56,7 @@ class _Shrinking:
 
 
 def _targets(ratio_name: str, peers: dict[str, Call]) -> tuple[Target, list[Target]]:
-    """The issue's goals for a row; a peer's goal only when the peer is installed."""
+    """The goals for a row; a peer's goal only when the peer is installed."""
     main = Target("speed-up", 10.0, f">= 10x the plain numpy pipeline ({ratio_name})")
     more = [
         Target("vs numpy tuned", 2.0, ">= 2x hand-tuned numpy"),
@@ -67,7 +67,7 @@ def _targets(ratio_name: str, peers: dict[str, Call]) -> tuple[Target, list[Targ
 
 
 def _batch(d: int, full: bool) -> list[Case]:
-    """The three rows on a 256 x ``d`` float32 batch (targets on the issue's d = 10^6)."""
+    """The three rows on a 256 x ``d`` float32 batch (targets on d = 10^6)."""
     data = Data()
     size = f"{B} x {d:.0e} f32"
     pcg = np.random.Generator(np.random.PCG64())
@@ -197,7 +197,7 @@ def _layers() -> Case:
 
 
 def cases(full: bool) -> list[Case]:
-    """The clipping rows; ``full`` adds the issue's 256 x 10^6 batch (1 GB) and its targets.
+    """The clipping rows; ``full`` adds the 256 x 10^6 batch (1 GB) and its targets.
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 Continuous (Laplace, Gaussian): ppml_fast (secure AES-CTR stream, all cores) against
 numpy's ``Generator(PCG64)`` methods, and OpenDP's vector mechanism and diffprivlib's
-per-value ``randomise`` when installed (far slower: only on the 10^4 rows). The issue's
+per-value ``randomise`` when installed (far slower: only on the 10^4 rows). The
 targets are at 10^7 float64 values.
 
 Discrete (Gaussian, Laplace, exact): ppml_fast against its pure-Python ``Fraction``

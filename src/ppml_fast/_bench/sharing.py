@@ -218,7 +218,7 @@ def _beaver(n: int, full: bool) -> Case:
 
 
 def cases(full: bool) -> list[Case]:
-    """The sharing rows; ``full`` adds the issue's sizes and their targets.
+    """The sharing rows; ``full`` adds the large sizes and their targets.
 
     Parameters
     ----------

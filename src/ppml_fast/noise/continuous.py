@@ -3,12 +3,9 @@ all cores, float32 or float64), re-exported by :mod:`ppml_fast.noise`.
 
 Security
 --------
-Laplace and Gaussian noise computed in floating point leak through the gaps and the
-rounding of the floating-point grid (Mironov 2012, "On Significance of the Least
-Significant Bits for Differential Privacy"): the set of outputs reachable from two
-neighbouring inputs can differ. For integer-valued queries use the exact discrete
-samplers; for real-valued queries snap or discretise the result if the threat model
-includes an adversary who sees every bit of the output.
+Floating-point noise leaks through the gaps and rounding of the floating-point grid
+(Mironov 2012); see :mod:`ppml_fast.noise` and prefer the exact discrete samplers for
+integer-valued queries.
 """
 
 from __future__ import annotations
