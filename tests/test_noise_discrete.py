@@ -205,7 +205,11 @@ def test_dlap_pmf_exact_small_case():
 
 def _chi2_pvalue(x, pmf_fn, min_expected=20.0):
     """Chi-square p-value of integer samples ``x`` against ``pmf_fn(support)``; bins with
-    expected counts below ``min_expected`` are pooled into the two tails."""
+    expected counts below ``min_expected`` are pooled into the two tails, and tails that
+    still expect fewer than ``min_expected`` are folded into the outermost inner bins (a
+    tail bin expecting ~3 values makes the chi-square approximation, and with it the
+    stated false-alarm rate, wrong: 12 values where 3.1 are expected contribute a
+    one-degree term of p = 5e-7, while the Poisson count it stands for has p = 1e-4)."""
     n = x.size
     lo, hi = int(x.min()), int(x.max())
     centre = np.arange(lo, hi + 1)
@@ -219,7 +223,7 @@ def _chi2_pvalue(x, pmf_fn, min_expected=20.0):
     lower_p = 0.5 * (1.0 - probs.sum())  # both distributions are symmetric about 0
     observed = np.concatenate([[np.sum(x < a)], observed, [np.sum(x > b)]])
     expected = n * np.concatenate([[lower_p], probs, [lower_p]])
-    if expected[0] < 1.0:  # negligible tails: fold them into the outermost inner bins
+    if expected[0] < min_expected:  # thin tails: fold them into the outermost inner bins
         observed[1] += observed[0]
         observed[-2] += observed[-1]
         observed, expected = observed[1:-1], expected[1:-1]
