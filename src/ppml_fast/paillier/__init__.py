@@ -99,16 +99,3 @@ __all__ = [
     "PaillierPublicKey",
     "generate_paillier_keypair",
 ]
-
-# The classes live in the package's parts, but users and pickles name them by the package:
-# ``ppml_fast.paillier.EncryptedNumber`` whichever part defines it, as ``phe.paillier.*``.
-for _cls in (
-    EncodedNumber,
-    EncryptedArray,
-    EncryptedNumber,
-    PaillierPrivateKey,
-    PaillierPrivateKeyring,
-    PaillierPublicKey,
-):
-    _cls.__module__ = __name__
-del _cls
