@@ -87,7 +87,7 @@ def _chunk_partials(x):
 
 
 def _model_sumsq(layers):
-    """Rows' sums of squares in the kernel's documented order (``_clip_kernels.h``).
+    """Rows' sums of squares in the kernel's documented order (``_clipping_kernels.h``).
 
     Each layer's row is cut into CHUNK-element chunks, each summed by
     :func:`_chunk_partials`; the chunk partials are added in order, layer by layer.

@@ -11,16 +11,8 @@ with a batch API), :mod:`ppml_fast.aggregation` (federated and secure aggregatio
 ARCHITECTURE.md in the source repository describes the layout and the policies.
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
-
 from ._config import get_num_threads, num_threads, set_num_threads
 from ._errors import InsecureRandomnessWarning, PPMLError, PrivacyBudgetExhausted
-
-try:
-    __version__ = _version("ppml_fast")
-except PackageNotFoundError:  # a source tree on sys.path that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "InsecureRandomnessWarning",
@@ -31,3 +23,19 @@ __all__ = [
     "num_threads",
     "set_num_threads",
 ]
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the package metadata on first access (the version is
+    defined once, in pyproject.toml; reading it at import would cost every import the
+    metadata machinery)."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        value = version("ppml_fast")
+    except PackageNotFoundError:  # a source tree on sys.path that was never installed
+        value = "0+unknown"
+    globals()["__version__"] = value
+    return value

@@ -25,6 +25,8 @@ NON_NEGATIVE: Constraint = (lambda x: x >= 0, ">= 0")
 PROBABILITY: Constraint = (lambda x: 0 <= x <= 1, "in [0, 1]")
 OPEN_UNIT: Constraint = (lambda x: 0 < x < 1, "in (0, 1)")
 HALF_OPEN_UNIT: Constraint = (lambda x: 0 <= x < 1, "in [0, 1)")
+#: A sampling rate or fraction: more than nothing, at most everything.
+RATE: Constraint = (lambda x: 0 < x <= 1, "in (0, 1]")
 ANY: Constraint = (lambda x: True, "finite")
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -72,6 +72,7 @@ from ._validation import (
     NON_NEGATIVE,
     OPEN_UNIT,
     POSITIVE,
+    RATE,
     as_float_array,
     check_int,
     check_scalar,
@@ -567,7 +568,7 @@ def dp_aggregate(
         expected_batch_size = check_int(expected_batch_size, "expected_batch_size", minimum=1)
     q = None
     if sample_rate is not None:
-        q = check_scalar(sample_rate, "sample_rate", (lambda x: 0 < x <= 1, "in (0, 1]"))
+        q = check_scalar(sample_rate, "sample_rate", RATE)
     batch = _Batch(grads)
     thresholds = _thresholds(max_norm, batch)
     if reduction == "sum":

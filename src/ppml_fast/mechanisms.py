@@ -183,8 +183,7 @@ def _log_delta(sigma: float, epsilon: float, sensitivity: float) -> float:
 def _analytic_sigma(epsilon: float, delta: float, sensitivity: float) -> float:
     """Smallest σ (to relative 1e-13, rounded up) with ``δ(σ) <= δ(1 - 1e-9)``.
 
-    Cached: a mechanism applied again with the same parameters skips the bisection
-    (about 0.2 ms).
+    Cached: a mechanism applied again with the same parameters skips the bisection.
     """
     target = math.log(delta) + math.log1p(-_DELTA_MARGIN)
     hi = sensitivity * math.sqrt(2.0 * math.log(1.25 / delta)) / epsilon

@@ -42,8 +42,8 @@ def _wsum_rows(x, rows, w, total, out, block, j0, j1):  # pragma: no cover - com
     starts at +0.0 and adds ``w[k] * float64(x)`` client after client -- sixteen rows per
     sweep over a block of ``block`` (:data:`WSUM_BLOCK`) columns, the running sum held in
     a register: the same additions in the same order as one client at a time, with a
-    sixteenth of the accumulator traffic. Measured ~1.2x the time of a plain read of
-    ``x`` on two threads (eight rows per sweep: ~1.35x). Returns the number of
+    sixteenth of the accumulator traffic, close to the time of one plain read of ``x``
+    (eight rows per sweep left noticeably more accumulator traffic). Returns the number of
     non-finite outputs (NaN/inf in a client, or an overflow).
     """
     n = rows.shape[0]

@@ -11,7 +11,7 @@ Laplace(b)  = b * (±Exp(1))        (sign from an independent bit of the first w
 Normal(σ)   = σ * N(0, 1)
 Gumbel(β)   = -β * log(Exp(1))
 
-Kernels fill one block per bit generator (see ``ppml_fast._native._streams``), blocks in
+Kernels fill one block per bit generator (see ``ppml_fast._streams``), blocks in
 parallel with OpenMP, the GIL released. No validation happens here.
 """
 from cython.parallel cimport prange

@@ -1,4 +1,4 @@
-"""Type stub for the compiled exact discrete-noise kernels (discrete.pyx)."""
+"""Type stub for the compiled exact discrete-noise kernels (noise_discrete.pyx)."""
 
 import numpy as np
 import numpy.typing as npt

@@ -26,7 +26,7 @@ Integer widths: the Laplace kernel needs t, s <= 2**62 (U, tV in 64/128 bits). T
 Gaussian kernel has two modes chosen per call: 128-bit (Q < 2**127 and every |a| < 2**64,
 e.g. every integer σ up to ~2**31) and multi-limb (Q < 2**254, |a| < 2**256, four 64-bit
 limbs, eight for a²; floor(a²/Q) is estimated in double precision from below and
-completed by exact limb subtraction). The wrappers in ppml_fast._discrete check the
+completed by exact limb subtraction). The wrappers in ppml_fast.noise.discrete check the
 bounds; nothing is validated here.
 
 Outputs are conditioned on |Y| <= ymax (set by the wrapper; the excluded mass is below

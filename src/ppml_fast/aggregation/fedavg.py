@@ -41,7 +41,7 @@ from .._native import aggregation as _kernels
 from .._noise_fill import GAUSSIAN, fill, max_scale
 from .._pool import run_columns
 from .._types import ArrayLike, RngLike, UpdatesLike
-from .._validation import NON_NEGATIVE, POSITIVE, check_scalar
+from .._validation import NON_NEGATIVE, POSITIVE, RATE, check_scalar
 from ..clipping import AdaptiveClipping, per_sample_norms
 from ..rng import resolve_for_dp
 from ._inputs import (
@@ -587,7 +587,7 @@ def dp_fedavg(
         z = sigma = check_scalar(noise_multiplier, "noise_multiplier", NON_NEGATIVE)
     q = None
     if sample_rate is not None:
-        q = check_scalar(sample_rate, "sample_rate", (lambda x: 0 < x <= 1, "in (0, 1]"))
+        q = check_scalar(sample_rate, "sample_rate", RATE)
     w = None
     if weights is not None:
         w = check_weights(weights, clients.n)

@@ -62,6 +62,7 @@ from .._errors import PPMLError
 from .._native import aggregation_secure as _kernels
 from .._types import ArrayLike, RngLike, UpdatesLike
 from .._validation import HALF_OPEN_UNIT, POSITIVE, check_int, check_scalar
+from ..rng import resolve
 from ._inputs import float64_rows
 
 __all__ = [
@@ -296,7 +297,6 @@ def secagg_graph(n: int, k: int | None, rng: RngLike = None) -> list[np.ndarray]
     k = check_int(k, "neighbors", minimum=2)
     if k % 2:
         raise ValueError(f"neighbors must be even (a Harary graph), got {k}")
-    from ..rng import resolve
 
     order = resolve(rng).permutation(n)
     pos = np.empty(n, dtype=np.int64)
@@ -822,7 +822,6 @@ def _dropouts(
         )
     if isinstance(dropout, (float, np.floating)):
         rate = check_scalar(dropout, "dropout rate", HALF_OPEN_UNIT)
-        from ..rng import resolve
 
         count = round(rate * n)
         return sorted(resolve(rng).choice(n, size=count, replace=False).tolist())

@@ -1,10 +1,10 @@
 """The simulation's client side: local training, DP-SGD, and what a client sends.
 
-A client task (:class:`ClientTask`) is a pure function of its inputs and of its own seed:
+A client task (:class:`_ClientTask`) is a pure function of its inputs and of its own seed:
 local SGD (or DP-SGD, :class:`DPSGD`) from the round's global model on the client's
 rows, returning the model delta -- scaled by the client's weight and encrypted when the
 server aggregates under Paillier -- with the number of steps and the sample rate the
-accountant needs (:class:`ClientResult`). Tasks hold no reference to the server, so any
+accountant needs (:class:`_ClientResult`). Tasks hold no reference to the server, so any
 :class:`concurrent.futures.Executor`, a Dask cluster's included, can run them.
 """
 
@@ -21,10 +21,10 @@ from .. import rng as _rng
 from .._validation import NON_NEGATIVE, OPEN_UNIT, POSITIVE, check_scalar
 from .models import Model
 
-__all__ = ["DPSGD", "ClientResult", "ClientTask", "check_dp", "client_update"]
+__all__ = ["DPSGD"]
 
 
-def check_dp(noise_multiplier: float, norm_name: str, norm: float, delta: float) -> None:
+def _check_dp(noise_multiplier: float, norm_name: str, norm: float, delta: float) -> None:
     """Check the settings every DP mode shares: σ >= 0, a clipping norm > 0, δ in (0, 1).
 
     Raises
@@ -66,11 +66,11 @@ class DPSGD:
     delta: float = 1e-5
 
     def __post_init__(self) -> None:
-        check_dp(self.noise_multiplier, "max_grad_norm", self.max_grad_norm, self.delta)
+        _check_dp(self.noise_multiplier, "max_grad_norm", self.max_grad_norm, self.delta)
 
 
 @dataclasses.dataclass(frozen=True)
-class ClientTask:
+class _ClientTask:
     """Everything one client needs for one round (picklable, for process executors).
 
     Attributes
@@ -81,7 +81,7 @@ class ClientTask:
     X, y : ndarray
         The client's rows and labels.
     epochs, batch_size, lr
-        Local SGD (see :func:`client_update`).
+        Local SGD (see :func:`_client_update`).
     dp : DPSGD or None
         DP-SGD settings, or ``None`` for plain SGD.
     seed : SeedSequence or None
@@ -109,7 +109,7 @@ class ClientTask:
     precision: float
 
 
-class ClientResult(NamedTuple):
+class _ClientResult(NamedTuple):
     """What a client sends the server, and what the accountant needs from it.
 
     Attributes
@@ -130,7 +130,7 @@ class ClientResult(NamedTuple):
     nbytes: int
 
 
-def client_update(task: ClientTask) -> ClientResult:
+def _client_update(task: _ClientTask) -> _ClientResult:
     """Local training on one client's data; returns the (encrypted) model delta.
 
     Without DP: ``epochs`` passes over the rows in shuffled batches of ``batch_size``.
@@ -139,11 +139,11 @@ def client_update(task: ClientTask) -> ClientResult:
 
     Parameters
     ----------
-    task : ClientTask
+    task : _ClientTask
 
     Returns
     -------
-    ClientResult
+    _ClientResult
     """
     gen = _rng.default_rng(task.seed)
     model, X, y = task.model, task.X, task.y
@@ -179,6 +179,6 @@ def client_update(task: ClientTask) -> ClientResult:
     if task.scale != 1.0:
         update *= task.scale
     if task.public_key is None:
-        return ClientResult(update, steps, q, update.nbytes)
+        return _ClientResult(update, steps, q, update.nbytes)
     enc = task.public_key.encrypt_batch(update, precision=task.precision)
-    return ClientResult(enc, steps, q, enc.nbytes)
+    return _ClientResult(enc, steps, q, enc.nbytes)

@@ -16,16 +16,9 @@ import numpy as np
 from .. import rng as _rng
 from .._types import ArrayLike, RngLike
 from .._validation import OPEN_UNIT, POSITIVE, as_finite_array, check_int, check_scalar
-from .models import check_xy
+from .models import _check_xy
 
-__all__ = [
-    "Dataset",
-    "check_data",
-    "client_partition",
-    "dirichlet_partition",
-    "iid_partition",
-    "load_dataset",
-]
+__all__ = ["Dataset", "dirichlet_partition", "iid_partition", "load_dataset"]
 
 
 class Dataset(NamedTuple):
@@ -204,7 +197,7 @@ def dirichlet_partition(
     )
 
 
-def check_data(data: object) -> tuple[np.ndarray, np.ndarray]:
+def _check_data(data: object) -> tuple[np.ndarray, np.ndarray]:
     """The training rows and labels of ``data``, after checking both splits.
 
     Returns
@@ -223,9 +216,9 @@ def check_data(data: object) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a Dataset, got {type(data).__name__}")
     X = as_finite_array(data.X_train, "data.X_train", np.float64)
-    _, y = check_xy(X, data.y_train)
+    _, y = _check_xy(X, data.y_train)
     Xt = as_finite_array(data.X_test, "data.X_test", np.float64)
-    check_xy(Xt, data.y_test)
+    _check_xy(Xt, data.y_test)
     assert y is not None
     if Xt.shape[1] != X.shape[1]:
         raise ValueError(
@@ -238,7 +231,7 @@ def check_data(data: object) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def client_partition(
+def _client_partition(
     y: np.ndarray,
     clients: int | None,
     alpha: float | None,

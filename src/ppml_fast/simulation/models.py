@@ -19,7 +19,7 @@ from .. import rng as _rng
 from .._types import ArrayLike, RngLike
 from .._validation import check_int
 
-__all__ = ["MLP", "LogisticRegression", "Model", "check_xy", "resolve_model"]
+__all__ = ["MLP", "LogisticRegression", "Model"]
 
 
 class Model(Protocol):
@@ -61,7 +61,7 @@ def _check_params(params: ArrayLike) -> np.ndarray:
     return p
 
 
-def check_xy(X: ArrayLike, y: ArrayLike | None) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_xy(X: ArrayLike, y: ArrayLike | None) -> tuple[np.ndarray, np.ndarray | None]:
     """``X`` as a 2-d array and ``y`` (when given) as its ``(B,)`` integer labels.
 
     Parameters
@@ -96,7 +96,7 @@ def check_xy(X: ArrayLike, y: ArrayLike | None) -> tuple[np.ndarray, np.ndarray 
 
 
 def _check_batch(X: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    x, labels = check_xy(X, y)
+    x, labels = _check_xy(X, y)
     assert labels is not None
     return x, labels
 
@@ -151,7 +151,7 @@ class _Classifier:
             The class with the largest logit (the sign of the logit for a binary
             logistic regression).
         """
-        z = self.logits(_check_params(params), check_xy(X, None)[0])
+        z = self.logits(_check_params(params), _check_xy(X, None)[0])
         if z.shape[1] == 1:
             return (z[:, 0] > 0).astype(np.int64)
         labels: np.ndarray = np.argmax(z, axis=1)
@@ -399,7 +399,7 @@ class MLP(_Classifier):
 _MODELS: dict[str, Callable[[], Model]] = {"logreg": LogisticRegression, "mlp": MLP}
 
 
-def resolve_model(model: Model | str) -> Model:
+def _resolve_model(model: Model | str) -> Model:
     """The model named ``model`` (``"logreg"``, ``"mlp"``), or ``model`` itself.
 
     Raises

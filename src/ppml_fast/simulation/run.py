@@ -19,23 +19,22 @@ import numpy as np
 from .. import _config, accounting
 from .. import rng as _rng
 from .._types import ArrayLike
-from .._validation import POSITIVE, check_int, check_scalar
-from .client import DPSGD, ClientResult, ClientTask, client_update
-from .data import Dataset, check_data, client_partition
-from .models import Model, resolve_model
+from .._validation import POSITIVE, RATE, check_int, check_scalar
+from .client import DPSGD, _client_update, _ClientResult, _ClientTask
+from .data import Dataset, _check_data, _client_partition
+from .models import Model, _resolve_model
 from .records import RoundRecord, SimulationResult
 from .server import (
     Aggregator,
     DPFedAvg,
-    Outcome,
     SecureAggregation,
-    Server,
-    resolve_aggregator,
+    _Outcome,
+    _resolve_aggregator,
+    _Server,
 )
 
 __all__ = ["run_simulation"]
 
-_UNIT_INTERVAL = (lambda x: 0 < x <= 1, "in (0, 1]")
 
 #: An accountant's history: Opacus' ``(noise_multiplier, sample_rate, steps)`` triples.
 _History: TypeAlias = tuple[tuple[float, float, int], ...]
@@ -188,11 +187,11 @@ def _check_arguments(
     """Validate and normalise :func:`run_simulation`'s arguments, in signature order
     (the data split last: it draws from the seed's partition stream). ``progress`` is
     passed on as given."""
-    X, y = check_data(data)
-    mdl = resolve_model(model)
-    agg = resolve_aggregator(aggregator)
+    X, y = _check_data(data)
+    mdl = _resolve_model(model)
+    agg = _resolve_aggregator(aggregator)
     n_rounds = check_int(rounds, "rounds", minimum=1)
-    frac = check_scalar(fraction, "fraction", _UNIT_INTERVAL)
+    frac = check_scalar(fraction, "fraction", RATE)
     epochs = check_int(local_epochs, "local_epochs", minimum=1)
     bsize = check_int(batch_size, "batch_size", minimum=1)
     step = check_scalar(lr, "lr", POSITIVE)
@@ -215,7 +214,7 @@ def _check_arguments(
         master = None
     else:
         master = np.random.SeedSequence(check_int(seed, "seed", minimum=0))
-    parts = client_partition(
+    parts = _client_partition(
         y, clients, alpha, partition, _rng.default_rng(_child(master, _PARTITION))
     )
     if isinstance(agg, SecureAggregation) and round(frac * len(parts)) < 2:
@@ -247,7 +246,7 @@ def _run_rounds(s: _Settings) -> SimulationResult:
     X, y, mdl, master = s.X, s.y, s.model, s.master
     counts = np.array([p.size for p in s.parts], dtype=np.float64)
     params = mdl.init(_rng.default_rng(_child(master, _INIT)), X.shape[1], s.data.n_classes)
-    server = Server(s.aggregator, len(s.parts), s.fraction, params.size)
+    server = _Server(s.aggregator, len(s.parts), s.fraction, params.size)
     ledger = _PrivacyLedger(s.dp_sgd, s.aggregator)
 
     own_pool = s.executor is None
@@ -260,7 +259,7 @@ def _run_rounds(s: _Settings) -> SimulationResult:
             gen = _rng.default_rng(_child(master, _SERVER, r))
             chosen = server.sample(gen)
             tasks = [
-                ClientTask(
+                _ClientTask(
                     mdl,
                     params,
                     X[s.parts[c]],
@@ -277,7 +276,7 @@ def _run_rounds(s: _Settings) -> SimulationResult:
                 for c in chosen
             ]
             t0 = time.perf_counter()
-            futures = [pool.submit(client_update, t) for t in tasks]
+            futures = [pool.submit(_client_update, t) for t in tasks]
             results = [f.result() for f in futures]
             t1 = time.perf_counter()
             outcome = server.aggregate(results, counts[chosen], gen if master is not None else None)
@@ -326,7 +325,7 @@ class _PrivacyLedger:
         self._server = accounting.RDPAccountant() if self._dp_fedavg is not None else None
 
     def after_round(
-        self, chosen: np.ndarray, results: list[ClientResult], outcome: Outcome
+        self, chosen: np.ndarray, results: list[_ClientResult], outcome: _Outcome
     ) -> tuple[float | None, _History | None]:
         """Record the round; return ``(epsilon, history)``, ``(None, None)`` without DP."""
         if self._dp_sgd is not None:

@@ -2,8 +2,8 @@
 
 An aggregator object says how the server combines the sampled clients' updates
 (:class:`FedAvg`, :class:`DPFedAvg`, :class:`SecureAggregation`,
-:class:`PaillierAggregation`); :class:`Server` carries it out round by round and returns
-the round's :class:`Outcome`: the mean update (``None`` for an aborted round), how many
+:class:`PaillierAggregation`); :class:`_Server` carries it out round by round and returns
+the round's :class:`_Outcome`: the mean update (``None`` for an aborted round), how many
 clients it counts, what one client sent, and the accountant's event for DP-FedAvg.
 """
 
@@ -20,18 +20,9 @@ import numpy as np
 from .. import aggregation, paillier
 from .. import rng as _rng
 from .._validation import HALF_OPEN_UNIT, POSITIVE, check_int, check_scalar
-from .client import ClientResult, check_dp
+from .client import _check_dp, _ClientResult
 
-__all__ = [
-    "Aggregator",
-    "DPFedAvg",
-    "FedAvg",
-    "Outcome",
-    "PaillierAggregation",
-    "SecureAggregation",
-    "Server",
-    "resolve_aggregator",
-]
+__all__ = ["Aggregator", "DPFedAvg", "FedAvg", "PaillierAggregation", "SecureAggregation"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +67,7 @@ class DPFedAvg:
     delta: float = 1e-5
 
     def __post_init__(self) -> None:
-        check_dp(self.noise_multiplier, "clip_norm", self.clip_norm, self.delta)
+        _check_dp(self.noise_multiplier, "clip_norm", self.clip_norm, self.delta)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +165,7 @@ _AGGREGATORS: dict[str, Callable[[], Aggregator]] = {
 }
 
 
-def resolve_aggregator(aggregator: Aggregator | str) -> Aggregator:
+def _resolve_aggregator(aggregator: Aggregator | str) -> Aggregator:
     """The aggregator named ``aggregator`` (with its defaults), or ``aggregator`` itself.
 
     Raises
@@ -199,7 +190,7 @@ def resolve_aggregator(aggregator: Aggregator | str) -> Aggregator:
     return aggregator
 
 
-class Outcome(NamedTuple):
+class _Outcome(NamedTuple):
     """What the server made of one round.
 
     Attributes
@@ -220,7 +211,7 @@ class Outcome(NamedTuple):
     event: dict[str, float] | None = None
 
 
-class Server:
+class _Server:
     """Samples each round's clients and aggregates their results per the aggregator.
 
     Parameters
@@ -273,13 +264,13 @@ class Server:
         return np.sort(gen.choice(n, m, replace=False))
 
     def aggregate(
-        self, results: list[ClientResult], counts: np.ndarray, gen: np.random.Generator | None
-    ) -> Outcome:
+        self, results: list[_ClientResult], counts: np.ndarray, gen: np.random.Generator | None
+    ) -> _Outcome:
         """The round's mean update.
 
         Parameters
         ----------
-        results : list of ClientResult
+        results : list of _ClientResult
             The sampled clients' results, in client order.
         counts : ndarray
             The sampled clients' example counts.
@@ -289,7 +280,7 @@ class Server:
 
         Returns
         -------
-        Outcome
+        _Outcome
         """
         agg = self.agg
         if isinstance(agg, SecureAggregation):
@@ -298,7 +289,7 @@ class Server:
         if isinstance(agg, FedAvg):
             updates = np.stack(_plain(results))
             mean = aggregation.fedavg(updates, counts if agg.weighted else None)
-            return Outcome(mean, len(results), sent)
+            return _Outcome(mean, len(results), sent)
         if isinstance(agg, DPFedAvg):
             updates = np.stack(_plain(results)) if results else np.zeros((0, self.dim))
             expected = self.fraction * self.n_clients
@@ -310,19 +301,19 @@ class Server:
                 sample_rate=self.fraction,
                 expected_clients=expected,
             )
-            return Outcome(np.asarray(out.update), len(results), sent, out.accounting)
+            return _Outcome(np.asarray(out.update), len(results), sent, out.accounting)
         assert self._private_key is not None
         total = functools.reduce(operator.add, [r.update for r in results])
         plain = np.asarray(self._private_key.decrypt_batch(total), dtype=np.float64)
         denom = float(counts.sum()) if agg.weighted else float(len(results))
-        return Outcome(plain / denom, len(results), sent)
+        return _Outcome(plain / denom, len(results), sent)
 
     def _secure(
         self,
         agg: SecureAggregation,
-        results: list[ClientResult],
+        results: list[_ClientResult],
         gen: np.random.Generator | None,
-    ) -> Outcome:
+    ) -> _Outcome:
         """SecAgg(+) of the results, each sampled client dropping with rate ``dropout``."""
         m = len(results)
         dropped = (
@@ -344,12 +335,12 @@ class Server:
                 rng=gen,
             )
         except aggregation.SecAggError:
-            return Outcome(None, m - dropped.size, None)
+            return _Outcome(None, m - dropped.size, None)
         survivors = len(out.survivors)
         mean = np.asarray(out.sum, dtype=np.float64) / survivors
-        return Outcome(mean, survivors, int(out.bytes_per_client))
+        return _Outcome(mean, survivors, int(out.bytes_per_client))
 
 
-def _plain(results: list[ClientResult]) -> list[np.ndarray]:
+def _plain(results: list[_ClientResult]) -> list[np.ndarray]:
     """The results' updates: plaintext arrays in every mode but Paillier."""
     return [cast(np.ndarray, r.update) for r in results]
