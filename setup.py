@@ -25,7 +25,7 @@ extensions = [
         f"ppml_fast._native.{pyx.stem}",
         [str(pyx)],
         include_dirs=_include_dirs(pyx.stem),
-        depends=[str(p) for p in sorted(NATIVE.glob("*.h")) + sorted(NATIVE.glob("*.pxd"))],
+        depends=[str(p) for p in sorted(NATIVE.glob("*.h")) + sorted(NATIVE.glob("*.pxd")) + sorted(NATIVE.glob("*.pxi"))],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         # -fno-builtin-pow: keep pow(x, 2.0) a call to the C library (as Python's x**2 is)
         # instead of x*x, which differs in the last bit for ~0.1% of x; the accounting

@@ -11,7 +11,15 @@ with a batch API), :mod:`ppml_fast.aggregation` (federated and secure aggregatio
 ARCHITECTURE.md in the source repository describes the layout and the policies.
 """
 
-from ._config import get_num_threads, num_threads, set_num_threads
+from ._config import (
+    available_isas,
+    get_isa,
+    get_num_threads,
+    isa,
+    num_threads,
+    set_isa,
+    set_num_threads,
+)
 from ._errors import InsecureRandomnessWarning, PPMLError, PrivacyBudgetExhausted
 
 __all__ = [
@@ -19,8 +27,12 @@ __all__ = [
     "PPMLError",
     "PrivacyBudgetExhausted",
     "__version__",
+    "available_isas",
+    "get_isa",
     "get_num_threads",
+    "isa",
     "num_threads",
+    "set_isa",
     "set_num_threads",
 ]
 

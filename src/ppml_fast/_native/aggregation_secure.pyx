@@ -11,6 +11,8 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+include "_isa.pxi"
+
 cdef extern from "_aggregation_secure_kernels.h" nogil:
     int sa_cpu()
     int sa_masks_add(uint64_t *acc, const uint64_t *base, int64_t D, const uint8_t *keys,
@@ -49,3 +51,8 @@ def ring_add(cnp.ndarray total, cnp.ndarray y, int nthreads):
     cdef int64_t D = total.shape[0]
     with nogil:
         sa_ring_add(tp, yp, D, nthreads)
+
+
+from . import register as _register_isa
+
+_register_isa(_set_isa)

@@ -14,6 +14,8 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+include "_isa.pxi"
+
 cdef extern from "_clipping_kernels.h" nogil:
     ctypedef struct clip_seg:
         const char *base
@@ -93,3 +95,8 @@ def read_probe(cnp.ndarray buf, int nthreads):
     with nogil:
         r = clip_read_probe(p, nbytes, nthreads)
     return r
+
+
+from . import register as _register_isa
+
+_register_isa(_set_isa)

@@ -16,6 +16,8 @@ import numpy as np
 
 cnp.import_array()
 
+include "_isa.pxi"
+
 cdef extern from "_paillier_kernels.h" nogil:
     ctypedef struct pk_enc_key:
         const uint64_t *n
@@ -291,3 +293,8 @@ def table_to_mont(cnp.ndarray table, cnp.ndarray m, cnp.ndarray out, int nthread
     cdef uint64_t *op = _w64(out)
     with nogil:
         pk_table_to_mont52(tp, rows, mp, Lm, op, nthreads)
+
+
+from . import register as _register_isa
+
+_register_isa(_set_isa)

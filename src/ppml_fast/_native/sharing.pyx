@@ -16,6 +16,8 @@ from ._bitgen cimport bitgen_pointers
 
 cnp.import_array()
 
+include "_isa.pxi"
+
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
 
@@ -232,3 +234,8 @@ def shamir_fill(cnp.ndarray x, int64_t t, int64_t n, uint64_t p, list bit_genera
         free(bgs)
     if failed:
         raise MemoryError()
+
+
+from . import register as _register_isa
+
+_register_isa(_set_isa)
