@@ -38,7 +38,8 @@ def parse_level(name: object, *, what: str = "level") -> int:
     """Index in LEVELS of ``name``; a clear error for a name that is not a level or that
     this CPU cannot run."""
     if not isinstance(name, str):
-        raise TypeError(f"{what} must be a str, one of {', '.join(LEVELS)}; got {type(name).__name__}")
+        kind = type(name).__name__
+        raise TypeError(f"{what} must be a str, one of {', '.join(LEVELS)}; got {kind}")
     key = name.strip().lower()
     if key not in LEVELS:
         raise ValueError(f"{what} must be one of {', '.join(LEVELS)}, got {name!r}")
