@@ -44,6 +44,8 @@
 #include <string.h>
 #include <omp.h>
 
+#include "_isa.h"
+
 #define CLIP_LANES 32
 #define CLIP_CHUNK 32768
 /* Software prefetch distance: the hardware prefetcher alone keeps too few lines in flight
@@ -69,11 +71,6 @@ typedef struct {
     int64_t len;
 } clip_chunk;
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define CLIP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLIP_CLONES
-#endif
 
 static inline double clip_tree(double *a)
 {
@@ -83,74 +80,29 @@ static inline double clip_tree(double *a)
     return a[0];
 }
 
-/* float32: each square is formed exactly in double.  (Summing four float32 squares
- * before converting halved the conversions and ran faster in cache, but streamed from
- * memory about 20% slower.) */
-CLIP_CLONES static double clip_sumsq_f32(const float *x, int64_t n)
-{
-    double a[CLIP_LANES];
-    for (int j = 0; j < CLIP_LANES; j++) a[j] = 0.0;
-    int64_t i = 0;
-    for (; i + CLIP_LANES <= n; i += CLIP_LANES) {
-        CLIP_PREFETCH(x + i, 0);
-        CLIP_PREFETCH(x + i + 16, 0);
-        for (int j = 0; j < CLIP_LANES; j++) {
-            double v = (double)x[i + j];
-            a[j] = a[j] + v * v;
-        }
-    }
-    for (int j = 0; i + j < n; j++) {
-        double v = (double)x[i + j];
-        a[j] = a[j] + v * v;
-    }
-    return clip_tree(a);
-}
+#define CLIP_TGT
+#define CLIP_V(name) name##_generic
+#include "_clipping_simd.h"
+#undef CLIP_TGT
+#undef CLIP_V
+#if PPML_X86
+#define CLIP_TGT PPML_TARGET_AVX2
+#define CLIP_V(name) name##_avx2
+#include "_clipping_simd.h"
+#undef CLIP_TGT
+#undef CLIP_V
+#define CLIP_TGT PPML_TARGET_AVX512
+#define CLIP_V(name) name##_avx512
+#include "_clipping_simd.h"
+#undef CLIP_TGT
+#undef CLIP_V
+/* The level's copy of a kernel, picked once per call from ppml_isa. */
+#define CLIP_PICK(name) \
+    (ppml_isa >= PPML_ISA_AVX512 ? name##_avx512 : ppml_isa == PPML_ISA_AVX2 ? name##_avx2 : name##_generic)
+#else
+#define CLIP_PICK(name) name##_generic
+#endif
 
-CLIP_CLONES static double clip_sumsq_f64(const double *x, int64_t n)
-{
-    double a[CLIP_LANES];
-    for (int j = 0; j < CLIP_LANES; j++) a[j] = 0.0;
-    int64_t i = 0;
-    for (; i + CLIP_LANES <= n; i += CLIP_LANES) {
-        for (int q = 0; q < CLIP_LANES; q += 8) CLIP_PREFETCH(x + i + q, 0);
-        for (int j = 0; j < CLIP_LANES; j++) {
-            double v = x[i + j];
-            a[j] = a[j] + v * v;
-        }
-    }
-    for (int j = 0; i + j < n; j++) {
-        double v = x[i + j];
-        a[j] = a[j] + v * v;
-    }
-    return clip_tree(a);
-}
-
-/* Elementwise loops in 64-byte steps, one prefetch per line of each stream. */
-#define CLIP_LINE_LOOP(T, body_prefetch, stmt)                                     \
-    {                                                                              \
-        const int64_t w = 64 / (int64_t)sizeof(T);                                \
-        int64_t i = 0;                                                             \
-        for (; i + w <= n; i += w) {                                               \
-            body_prefetch;                                                         \
-            for (int64_t j = i; j < i + w; j++) stmt;                              \
-        }                                                                          \
-        for (int64_t j = i; j < n; j++) stmt;                                      \
-    }
-
-/* y may be x (in place): no restrict here */
-CLIP_CLONES static void clip_scale_f32(float *y, const float *x, float s, int64_t n)
-CLIP_LINE_LOOP(float, CLIP_PREFETCH(x + i, 0), y[j] = x[j] * s)
-
-CLIP_CLONES static void clip_scale_f64(double *y, const double *x, double s, int64_t n)
-CLIP_LINE_LOOP(double, CLIP_PREFETCH(x + i, 0), y[j] = x[j] * s)
-
-CLIP_CLONES static void clip_axpy_f32(float *restrict y, const float *restrict x, float s,
-                                      int64_t n)
-CLIP_LINE_LOOP(float, (CLIP_PREFETCH(x + i, 0), CLIP_PREFETCH(y + i, 1)), y[j] = y[j] + x[j] * s)
-
-CLIP_CLONES static void clip_axpy_f64(double *restrict y, const double *restrict x, double s,
-                                      int64_t n)
-CLIP_LINE_LOOP(double, (CLIP_PREFETCH(x + i, 0), CLIP_PREFETCH(y + i, 1)), y[j] = y[j] + x[j] * s)
 
 /* A row's scale min(1, C / ||g||).  Below 2^-900 it is kept as s * 2^e (s in (0, 0.5],
  * e < 0): a norm more than ~1e38 times C in float32, or beyond 1e270 times C in float64,
@@ -270,39 +222,6 @@ static clip_scale clip_scale_of(const clip_seg *segs, int nseg, int64_t k, int i
     return norm > max_norm ? clip_make_scale(max_norm, norm, 1.0) : one;
 }
 
-/* acc += x_r * s_r for R rows in order, element by element (the same roundings as adding
- * the rows one at a time): R streams at once keep more memory requests in flight. */
-#define CLIP_DEF_ACC4(NAME, T)                                                              \
-    CLIP_CLONES static void NAME(T *restrict y, const T *x0, const T *x1, const T *x2,     \
-                                 const T *x3, T s0, T s1, T s2, T s3, int64_t n)           \
-    {                                                                                       \
-        const int64_t w = 64 / (int64_t)sizeof(T);                                         \
-        int64_t i = 0;                                                                      \
-        for (; i + w <= n; i += w) {                                                        \
-            CLIP_PREFETCH(x0 + i, 0);                                                       \
-            CLIP_PREFETCH(x1 + i, 0);                                                       \
-            CLIP_PREFETCH(x2 + i, 0);                                                       \
-            CLIP_PREFETCH(x3 + i, 0);                                                       \
-            for (int64_t j = i; j < i + w; j++) {                                           \
-                T a = y[j];                                                                 \
-                a = a + x0[j] * s0;                                                         \
-                a = a + x1[j] * s1;                                                         \
-                a = a + x2[j] * s2;                                                         \
-                a = a + x3[j] * s3;                                                         \
-                y[j] = a;                                                                   \
-            }                                                                               \
-        }                                                                                   \
-        for (int64_t j = i; j < n; j++) {                                                   \
-            T a = y[j];                                                                     \
-            a = a + x0[j] * s0;                                                             \
-            a = a + x1[j] * s1;                                                             \
-            a = a + x2[j] * s2;                                                             \
-            a = a + x3[j] * s3;                                                             \
-            y[j] = a;                                                                       \
-        }                                                                                   \
-    }
-CLIP_DEF_ACC4(clip_acc4_f32, float)
-CLIP_DEF_ACC4(clip_acc4_f64, double)
 
 #ifndef CLIP_PANEL
 #define CLIP_PANEL 16384
@@ -324,11 +243,11 @@ static void clip_sum_panel(int is64, const clip_seg *sg, const clip_chunk pn, in
             const char *p0 = base + k * sg->row_stride;
             const int64_t st = sg->row_stride;
             if (is64)
-                clip_acc4_f64((double *)q, (const double *)p0, (const double *)(p0 + st),
+                CLIP_PICK(clip_acc4_f64)((double *)q, (const double *)p0, (const double *)(p0 + st),
                               (const double *)(p0 + 2 * st), (const double *)(p0 + 3 * st),
                               sc[0].s, sc[1].s, sc[2].s, sc[3].s, pn.len);
             else
-                clip_acc4_f32((float *)q, (const float *)p0, (const float *)(p0 + st),
+                CLIP_PICK(clip_acc4_f32)((float *)q, (const float *)p0, (const float *)(p0 + st),
                               (const float *)(p0 + 2 * st), (const float *)(p0 + 3 * st),
                               (float)sc[0].s, (float)sc[1].s, (float)sc[2].s, (float)sc[3].s,
                               pn.len);
@@ -339,8 +258,8 @@ static void clip_sum_panel(int is64, const clip_seg *sg, const clip_chunk pn, in
             clip_tiny_apply(is64, 1, q, base + k * sg->row_stride, sc[0], pn.len);
         } else if (sc[0].s != 0.0) {
             const char *p = base + k * sg->row_stride;
-            if (is64) clip_axpy_f64((double *)q, (const double *)p, sc[0].s, pn.len);
-            else clip_axpy_f32((float *)q, (const float *)p, (float)sc[0].s, pn.len);
+            if (is64) CLIP_PICK(clip_axpy_f64)((double *)q, (const double *)p, sc[0].s, pn.len);
+            else CLIP_PICK(clip_axpy_f32)((float *)q, (const float *)p, (float)sc[0].s, pn.len);
         }
         k++;
     }
@@ -445,8 +364,8 @@ static int clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, doubl
                 const clip_chunk ch = chunks[it % nchunks];
                 const clip_seg *sg = &segs[ch.seg];
                 const char *p = sg->base + k * sg->row_stride + ch.start * isz;
-                partial[it] = is64 ? clip_sumsq_f64((const double *)p, ch.len)
-                                   : clip_sumsq_f32((const float *)p, ch.len);
+                partial[it] = is64 ? CLIP_PICK(clip_sumsq_f64)((const double *)p, ch.len)
+                                   : CLIP_PICK(clip_sumsq_f32)((const float *)p, ch.len);
             }
 #pragma omp barrier
 #pragma omp single
@@ -468,8 +387,8 @@ static int clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, doubl
                     if (s == 1.0 && sc.e == 0 && q == p) continue;
                     if (s == 0.0) { memset(q, 0, (size_t)(ch.len * isz)); continue; }
                     if (clip_tiny(is64, sc)) { clip_tiny_apply(is64, 0, q, p, sc, ch.len); continue; }
-                    if (is64) clip_scale_f64((double *)q, (const double *)p, s, ch.len);
-                    else clip_scale_f32((float *)q, (const float *)p, (float)s, ch.len);
+                    if (is64) CLIP_PICK(clip_scale_f64)((double *)q, (const double *)p, s, ch.len);
+                    else CLIP_PICK(clip_scale_f32)((float *)q, (const float *)p, (float)s, ch.len);
                 }
             } else {
                 const int64_t plo = npanels * tid / nt, phi = npanels * (tid + 1) / nt;
@@ -485,24 +404,6 @@ static int clip_run(int is64, int op, int64_t B, clip_seg *segs, int nseg, doubl
     return 0;
 }
 
-/* Memory-read probe for the benchmarks: 64-bit integer sums over nbytes (a multiple of
- * 8) split across nthreads, the fastest plain read this build can do; returns a value
- * that depends on every word so the compiler cannot drop the loads. */
-CLIP_CLONES static uint64_t clip_probe_words(const uint64_t *x, int64_t n)
-{
-    uint64_t a[CLIP_LANES];
-    for (int j = 0; j < CLIP_LANES; j++) a[j] = 0;
-    int64_t i = 0;
-    for (; i + CLIP_LANES <= n; i += CLIP_LANES) {
-        for (int q = 0; q < CLIP_LANES; q += 8) CLIP_PREFETCH(x + i + q, 0);
-        for (int j = 0; j < CLIP_LANES; j++) a[j] += x[i + j];
-    }
-    uint64_t s = 0;
-    for (int j = 0; j < CLIP_LANES; j++) s ^= a[j];
-    for (; i < n; i++) s += x[i];
-    return s;
-}
-
 static uint64_t clip_read_probe(const char *p, int64_t nbytes, int nthreads)
 {
     const int64_t n = nbytes / 8;
@@ -512,7 +413,15 @@ static uint64_t clip_read_probe(const char *p, int64_t nbytes, int nthreads)
     {
         const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const int64_t lo = n * tid / nt, hi = n * (tid + 1) / nt;
-        acc ^= clip_probe_words((const uint64_t *)p + lo, hi - lo);
+        /* the CPU's best level whatever the kernels' level: the probe measures the memory */
+#if PPML_X86
+        const int best = ppml_cpu_isa();
+        acc ^= (best >= PPML_ISA_AVX512 ? clip_probe_words_avx512
+                : best == PPML_ISA_AVX2 ? clip_probe_words_avx2
+                                        : clip_probe_words_generic)((const uint64_t *)p + lo, hi - lo);
+#else
+        acc ^= clip_probe_words_generic((const uint64_t *)p + lo, hi - lo);
+#endif
     }
     return acc;
 }

@@ -43,7 +43,7 @@ static int ppml_isa = PPML_ISA_GENERIC;
 
 /* The highest level this CPU (and its operating system: the builtins check that the OS
  * saves the AVX / AVX-512 registers) supports. */
-static int ppml_cpu_isa(void)
+static inline int ppml_cpu_isa(void)
 {
 #if PPML_X86
     __builtin_cpu_init();
@@ -61,7 +61,7 @@ static int ppml_cpu_isa(void)
 }
 
 /* Sub-features, each meaningful only together with its level. */
-static int ppml_cpu_vaes(void)
+static inline int ppml_cpu_vaes(void)
 {
 #if PPML_X86
     __builtin_cpu_init();
@@ -71,7 +71,7 @@ static int ppml_cpu_vaes(void)
 #endif
 }
 
-static int ppml_cpu_ifma(void)
+static inline int ppml_cpu_ifma(void)
 {
 #if PPML_X86
     __builtin_cpu_init();
