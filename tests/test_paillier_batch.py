@@ -307,28 +307,30 @@ def test_default_key_size():
         assert psk.decrypt(phe.paillier.EncryptedNumber(ppk, c, ex)) == v
 
 
-def test_ifma_and_gmp_paths_agree(k512):
-    """The DJN table walk with the AVX-512 IFMA kernels forced off and on (where the CPU
-    has them): ciphertexts decrypt the same and deterministic ops give the same ints."""
+@pytest.mark.parametrize("level", ppml_fast.available_isas())
+def test_paths_agree_at_every_level(k512, level):
+    """The DJN table walk at every ISA level this CPU has (at avx512 on a CPU with IFMA:
+    the IFMA kernels; elsewhere GMP): ciphertexts decrypt the same, and deterministic ops
+    give the same ints as at the generic level."""
+    from ppml_fast._native import _cpu
     from ppml_fast._native import paillier as kernels
 
-    if not hasattr(kernels, "set_ifma"):
-        pytest.skip("no IFMA switch in this build")
     pk0, sk = k512
     pk, sk = _with_hs(pk0, sk, "djn")
     x = _ints(_gen(FRESH), 20)
     outs = []
-    try:
-        for on in (False, True):
-            kernels.set_ifma(on)
+    for lv in ("generic", level):
+        with ppml_fast.isa(lv):
+            assert ppml_fast.get_isa() == lv
+            assert kernels._get_isa() == ppml_fast.available_isas().index(lv)
+            want_ifma = lv == "avx512" and _cpu.cpu_features()["avx512ifma"]
+            assert kernels.ifma_in_use() == want_ifma
             e = pk.encrypt_batch(x)
-            _check(sk, e, _fr(x), f"ifma={on}")
+            _check(sk, e, _fr(x), f"{lv}")
             e.obfuscate()
-            _check(sk, e, _fr(x), f"ifma={on} obfuscated")
+            _check(sk, e, _fr(x), f"{lv} obfuscated")
             base = pl.EncryptedArray.from_ciphertexts(pk, [ref.encrypt(pk.n, int(v), 3) for v in x])
             outs.append((_cts(base * 5 + 7), _cts(base @ np.arange(20).reshape(20, 1))))
-    finally:
-        kernels.set_ifma(None)
     assert outs[0] == outs[1]
 
 

@@ -1,7 +1,7 @@
 """The Paillier kernels themselves: GMP path and AVX-512 IFMA Montgomery path against
 Python's big integers, on random odd moduli of many sizes (fresh seeds each run, the seed
 in every message), plus the DJN table walk (on awkward alphas too) and CRT encryption
-through the public API with IFMA forced on and off.
+through the public API at the avx512 level (IFMA) and below (GMP).
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ from functools import reduce
 import numpy as np
 import pytest
 
+import ppml_fast
 from ppml_fast import paillier
+from ppml_fast._native import _cpu
 from ppml_fast._native import paillier as kernels
 from ppml_fast.paillier._limbs import from_limbs, nlimbs, to_limbs, vec
 from ppml_fast.reference import paillier as ref
 
-HAVE_IFMA = kernels.set_ifma(None)
+# The IFMA kernels run at the avx512 level on a CPU with IFMA; the GMP path at any other.
+HAVE_IFMA = "avx512" in ppml_fast.available_isas() and _cpu.cpu_features()["avx512ifma"]
 PATHS = [False, True] if HAVE_IFMA else [False]
 # moduli around the digit (52-bit) and limb (64-bit) boundaries, up to the IFMA limit
 # (8192 bits) and past it (GMP only)
@@ -48,9 +51,9 @@ BITS = [
 
 @pytest.fixture(params=PATHS, ids=lambda p: "ifma" if p else "gmp")
 def path(request):
-    kernels.set_ifma(request.param)
-    yield request.param
-    kernels.set_ifma(None)
+    with ppml_fast.isa("avx512" if request.param else "generic"):
+        assert kernels.ifma_in_use() == request.param
+        yield request.param
 
 
 def _modulus(bits: int) -> int:
@@ -143,15 +146,10 @@ def test_table_rebuilt_when_path_changes():
         pytest.skip("no AVX-512 IFMA on this CPU")
     pk, sk = paillier.generate_paillier_keypair(n_length=512)
     x = np.arange(-5, 5)
-    try:
-        kernels.set_ifma(True)
-        assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
-        kernels.set_ifma(False)  # the Montgomery-form table must not be used by the GMP walk
-        assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
-        kernels.set_ifma(True)
-        assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
-    finally:
-        kernels.set_ifma(None)
+    for level in ("avx512", "avx2", "avx512"):  # the GMP walk must not use the IFMA table
+        with ppml_fast.isa(level):
+            assert kernels.ifma_in_use() == (level == "avx512")
+            assert np.array_equal(sk.decrypt_batch(pk.encrypt_batch(x)), x)
 
 
 def test_fixed_base_table_entries(path):

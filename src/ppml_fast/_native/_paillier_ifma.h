@@ -25,6 +25,8 @@
 #ifndef PPML_PAILLIER_IFMA_H
 #define PPML_PAILLIER_IFMA_H
 
+#include "_isa.h"
+
 #include <stdint.h>
 #include <string.h>
 #include <gmp.h>
@@ -244,14 +246,16 @@ static void pk_ct_select52(uint64_t *dst, const uint64_t *rows, int64_t count, i
 static int pk_cpu_has_ifma(void) { return 0; }
 #endif
 
-/* Use IFMA? -1 = not decided yet (the CPU decides), 0 = off, 1 = on (if the CPU has it). */
-static int pk_ifma_mode = -1;
+/* Does the CPU have IFMA? -1 = not asked yet. */
+static int pk_has_ifma = -1;
 
+/* The IFMA kernels run at the avx512 level on a CPU with IFMA, for moduli up to
+ * PK_MAXBITS; every other case (and every other level) takes the GMP path. */
 static int pk_use_ifma(int64_t mod_limbs)
 {
-    if (mod_limbs * 64 > PK_MAXBITS) return 0;
-    if (pk_ifma_mode < 0) pk_ifma_mode = pk_cpu_has_ifma();
-    return pk_ifma_mode;
+    if (mod_limbs * 64 > PK_MAXBITS || ppml_isa < PPML_ISA_AVX512) return 0;
+    if (pk_has_ifma < 0) pk_has_ifma = pk_cpu_has_ifma();
+    return pk_has_ifma;
 }
 
 /* out (L limbs) = a * b mod M via two AMMs; a, b (L limbs) below M. */

@@ -73,8 +73,8 @@ cdef extern from "_paillier_kernels.h" nogil:
     void pk_table_to_mont52(const uint64_t *table, int64_t rows, const uint64_t *m, int64_t Lm,
                             uint64_t *out, int nthreads)
     int64_t pk_mont52_width(const uint64_t *m, int64_t Lm)
-    int pk_ifma_mode
     int pk_cpu_has_ifma()
+    int pk_use_ifma(int64_t mod_limbs)
 
 
 cdef inline const uint64_t *_u64(cnp.ndarray a):
@@ -268,15 +268,9 @@ def rows_below(cnp.ndarray a, cnp.ndarray m, cnp.ndarray lt):
         pk_rows_below(ap, L, mp, lp, N)
 
 
-def set_ifma(object enabled):
-    """Use the AVX-512 IFMA Montgomery kernels: True (if the CPU has them), False, or None
-    (decide from the CPU). Returns whether they are in use now."""
-    global pk_ifma_mode
-    if enabled is None:
-        pk_ifma_mode = pk_cpu_has_ifma()
-    else:
-        pk_ifma_mode = 1 if (enabled and pk_cpu_has_ifma()) else 0
-    return bool(pk_ifma_mode)
+def ifma_in_use():
+    """Whether the AVX-512 IFMA Montgomery kernels run (level avx512 on a CPU with IFMA)."""
+    return bool(pk_use_ifma(1))
 
 
 def mont_width(cnp.ndarray m):
