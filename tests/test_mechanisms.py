@@ -2,8 +2,9 @@
 frequencies against exact softmax probabilities, empirical privacy checks, contracts.
 
 Statistical tests use fixed seeds (deterministic) and p-value thresholds of 1e-4 or
-bounds of >= 5 standard errors; a test that also runs on one fresh seed per run has a
-false-alarm rate of at most 1e-4 (chi-square/KS) or 6e-7 (a 5-sigma bound) per run.
+bounds of >= 5 standard errors; on the one fresh seed per run the threshold is 1e-6, so a
+fresh-seed test has a false-alarm rate of at most 1e-6 per assertion (chi-square/KS) or
+6e-7 (a 5-sigma bound) per run.
 """
 
 import math
@@ -25,6 +26,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::ppml_fast.InsecureRandomnessWar
 
 FRESH = int(np.random.SeedSequence().entropy % 2**63)
 P_MIN = 1e-4
+P_MIN_FRESH = 1e-6  # the fresh seed: ~40 such assertions in the suite
+
+
+def p_min(seed):
+    return P_MIN_FRESH if seed == FRESH else P_MIN
 
 
 def exact_log_delta(sigma, epsilon, sensitivity=1.0):
@@ -101,10 +107,10 @@ def test_mechanism_noise_distribution(seed):
     n = 200_000
     x = np.full(n, 7.0)
     lap = mech.laplace_mechanism(x, 3.0, 1.5, rng=seed) - 7.0
-    assert st.kstest(lap, st.laplace(scale=2.0).cdf).pvalue > P_MIN
+    assert st.kstest(lap, st.laplace(scale=2.0).cdf).pvalue > p_min(seed)
     sigma = mech.gaussian_sigma(1.0, 1e-5, 2.0)
     gau = mech.gaussian_mechanism(x, 2.0, 1.0, 1e-5, rng=seed) - 7.0
-    assert st.kstest(gau, st.norm(scale=sigma).cdf).pvalue > P_MIN
+    assert st.kstest(gau, st.norm(scale=sigma).cdf).pvalue > p_min(seed)
 
 
 def test_same_seed_same_output_on_any_thread_count():
@@ -217,11 +223,11 @@ def test_exponential_frequencies_match_softmax(seed):
     picks = mech.exponential_mechanism(np.broadcast_to(u, (n, u.size)), eps, sens, rng=seed)
     assert p.min() * 20_000 >= 5  # every cell large enough for the chi-square approximation
     counts = np.bincount(picks, minlength=u.size)
-    assert st.chisquare(counts, p * n).pvalue > P_MIN
+    assert st.chisquare(counts, p * n).pvalue > p_min(seed)
     # the reference (explicit softmax + Generator.choice) passes the same test
     m = 20_000
     r = ref.exponential_mechanism(np.broadcast_to(u, (m, u.size)), eps, sens, rng=seed)
-    assert st.chisquare(np.bincount(r, minlength=u.size), p * m).pvalue > P_MIN
+    assert st.chisquare(np.bincount(r, minlength=u.size), p * m).pvalue > p_min(seed)
 
 
 # --- randomized response ------------------------------------------------------------------
@@ -309,12 +315,12 @@ def test_geometric_mechanism_distribution(seed):
     eps, sens = Fraction(1, 2), 1
     z = geometric(np.full(n, 100), sens, eps, rng=seed) - 100
     alpha = math.exp(-float(eps) / sens)
-    ks = np.arange(-18, 19)  # every bin expects >= 5 counts; the tails are pooled
+    ks = np.arange(-15, 16)  # every bin expects >= 27 counts; the tails are pooled
     p = (1 - alpha) / (1 + alpha) * alpha ** np.abs(ks)
     counts = np.array([np.sum(z == k) for k in ks])
     obs = np.append(counts, n - counts.sum())
     exp = np.append(p * n, (1 - p.sum()) * n)
-    assert st.chisquare(obs, exp).pvalue > P_MIN
+    assert st.chisquare(obs, exp).pvalue > p_min(seed)
 
 
 def test_geometric_mechanism_overflow():

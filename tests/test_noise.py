@@ -1,8 +1,8 @@
 """Continuous samplers: bit-exact against the Python ziggurat, distribution tests, contracts.
 
-Statistical tests use p-value thresholds of 1e-4 with fixed seeds (deterministic) plus
-one fresh seed per run; with k independent fresh-seed tests the false-alarm rate per
-run is at most k * 1e-4.
+Statistical tests use p-value thresholds of 1e-4 with fixed seeds (deterministic: they
+pass or fail the same way every run) and 1e-6 with the one fresh seed per run, so that the
+suite's ~40 fresh-seed assertions raise a false alarm in fewer than 1 run in 10,000.
 """
 
 import math
@@ -22,6 +22,12 @@ from .contracts import check_sampler_contract
 SAMPLERS = {"laplace": (noise.laplace, st.laplace), "gaussian": (noise.gaussian, st.norm)}
 FRESH = int(np.random.SeedSequence().entropy % 2**63)
 P_MIN = 1e-4
+P_MIN_FRESH = 1e-6  # the fresh seed: about 40 such assertions in the whole suite
+
+
+def p_min(seed):
+    """The p-value threshold: 1e-4 for a fixed seed (deterministic), 1e-6 for the fresh one."""
+    return P_MIN_FRESH if seed == FRESH else P_MIN
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -165,7 +171,7 @@ def test_numpy_scalars_and_0d_arrays_accepted():
 def test_ks_small(name, scale, seed):
     f, dist = SAMPLERS[name]
     x = f(scale, 20000, rng=seed)
-    assert st.kstest(x, dist(scale=scale).cdf).pvalue > P_MIN
+    assert st.kstest(x, dist(scale=scale).cdf).pvalue > p_min(seed)
 
 
 @pytest.mark.slow
@@ -175,7 +181,7 @@ def test_ks_small(name, scale, seed):
 def test_ks_large(name, dtype, seed):
     f, dist = SAMPLERS[name]
     x = f(1.0, 2_000_000, rng=seed, dtype=dtype).astype(np.float64)
-    assert st.kstest(x, dist.cdf).pvalue > P_MIN
+    assert st.kstest(x, dist.cdf).pvalue > p_min(seed)
 
 
 @pytest.mark.slow

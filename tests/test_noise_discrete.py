@@ -2,9 +2,8 @@
 Bernoulli building blocks, distribution tests against the exact pmf, contracts, errors.
 
 Statistical tests use p-value thresholds of 1e-4 with fixed seeds (deterministic: they
-pass or fail the same way every run) plus one fresh seed per run; each fresh-seed test
-is a false alarm with probability at most 1e-4, so the k fresh-seed tests below (k < 20)
-raise a false alarm in fewer than 1 run in 500.
+pass or fail the same way every run) and 1e-6 with the one fresh seed per run, so that the
+suite's ~40 fresh-seed assertions raise a false alarm in fewer than 1 run in 10,000.
 """
 
 import math
@@ -24,6 +23,14 @@ from .contracts import check_sampler_contract
 
 FRESH = int(np.random.SeedSequence().entropy % 2**63)
 P_MIN = 1e-4
+P_MIN_FRESH = 1e-6  # the fresh seed: about 40 such assertions in the whole suite
+
+
+def p_min(seed):
+    """The p-value threshold: 1e-4 for a fixed seed (deterministic), 1e-6 for the fresh one."""
+    return P_MIN_FRESH if seed == FRESH else P_MIN
+
+
 SAMPLERS = {"laplace": noise.discrete_laplace, "gaussian": noise.discrete_gaussian}
 REFS = {"laplace": ref.discrete_laplace, "gaussian": ref.discrete_gaussian}
 
@@ -256,7 +263,7 @@ def test_chi2_helper_is_calibrated(scale):
 @pytest.mark.parametrize("seed", [1, FRESH])
 def test_gaussian_chi_square_quick(sigma, seed):
     x = noise.discrete_gaussian(sigma, 50_000, rng=seed)
-    assert _chi2_pvalue(x, lambda s: ref.gaussian_pmf(sigma, s)) > P_MIN
+    assert _chi2_pvalue(x, lambda s: ref.gaussian_pmf(sigma, s)) > p_min(seed)
 
 
 @pytest.mark.slow
@@ -264,14 +271,14 @@ def test_gaussian_chi_square_quick(sigma, seed):
 @pytest.mark.parametrize("seed", [2, 3, FRESH])
 def test_gaussian_chi_square(sigma, seed):
     x = noise.discrete_gaussian(sigma, 2_000_000, rng=seed)
-    assert _chi2_pvalue(x, lambda s: ref.gaussian_pmf(sigma, s)) > P_MIN
+    assert _chi2_pvalue(x, lambda s: ref.gaussian_pmf(sigma, s)) > p_min(seed)
 
 
 @pytest.mark.parametrize("scale", [10.3, 0.5, Fraction(7, 3)], ids=str)
 @pytest.mark.parametrize("seed", [1, FRESH])
 def test_laplace_chi_square_quick(scale, seed):
     x = noise.discrete_laplace(scale, 50_000, rng=seed)
-    assert _chi2_pvalue(x, lambda s: ref.laplace_pmf(scale, s)) > P_MIN
+    assert _chi2_pvalue(x, lambda s: ref.laplace_pmf(scale, s)) > p_min(seed)
 
 
 @pytest.mark.slow
@@ -279,7 +286,7 @@ def test_laplace_chi_square_quick(scale, seed):
 @pytest.mark.parametrize("seed", [2, 3, FRESH])
 def test_laplace_chi_square(scale, seed):
     x = noise.discrete_laplace(scale, 2_000_000, rng=seed)
-    assert _chi2_pvalue(x, lambda s: ref.laplace_pmf(scale, s)) > P_MIN
+    assert _chi2_pvalue(x, lambda s: ref.laplace_pmf(scale, s)) > p_min(seed)
 
 
 def _ks_pvalue(x, cdf):
@@ -304,7 +311,7 @@ def test_gaussian_large_sigma_moments_and_ks(seed):
     z_mean = x.mean() / (sigma / math.sqrt(n))
     z_var = (x.var() / sigma**2 - 1.0) / math.sqrt(2.0 / n)
     assert abs(z_mean) < 4.5 and abs(z_var) < 4.5  # two-sided p ~ 7e-6 each
-    assert _ks_pvalue(x, st.norm(scale=sigma).cdf) > P_MIN
+    assert _ks_pvalue(x, st.norm(scale=sigma).cdf) > p_min(seed)
 
 
 @pytest.mark.slow
@@ -317,7 +324,7 @@ def test_laplace_large_scale_moments_and_ks(seed):
     z_mean = x.mean() / math.sqrt(var / n)
     z_var = (x.var() / var - 1.0) / math.sqrt(5.0 / n)  # kurtosis 6: Var(s²) ≈ 5σ⁴/n
     assert abs(z_mean) < 4.5 and abs(z_var) < 4.5
-    assert _ks_pvalue(x, st.laplace(scale=b).cdf) > P_MIN
+    assert _ks_pvalue(x, st.laplace(scale=b).cdf) > p_min(seed)
 
 
 # --- streams, threads, contract ----------------------------------------------------------

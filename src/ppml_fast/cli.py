@@ -58,15 +58,76 @@ def machine() -> str:
 
     from . import get_num_threads
 
-    cpu, flags = _cpu()
-    if flags:  # the Paillier kernels take their Montgomery path on this extension
-        cpu += "; AVX-512 IFMA" if "avx512ifma" in flags else "; no AVX-512 IFMA"
+    cpu, _ = _cpu()
     peers = [f"{dist} {version}" for dist, version in _peers().items()]
     return (
-        f"{cpu}; {os.cpu_count()} cores ({get_num_threads()} threads used); "
+        f"{cpu}; {isa_line()}; {os.cpu_count()} cores ({get_num_threads()} threads used); "
         f"Python {platform.python_version()}; numpy {np.__version__}; {platform.system()}; "
         f"peers: {', '.join(peers) if peers else 'none installed'}"
     )
+
+
+def isa_line() -> str:
+    """The ISA level ppml_fast runs at, the CPU's best and its sub-features, and the levels
+    numpy (and torch, when it is loaded) dispatch to."""
+    from . import available_isas, get_isa
+    from ._native import _cpu as cpu
+
+    features = cpu.cpu_features()
+    subs = ", ".join(
+        f"{'' if features[k] else 'no '}{name}"
+        for k, name in (("vaes", "VAES"), ("avx512ifma", "AVX-512 IFMA"))
+    )
+    line = f"ppml_fast ISA {get_isa()} (CPU up to {available_isas()[-1]}; {subs})"
+    line += f"; numpy dispatch {_numpy_level()}"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        line += f"; torch {torch.backends.cpu.get_cpu_capability()}"
+    return line
+
+
+def _numpy_level() -> str:
+    """The highest CPU feature group numpy's dispatch uses in this process."""
+    try:
+        from numpy._core import _multiarray_umath as umath
+
+        on = [k for k, v in umath.__cpu_features__.items() if v]
+    except (ImportError, AttributeError):
+        return "unknown"
+    for group in ("AVX512_SPR", "AVX512_ICL", "X86_V4", "AVX512_SKX", "X86_V3", "AVX2"):
+        if group in on:
+            return group
+    return "baseline"
+
+
+#: What each ppml_fast level asks of the peers, to compare like with like: torch reads
+#: ATEN_CPU_CAPABILITY, numpy NPY_DISABLE_CPU_FEATURES (both when they load).
+_NUMPY_ABOVE = {
+    "generic": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR AVX2 FMA3 AVX512F AVX512_SKX",
+    "avx2": "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512_SKX",
+    "avx512": "",
+}
+_TORCH_LEVEL = {"generic": "default", "avx2": "avx2", "avx512": "avx512"}
+
+
+def peer_env(level: str) -> dict[str, str]:
+    """Environment variables that run ppml_fast and its peers at ISA ``level``.
+
+    Parameters
+    ----------
+    level : str
+        ``"generic"``, ``"avx2"`` or ``"avx512"``.
+
+    Returns
+    -------
+    dict
+        ``PPML_FAST_ISA``, ``ATEN_CPU_CAPABILITY`` and (below avx512)
+        ``NPY_DISABLE_CPU_FEATURES``.
+    """
+    env = {"PPML_FAST_ISA": level, "ATEN_CPU_CAPABILITY": _TORCH_LEVEL[level]}
+    if _NUMPY_ABOVE[level]:
+        env["NPY_DISABLE_CPU_FEATURES"] = _NUMPY_ABOVE[level]
+    return env
 
 
 def machine_info() -> dict[str, Any]:
@@ -198,6 +259,8 @@ def _bench_cmd(args: argparse.Namespace) -> int:
     """``ppml-fast bench``: list or time the cases, print a table per area and the targets."""
     import json
 
+    if args.isa is not None:
+        return _bench_at(args.isa)
     every = [c for c in _bench.collect(full=True) if _matches(c, args.filter)]
     cases = _bench.select(every, args.full)
     if not cases:
@@ -251,6 +314,28 @@ def _bench_cmd(args: argparse.Namespace) -> int:
             json.dump(_bench_json(rows, args.full), f, indent=2)
             f.write("\n")
     return 0
+
+
+def _bench_at(level: str) -> int:
+    """``ppml-fast bench --isa LEVEL``: the same command in a child process whose
+    environment runs ppml_fast, numpy and torch at ``level`` (they read it when they load,
+    so this process, which has loaded numpy, cannot switch them)."""
+    import subprocess
+
+    from ._native import parse_level
+
+    try:
+        parse_level(level, what="--isa")
+    except ValueError as exc:
+        print(f"ppml-fast bench: {exc}", file=sys.stderr)
+        return 2
+    argv = sys.argv[1:]
+    i = argv.index("--isa") if "--isa" in argv else -1
+    argv = argv[:i] + argv[i + 2 :] if i >= 0 else [a for a in argv if not a.startswith("--isa=")]
+    env = {**os.environ, **peer_env(level)}
+    if level == "avx512":
+        env.pop("NPY_DISABLE_CPU_FEATURES", None)
+    return subprocess.call([sys.executable, "-m", "ppml_fast.cli", *argv], env=env)
 
 
 _MODES = ("fedavg", "dp-fedavg", "dp-sgd", "secagg", "secagg+", "paillier")
@@ -351,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also write the results to FILE in pytest-benchmark's JSON layout",
     )
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    b.add_argument(
+        "--isa",
+        default=None,
+        choices=("generic", "avx2", "avx512"),
+        help="run at this ISA level (at most the CPU's), numpy and torch forced to it too",
+    )
     b.set_defaults(func=_bench_cmd)
     sim_p = sub.add_parser("simulate", help="run a federated-learning simulation, print its rounds")
     sim_p.add_argument(
