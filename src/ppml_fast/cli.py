@@ -87,17 +87,16 @@ def isa_line() -> str:
 
 
 def _numpy_level() -> str:
-    """The highest CPU feature group numpy's dispatch uses in this process."""
+    """The highest dispatch target numpy uses in this process ("baseline" when none)."""
     try:
-        from numpy._core import _multiarray_umath as umath
+        from numpy._core import _multiarray_umath as umath  # type: ignore[attr-defined]
 
-        on = [k for k, v in umath.__cpu_features__.items() if v]
+        targets = list(umath.__cpu_dispatch__)
+        on = umath.__cpu_features__
     except (ImportError, AttributeError):
         return "unknown"
-    for group in ("AVX512_SPR", "AVX512_ICL", "X86_V4", "AVX512_SKX", "X86_V3", "AVX2"):
-        if group in on:
-            return group
-    return "baseline"
+    used = [t for t in targets if on.get(t)]
+    return used[-1] if used else "baseline"
 
 
 #: What each ppml_fast level asks of the peers, to compare like with like: torch reads
