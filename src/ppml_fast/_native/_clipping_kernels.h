@@ -42,7 +42,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
+#include "_omp.h"
 
 #include "_isa.h"
 
