@@ -26,6 +26,7 @@
 
 #if (defined(__x86_64__) || defined(__amd64__)) && (defined(__GNUC__) || defined(__clang__))
 #define PPML_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #define PPML_TARGET_AVX2 \
     __attribute__((target("avx2,fma,bmi,bmi2,aes,pclmul,popcnt,sse4.2")))
@@ -64,8 +65,12 @@ static inline int ppml_cpu_isa(void)
 static inline int ppml_cpu_vaes(void)
 {
 #if PPML_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("vaes") && __builtin_cpu_supports("vpclmulqdq");
+    /* CPUID leaf 7: ECX bit 9 VAES, bit 10 VPCLMULQDQ (read directly: not every compiler's
+     * __builtin_cpu_supports knows these names); the register state they use is the AVX
+     * state that the avx2 level already checks. */
+    unsigned int a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return ((c >> 9) & 1u) && ((c >> 10) & 1u);
 #else
     return 0;
 #endif
