@@ -41,10 +41,24 @@ from numpy.random cimport bitgen_t
 
 from ._bitgen cimport bitgen_pointers
 
-cdef extern from *:
-    # Cython types this as unsigned long long: cast the other operand of a mixed 64/128-bit
-    # operation to u128 explicitly, or Cython may narrow both to 64 bits.
-    ctypedef unsigned long long u128 "unsigned __int128"
+cdef extern from "_u128.h" nogil:
+    # 128-bit unsigned integers: the compiler's where it has them, else two 64-bit limbs;
+    # only ever handled through these functions (the member is never used).
+    ctypedef struct u128 "ppml_u128":
+        pass
+    u128 u128_make(uint64_t hi, uint64_t lo)
+    u128 u128_from(uint64_t x)
+    uint64_t u128_lo(u128 x)
+    uint64_t u128_hi(u128 x)
+    u128 u128_mul64(uint64_t a, uint64_t b)
+    u128 u128_add64(u128 x, uint64_t y)
+    u128 u128_sub(u128 x, u128 y)
+    u128 u128_mul(u128 x, u128 y)
+    u128 u128_div(u128 x, u128 y)
+    u128 u128_shl1(u128 x)
+    u128 u128_shr(u128 x, int k)
+    bint u128_ge(u128 x, u128 y)
+    bint u128_is_zero(u128 x)
 
 DEF LIMBS = 4  # multi-limb width of a, Q and the Bernoulli remainders (256 bits)
 
@@ -117,14 +131,14 @@ cdef inline bint _bern64(Bits* b, uint64_t num, uint64_t den) noexcept nogil:
 
 cdef inline bint _bern128(Bits* b, u128 num, u128 den) noexcept nogil:
     """Bernoulli(num/den) for den < 2**127 (64-bit loop when den < 2**63)."""
-    if (den >> 63) == 0:
-        return _bern64(b, <uint64_t>num, <uint64_t>den)
-    if num >= den:
+    if u128_is_zero(u128_shr(den, 63)):
+        return _bern64(b, u128_lo(num), u128_lo(den))
+    if u128_ge(num, den):
         return 1
-    while num != 0:
-        num <<= 1
-        if num >= den:
-            num -= den
+    while not u128_is_zero(num):
+        num = u128_shl1(num)
+        if u128_ge(num, den):
+            num = u128_sub(num, den)
             if _bit(b) == 0:
                 return 1
         elif _bit(b) != 0:
@@ -241,13 +255,13 @@ cdef inline int64_t _dlap(Bits* b, const Lap* p) noexcept nogil:
             v += 1
         if v > p.vmax:
             continue
-        x = <u128>u + <u128>p.t * v
+        x = u128_add64(u128_mul64(p.t, v), u)
         if p.s == 1:
-            y = <uint64_t>x
+            y = u128_lo(x)
         elif p.shift >= 0:
-            y = <uint64_t>(x >> p.shift)
+            y = u128_lo(u128_shr(x, p.shift))
         else:
-            y = <uint64_t>(x / <u128>p.s)
+            y = u128_lo(u128_div(x, u128_from(p.s)))
         if y > p.ymax:
             continue
         if _bit(b):
@@ -277,15 +291,15 @@ cdef inline bint _accept128(Bits* b, const Gauss* p, uint64_t ay) noexcept nogil
     """Bernoulli(exp(-a²/Q)) with a = |Y|·t·d² - n², all below 2**64 (Q < 2**127)."""
     cdef uint64_t m = ay * p.td
     cdef uint64_t a = m - p.nn if m >= p.nn else p.nn - m
-    cdef u128 a2 = <u128>a * a
+    cdef u128 a2 = u128_mul64(a, a)
     cdef u128 g
-    if a2 >= p.q:
-        g = a2 / p.q
-        a2 -= g * p.q
-        while g != 0:
+    if u128_ge(a2, p.q):
+        g = u128_div(a2, p.q)
+        a2 = u128_sub(a2, u128_mul(g, p.q))
+        while not u128_is_zero(g):
             if not _bexp1(b):
                 return 0
-            g -= 1
+            g = u128_sub(g, u128_from(1))
     return _bexp128(b, a2, p.q)
 
 
@@ -331,9 +345,9 @@ cdef bint _accept_big(Bits* b, const Gauss* p, uint64_t ay) noexcept nogil:
     # m = |Y| · t·d²
     carry = 0
     for i in range(p.ntd):
-        acc = <u128>ay * p.tdl[i] + carry
-        m[i] = <uint64_t>acc
-        carry = <uint64_t>(acc >> 64)
+        acc = u128_add64(u128_mul64(ay, p.tdl[i]), carry)
+        m[i] = u128_lo(acc)
+        carry = u128_hi(acc)
     m[p.ntd] = carry
     for i in range(p.ntd + 1, LIMBS + 1):
         m[i] = 0
@@ -354,9 +368,9 @@ cdef bint _accept_big(Bits* b, const Gauss* p, uint64_t ay) noexcept nogil:
     for i in range(la):
         carry = 0
         for j in range(la):
-            acc = <u128>m[i] * m[j] + r[i + j] + carry
-            r[i + j] = <uint64_t>acc
-            carry = <uint64_t>(acc >> 64)
+            acc = u128_add64(u128_add64(u128_mul64(m[i], m[j]), r[i + j]), carry)
+            r[i + j] = u128_lo(acc)
+            carry = u128_hi(acc)
         r[i + la] = carry
     nr = 2 * la if 2 * la > p.nq else p.nq
     # floor(a²/Q) from below: L <= γe·(1 - 2**-40) - 1 < γ - 1 < floor(γ), since the
@@ -375,9 +389,9 @@ cdef bint _accept_big(Bits* b, const Gauss* p, uint64_t ay) noexcept nogil:
             lo -= 1
         carry = 0
         for i in range(LIMBS):
-            acc = <u128>low * p.ql[i] + carry
-            lq[i] = <uint64_t>acc
-            carry = <uint64_t>(acc >> 64)
+            acc = u128_add64(u128_mul64(low, p.ql[i]), carry)
+            lq[i] = u128_lo(acc)
+            carry = u128_hi(acc)
         lq[LIMBS] = carry
         for i in range(LIMBS + 1, LIMBS + 2):
             lq[i] = 0
@@ -515,11 +529,11 @@ def fill_gaussian(list bit_generators, Py_ssize_t block, t, vmax, ymax, td, nn, 
         p.qd = float(q)
         p.td = 0
         p.nn = 0
-        p.q = 0
+        p.q = u128_from(0)
     else:
         p.td = td
         p.nn = nn
-        p.q = <u128>(<uint64_t>(q & 0xFFFFFFFFFFFFFFFF)) | (<u128>(<uint64_t>(q >> 64)) << 64)
+        p.q = u128_make(<uint64_t>(q >> 64), <uint64_t>(q & 0xFFFFFFFFFFFFFFFF))
         for i in range(LIMBS):
             p.tdl[i] = 0
             p.nnl[i] = 0
