@@ -186,3 +186,26 @@ def test_shamir_levels(n, p, seed):
         for j in range(len(pts)):
             want = (want + lam[j] * sub[j].astype(object)) % p
         np.testing.assert_array_equal(x.astype(object), want)
+
+
+@pytest.mark.parametrize("p", [M61, P62])
+def test_mul_levels_past_the_streaming_size(p):
+    """2^21 + 13 products (the avx2 Mersenne kernel streams its stores past 2^21), into an
+    ``out`` that starts off any 32-byte boundary; the pure-numpy reference (itself checked
+    against the oracle in test_sharing.py) as the expected values, and a value >= p near
+    the end caught."""
+    n = 2**21 + 13
+    gen = np.random.default_rng(FRESH)
+    a, b = _rand(gen, n, p), _rand(gen, n, p)
+    want = ref.numpy_mulmod(a, b, p)
+    np.testing.assert_array_equal(want[:500], ref.mul(a[:500], b[:500], modulus=p))
+    _same_everywhere(_at_each_level(lambda: sh.mul(a, b, modulus=p)), want, f"p={p}")
+    for level in LEVELS:
+        with ppml_fast.isa(level):
+            out = np.empty(n + 1, dtype=np.uint64)[1:]
+            sh.mul(a, b, modulus=p, out=out)
+            np.testing.assert_array_equal(out, want, err_msg=level)
+    b[n - 3] = p
+    for level in LEVELS:
+        with ppml_fast.isa(level), pytest.raises(ValueError):
+            sh.mul(a, b, modulus=p)

@@ -216,10 +216,69 @@ SHR_INLINE uint64_t shr_mul_m61_body(const uint64_t *a, int64_t sa, const uint64
     }
     return mx > my ? mx : my;
 }
-SHR_LEVELS(uint64_t, shr_mul_m61,
-           (const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb, uint64_t *out,
-            int64_t lo, int64_t hi),
-           (a, sa, b, sb, out, lo, hi))
+static uint64_t shr_mul_m61_generic(const uint64_t *a, int64_t sa, const uint64_t *b,
+                                    int64_t sb, uint64_t *out, int64_t lo, int64_t hi)
+{
+    return shr_mul_m61_body(a, sa, b, sb, out, lo, hi);
+}
+
+#if PPML_X86
+PPML_TARGET_AVX512 static uint64_t shr_mul_m61_avx512(const uint64_t *a, int64_t sa,
+                                                     const uint64_t *b, int64_t sb,
+                                                     uint64_t *out, int64_t lo, int64_t hi)
+{
+    return shr_mul_m61_body(a, sa, b, sb, out, lo, hi);
+}
+
+/* Level avx2, two arrays: the same arithmetic in explicit 4-lane vectors, so that the
+ * results go out with streaming stores when the arrays are far larger than the caches
+ * (`stream`: the output's lines are then not read first, a quarter of the memory traffic).
+ * The range check: some operand is >= 2^61 - 1 iff one has a bit >= 61 set or equals
+ * 2^61 - 1; the vector part reports that as ~0 (the caller only compares with p). */
+PPML_TARGET_AVX2 static uint64_t shr_mul_m61_avx2(const uint64_t *a, int64_t sa,
+                                                 const uint64_t *b, int64_t sb, uint64_t *out,
+                                                 int64_t lo, int64_t hi, int stream)
+{
+    if (!(sa && sb) || hi - lo < 64) return shr_mul_m61_body(a, sa, b, sb, out, lo, hi);
+    int64_t i = lo;
+    uint64_t m = 0;
+    if (stream) /* scalar head up to a 32-byte boundary of out */
+        while (i < hi && ((uintptr_t)(out + i) & 31)) i++;
+    m = shr_mul_m61_body(a, 1, b, 1, out, lo, i);
+    const __m256i M = _mm256_set1_epi64x((long long)SHR_M61);
+    const __m256i L29 = _mm256_set1_epi64x((1LL << 29) - 1);
+    const __m256i Mm1 = _mm256_set1_epi64x((long long)SHR_M61 - 1);
+    __m256i bits = _mm256_setzero_si256(), eq = bits;
+    const int64_t end = i + (hi - i) / 4 * 4;
+    for (; i < end; i += 4) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(a + i));
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(b + i));
+        bits = _mm256_or_si256(bits, _mm256_or_si256(x, y));
+        eq = _mm256_or_si256(eq, _mm256_or_si256(_mm256_cmpeq_epi64(x, M),
+                                                 _mm256_cmpeq_epi64(y, M)));
+        const __m256i x1 = _mm256_srli_epi64(x, 32), y1 = _mm256_srli_epi64(y, 32);
+        const __m256i low = _mm256_mul_epu32(x, y);
+        const __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(x1, y), _mm256_mul_epu32(x, y1));
+        const __m256i high = _mm256_mul_epu32(x1, y1);
+        __m256i t = _mm256_add_epi64(_mm256_slli_epi64(high, 3),
+                                     _mm256_slli_epi64(_mm256_and_si256(mid, L29), 32));
+        t = _mm256_add_epi64(t, _mm256_srli_epi64(mid, 29));
+        t = _mm256_add_epi64(t, _mm256_and_si256(low, M));
+        t = _mm256_add_epi64(t, _mm256_srli_epi64(low, 61));
+        t = _mm256_add_epi64(_mm256_and_si256(t, M), _mm256_srli_epi64(t, 61));
+        /* t < 2^62: a signed comparison; subtract p where t >= p */
+        t = _mm256_sub_epi64(t, _mm256_and_si256(_mm256_cmpgt_epi64(t, Mm1), M));
+        if (stream) _mm256_stream_si256((__m256i *)(out + i), t);
+        else _mm256_storeu_si256((__m256i *)(out + i), t);
+    }
+    if (stream) _mm_sfence();
+    const uint64_t mt = shr_mul_m61_body(a, 1, b, 1, out, i, hi);
+    m = mt > m ? mt : m;
+    bits = _mm256_or_si256(_mm256_srli_epi64(bits, 61), eq);
+    if (!_mm256_testz_si256(bits, bits)) m = ~UINT64_C(0);
+    return m;
+}
+#endif
 
 /* The same for a general prime (Barrett on 64-bit words: scalar at every level, the
  * wider targets only bring BMI2's mulx and flag-free shifts). */
@@ -263,7 +322,7 @@ SHR_LEVELS(uint64_t, shr_mul_barrett,
            (a, sa, b, sb, out, lo, hi, f))
 
 /* Returns the largest field operand seen in [lo, hi) (0 for ring POW). */
-static uint64_t shr_binop_range(int isa, int op, const uint64_t *a, int64_t sa,
+static uint64_t shr_binop_range(int isa, int stream, int op, const uint64_t *a, int64_t sa,
                                 const uint64_t *b, int64_t sb, uint64_t *out, int64_t lo,
                                 int64_t hi, uint64_t p, const shr_field *f)
 {
@@ -287,8 +346,20 @@ static uint64_t shr_binop_range(int isa, int op, const uint64_t *a, int64_t sa,
         }
         break;
     case SHR_MUL:
-        if (f->mersenne) m = SHR_AT(isa, shr_mul_m61, (a, sa, b, sb, out, lo, hi));
-        else m = SHR_AT(isa, shr_mul_barrett, (a, sa, b, sb, out, lo, hi, f));
+        if (f->mersenne) {
+#if PPML_X86
+            if (isa == PPML_ISA_AVX2) {
+                m = shr_mul_m61_avx2(a, sa, b, sb, out, lo, hi, stream);
+                break;
+            }
+            if (isa >= PPML_ISA_AVX512) {
+                m = shr_mul_m61_avx512(a, sa, b, sb, out, lo, hi);
+                break;
+            }
+#endif
+            m = shr_mul_m61_generic(a, sa, b, sb, out, lo, hi);
+        } else
+            m = SHR_AT(isa, shr_mul_barrett, (a, sa, b, sb, out, lo, hi, f));
         break;
     default:
         for (int64_t i = lo; i < hi; i++) {
@@ -311,11 +382,13 @@ static int shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, i
     shr_field f = {0, 0, 0, 0};
     int bad = 0;
     if (p) f = shr_make_field(p);
+    /* streaming stores past 2^21 words (16 MiB) an array: three such arrays outgrow L3 */
+    const int stream = n >= (INT64_C(1) << 21);
     if (n < 32768) nthreads = 1;
 #pragma omp parallel num_threads(nthreads) reduction(| : bad)
     {
         const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        const uint64_t m = shr_binop_range(isa, op, a, sa, b, sb, out, n * tid / nt,
+        const uint64_t m = shr_binop_range(isa, stream, op, a, sa, b, sb, out, n * tid / nt,
                                            n * (tid + 1) / nt, p, &f);
         bad |= p && m >= p;
     }
