@@ -593,11 +593,12 @@ static void shr_matmul_ring_blocked(int isa, const uint64_t *A, const uint64_t *
  * A in strips of SHR_MR_MR = 3 rows (zero padded), k-major.  The micro-kernel keeps a
  * 3 x 8 tile in 12 registers (6 low-product and 6 cross accumulators) over one K block;
  * the panels of SHR_MR_NC columns of one K block (kc x NC x 16 bytes) stay in L2 while a
- * thread's strips pass over them.  Threads take contiguous ranges of strips. */
+ * chunk of SHR_MR_CHUNK strips passes over them.  Threads take chunks dynamically. */
 #define SHR_MR_MR 3
 #define SHR_MR_NR 8
 #define SHR_MR_KC 256
 #define SHR_MR_NC 96
+#define SHR_MR_CHUNK 16
 
 /* tile[0..24) = the 3 x 8 products of the strip Ap (kc x 3) and the panel Bp (kc x 16),
  * over kc >= 0 values of k; tile[24..48) is scratch.  The loop is written in assembly so
@@ -716,6 +717,7 @@ static int shr_matmul_ring_avx2(const uint64_t *A, const uint64_t *B, uint64_t *
     const int64_t np = (M + SHR_MR_NR - 1) / SHR_MR_NR, Mp = np * SHR_MR_NR;
     const int64_t nkb = (K + SHR_MR_KC - 1) / SHR_MR_KC;
     const int64_t ns = (N + SHR_MR_MR - 1) / SHR_MR_MR, Np = ns * SHR_MR_MR;
+    const int64_t nch = (ns + SHR_MR_CHUNK - 1) / SHR_MR_CHUNK;
     void *rawa, *rawb;
     uint64_t *Bp = shr_alloc64((size_t)(K * Mp) * 2, &rawb);
     uint64_t *Ap = shr_alloc64((size_t)(K * Np), &rawa);
@@ -756,22 +758,29 @@ static int shr_matmul_ring_avx2(const uint64_t *A, const uint64_t *B, uint64_t *
                         dst[(k - k0) * SHR_MR_MR + r] = r < h ? src[k] : 0;
                 }
             }
-        const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int64_t s0 = ns * tid / nt, s1 = ns * (tid + 1) / nt;
         uint64_t tile[2 * SHR_MR_MR * SHR_MR_NR];
-        for (int64_t jc = 0; jc < np; jc += SHR_MR_NC / SHR_MR_NR) {
-            const int64_t je = jc + SHR_MR_NC / SHR_MR_NR < np ? jc + SHR_MR_NC / SHR_MR_NR : np;
-            for (int64_t kb = 0; kb < nkb; kb++) {
-                const int64_t k0 = kb * SHR_MR_KC, k1 = k0 + SHR_MR_KC < K ? k0 + SHR_MR_KC : K;
-                const int64_t kc = k1 - k0;
-                for (int64_t s = s0; s < s1; s++) {
-                    const int64_t i0 = s * SHR_MR_MR, h = N - i0 < SHR_MR_MR ? N - i0 : SHR_MR_MR;
-                    const uint64_t *as = Ap + k0 * Np + s * kc * SHR_MR_MR;
-                    for (int64_t jp = jc; jp < je; jp++) {
-                        const int64_t j0 = jp * SHR_MR_NR;
-                        const int64_t w = M - j0 < SHR_MR_NR ? M - j0 : SHR_MR_NR;
-                        shr_mm_micro_avx2(as, Bp + 2 * (k0 * Mp + jp * kc * SHR_MR_NR), kc, tile);
-                        shr_mm_tile_add_avx2(tile, C + i0 * M + j0, M, h, w);
+        /* chunks of SHR_MR_CHUNK strips, taken dynamically: a thread that the operating
+         * system holds back does not hold up the others */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t ch = 0; ch < nch; ch++) {
+            const int64_t s0 = ch * SHR_MR_CHUNK;
+            const int64_t s1 = s0 + SHR_MR_CHUNK < ns ? s0 + SHR_MR_CHUNK : ns;
+            for (int64_t jc = 0; jc < np; jc += SHR_MR_NC / SHR_MR_NR) {
+                const int64_t je0 = jc + SHR_MR_NC / SHR_MR_NR, je = je0 < np ? je0 : np;
+                for (int64_t kb = 0; kb < nkb; kb++) {
+                    const int64_t k0 = kb * SHR_MR_KC, k1 = k0 + SHR_MR_KC < K ? k0 + SHR_MR_KC : K;
+                    const int64_t kc = k1 - k0;
+                    for (int64_t s = s0; s < s1; s++) {
+                        const int64_t i0 = s * SHR_MR_MR;
+                        const int64_t h = N - i0 < SHR_MR_MR ? N - i0 : SHR_MR_MR;
+                        const uint64_t *as = Ap + k0 * Np + s * kc * SHR_MR_MR;
+                        for (int64_t jp = jc; jp < je; jp++) {
+                            const int64_t j0 = jp * SHR_MR_NR;
+                            const int64_t w = M - j0 < SHR_MR_NR ? M - j0 : SHR_MR_NR;
+                            const uint64_t *bs = Bp + 2 * (k0 * Mp + jp * kc * SHR_MR_NR);
+                            shr_mm_micro_avx2(as, bs, kc, tile);
+                            shr_mm_tile_add_avx2(tile, C + i0 * M + j0, M, h, w);
+                        }
                     }
                 }
             }
