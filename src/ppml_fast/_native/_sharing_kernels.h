@@ -104,9 +104,9 @@ SHR_INLINE uint64_t shr_reduce_wide(uint64_t hi, uint64_t lo, const shr_field *f
     uint64_t h2;
     const uint64_t l2 = shr_mul_wide(q1, f->mu, &h2);
     const uint64_t q = (h2 << (63 - k)) | (l2 >> (k + 1));
-    uint64_t r = lo - q * f->p;
-    if (r >= f->p) r -= f->p;
-    if (r >= f->p) r -= f->p;
+    uint64_t r = lo - q * f->p; /* in [0, 3p): masked subtractions, no branch */
+    r -= f->p & (UINT64_C(0) - (uint64_t)(r >= f->p));
+    r -= f->p & (UINT64_C(0) - (uint64_t)(r >= f->p));
     return r;
 }
 
@@ -293,9 +293,11 @@ PPML_TARGET_AVX2 static uint64_t shr_mul_m61_avx2(const uint64_t *a, int64_t sa,
         uint64_t h2;                                                                       \
         const uint64_t l2 = shr_mul_wide(q1, mu, &h2);                                     \
         const uint64_t q = (h2 << s3) | (l2 >> s4);                                        \
+        /* r in [0, 3p): two masked subtractions, no branch (r >= p is random data) */    \
         uint64_t r = l - q * p;                                                            \
-        r = r >= p ? r - p : r;                                                            \
-        out[i] = r >= p ? r - p : r;                                                       \
+        r -= p & (UINT64_C(0) - (uint64_t)(r >= p));                                       \
+        r -= p & (UINT64_C(0) - (uint64_t)(r >= p));                                       \
+        out[i] = r;                                                                        \
     }
 
 SHR_INLINE uint64_t shr_mul_barrett_body(const uint64_t *a, int64_t sa, const uint64_t *b,
