@@ -2,10 +2,15 @@
  *
  * Ring Z_2^64: uint64 with wraparound.  Fields Z_p for a prime p < 2^62 given at run time:
  * operands are already reduced (< p).  Products a*b < p^2 < 2^124 are formed in 128 bits
- * and reduced by Barrett's method with k = bit length of p and mu = floor(2^(2k) / p)
- * (< 2^63): q = ((x >> (k-1)) * mu) >> (k+1) underestimates x / p by at most 2, so
- * r = x - q p is in [0, 3p) and at most two subtractions finish it.  For the Mersenne
- * prime 2^61 - 1 a shift-and-add fold replaces Barrett.
+ * (two 64-bit words) and reduced by Barrett's method with k = bit length of p and
+ * mu = floor(2^(2k) / p) (< 2^63): q = ((x >> (k-1)) * mu) >> (k+1) underestimates x / p
+ * by at most 2, so r = x - q p is in [0, 3p) and at most two subtractions finish it.  For
+ * the Mersenne prime 2^61 - 1 a shift-and-add fold replaces Barrett.
+ *
+ * ISA levels (_isa.h): the kernels with vectorised variants compile one body per level
+ * (an always-inlined portable body wrapped once without a target attribute and once under
+ * each x86 target attribute, so that the compiler vectorises it for that level) and
+ * dispatch on `ppml_isa`, read once per call.  Every level gives the same bits.
  */
 #ifndef PPML_SHARING_KERNELS_H
 #define PPML_SHARING_KERNELS_H
@@ -13,11 +18,50 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
 #include <omp.h>
+#else
+static int omp_get_thread_num(void) { return 0; }
+static int omp_get_num_threads(void) { return 1; }
+#endif
 
-typedef unsigned __int128 shr_u128;
+#include "_isa.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SHR_INLINE static inline __attribute__((always_inline))
+#else
+#define SHR_INLINE static inline
+#endif
 
 #define SHR_M61 ((UINT64_C(1) << 61) - 1)
+
+/* The 128-bit product a * b as two words: returns the low word, *hi gets the high one. */
+SHR_INLINE uint64_t shr_mul_wide(uint64_t a, uint64_t b, uint64_t *hi)
+{
+#if defined(__SIZEOF_INT128__)
+    const unsigned __int128 x = (unsigned __int128)a * b;
+    *hi = (uint64_t)(x >> 64);
+    return (uint64_t)x;
+#else
+    const uint64_t L32 = 0xffffffffu;
+    const uint64_t a0 = a & L32, a1 = a >> 32, b0 = b & L32, b1 = b >> 32;
+    const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    const uint64_t mid = (p00 >> 32) + (p01 & L32) + (p10 & L32);
+    *hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+    return (mid << 32) | (p00 & L32);
+#endif
+}
+
+/* Bit length of x > 0. */
+static int shr_bitlen(uint64_t x)
+{
+    int k = 0;
+    while (x) {
+        k++;
+        x >>= 1;
+    }
+    return k;
+}
 
 typedef struct {
     uint64_t p;
@@ -30,44 +74,67 @@ static shr_field shr_make_field(uint64_t p)
 {
     shr_field f;
     f.p = p;
-    f.k = 64 - __builtin_clzll(p);
-    f.mu = (uint64_t)(((shr_u128)1 << (2 * f.k)) / p);
+    f.k = shr_bitlen(p);
+    /* mu = floor(2^(2k) / p) by long division, one bit at a time (r < p < 2^62) */
+    uint64_t q = 0, r = 1;
+    for (int i = 0; i < 2 * f.k; i++) {
+        r <<= 1;
+        q <<= 1;
+        if (r >= p) {
+            r -= p;
+            q |= 1;
+        }
+    }
+    f.mu = q;
     f.mersenne = p == SHR_M61;
     return f;
 }
 
-static inline uint64_t shr_reduce128(shr_u128 x, const shr_field *f)
+/* x = hi 2^64 + lo (< p^2) mod p; Barrett's shifts k - 1 and k + 1 on two words
+ * (2 <= k <= 62, so every shift count below is in [1, 63]). */
+SHR_INLINE uint64_t shr_reduce_wide(uint64_t hi, uint64_t lo, const shr_field *f)
 {
     if (f->mersenne) {
-        uint64_t r = (uint64_t)(x & SHR_M61) + (uint64_t)(x >> 61);
+        uint64_t r = (lo & SHR_M61) + ((hi << 3) | (lo >> 61));
         r = (r & SHR_M61) + (r >> 61);
         return r >= SHR_M61 ? r - SHR_M61 : r;
     }
-    const uint64_t q1 = (uint64_t)(x >> (f->k - 1));
-    const uint64_t q = (uint64_t)(((shr_u128)q1 * f->mu) >> (f->k + 1));
-    uint64_t r = (uint64_t)x - q * f->p;
-    if (r >= f->p) r -= f->p;
-    if (r >= f->p) r -= f->p;
+    const int k = f->k;
+    const uint64_t q1 = (hi << (65 - k)) | (lo >> (k - 1));
+    uint64_t h2;
+    const uint64_t l2 = shr_mul_wide(q1, f->mu, &h2);
+    const uint64_t q = (h2 << (63 - k)) | (l2 >> (k + 1));
+    uint64_t r = lo - q * f->p; /* in [0, 3p): masked subtractions, no branch */
+    r -= f->p & (UINT64_C(0) - (uint64_t)(r >= f->p));
+    r -= f->p & (UINT64_C(0) - (uint64_t)(r >= f->p));
     return r;
 }
 
-static inline uint64_t shr_mulmod(uint64_t a, uint64_t b, const shr_field *f)
+/* x mod p for a single word x < 2^(2k) (Barrett needs x < 2^(2k)). */
+SHR_INLINE uint64_t shr_reduce64(uint64_t x, const shr_field *f)
 {
-    return shr_reduce128((shr_u128)a * b, f);
+    return shr_reduce_wide(0, x, f);
 }
 
-static inline uint64_t shr_addmod(uint64_t a, uint64_t b, uint64_t p)
+SHR_INLINE uint64_t shr_mulmod(uint64_t a, uint64_t b, const shr_field *f)
+{
+    uint64_t hi;
+    const uint64_t lo = shr_mul_wide(a, b, &hi);
+    return shr_reduce_wide(hi, lo, f);
+}
+
+SHR_INLINE uint64_t shr_addmod(uint64_t a, uint64_t b, uint64_t p)
 {
     const uint64_t s = a + b;
     return s >= p ? s - p : s;
 }
 
-static inline uint64_t shr_submod(uint64_t a, uint64_t b, uint64_t p)
+SHR_INLINE uint64_t shr_submod(uint64_t a, uint64_t b, uint64_t p)
 {
     return a >= b ? a - b : a + (p - b);
 }
 
-static inline uint64_t shr_powmod(uint64_t a, uint64_t e, const shr_field *f)
+SHR_INLINE uint64_t shr_powmod(uint64_t a, uint64_t e, const shr_field *f)
 {
     uint64_t r = 1 % f->p, b = a;
     while (e) {
@@ -78,7 +145,7 @@ static inline uint64_t shr_powmod(uint64_t a, uint64_t e, const shr_field *f)
     return r;
 }
 
-static inline uint64_t shr_powring(uint64_t a, uint64_t e)
+SHR_INLINE uint64_t shr_powring(uint64_t a, uint64_t e)
 {
     uint64_t r = 1, b = a;
     while (e) {
@@ -91,14 +158,30 @@ static inline uint64_t shr_powring(uint64_t a, uint64_t e)
 
 enum { SHR_ADD = 0, SHR_SUB = 1, SHR_MUL = 2, SHR_POW = 3 };
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SHR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* The variants of a kernel whose portable body NAME##_body is always inlined: NAME##_generic
+ * (no target attribute), and on x86 NAME##_avx2 and NAME##_avx512 (the same body compiled
+ * for those targets); SHR_AT(isa, NAME, (args)) calls the one for level isa. */
+#if PPML_X86
+#define SHR_LEVELS(RET, NAME, PARAMS, ARGS)                                                \
+    static RET NAME##_generic PARAMS { return NAME##_body ARGS; }                          \
+    PPML_TARGET_AVX2 static RET NAME##_avx2 PARAMS { return NAME##_body ARGS; }            \
+    PPML_TARGET_AVX512 static RET NAME##_avx512 PARAMS { return NAME##_body ARGS; }
+#define SHR_AT(ISA, NAME, ARGS)                                                            \
+    ((ISA) >= PPML_ISA_AVX512 ? NAME##_avx512 ARGS                                         \
+     : (ISA) == PPML_ISA_AVX2 ? NAME##_avx2 ARGS                                           \
+                              : NAME##_generic ARGS)
 #else
-#define SHR_CLONES
+#define SHR_LEVELS(RET, NAME, PARAMS, ARGS)                                                \
+    static RET NAME##_generic PARAMS { return NAME##_body ARGS; }
+#define SHR_AT(ISA, NAME, ARGS) ((void)(ISA), NAME##_generic ARGS)
 #endif
 
-/* x * y mod 2^61 - 1 for x, y < 2^61 with 32-bit halves (vectorisable) */
-static inline uint64_t shr_m61_mul(uint64_t x, uint64_t y)
+/* x * y mod 2^61 - 1 for x, y < 2^61 with 32-bit halves only, so that loops of it
+ * vectorise (no 128-bit type): x = x1 2^32 + x0, y = y1 2^32 + y0 (x1, y1 < 2^29), and
+ * with 2^61 = 1, 2^64 = 8:
+ * x y = 8 x1 y1 + (mid mod 2^29) 2^32 + (mid >> 29) + (lo mod 2^61) + (lo >> 61),
+ * mid = x1 y0 + x0 y1, lo = x0 y0; the sum is below 2^63 and one fold finishes it. */
+SHR_INLINE uint64_t shr_m61_mul(uint64_t x, uint64_t y)
 {
     const uint64_t M = SHR_M61, L32 = 0xffffffffu, L29 = (UINT64_C(1) << 29) - 1;
     const uint64_t x0 = x & L32, x1 = x >> 32, y0 = y & L32, y1 = y >> 32;
@@ -108,10 +191,6 @@ static inline uint64_t shr_m61_mul(uint64_t x, uint64_t y)
     return t >= M ? t - M : t;
 }
 
-/* Products mod 2^61 - 1 with 32-bit halves only, so that the loop vectorises (no 128-bit
- * type): a = a1 2^32 + a0, b = b1 2^32 + b0 (a1, b1 < 2^29), and with 2^61 = 1, 2^64 = 8:
- * a b = 8 a1 b1 + (mid mod 2^29) 2^32 + (mid >> 29) + (lo mod 2^61) + (lo >> 61),
- * mid = a1 b0 + a0 b1, lo = a0 b0; the sum is below 2^63 and one fold finishes it. */
 #define SHR_M61_BODY(XI, YI)                                                               \
     {                                                                                      \
         const uint64_t x = (XI), y = (YI);                                                 \
@@ -120,9 +199,10 @@ static inline uint64_t shr_m61_mul(uint64_t x, uint64_t y)
         out[i] = shr_m61_mul(x, y);                                                        \
     }
 
-/* Returns the largest operand seen (the caller's range check rides along). */
-SHR_CLONES static uint64_t shr_mul_m61(const uint64_t *a, int64_t sa, const uint64_t *b,
-                                       int64_t sb, uint64_t *out, int64_t lo, int64_t hi)
+/* out[i] = a[i sa] b[i sb] mod 2^61 - 1 (sa, sb in {0, 1}) for i in [lo, hi); returns the
+ * largest operand seen (the caller's range check rides along). */
+SHR_INLINE uint64_t shr_mul_m61_body(const uint64_t *a, int64_t sa, const uint64_t *b,
+                                     int64_t sb, uint64_t *out, int64_t lo, int64_t hi)
 {
     uint64_t mx = 0, my = 0;
     if (sa && sb) {
@@ -136,11 +216,117 @@ SHR_CLONES static uint64_t shr_mul_m61(const uint64_t *a, int64_t sa, const uint
     }
     return mx > my ? mx : my;
 }
+static uint64_t shr_mul_m61_generic(const uint64_t *a, int64_t sa, const uint64_t *b,
+                                    int64_t sb, uint64_t *out, int64_t lo, int64_t hi)
+{
+    return shr_mul_m61_body(a, sa, b, sb, out, lo, hi);
+}
+
+#if PPML_X86
+PPML_TARGET_AVX512 static uint64_t shr_mul_m61_avx512(const uint64_t *a, int64_t sa,
+                                                     const uint64_t *b, int64_t sb,
+                                                     uint64_t *out, int64_t lo, int64_t hi)
+{
+    return shr_mul_m61_body(a, sa, b, sb, out, lo, hi);
+}
+
+/* Level avx2, two arrays: the same arithmetic in explicit 4-lane vectors, so that the
+ * results go out with streaming stores when the arrays are far larger than the caches
+ * (`stream`: the output's lines are then not read first, a quarter of the memory traffic).
+ * The range check: some operand is >= 2^61 - 1 iff one has a bit >= 61 set or equals
+ * 2^61 - 1; the vector part reports that as ~0 (the caller only compares with p). */
+PPML_TARGET_AVX2 static uint64_t shr_mul_m61_avx2(const uint64_t *a, int64_t sa,
+                                                 const uint64_t *b, int64_t sb, uint64_t *out,
+                                                 int64_t lo, int64_t hi, int stream)
+{
+    if (!(sa && sb) || hi - lo < 64) return shr_mul_m61_body(a, sa, b, sb, out, lo, hi);
+    int64_t i = lo;
+    uint64_t m = 0;
+    if (stream) /* scalar head up to a 32-byte boundary of out */
+        while (i < hi && ((uintptr_t)(out + i) & 31)) i++;
+    m = shr_mul_m61_body(a, 1, b, 1, out, lo, i);
+    const __m256i M = _mm256_set1_epi64x((long long)SHR_M61);
+    const __m256i L29 = _mm256_set1_epi64x((1LL << 29) - 1);
+    const __m256i Mm1 = _mm256_set1_epi64x((long long)SHR_M61 - 1);
+    __m256i bits = _mm256_setzero_si256(), eq = bits;
+    const int64_t end = i + (hi - i) / 4 * 4;
+    for (; i < end; i += 4) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(a + i));
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(b + i));
+        bits = _mm256_or_si256(bits, _mm256_or_si256(x, y));
+        eq = _mm256_or_si256(eq, _mm256_or_si256(_mm256_cmpeq_epi64(x, M),
+                                                 _mm256_cmpeq_epi64(y, M)));
+        const __m256i x1 = _mm256_srli_epi64(x, 32), y1 = _mm256_srli_epi64(y, 32);
+        const __m256i low = _mm256_mul_epu32(x, y);
+        const __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(x1, y), _mm256_mul_epu32(x, y1));
+        const __m256i high = _mm256_mul_epu32(x1, y1);
+        __m256i t = _mm256_add_epi64(_mm256_slli_epi64(high, 3),
+                                     _mm256_slli_epi64(_mm256_and_si256(mid, L29), 32));
+        t = _mm256_add_epi64(t, _mm256_srli_epi64(mid, 29));
+        t = _mm256_add_epi64(t, _mm256_and_si256(low, M));
+        t = _mm256_add_epi64(t, _mm256_srli_epi64(low, 61));
+        t = _mm256_add_epi64(_mm256_and_si256(t, M), _mm256_srli_epi64(t, 61));
+        /* t < 2^62: a signed comparison; subtract p where t >= p */
+        t = _mm256_sub_epi64(t, _mm256_and_si256(_mm256_cmpgt_epi64(t, Mm1), M));
+        if (stream) _mm256_stream_si256((__m256i *)(out + i), t);
+        else _mm256_storeu_si256((__m256i *)(out + i), t);
+    }
+    if (stream) _mm_sfence();
+    const uint64_t mt = shr_mul_m61_body(a, 1, b, 1, out, i, hi);
+    m = mt > m ? mt : m;
+    bits = _mm256_or_si256(_mm256_srli_epi64(bits, 61), eq);
+    if (!_mm256_testz_si256(bits, bits)) m = ~UINT64_C(0);
+    return m;
+}
+#endif
+
+/* The same for a general prime (Barrett on 64-bit words: scalar at every level, the
+ * wider targets only bring BMI2's mulx and flag-free shifts). */
+#define SHR_BARRETT_BODY(XI, YI)                                                           \
+    {                                                                                      \
+        const uint64_t x = (XI), y = (YI);                                                 \
+        mx = x > mx ? x : mx;                                                              \
+        my = y > my ? y : my;                                                              \
+        uint64_t h;                                                                        \
+        const uint64_t l = shr_mul_wide(x, y, &h);                                         \
+        const uint64_t q1 = (h << s1) | (l >> s2);                                         \
+        uint64_t h2;                                                                       \
+        const uint64_t l2 = shr_mul_wide(q1, mu, &h2);                                     \
+        const uint64_t q = (h2 << s3) | (l2 >> s4);                                        \
+        /* r in [0, 3p): two masked subtractions, no branch (r >= p is random data) */    \
+        uint64_t r = l - q * p;                                                            \
+        r -= p & (UINT64_C(0) - (uint64_t)(r >= p));                                       \
+        r -= p & (UINT64_C(0) - (uint64_t)(r >= p));                                       \
+        out[i] = r;                                                                        \
+    }
+
+SHR_INLINE uint64_t shr_mul_barrett_body(const uint64_t *a, int64_t sa, const uint64_t *b,
+                                         int64_t sb, uint64_t *out, int64_t lo, int64_t hi,
+                                         const shr_field *f)
+{
+    const uint64_t p = f->p, mu = f->mu;
+    const int s1 = 65 - f->k, s2 = f->k - 1, s3 = 63 - f->k, s4 = f->k + 1;
+    uint64_t mx = 0, my = 0;
+    if (sa && sb) {
+        for (int64_t i = lo; i < hi; i++) SHR_BARRETT_BODY(a[i], b[i])
+    } else if (sa) {
+        for (int64_t i = lo; i < hi; i++) SHR_BARRETT_BODY(a[i], b[0])
+    } else if (sb) {
+        for (int64_t i = lo; i < hi; i++) SHR_BARRETT_BODY(a[0], b[i])
+    } else {
+        for (int64_t i = lo; i < hi; i++) SHR_BARRETT_BODY(a[0], b[0])
+    }
+    return mx > my ? mx : my;
+}
+SHR_LEVELS(uint64_t, shr_mul_barrett,
+           (const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb, uint64_t *out,
+            int64_t lo, int64_t hi, const shr_field *f),
+           (a, sa, b, sb, out, lo, hi, f))
 
 /* Returns the largest field operand seen in [lo, hi) (0 for ring POW). */
-static uint64_t shr_binop_range(int op, const uint64_t *a, int64_t sa, const uint64_t *b,
-                                int64_t sb, uint64_t *out, int64_t lo, int64_t hi, uint64_t p,
-                                const shr_field *f)
+static uint64_t shr_binop_range(int isa, int stream, int op, const uint64_t *a, int64_t sa,
+                                const uint64_t *b, int64_t sb, uint64_t *out, int64_t lo,
+                                int64_t hi, uint64_t p, const shr_field *f)
 {
     uint64_t m = 0;
 #define SHR_SEEN(v) (m = (v) > m ? (v) : m)
@@ -163,19 +349,19 @@ static uint64_t shr_binop_range(int op, const uint64_t *a, int64_t sa, const uin
         break;
     case SHR_MUL:
         if (f->mersenne) {
-            m = shr_mul_m61(a, sa, b, sb, out, lo, hi);
-        } else {
-            for (int64_t i = lo; i < hi; i++) {
-                SHR_SEEN(a[i * sa]);
-                SHR_SEEN(b[i * sb]);
-                const shr_u128 x = (shr_u128)a[i * sa] * b[i * sb];
-                const uint64_t q1 = (uint64_t)(x >> (f->k - 1));
-                const uint64_t q = (uint64_t)(((shr_u128)q1 * f->mu) >> (f->k + 1));
-                uint64_t r = (uint64_t)x - q * p;
-                r = r >= p ? r - p : r;
-                out[i] = r >= p ? r - p : r;
+#if PPML_X86
+            if (isa == PPML_ISA_AVX2) {
+                m = shr_mul_m61_avx2(a, sa, b, sb, out, lo, hi, stream);
+                break;
             }
-        }
+            if (isa >= PPML_ISA_AVX512) {
+                m = shr_mul_m61_avx512(a, sa, b, sb, out, lo, hi);
+                break;
+            }
+#endif
+            m = shr_mul_m61_generic(a, sa, b, sb, out, lo, hi);
+        } else
+            m = SHR_AT(isa, shr_mul_barrett, (a, sa, b, sb, out, lo, hi, f));
         break;
     default:
         for (int64_t i = lo; i < hi; i++) {
@@ -194,36 +380,43 @@ static uint64_t shr_binop_range(int op, const uint64_t *a, int64_t sa, const uin
 static int shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
                      uint64_t *out, int64_t n, uint64_t p, int nthreads)
 {
+    const int isa = ppml_isa;
     shr_field f = {0, 0, 0, 0};
     int bad = 0;
     if (p) f = shr_make_field(p);
+    /* streaming stores past 2^21 words (16 MiB) an array: three such arrays outgrow L3 */
+    const int stream = n >= (INT64_C(1) << 21);
     if (n < 32768) nthreads = 1;
 #pragma omp parallel num_threads(nthreads) reduction(| : bad)
     {
         const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        const uint64_t m =
-            shr_binop_range(op, a, sa, b, sb, out, n * tid / nt, n * (tid + 1) / nt, p, &f);
+        const uint64_t m = shr_binop_range(isa, stream, op, a, sa, b, sb, out, n * tid / nt,
+                                           n * (tid + 1) / nt, p, &f);
         bad |= p && m >= p;
     }
     return bad;
 }
 
-/* 1 if some x[i] >= p (i < n), on all threads: the field operands' range check. */
-SHR_CLONES static int shr_any_ge_range(const uint64_t *x, int64_t lo, int64_t hi, uint64_t p)
+/* The largest x[i] for i in [lo, hi) (0 when empty): the field operands' range check. */
+SHR_INLINE uint64_t shr_max_range_body(const uint64_t *x, int64_t lo, int64_t hi)
 {
     uint64_t m = 0;
     for (int64_t i = lo; i < hi; i++) m = x[i] > m ? x[i] : m;
-    return hi > lo && m >= p;
+    return m;
 }
+SHR_LEVELS(uint64_t, shr_max_range, (const uint64_t *x, int64_t lo, int64_t hi), (x, lo, hi))
 
+/* 1 if some x[i] >= p (i < n), on all threads. */
 static int shr_any_ge(const uint64_t *x, int64_t n, uint64_t p, int nthreads)
 {
+    const int isa = ppml_isa;
     int bad = 0;
     if (n < 65536) nthreads = 1;
 #pragma omp parallel num_threads(nthreads) reduction(| : bad)
     {
         const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        bad |= shr_any_ge_range(x, n * tid / nt, n * (tid + 1) / nt, p);
+        const int64_t lo = n * tid / nt, hi = n * (tid + 1) / nt;
+        bad |= hi > lo && SHR_AT(isa, shr_max_range, (x, lo, hi)) >= p;
     }
     return bad;
 }
@@ -275,14 +468,20 @@ static void shr_inv_field(const uint64_t *a, uint64_t *out, int64_t n, uint64_t 
 }
 
 /* C (n x m) = A (n x k) @ B (k x m) mod 2^64, all row-major and contiguous.  Wrapping
- * integer sums are associative, so any blocking gives numpy's exact result.  Blocks: 64
- * columns of C and B (a B panel of KB rows x 64 columns stays in L1/L2), 4 rows of C at
- * a time in registers; rows of C split across threads. */
+ * integer sums are associative, so any blocking gives numpy's exact result.
+ *
+ * Levels generic and avx512: blocks of 32 columns of C and B (a B panel of KB rows x 32
+ * columns stays in L1/L2), 4 rows of C at a time in registers, 64-byte vectors that the
+ * compiler lowers to the level's instructions (avx512: vpmullq multiplies 8 uint64 at
+ * once); rows of C split across threads.  Level avx2: packed panels and a 3 x 8
+ * micro-kernel (below). */
 #define SHR_MM_NB 32
 #define SHR_MM_KB 256
 
-/* 64-byte vectors: GCC lowers them to what each build has; the helpers below are always
- * inlined, so the ABI note GCC gives for returning them (-Wpsabi) does not apply. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SHR_MM_VECTORS 1
+/* 64-byte vectors: the compiler lowers them to what each target has; the helpers below are
+ * always inlined, so the ABI note GCC gives for returning them (-Wpsabi) does not apply. */
 #pragma GCC diagnostic ignored "-Wpsabi"
 typedef uint64_t shr_v8 __attribute__((vector_size(64)));
 
@@ -298,18 +497,8 @@ static inline __attribute__((always_inline)) void shr_st(uint64_t *p, shr_v8 v)
     __builtin_memcpy(p, &v, sizeof v);
 }
 
-/* 4 rows x 32 columns of C in 16 vector registers, over k in [k0, k1).  Two builds: one
- * with AVX-512DQ (vpmullq multiplies 8 uint64 at once), chosen at run time when the CPU
- * has it (target_clones' "arch=" clones dispatch on the CPU model, not on features), and
- * a generic one. */
-#if defined(__GNUC__) && defined(__x86_64__)
-#define SHR_AVX512 __attribute__((target("avx512f,avx512dq")))
-#define SHR_HAVE_AVX512_BUILD 1
-#else
-#define SHR_AVX512
-#define SHR_HAVE_AVX512_BUILD 0
-#endif
-/* The micro-kernel body, compiled twice (one build per target below). */
+/* 4 rows x 32 columns of C in 16 vector registers, over k in [k0, k1); compiled once per
+ * level below. */
 #define SHR_MM_MICRO_BODY \
     uint64_t *c0 = C + i * M + j0, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;                        \
     shr_v8 x00 = shr_ld(c0), x01 = shr_ld(c0 + 8), x02 = shr_ld(c0 + 16), x03 = shr_ld(c0 + 24);    \
@@ -331,41 +520,42 @@ static inline __attribute__((always_inline)) void shr_st(uint64_t *p, shr_v8 v)
     shr_st(c2, x20); shr_st(c2 + 8, x21); shr_st(c2 + 16, x22); shr_st(c2 + 24, x23);               \
     shr_st(c3, x30); shr_st(c3 + 8, x31); shr_st(c3 + 16, x32); shr_st(c3 + 24, x33);
 
-SHR_AVX512 static void shr_mm_micro_avx512(const uint64_t *A, const uint64_t *B, uint64_t *C,
-                                           int64_t i, int64_t k0, int64_t k1, int64_t j0,
-                                           int64_t K, int64_t M)
+#if PPML_X86
+PPML_TARGET_AVX512 static void shr_mm_micro_avx512(const uint64_t *A, const uint64_t *B,
+                                                  uint64_t *C, int64_t i, int64_t k0,
+                                                  int64_t k1, int64_t j0, int64_t K, int64_t M)
 {
     SHR_MM_MICRO_BODY
 }
+#endif
 
 static void shr_mm_micro_generic(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t i,
                                  int64_t k0, int64_t k1, int64_t j0, int64_t K, int64_t M)
 {
     SHR_MM_MICRO_BODY
 }
-
-static int shr_use_avx512(void)
-{
-#if SHR_HAVE_AVX512_BUILD
-    static int cached = -1;
-    if (cached < 0)
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-    return cached;
 #else
-    return 0;
+#define SHR_MM_VECTORS 0
 #endif
-}
 
-static void shr_mm_block(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t i0,
-                         int64_t i1, int64_t k0, int64_t k1, int64_t j0, int64_t j1,
-                         int64_t K, int64_t M)
+static void shr_mm_block(int isa, const uint64_t *A, const uint64_t *B, uint64_t *C,
+                         int64_t i0, int64_t i1, int64_t k0, int64_t k1, int64_t j0,
+                         int64_t j1, int64_t K, int64_t M)
 {
     int64_t i = i0;
+#if SHR_MM_VECTORS
     if (j1 - j0 == 32)
         for (; i + 4 <= i1; i += 4) {
-            if (shr_use_avx512()) shr_mm_micro_avx512(A, B, C, i, k0, k1, j0, K, M);
-            else shr_mm_micro_generic(A, B, C, i, k0, k1, j0, K, M);
+#if PPML_X86
+            if (isa >= PPML_ISA_AVX512) {
+                shr_mm_micro_avx512(A, B, C, i, k0, k1, j0, K, M);
+                continue;
+            }
+#endif
+            shr_mm_micro_generic(A, B, C, i, k0, k1, j0, K, M);
         }
+#endif
+    (void)isa;
     for (; i < i1; i++) {
         uint64_t *c = C + i * M;
         for (int64_t kk = k0; kk < k1; kk++) {
@@ -376,23 +566,244 @@ static void shr_mm_block(const uint64_t *A, const uint64_t *B, uint64_t *C, int6
     }
 }
 
-static void shr_matmul_ring(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t N,
-                            int64_t K, int64_t M, int nthreads)
+static void shr_matmul_ring_blocked(int isa, const uint64_t *A, const uint64_t *B, uint64_t *C,
+                                    int64_t N, int64_t K, int64_t M, int nthreads)
 {
-    memset(C, 0, (size_t)(N * M) * 8);
-    if (N * K * M < 262144) nthreads = 1;
     const int64_t nib = (N + 63) / 64;
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) collapse(1)
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
     for (int64_t ib = 0; ib < nib; ib++) {
         const int64_t i0 = ib * 64, i1 = i0 + 64 < N ? i0 + 64 : N;
         for (int64_t k0 = 0; k0 < K; k0 += SHR_MM_KB) {
             const int64_t k1 = k0 + SHR_MM_KB < K ? k0 + SHR_MM_KB : K;
             for (int64_t j0 = 0; j0 < M; j0 += SHR_MM_NB) {
                 const int64_t j1 = j0 + SHR_MM_NB < M ? j0 + SHR_MM_NB : M;
-                shr_mm_block(A, B, C, i0, i1, k0, k1, j0, j1, K, M);
+                shr_mm_block(isa, A, B, C, i0, i1, k0, k1, j0, j1, K, M);
             }
         }
     }
+}
+
+#if PPML_X86
+/* Level avx2.  AVX2 has no 64-bit multiply-low; with a = a1 2^32 + a0 and b = b1 2^32 + b0,
+ * a b mod 2^64 = a0 b0 + 2^32 ((a0 b1 + a1 b0) mod 2^32).  The full a0 b0 is vpmuludq's
+ * product (accumulated with vpaddq); the two cross terms are one vpmulld of the broadcast a
+ * against b with its 32-bit halves swapped (lanes a0 b1 and a1 b0, mod 2^32), accumulated
+ * with vpaddd in 32-bit lanes and folded once per tile: two multiplies per four products.
+ *
+ * Packing: B in panels of SHR_MR_NR = 8 columns (zero padded) for each block of SHR_MR_KC
+ * rows, each row of a panel stored as its 8 words and then the same 8 with halves swapped;
+ * A in strips of SHR_MR_MR = 3 rows (zero padded), k-major.  The micro-kernel keeps a
+ * 3 x 8 tile in 12 registers (6 low-product and 6 cross accumulators) over one K block;
+ * the panels of SHR_MR_NC columns of one K block (kc x NC x 16 bytes) stay in L2 while a
+ * chunk of SHR_MR_CHUNK strips passes over them.  Threads take chunks dynamically. */
+#define SHR_MR_MR 3
+#define SHR_MR_NR 8
+#define SHR_MR_KC 256
+#define SHR_MR_NC 96
+#define SHR_MR_CHUNK 16
+
+/* tile[0..24) = the 3 x 8 products of the strip Ap (kc x 3) and the panel Bp (kc x 16),
+ * over kc >= 0 values of k; tile[24..48) is scratch.  The loop is written in assembly so
+ * that the 12 accumulators stay in registers (compilers spill some of them). */
+PPML_TARGET_AVX2 static void shr_mm_micro_avx2(const uint64_t *Ap, const uint64_t *Bp,
+                                              int64_t kc, uint64_t *tile)
+{
+    /* ymm0..5: low products of rows 0..2 (two vectors each); ymm6..11: their cross terms;
+     * ymm12/13: the panel row; ymm14: the broadcast A element; ymm15: a product */
+    __asm__ volatile(
+        "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
+        "vmovdqa %%ymm0, %%ymm1\n\t"
+        "vmovdqa %%ymm0, %%ymm2\n\t"
+        "vmovdqa %%ymm0, %%ymm3\n\t"
+        "vmovdqa %%ymm0, %%ymm4\n\t"
+        "vmovdqa %%ymm0, %%ymm5\n\t"
+        "vmovdqa %%ymm0, %%ymm6\n\t"
+        "vmovdqa %%ymm0, %%ymm7\n\t"
+        "vmovdqa %%ymm0, %%ymm8\n\t"
+        "vmovdqa %%ymm0, %%ymm9\n\t"
+        "vmovdqa %%ymm0, %%ymm10\n\t"
+        "vmovdqa %%ymm0, %%ymm11\n\t"
+        "test %[k], %[k]\n\t"
+        "jle 2f\n\t"
+        ".p2align 4\n"
+        "1:\n\t"
+        "vmovdqu (%[b]), %%ymm12\n\t"
+        "vmovdqu 32(%[b]), %%ymm13\n\t"
+        "vpbroadcastq 0(%[a]), %%ymm14\n\t"
+        "vpmuludq %%ymm12, %%ymm14, %%ymm15\n\t"
+        "vpaddq %%ymm15, %%ymm0, %%ymm0\n\t"
+        "vpmuludq %%ymm13, %%ymm14, %%ymm15\n\t"
+        "vpaddq %%ymm15, %%ymm1, %%ymm1\n\t"
+        "vpmulld 64(%[b]), %%ymm14, %%ymm15\n\t"
+        "vpaddd %%ymm15, %%ymm6, %%ymm6\n\t"
+        "vpmulld 96(%[b]), %%ymm14, %%ymm15\n\t"
+        "vpaddd %%ymm15, %%ymm7, %%ymm7\n\t"
+        "vpbroadcastq 8(%[a]), %%ymm14\n\t"
+        "vpmuludq %%ymm12, %%ymm14, %%ymm15\n\t"
+        "vpaddq %%ymm15, %%ymm2, %%ymm2\n\t"
+        "vpmuludq %%ymm13, %%ymm14, %%ymm15\n\t"
+        "vpaddq %%ymm15, %%ymm3, %%ymm3\n\t"
+        "vpmulld 64(%[b]), %%ymm14, %%ymm15\n\t"
+        "vpaddd %%ymm15, %%ymm8, %%ymm8\n\t"
+        "vpmulld 96(%[b]), %%ymm14, %%ymm15\n\t"
+        "vpaddd %%ymm15, %%ymm9, %%ymm9\n\t"
+        "vpbroadcastq 16(%[a]), %%ymm14\n\t"
+        "vpmuludq %%ymm12, %%ymm14, %%ymm15\n\t"
+        "vpaddq %%ymm15, %%ymm4, %%ymm4\n\t"
+        "vpmuludq %%ymm13, %%ymm14, %%ymm15\n\t"
+        "vpaddq %%ymm15, %%ymm5, %%ymm5\n\t"
+        "vpmulld 64(%[b]), %%ymm14, %%ymm15\n\t"
+        "vpaddd %%ymm15, %%ymm10, %%ymm10\n\t"
+        "vpmulld 96(%[b]), %%ymm14, %%ymm15\n\t"
+        "vpaddd %%ymm15, %%ymm11, %%ymm11\n\t"
+        "add $24, %[a]\n\t"
+        "add $128, %[b]\n\t"
+        "dec %[k]\n\t"
+        "jnz 1b\n"
+        "2:\n\t"
+        "vmovdqu %%ymm0, 0(%[t])\n\t"
+        "vmovdqu %%ymm1, 32(%[t])\n\t"
+        "vmovdqu %%ymm2, 64(%[t])\n\t"
+        "vmovdqu %%ymm3, 96(%[t])\n\t"
+        "vmovdqu %%ymm4, 128(%[t])\n\t"
+        "vmovdqu %%ymm5, 160(%[t])\n\t"
+        "vmovdqu %%ymm6, 192(%[t])\n\t"
+        "vmovdqu %%ymm7, 224(%[t])\n\t"
+        "vmovdqu %%ymm8, 256(%[t])\n\t"
+        "vmovdqu %%ymm9, 288(%[t])\n\t"
+        "vmovdqu %%ymm10, 320(%[t])\n\t"
+        "vmovdqu %%ymm11, 352(%[t])\n\t"
+        "vzeroupper\n\t"
+        : [a] "+r"(Ap), [b] "+r"(Bp), [k] "+r"(kc)
+        : [t] "r"(tile)
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+    /* fold: low product + ((cross low lane + cross high lane) mod 2^32) 2^32 */
+    for (int v = 0; v < 6; v++) {
+        const __m256i l = _mm256_loadu_si256((const __m256i *)(tile + 4 * v));
+        const __m256i c = _mm256_loadu_si256((const __m256i *)(tile + 24 + 4 * v));
+        const __m256i x = _mm256_slli_epi64(_mm256_add_epi32(c, _mm256_srli_epi64(c, 32)), 32);
+        _mm256_storeu_si256((__m256i *)(tile + 4 * v), _mm256_add_epi64(l, x));
+    }
+}
+
+/* C[0..h) x [0..w) += the tile (rows of 8). */
+PPML_TARGET_AVX2 static void shr_mm_tile_add_avx2(const uint64_t *tile, uint64_t *C,
+                                                 int64_t M, int64_t h, int64_t w)
+{
+    if (h == SHR_MR_MR && w == SHR_MR_NR) {
+        for (int r = 0; r < SHR_MR_MR; r++)
+            for (int v = 0; v < 2; v++) {
+                __m256i *c = (__m256i *)(C + r * M + 4 * v);
+                const __m256i t = _mm256_loadu_si256((const __m256i *)(tile + r * 8 + 4 * v));
+                _mm256_storeu_si256(c, _mm256_add_epi64(_mm256_loadu_si256(c), t));
+            }
+    } else {
+        for (int64_t r = 0; r < h; r++)
+            for (int64_t j = 0; j < w; j++) C[r * M + j] += tile[r * SHR_MR_NR + j];
+    }
+}
+
+/* 64-byte aligned memory from malloc: the aligned pointer, the block to free in *raw. */
+static uint64_t *shr_alloc64(size_t words, void **raw)
+{
+    *raw = malloc(words * 8 + 64);
+    if (!*raw) return NULL;
+    return (uint64_t *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
+}
+
+/* Returns 0 when the packing buffers could not be allocated (nothing done). */
+static int shr_matmul_ring_avx2(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t N,
+                                int64_t K, int64_t M, int nthreads)
+{
+    const int64_t np = (M + SHR_MR_NR - 1) / SHR_MR_NR, Mp = np * SHR_MR_NR;
+    const int64_t nkb = (K + SHR_MR_KC - 1) / SHR_MR_KC;
+    const int64_t ns = (N + SHR_MR_MR - 1) / SHR_MR_MR, Np = ns * SHR_MR_MR;
+    const int64_t nch = (ns + SHR_MR_CHUNK - 1) / SHR_MR_CHUNK;
+    void *rawa, *rawb;
+    uint64_t *Bp = shr_alloc64((size_t)(K * Mp) * 2, &rawb);
+    uint64_t *Ap = shr_alloc64((size_t)(K * Np), &rawa);
+    if (!Ap || !Bp) {
+        free(rawa);
+        free(rawb);
+        return 0;
+    }
+#pragma omp parallel num_threads(nthreads)
+    {
+        /* B block (kb, panel jp) at Bp + 2 (k0 Mp + jp kc 8): per k, 8 words then the
+         * same 8 with their halves swapped */
+#pragma omp for schedule(static) collapse(2) nowait
+        for (int64_t kb = 0; kb < nkb; kb++)
+            for (int64_t jp = 0; jp < np; jp++) {
+                const int64_t k0 = kb * SHR_MR_KC, k1 = k0 + SHR_MR_KC < K ? k0 + SHR_MR_KC : K;
+                const int64_t j0 = jp * SHR_MR_NR, w = M - j0 < SHR_MR_NR ? M - j0 : SHR_MR_NR;
+                uint64_t *dst = Bp + 2 * (k0 * Mp + jp * (k1 - k0) * SHR_MR_NR);
+                for (int64_t k = k0; k < k1; k++, dst += 2 * SHR_MR_NR) {
+                    const uint64_t *src = B + k * M + j0;
+                    for (int64_t j = 0; j < SHR_MR_NR; j++) {
+                        const uint64_t v = j < w ? src[j] : 0;
+                        dst[j] = v;
+                        dst[SHR_MR_NR + j] = (v >> 32) | (v << 32);
+                    }
+                }
+            }
+        /* A strip s of K block kb at Ap + k0 Np + s kc 3: per k, the strip's 3 words */
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t kb = 0; kb < nkb; kb++)
+            for (int64_t s = 0; s < ns; s++) {
+                const int64_t k0 = kb * SHR_MR_KC, k1 = k0 + SHR_MR_KC < K ? k0 + SHR_MR_KC : K;
+                const int64_t i0 = s * SHR_MR_MR, h = N - i0 < SHR_MR_MR ? N - i0 : SHR_MR_MR;
+                uint64_t *dst = Ap + k0 * Np + s * (k1 - k0) * SHR_MR_MR;
+                for (int64_t r = 0; r < SHR_MR_MR; r++) {
+                    const uint64_t *src = A + (i0 + r) * K;
+                    for (int64_t k = k0; k < k1; k++)
+                        dst[(k - k0) * SHR_MR_MR + r] = r < h ? src[k] : 0;
+                }
+            }
+        uint64_t tile[2 * SHR_MR_MR * SHR_MR_NR];
+        /* chunks of SHR_MR_CHUNK strips, taken dynamically: a thread that the operating
+         * system holds back does not hold up the others */
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t ch = 0; ch < nch; ch++) {
+            const int64_t s0 = ch * SHR_MR_CHUNK;
+            const int64_t s1 = s0 + SHR_MR_CHUNK < ns ? s0 + SHR_MR_CHUNK : ns;
+            for (int64_t jc = 0; jc < np; jc += SHR_MR_NC / SHR_MR_NR) {
+                const int64_t je0 = jc + SHR_MR_NC / SHR_MR_NR, je = je0 < np ? je0 : np;
+                for (int64_t kb = 0; kb < nkb; kb++) {
+                    const int64_t k0 = kb * SHR_MR_KC, k1 = k0 + SHR_MR_KC < K ? k0 + SHR_MR_KC : K;
+                    const int64_t kc = k1 - k0;
+                    for (int64_t s = s0; s < s1; s++) {
+                        const int64_t i0 = s * SHR_MR_MR;
+                        const int64_t h = N - i0 < SHR_MR_MR ? N - i0 : SHR_MR_MR;
+                        const uint64_t *as = Ap + k0 * Np + s * kc * SHR_MR_MR;
+                        for (int64_t jp = jc; jp < je; jp++) {
+                            const int64_t j0 = jp * SHR_MR_NR;
+                            const int64_t w = M - j0 < SHR_MR_NR ? M - j0 : SHR_MR_NR;
+                            const uint64_t *bs = Bp + 2 * (k0 * Mp + jp * kc * SHR_MR_NR);
+                            shr_mm_micro_avx2(as, bs, kc, tile);
+                            shr_mm_tile_add_avx2(tile, C + i0 * M + j0, M, h, w);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(rawa);
+    free(rawb);
+    return 1;
+}
+#endif
+
+static void shr_matmul_ring(const uint64_t *A, const uint64_t *B, uint64_t *C, int64_t N,
+                            int64_t K, int64_t M, int nthreads)
+{
+    const int isa = ppml_isa;
+    memset(C, 0, (size_t)(N * M) * 8);
+    if (N * K * M < 262144) nthreads = 1;
+#if PPML_X86
+    if (isa == PPML_ISA_AVX2 && shr_matmul_ring_avx2(A, B, C, N, K, M, nthreads)) return;
+#endif
+    shr_matmul_ring_blocked(isa, A, B, C, N, K, M, nthreads);
 }
 
 /* Recombination of a limb matrix product mod p.  prod is the (L n) x (L m) float64
@@ -414,7 +825,7 @@ static void shr_combine_blocks(const double *prod, int64_t ld, int64_t n, int64_
                 uint64_t v = 0;
                 for (int i = d < L ? 0 : d - L + 1; i <= d && i < L; i++)
                     v += (uint64_t)prod[(i * n + r) * ld + (d - i) * m + c];
-                const uint64_t vr = f.k >= 28 ? shr_reduce128(v, &f) : v % p;
+                const uint64_t vr = f.k >= 28 ? shr_reduce64(v, &f) : v % p;
                 s = shr_addmod(s, shr_mulmod(vr, coef[d], &f), p);
             }
             out[r * m + c] = s;
@@ -425,7 +836,7 @@ static void shr_combine_blocks(const double *prod, int64_t ld, int64_t n, int64_
 /* x * z mod 2^61 - 1 for x < 2^61 and a small z < 2^32 (a Shamir point): two 32-bit
  * products instead of four.  x z = (x1 z) 2^32 + x0 z with x1 z = h1 2^29 + h0, and
  * 2^61 = 1: x z = h1 + h0 2^32 + (x0 z mod 2^61) + (x0 z >> 61), below 2^63. */
-static inline uint64_t shr_m61_mul_small(uint64_t x, uint64_t z)
+SHR_INLINE uint64_t shr_m61_mul_small(uint64_t x, uint64_t z)
 {
     const uint64_t M = SHR_M61, L32 = 0xffffffffu, L29 = (UINT64_C(1) << 29) - 1;
     const uint64_t lo = (x & L32) * z, hi = (x >> 32) * z;
@@ -439,8 +850,8 @@ static inline uint64_t shr_m61_mul_small(uint64_t x, uint64_t z)
 /* Shamir shares for w <= SHR_BS secrets: out[i * N + j] = f_j(i + 1) mod p for i < n,
  * j < w, where f_j has coefficients rows[0][j] (the secret) .. rows[t-1][j]: Horner's
  * rule with the w accumulators in L1, so that for 2^61 - 1 the inner loop vectorises. */
-SHR_CLONES static void shr_poly_rows(const uint64_t *const *rows, int64_t t, int64_t n,
-                                     uint64_t p, uint64_t *out, int64_t N, int64_t w)
+SHR_INLINE void shr_poly_rows_body(const uint64_t *const *rows, int64_t t, int64_t n,
+                                   uint64_t p, uint64_t *out, int64_t N, int64_t w)
 {
     const shr_field f = shr_make_field(p);
     uint64_t acc[SHR_BS];
@@ -462,12 +873,23 @@ SHR_CLONES static void shr_poly_rows(const uint64_t *const *rows, int64_t t, int
         memcpy(out + i * N, acc, (size_t)w * 8);
     }
 }
+SHR_LEVELS(void, shr_poly_rows,
+           (const uint64_t *const *rows, int64_t t, int64_t n, uint64_t p, uint64_t *out,
+            int64_t N, int64_t w),
+           (rows, t, n, p, out, N, w))
+
+/* At level isa (the caller reads ppml_isa once for all its blocks). */
+static void shr_poly_rows(int isa, const uint64_t *const *rows, int64_t t, int64_t n,
+                          uint64_t p, uint64_t *out, int64_t N, int64_t w)
+{
+    SHR_AT(isa, shr_poly_rows, (rows, t, n, p, out, N, w));
+}
 
 /* out[j] = sum over k < m of coef[k] * rows[k][j] mod p (coef < p): Lagrange sums.
  * Returns the largest row element seen (the caller's range check rides along). */
-SHR_CLONES static uint64_t shr_lincomb_range(const uint64_t *const *rows, const uint64_t *coef,
-                                             int m, const shr_field *f, uint64_t *out,
-                                             int64_t lo, int64_t hi)
+SHR_INLINE uint64_t shr_lincomb_range_body(const uint64_t *const *rows, const uint64_t *coef,
+                                           int m, const shr_field *f, uint64_t *out,
+                                           int64_t lo, int64_t hi)
 {
     const uint64_t p = f->p;
     uint64_t mx = 0;
@@ -494,18 +916,24 @@ SHR_CLONES static uint64_t shr_lincomb_range(const uint64_t *const *rows, const 
     }
     return mx;
 }
+SHR_LEVELS(uint64_t, shr_lincomb_range,
+           (const uint64_t *const *rows, const uint64_t *coef, int m, const shr_field *f,
+            uint64_t *out, int64_t lo, int64_t hi),
+           (rows, coef, m, f, out, lo, hi))
 
 /* Returns 1 when some row element was >= p (out is then meaningless). */
 static int shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
                        int64_t N, uint64_t p, int nthreads)
 {
+    const int isa = ppml_isa;
     const shr_field f = shr_make_field(p);
     int bad = 0;
     if (N * m < 65536) nthreads = 1;
 #pragma omp parallel num_threads(nthreads) reduction(| : bad)
     {
         const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        bad |= shr_lincomb_range(rows, coef, m, &f, out, N * tid / nt, N * (tid + 1) / nt) >= p;
+        const int64_t lo = N * tid / nt, hi = N * (tid + 1) / nt;
+        bad |= SHR_AT(isa, shr_lincomb_range, (rows, coef, m, &f, out, lo, hi)) >= p;
     }
     return bad;
 }

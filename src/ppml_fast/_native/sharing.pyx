@@ -18,9 +18,6 @@ cnp.import_array()
 
 include "_isa.pxi"
 
-cdef extern from *:
-    int __builtin_clzll(unsigned long long) nogil
-
 cdef extern from "_sharing_kernels.h" nogil:
     int SHR_ADD_ "SHR_ADD"
     int SHR_SUB_ "SHR_SUB"
@@ -29,7 +26,8 @@ cdef extern from "_sharing_kernels.h" nogil:
     int shr_binop(int op, const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb,
                   uint64_t *out, int64_t n, uint64_t p, int nthreads)
     int SHR_BS_ "SHR_BS"
-    void shr_poly_rows(const uint64_t *const *rows, int64_t t, int64_t n, uint64_t p,
+    int shr_bitlen(uint64_t x)
+    void shr_poly_rows(int isa, const uint64_t *const *rows, int64_t t, int64_t n, uint64_t p,
                        uint64_t *out, int64_t N, int64_t w)
     int shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
                     int64_t N, uint64_t p, int nthreads)
@@ -170,7 +168,7 @@ def uniform_fill(list bit_generators, Py_ssize_t block, uint64_t p, cnp.ndarray 
     if n == 0:
         return
     if p:
-        mask = (<uint64_t>1 << (64 - __builtin_clzll(p))) - 1 if p > 1 else 1
+        mask = (<uint64_t>1 << shr_bitlen(p)) - 1 if p > 1 else 1
     bgs = bitgen_pointers(bit_generators)
     try:
         with nogil:
@@ -198,7 +196,8 @@ def shamir_fill(cnp.ndarray x, int64_t t, int64_t n, uint64_t p, list bit_genera
     cdef Py_ssize_t nblocks = len(bit_generators)
     cdef uint64_t *px = _ptr(x)
     cdef uint64_t *po = _ptr(out)
-    cdef uint64_t mask = (<uint64_t>1 << (64 - __builtin_clzll(p))) - 1
+    cdef uint64_t mask = (<uint64_t>1 << shr_bitlen(p)) - 1
+    cdef int isa = ppml_isa  # one level for all the blocks
     cdef int64_t bs = SHR_BS_
     cdef Py_ssize_t b
     cdef int64_t start, end, j0, w, c
@@ -226,7 +225,7 @@ def shamir_fill(cnp.ndarray x, int64_t t, int64_t n, uint64_t p, list bit_genera
                         for c in range(1, t):
                             _uniform_block(bgs[b], buf + (c - 1) * bs, w, p, mask)
                             rows[c] = buf + (c - 1) * bs
-                        shr_poly_rows(rows, t, n, p, po + j0, N, w)
+                        shr_poly_rows(isa, rows, t, n, p, po + j0, N, w)
                         j0 = j0 + w
                 free(buf)
                 free(rows)
