@@ -475,45 +475,35 @@ static void shr_inv_field(const uint64_t *a, uint64_t *out, int64_t n, uint64_t 
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SHR_MM_VECTORS 1
-/* 64-byte vectors: the compiler lowers them to what each target has; the helpers below are
- * always inlined, so the ABI note GCC gives for returning them (-Wpsabi) does not apply. */
-#pragma GCC diagnostic ignored "-Wpsabi"
+/* 64-byte vectors: the compiler lowers them to what each target has. Loads and stores are
+ * macros, not functions: a function that returns such a vector outside AVX-512 code has
+ * no agreed ABI (clang refuses it; GCC warns). */
 typedef uint64_t shr_v8 __attribute__((vector_size(64)));
-
-static inline __attribute__((always_inline)) shr_v8 shr_ld(const uint64_t *p)
-{
-    shr_v8 v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline __attribute__((always_inline)) void shr_st(uint64_t *p, shr_v8 v)
-{
-    __builtin_memcpy(p, &v, sizeof v);
-}
+#define SHR_LD(v, p) __builtin_memcpy(&(v), (p), sizeof(shr_v8))
+#define SHR_ST(p, v) __builtin_memcpy((p), &(v), sizeof(shr_v8))
 
 /* 4 rows x 32 columns of C in 16 vector registers, over k in [k0, k1); compiled once per
  * level below. */
 #define SHR_MM_MICRO_BODY \
     uint64_t *c0 = C + i * M + j0, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;                        \
-    shr_v8 x00 = shr_ld(c0), x01 = shr_ld(c0 + 8), x02 = shr_ld(c0 + 16), x03 = shr_ld(c0 + 24);    \
-    shr_v8 x10 = shr_ld(c1), x11 = shr_ld(c1 + 8), x12 = shr_ld(c1 + 16), x13 = shr_ld(c1 + 24);    \
-    shr_v8 x20 = shr_ld(c2), x21 = shr_ld(c2 + 8), x22 = shr_ld(c2 + 16), x23 = shr_ld(c2 + 24);    \
-    shr_v8 x30 = shr_ld(c3), x31 = shr_ld(c3 + 8), x32 = shr_ld(c3 + 16), x33 = shr_ld(c3 + 24);    \
+    shr_v8 x00, x01, x02, x03; SHR_LD(x00, c0); SHR_LD(x01, c0 + 8); SHR_LD(x02, c0 + 16); SHR_LD(x03, c0 + 24);    \
+    shr_v8 x10, x11, x12, x13; SHR_LD(x10, c1); SHR_LD(x11, c1 + 8); SHR_LD(x12, c1 + 16); SHR_LD(x13, c1 + 24);    \
+    shr_v8 x20, x21, x22, x23; SHR_LD(x20, c2); SHR_LD(x21, c2 + 8); SHR_LD(x22, c2 + 16); SHR_LD(x23, c2 + 24);    \
+    shr_v8 x30, x31, x32, x33; SHR_LD(x30, c3); SHR_LD(x31, c3 + 8); SHR_LD(x32, c3 + 16); SHR_LD(x33, c3 + 24);    \
     const uint64_t *a = A + i * K;                                                                  \
     for (int64_t kk = k0; kk < k1; kk++) {                                                          \
         const uint64_t *b = B + kk * M + j0;                                                        \
-        const shr_v8 b0 = shr_ld(b), b1 = shr_ld(b + 8), b2 = shr_ld(b + 16), b3 = shr_ld(b + 24);  \
+        shr_v8 b0, b1, b2, b3; SHR_LD(b0, b); SHR_LD(b1, b + 8); SHR_LD(b2, b + 16); SHR_LD(b3, b + 24); \
         const uint64_t a0 = a[kk], a1 = a[K + kk], a2 = a[2 * K + kk], a3 = a[3 * K + kk];          \
         x00 += a0 * b0; x01 += a0 * b1; x02 += a0 * b2; x03 += a0 * b3;                             \
         x10 += a1 * b0; x11 += a1 * b1; x12 += a1 * b2; x13 += a1 * b3;                             \
         x20 += a2 * b0; x21 += a2 * b1; x22 += a2 * b2; x23 += a2 * b3;                             \
         x30 += a3 * b0; x31 += a3 * b1; x32 += a3 * b2; x33 += a3 * b3;                             \
     }                                                                                               \
-    shr_st(c0, x00); shr_st(c0 + 8, x01); shr_st(c0 + 16, x02); shr_st(c0 + 24, x03);               \
-    shr_st(c1, x10); shr_st(c1 + 8, x11); shr_st(c1 + 16, x12); shr_st(c1 + 24, x13);               \
-    shr_st(c2, x20); shr_st(c2 + 8, x21); shr_st(c2 + 16, x22); shr_st(c2 + 24, x23);               \
-    shr_st(c3, x30); shr_st(c3 + 8, x31); shr_st(c3 + 16, x32); shr_st(c3 + 24, x33);
+    SHR_ST(c0, x00); SHR_ST(c0 + 8, x01); SHR_ST(c0 + 16, x02); SHR_ST(c0 + 24, x03);               \
+    SHR_ST(c1, x10); SHR_ST(c1 + 8, x11); SHR_ST(c1 + 16, x12); SHR_ST(c1 + 24, x13);               \
+    SHR_ST(c2, x20); SHR_ST(c2 + 8, x21); SHR_ST(c2 + 16, x22); SHR_ST(c2 + 24, x23);               \
+    SHR_ST(c3, x30); SHR_ST(c3 + 8, x31); SHR_ST(c3 + 16, x32); SHR_ST(c3 + 24, x33);
 
 #if PPML_X86
 PPML_TARGET_AVX512 static void shr_mm_micro_avx512(const uint64_t *A, const uint64_t *B,
