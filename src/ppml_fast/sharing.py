@@ -358,8 +358,12 @@ def matmul(
 ) -> np.ndarray:
     """Matrix product ``a @ b`` modulo m, for 2-D (n, k) @ (k, m) operands.
 
-    Mod 2**64: a native register-blocked kernel on all cores (AVX-512DQ ``vpmullq`` when
-    the CPU has it), bit-identical to numpy's wrapping integer matmul. Mod p: the
+    Mod 2**64: a native register-blocked kernel on all cores, bit-identical to numpy's
+    wrapping integer matmul. At the avx512 ISA level it multiplies with AVX-512DQ
+    ``vpmullq``; at avx2 (no 64-bit multiply-low) each product is
+    ``a_lo b_lo + 2**32 (a_lo b_hi + a_hi b_lo)``, the low part from ``vpmuludq`` and both
+    cross terms, needed only mod 2**32, from one ``vpmulld`` against ``b`` with its halves
+    swapped, over packed panels; the generic level is portable C. Mod p: the
     operands are split into 21-bit limbs, whose products are exact float64 matrix
     products (BLAS) while a partial sum stays below 2**53 (k split in blocks of 2048),
     then recombined mod p with each limb product weighted by 2**(21 (i+j)) mod p.
