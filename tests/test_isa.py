@@ -169,3 +169,27 @@ def test_bench_refuses_a_level_above_the_cpu(capsys):
         pytest.skip("this CPU runs every level")
     assert cli.main(["bench", "--isa", above[0]]) == 2
     assert "asks for more than this CPU supports" in capsys.readouterr().err
+
+
+def test_without_isa_drops_both_spellings():
+    argv = ["bench", "--isa", "avx2", "--full", "--isa=generic", "--filter", "x"]
+    assert cli._without_isa(argv) == ["bench", "--full", "--filter", "x"]
+
+
+ALL_ARGS = ["--isa", "all", "--filter", "mul mod 2^61-1"]
+
+
+def test_bench_all_levels_writes_one_section_per_level():
+    res = subprocess.run(
+        [sys.executable, "-m", "ppml_fast.cli", "bench", "--markdown", "--quiet", *ALL_ARGS],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    levels = list(reversed(ppml_fast.available_isas()))
+    heads = [line for line in res.stdout.splitlines() if line.startswith("## ISA level")]
+    assert heads == [f"## ISA level {lv}" for lv in levels]
+    for lv in levels:
+        assert f"ppml_fast ISA {lv} (" in res.stdout
+    assert res.stdout.count("### sharing") == len(levels)
