@@ -33,6 +33,12 @@
  * little (about 15%), and its two barriers per block of rows stall for whole scheduler
  * time slices whenever another process holds a core; the two-pass kernel has two
  * barriers in all.
+ * Nor rows in groups sized to the L3 (each thread computes the norms of its own columns
+ * of a group's rows, then adds those columns while they are still in its caches): the
+ * same bits, but every group needs all threads to meet before its rows can be scaled,
+ * so a thread that loses its core stalls the others once per group; the accumulator
+ * moves through L3 once per group; and an L3 read is only a few times faster than a
+ * memory read where the L3 is shared with other tenants.
  */
 #ifndef PPML_CLIP_KERNELS_H
 #define PPML_CLIP_KERNELS_H
