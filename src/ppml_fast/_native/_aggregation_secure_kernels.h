@@ -61,42 +61,43 @@ typedef struct { uint8_t b[11][16]; } sa_key;
 
 /* The AES S-box as a circuit of 113 XOR/AND/XNOR gates (Boyar and Peralta's depth-16
  * circuit): U[0..7] are the input bits from the most significant, S[0..7] the output bits
- * likewise; every variable is a word of independent bit lanes. */
-#define SA_SBOX_CIRCUIT(U, S) do { \
-    uint64_t T1 = U[0] ^ U[3], T2 = U[0] ^ U[5], T3 = U[0] ^ U[6], T4 = U[3] ^ U[5]; \
-    uint64_t T5 = U[4] ^ U[6], T6 = T1 ^ T5, T7 = U[1] ^ U[2], T8 = U[7] ^ T6; \
-    uint64_t T9 = U[7] ^ T7, T10 = T6 ^ T7, T11 = U[1] ^ U[5], T12 = U[2] ^ U[5]; \
-    uint64_t T13 = T3 ^ T4, T14 = T6 ^ T11, T15 = T5 ^ T11, T16 = T5 ^ T12; \
-    uint64_t T17 = T9 ^ T16, T18 = U[3] ^ U[7], T19 = T7 ^ T18, T20 = T1 ^ T19; \
-    uint64_t T21 = U[6] ^ U[7], T22 = T7 ^ T21, T23 = T2 ^ T22, T24 = T2 ^ T10; \
-    uint64_t T25 = T20 ^ T17, T26 = T3 ^ T16, T27 = T1 ^ T12; \
-    uint64_t M1 = T13 & T6, M2 = T23 & T8, M3 = T14 ^ M1, M4 = T19 & U[7]; \
-    uint64_t M5 = M4 ^ M1, M6 = T3 & T16, M7 = T22 & T9, M8 = T26 ^ M6; \
-    uint64_t M9 = T20 & T17, M10 = M9 ^ M6, M11 = T1 & T15, M12 = T4 & T27; \
-    uint64_t M13 = M12 ^ M11, M14 = T2 & T10, M15 = M14 ^ M11, M16 = M3 ^ M2; \
-    uint64_t M17 = M5 ^ T24, M18 = M8 ^ M7, M19 = M10 ^ M15, M20 = M16 ^ M13; \
-    uint64_t M21 = M17 ^ M15, M22 = M18 ^ M13, M23 = M19 ^ T25, M24 = M22 ^ M23; \
-    uint64_t M25 = M22 & M20, M26 = M21 ^ M25, M27 = M20 ^ M21, M28 = M23 ^ M25; \
-    uint64_t M29 = M28 & M27, M30 = M26 & M24, M31 = M20 & M23, M32 = M27 & M31; \
-    uint64_t M33 = M27 ^ M25, M34 = M21 & M22, M35 = M24 & M34, M36 = M24 ^ M25; \
-    uint64_t M37 = M21 ^ M29, M38 = M32 ^ M33, M39 = M23 ^ M30, M40 = M35 ^ M36; \
-    uint64_t M41 = M38 ^ M40, M42 = M37 ^ M39, M43 = M37 ^ M38, M44 = M39 ^ M40; \
-    uint64_t M45 = M42 ^ M41, M46 = M44 & T6, M47 = M40 & T8, M48 = M39 & U[7]; \
-    uint64_t M49 = M43 & T16, M50 = M38 & T9, M51 = M37 & T17, M52 = M42 & T15; \
-    uint64_t M53 = M45 & T27, M54 = M41 & T10, M55 = M44 & T13, M56 = M40 & T23; \
-    uint64_t M57 = M39 & T19, M58 = M43 & T3, M59 = M38 & T22, M60 = M37 & T20; \
-    uint64_t M61 = M42 & T1, M62 = M45 & T4, M63 = M41 & T2; \
-    uint64_t L0 = M61 ^ M62, L1 = M50 ^ M56, L2 = M46 ^ M48, L3 = M47 ^ M55; \
-    uint64_t L4 = M54 ^ M58, L5 = M49 ^ M61, L6 = M62 ^ L5, L7 = M46 ^ L3; \
-    uint64_t L8 = M51 ^ M59, L9 = M52 ^ M53, L10 = M53 ^ L4, L11 = M60 ^ L2; \
-    uint64_t L12 = M48 ^ M51, L13 = M50 ^ L0, L14 = M52 ^ M61, L15 = M55 ^ L1; \
-    uint64_t L16 = M56 ^ L0, L17 = M57 ^ L1, L18 = M58 ^ L8, L19 = M63 ^ L4; \
-    uint64_t L20 = L0 ^ L1, L21 = L1 ^ L7, L22 = L3 ^ L12, L23 = L18 ^ L2; \
-    uint64_t L24 = L15 ^ L9, L25 = L6 ^ L10, L26 = L7 ^ L9, L27 = L8 ^ L10; \
-    uint64_t L28 = L11 ^ L14, L29 = L11 ^ L17; \
+ * likewise; every variable is a W, a word of independent bit lanes. */
+#define SA_SBOX_CIRCUIT_W(W, U, S) do { \
+    W T1 = U[0] ^ U[3], T2 = U[0] ^ U[5], T3 = U[0] ^ U[6], T4 = U[3] ^ U[5]; \
+    W T5 = U[4] ^ U[6], T6 = T1 ^ T5, T7 = U[1] ^ U[2], T8 = U[7] ^ T6; \
+    W T9 = U[7] ^ T7, T10 = T6 ^ T7, T11 = U[1] ^ U[5], T12 = U[2] ^ U[5]; \
+    W T13 = T3 ^ T4, T14 = T6 ^ T11, T15 = T5 ^ T11, T16 = T5 ^ T12; \
+    W T17 = T9 ^ T16, T18 = U[3] ^ U[7], T19 = T7 ^ T18, T20 = T1 ^ T19; \
+    W T21 = U[6] ^ U[7], T22 = T7 ^ T21, T23 = T2 ^ T22, T24 = T2 ^ T10; \
+    W T25 = T20 ^ T17, T26 = T3 ^ T16, T27 = T1 ^ T12; \
+    W M1 = T13 & T6, M2 = T23 & T8, M3 = T14 ^ M1, M4 = T19 & U[7]; \
+    W M5 = M4 ^ M1, M6 = T3 & T16, M7 = T22 & T9, M8 = T26 ^ M6; \
+    W M9 = T20 & T17, M10 = M9 ^ M6, M11 = T1 & T15, M12 = T4 & T27; \
+    W M13 = M12 ^ M11, M14 = T2 & T10, M15 = M14 ^ M11, M16 = M3 ^ M2; \
+    W M17 = M5 ^ T24, M18 = M8 ^ M7, M19 = M10 ^ M15, M20 = M16 ^ M13; \
+    W M21 = M17 ^ M15, M22 = M18 ^ M13, M23 = M19 ^ T25, M24 = M22 ^ M23; \
+    W M25 = M22 & M20, M26 = M21 ^ M25, M27 = M20 ^ M21, M28 = M23 ^ M25; \
+    W M29 = M28 & M27, M30 = M26 & M24, M31 = M20 & M23, M32 = M27 & M31; \
+    W M33 = M27 ^ M25, M34 = M21 & M22, M35 = M24 & M34, M36 = M24 ^ M25; \
+    W M37 = M21 ^ M29, M38 = M32 ^ M33, M39 = M23 ^ M30, M40 = M35 ^ M36; \
+    W M41 = M38 ^ M40, M42 = M37 ^ M39, M43 = M37 ^ M38, M44 = M39 ^ M40; \
+    W M45 = M42 ^ M41, M46 = M44 & T6, M47 = M40 & T8, M48 = M39 & U[7]; \
+    W M49 = M43 & T16, M50 = M38 & T9, M51 = M37 & T17, M52 = M42 & T15; \
+    W M53 = M45 & T27, M54 = M41 & T10, M55 = M44 & T13, M56 = M40 & T23; \
+    W M57 = M39 & T19, M58 = M43 & T3, M59 = M38 & T22, M60 = M37 & T20; \
+    W M61 = M42 & T1, M62 = M45 & T4, M63 = M41 & T2; \
+    W L0 = M61 ^ M62, L1 = M50 ^ M56, L2 = M46 ^ M48, L3 = M47 ^ M55; \
+    W L4 = M54 ^ M58, L5 = M49 ^ M61, L6 = M62 ^ L5, L7 = M46 ^ L3; \
+    W L8 = M51 ^ M59, L9 = M52 ^ M53, L10 = M53 ^ L4, L11 = M60 ^ L2; \
+    W L12 = M48 ^ M51, L13 = M50 ^ L0, L14 = M52 ^ M61, L15 = M55 ^ L1; \
+    W L16 = M56 ^ L0, L17 = M57 ^ L1, L18 = M58 ^ L8, L19 = M63 ^ L4; \
+    W L20 = L0 ^ L1, L21 = L1 ^ L7, L22 = L3 ^ L12, L23 = L18 ^ L2; \
+    W L24 = L15 ^ L9, L25 = L6 ^ L10, L26 = L7 ^ L9, L27 = L8 ^ L10; \
+    W L28 = L11 ^ L14, L29 = L11 ^ L17; \
     S[0] = L6 ^ L24; S[1] = ~(L16 ^ L26); S[2] = ~(L19 ^ L28); S[3] = L6 ^ L21; \
     S[4] = L20 ^ L22; S[5] = L25 ^ L29; S[6] = ~(L13 ^ L27); S[7] = ~(L6 ^ L23); \
 } while (0)
+#define SA_SBOX_CIRCUIT(U, S) SA_SBOX_CIRCUIT_W(uint64_t, U, S)
 
 /* S-box of one byte, in constant time (key expansion only). */
 static uint8_t sa_sbox_byte(uint8_t x)
@@ -128,54 +129,55 @@ static void sa_expand_generic(const uint8_t *key, sa_key *ks)
 }
 
 /* The bit-sliced state: slice s = 8 i + k holds bit k (0 = least significant) of state
- * byte i, for SA_BS_BLOCKS blocks: lane l, bit j is block 64 l + j of the batch. Every
- * operation is a loop over the lanes, which the compiler vectorises for the baseline. */
-#define SA_BS_LANES 4
+ * byte i for SA_BS_BLOCKS blocks: bit j of lane l is block 64 l + j of the batch. A slice
+ * is one sa_w: a vector of SA_BS_LANES 64-bit lanes where the compiler has vector types
+ * (GCC, clang: SSE2 on the x86-64 baseline, NEON on ARM), else one uint64_t. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SA_BS_LANES 2
+typedef uint64_t sa_w __attribute__((vector_size(16)));
+#else
+#define SA_BS_LANES 1
+typedef uint64_t sa_w;
+#endif
 #define SA_BS_BLOCKS (64 * SA_BS_LANES)
 
-typedef uint64_t sa_slice[SA_BS_LANES];
+typedef union { sa_w v[128]; uint64_t u[128][SA_BS_LANES]; } sa_bs_state;
 
 /* out <- S-box(in) for one state byte (8 slices each). */
-static inline void sa_bs_sbox(const sa_slice *in, sa_slice *out)
+static inline void sa_bs_sbox(const sa_w *in, sa_w *out)
 {
-    for (int l = 0; l < SA_BS_LANES; l++) {
-        uint64_t u[8], s[8];
-        for (int k = 0; k < 8; k++) u[k] = in[7 - k][l];
-        SA_SBOX_CIRCUIT(u, s);
-        for (int k = 0; k < 8; k++) out[7 - k][l] = s[k];
-    }
+    sa_w u[8], s[8];
+    for (int k = 0; k < 8; k++) u[k] = in[7 - k];
+    SA_SBOX_CIRCUIT_W(sa_w, u, s);
+    for (int k = 0; k < 8; k++) out[7 - k] = s[k];
 }
 
 /* out <- ShiftRows(SubBytes(in)): state byte i = 4 c + r (row r, column c) takes the
  * S-box of byte 4 ((c + r) mod 4) + r. */
-static inline void sa_bs_subshift(const sa_slice *in, sa_slice *out)
+static inline void sa_bs_subshift(const sa_w *in, sa_w *out)
 {
     for (int c = 0; c < 4; c++)
         for (int r = 0; r < 4; r++)
             sa_bs_sbox(in + 8 * (4 * ((c + r) & 3) + r), out + 8 * (4 * c + r));
 }
 
-/* out <- MixColumns(in) ^ round key (rk: one all-ones or all-zeros mask per slice). */
-static inline void sa_bs_mix_ark(const sa_slice *in, sa_slice *out, const uint64_t *rk)
+/* out <- MixColumns(in) ^ round key (rk: one all-ones or all-zeros mask per slice):
+ * b_j = a_j ^ t ^ xtime(a_j ^ a_j+1), t = a_0 ^ a_1 ^ a_2 ^ a_3. */
+static inline void sa_bs_mix_ark(const sa_w *in, sa_w *out, const sa_w *rk)
 {
     for (int c = 0; c < 4; c++) {
-        const sa_slice *a = in + 32 * c;
-        sa_slice *b = out + 32 * c;
-        const uint64_t *kc = rk + 32 * c;
-        for (int l = 0; l < SA_BS_LANES; l++) {
-            uint64_t t[8], x[4][8];
-            for (int k = 0; k < 8; k++) {
-                t[k] = a[k][l] ^ a[8 + k][l] ^ a[16 + k][l] ^ a[24 + k][l];
-                for (int j = 0; j < 4; j++) x[j][k] = a[8 * j + k][l] ^ a[8 * ((j + 1) & 3) + k][l];
-            }
-            for (int j = 0; j < 4; j++) {
-                /* xtime(x[j]): multiply by 2 modulo x^8 + x^4 + x^3 + x + 1 */
-                const uint64_t *y = x[j];
-                uint64_t xt[8] = {y[7], y[0] ^ y[7], y[1], y[2] ^ y[7],
-                                  y[3] ^ y[7], y[4], y[5], y[6]};
-                for (int k = 0; k < 8; k++)
-                    b[8 * j + k][l] = a[8 * j + k][l] ^ t[k] ^ xt[k] ^ kc[8 * j + k];
-            }
+        const sa_w *a = in + 32 * c;
+        sa_w *b = out + 32 * c;
+        const sa_w *kc = rk + 32 * c;
+        sa_w t[8];
+        for (int k = 0; k < 8; k++) t[k] = a[k] ^ a[8 + k] ^ a[16 + k] ^ a[24 + k];
+        for (int j = 0; j < 4; j++) {
+            const sa_w *p = a + 8 * j, *q = a + 8 * ((j + 1) & 3);
+            sa_w y[8];
+            for (int k = 0; k < 8; k++) y[k] = p[k] ^ q[k];
+            /* xtime(y): multiply by 2 modulo x^8 + x^4 + x^3 + x + 1 */
+            sa_w xt[8] = {y[7], y[0] ^ y[7], y[1], y[2] ^ y[7], y[3] ^ y[7], y[4], y[5], y[6]};
+            for (int k = 0; k < 8; k++) b[8 * j + k] = p[k] ^ t[k] ^ xt[k] ^ kc[8 * j + k];
         }
     }
 }
@@ -185,11 +187,14 @@ static inline void sa_bs_mix_ark(const sa_slice *in, sa_slice *out, const uint64
 static void sa_add_range_generic(uint64_t *acc, int64_t w0, int64_t w1, const sa_key *ks,
                                  int neg)
 {
-    uint64_t rk[11][128];
-    sa_slice st[128], tmp[128];
+    sa_w rk[11][128];
+    sa_bs_state st, tmp;
     for (int r = 0; r < 11; r++)
-        for (int s = 0; s < 128; s++)
-            rk[r][s] = (uint64_t)0 - (uint64_t)((ks->b[r][s >> 3] >> (s & 7)) & 1);
+        for (int s = 0; s < 128; s++) {
+            uint64_t bit = (uint64_t)0 - (uint64_t)((ks->b[r][s >> 3] >> (s & 7)) & 1);
+            for (int l = 0; l < SA_BS_LANES; l++) tmp.u[0][l] = bit;
+            rk[r][s] = tmp.v[0];
+        }
     /* the counter bits that change inside a 64-block lane: bit p of block j is bit p of j */
     static const uint64_t low[6] = {0xaaaaaaaaaaaaaaaaULL, 0xccccccccccccccccULL,
                                     0xf0f0f0f0f0f0f0f0ULL, 0xff00ff00ff00ff00ULL,
@@ -199,50 +204,46 @@ static void sa_add_range_generic(uint64_t *acc, int64_t w0, int64_t w1, const sa
     for (int64_t bb = bfirst; 2 * bb < w1; bb += SA_BS_BLOCKS) {
         /* the counter blocks, bit-sliced: counter bit p is bit p % 8 of byte 15 - p / 8
          * (big-endian); bytes 0-7 are zero (fewer than 2^64 blocks) */
-        for (int s = 0; s < 128; s++)
-            for (int l = 0; l < SA_BS_LANES; l++) tmp[s][l] = 0;
+        memset(&tmp, 0, sizeof tmp);
         for (int p = 0; p < 64; p++) {
             int s = 8 * (15 - p / 8) + p % 8;
             for (int l = 0; l < SA_BS_LANES; l++) {
                 uint64_t base = (uint64_t)bb + 64 * (uint64_t)l; /* a multiple of 64 */
-                tmp[s][l] = p < 6 ? low[p] : (uint64_t)0 - ((base >> p) & 1);
+                tmp.u[s][l] = p < 6 ? low[p] : (uint64_t)0 - ((base >> p) & 1);
             }
         }
-        for (int s = 0; s < 128; s++)
-            for (int l = 0; l < SA_BS_LANES; l++) st[s][l] = tmp[s][l] ^ rk[0][s];
+        for (int s = 0; s < 128; s++) st.v[s] = tmp.v[s] ^ rk[0][s];
         for (int r = 1; r < 10; r++) {
-            sa_bs_subshift(st, tmp);
-            sa_bs_mix_ark(tmp, st, rk[r]);
+            sa_bs_subshift(st.v, tmp.v);
+            sa_bs_mix_ark(tmp.v, st.v, rk[r]);
         }
-        sa_bs_subshift(st, tmp);
-        for (int s = 0; s < 128; s++)
-            for (int l = 0; l < SA_BS_LANES; l++) tmp[s][l] ^= rk[10][s];
+        sa_bs_subshift(st.v, tmp.v);
+        for (int s = 0; s < 128; s++) tmp.v[s] ^= rk[10][s];
         /* transpose each half (slices 0-63: the low word of every block, 64-127: the high
-         * word) as a 64 x 64 bit matrix: row s, bit j -> row j, bit s */
+         * word) as a 64 x 64 bit matrix per lane: row s, bit j -> row j, bit s */
         for (int h = 0; h < 2; h++) {
-            sa_slice *m = tmp + 64 * h;
+            sa_w *m = tmp.v + 64 * h;
             uint64_t msk = 0x00000000ffffffffULL;
             for (int j = 32; j; j >>= 1, msk ^= msk << j)
-                for (int k = 0; k < 64; k = ((k | j) + 1) & ~j)
-                    for (int l = 0; l < SA_BS_LANES; l++) {
-                        uint64_t t = ((m[k][l] >> j) ^ m[k | j][l]) & msk;
-                        m[k][l] ^= t << j;
-                        m[k | j][l] ^= t;
-                    }
+                for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+                    sa_w t = ((m[k] >> j) ^ m[k | j]) & msk;
+                    m[k] ^= t << j;
+                    m[k | j] ^= t;
+                }
         }
-        /* word 2 b + h of the batch is row b % 64, lane b / 64 of half h */
+        /* word 2 b + h of the batch is row b % 64 of half h, lane b / 64 */
         int64_t wb = 2 * bb;
         int64_t lo = w0 > wb ? w0 - wb : 0;
         int64_t hi = w1 - wb < 2 * SA_BS_BLOCKS ? w1 - wb : 2 * SA_BS_BLOCKS;
         for (int64_t i = lo; i < hi; i++) {
             int64_t b = i >> 1;
-            uint64_t v = tmp[64 * (i & 1) + (b & 63)][b >> 6];
+            uint64_t v = tmp.u[64 * (i & 1) + (b & 63)][b >> 6];
             acc[wb + i] += (v ^ mneg) - mneg;
         }
     }
-    sa_wipe64(&rk[0][0], sizeof rk / sizeof(uint64_t));
-    sa_wipe64(&st[0][0], sizeof st / sizeof(uint64_t));
-    sa_wipe64(&tmp[0][0], sizeof tmp / sizeof(uint64_t));
+    sa_wipe(rk, sizeof rk);
+    sa_wipe(&st, sizeof st);
+    sa_wipe(&tmp, sizeof tmp);
 }
 
 #if PPML_X86
