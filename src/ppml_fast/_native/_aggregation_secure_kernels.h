@@ -313,37 +313,39 @@ SA_AESNI static void sa_add_range_ni(uint64_t *acc, int64_t w0, int64_t w1, cons
 /* ----------------------------------------------------------------------------- avx2 */
 
 /* AES-NI on one 128-bit block per instruction, 8 blocks (16 words) in flight: the avx2
- * body on a CPU without VAES. The counter stays a native integer in the high qword and is
- * byte-swapped with one shuffle per block. */
+ * body on a CPU without VAES. As in the VAES body below, the batches start at a multiple
+ * of 8 blocks (w0 is a multiple of 16 words), so block b + j enters the first round as
+ * (bswap(b) ^ rk0) ^ j; the loop is written once per sign. */
+#define SA_AVX2_NI_LOOP(OP)                                                              \
+    for (; w + 16 <= w1; w += 16) {                                                      \
+        const __m128i c = _mm_xor_si128(                                                 \
+            _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)(w >> 1)), 0), rk[0]); \
+        __m128i x[8];                                                                    \
+        for (int j = 0; j < 8; j++) x[j] = _mm_xor_si128(c, low[j]);                     \
+        for (int r = 1; r < 10; r++)                                                     \
+            for (int j = 0; j < 8; j++) x[j] = _mm_aesenc_si128(x[j], rk[r]);            \
+        for (int j = 0; j < 8; j++) {                                                    \
+            x[j] = _mm_aesenclast_si128(x[j], rk[10]);                                   \
+            __m128i a = _mm_loadu_si128((const __m128i *)(acc + w + 2 * j));             \
+            _mm_storeu_si128((__m128i *)(acc + w + 2 * j), OP(a, x[j]));                 \
+        }                                                                                \
+    }
+
 PPML_TARGET_AVX2 static void sa_add_range_avx2_ni(uint64_t *acc, int64_t w0, int64_t w1,
                                                   const sa_key *ks, int neg)
 {
-    __m128i rk[11];
+    __m128i rk[11], low[8];
     for (int r = 0; r < 11; r++) rk[r] = ks->rk[r];
-    const __m128i bswap = _mm_set_epi64x(0x08090a0b0c0d0e0fLL, 0x0001020304050607LL);
-    const __m128i one = _mm_set_epi64x(1, 0);
-    __m128i ctr = _mm_set_epi64x((long long)(uint64_t)(w0 >> 1), 0);
-    const __m128i mneg = _mm_set1_epi64x(neg ? -1 : 0);
+    for (int j = 0; j < 8; j++) low[j] = _mm_set_epi64x((long long)j << 56, 0);
     int64_t w = w0;
-    for (; w + 16 <= w1; w += 16) {
-        __m128i x[8];
-        for (int j = 0; j < 8; j++) {
-            x[j] = _mm_xor_si128(_mm_shuffle_epi8(ctr, bswap), rk[0]);
-            ctr = _mm_add_epi64(ctr, one);
-        }
-        for (int r = 1; r < 10; r++)
-            for (int j = 0; j < 8; j++) x[j] = _mm_aesenc_si128(x[j], rk[r]);
-        for (int j = 0; j < 8; j++) {
-            x[j] = _mm_aesenclast_si128(x[j], rk[10]);
-            __m128i a = _mm_loadu_si128((const __m128i *)(acc + w + 2 * j));
-            /* a + (x ^ m) - m: x added, or subtracted when m is all ones */
-            a = _mm_add_epi64(a, _mm_sub_epi64(_mm_xor_si128(x[j], mneg), mneg));
-            _mm_storeu_si128((__m128i *)(acc + w + 2 * j), a);
-        }
+    if (neg) {
+        SA_AVX2_NI_LOOP(_mm_sub_epi64)
+    } else {
+        SA_AVX2_NI_LOOP(_mm_add_epi64)
     }
     for (; w < w1; w += 2) {
-        __m128i x = _mm_xor_si128(_mm_shuffle_epi8(ctr, bswap), rk[0]);
-        ctr = _mm_add_epi64(ctr, one);
+        __m128i x = _mm_xor_si128(
+            _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)(w >> 1)), 0), rk[0]);
         for (int r = 1; r < 10; r++) x = _mm_aesenc_si128(x, rk[r]);
         x = _mm_aesenclast_si128(x, rk[10]);
         uint64_t ksw[2];
@@ -355,39 +357,55 @@ PPML_TARGET_AVX2 static void sa_add_range_avx2_ni(uint64_t *acc, int64_t w0, int
     sa_wipe(rk, sizeof rk);
 }
 
-/* VAES on 256-bit registers: 2 blocks per instruction, 8 registers (16 blocks, 32 words)
- * in flight, which covers the latency of vaesenc at two per cycle. The mask is added to
- * the accumulator as it leaves the last round (it never goes to memory). */
+/* VAES on 256-bit registers: 2 blocks per instruction, SA_VAES256_REGS registers in flight,
+ * to cover the latency of vaesenc at two per cycle. The batches of 2 SA_VAES256_REGS
+ * blocks start at a multiple of 2 SA_VAES256_REGS (w0 is a multiple of 4 SA_VAES256_REGS
+ * words), so the counters of a batch differ from its first in the low byte only, by an
+ * XOR: block b + j enters the first round as (bswap(b) ^ rk0) ^ j, one XOR per register.
+ * The mask is added to the accumulator as it leaves the last round (it never goes to
+ * memory); the loop is written once per sign. */
+#ifndef SA_VAES256_REGS
 #define SA_VAES256_REGS 8
+#endif
+#define SA_VAES256_LOOP(OP)                                                               \
+    for (; w + 4 * SA_VAES256_REGS <= w1; w += 4 * SA_VAES256_REGS) {                     \
+        const __m128i c = _mm_xor_si128(                                                  \
+            _mm_set_epi64x((long long)__builtin_bswap64((uint64_t)(w >> 1)), 0), rk0);    \
+        const __m256i cc = _mm256_broadcastsi128_si256(c);                                \
+        __m256i x[SA_VAES256_REGS];                                                       \
+        for (int j = 0; j < SA_VAES256_REGS; j++) x[j] = _mm256_xor_si256(cc, low[j]);    \
+        for (int r = 1; r < 10; r++)                                                      \
+            for (int j = 0; j < SA_VAES256_REGS; j++)                                     \
+                x[j] = _mm256_aesenc_epi128(x[j], rk[r]);                                 \
+        for (int j = 0; j < SA_VAES256_REGS; j++) {                                       \
+            x[j] = _mm256_aesenclast_epi128(x[j], rk[10]);                                \
+            __m256i a = _mm256_loadu_si256((const __m256i *)(acc + w + 4 * j));           \
+            _mm256_storeu_si256((__m256i *)(acc + w + 4 * j), OP(a, x[j]));               \
+        }                                                                                 \
+    }
+
 PPML_TARGET_AVX2_VAES static void sa_add_range_vaes256(uint64_t *acc, int64_t w0, int64_t w1,
                                                        const sa_key *ks, int neg)
 {
-    __m256i rk[11];
+    __m256i rk[11], low[SA_VAES256_REGS];
+    const __m128i rk0 = ks->rk[0];
     for (int r = 0; r < 11; r++) rk[r] = _mm256_broadcastsi128_si256(ks->rk[r]);
-    const __m256i bswap = _mm256_set_epi64x(0x08090a0b0c0d0e0fLL, 0x0001020304050607LL,
-                                            0x08090a0b0c0d0e0fLL, 0x0001020304050607LL);
-    const __m256i step = _mm256_set_epi64x(2, 0, 2, 0);
-    const __m256i mneg = _mm256_set1_epi64x(neg ? -1 : 0);
-    uint64_t b0 = (uint64_t)(w0 >> 1);
-    __m256i ctr = _mm256_set_epi64x((long long)(b0 + 1), 0, (long long)b0, 0);
+    /* block j of a batch: j in byte 15 (the counter's low byte) */
+    for (int j = 0; j < SA_VAES256_REGS; j++)
+        low[j] = _mm256_set_epi64x((long long)(2 * j + 1) << 56, 0, (long long)(2 * j) << 56, 0);
     int64_t w = w0;
-    for (; w + 4 * SA_VAES256_REGS <= w1; w += 4 * SA_VAES256_REGS) {
-        __m256i x[SA_VAES256_REGS];
-        for (int j = 0; j < SA_VAES256_REGS; j++) {
-            x[j] = _mm256_xor_si256(_mm256_shuffle_epi8(ctr, bswap), rk[0]);
-            ctr = _mm256_add_epi64(ctr, step);
-        }
-        for (int r = 1; r < 10; r++)
-            for (int j = 0; j < SA_VAES256_REGS; j++) x[j] = _mm256_aesenc_epi128(x[j], rk[r]);
-        for (int j = 0; j < SA_VAES256_REGS; j++) {
-            x[j] = _mm256_aesenclast_epi128(x[j], rk[10]);
-            __m256i a = _mm256_loadu_si256((const __m256i *)(acc + w + 4 * j));
-            a = _mm256_add_epi64(a, _mm256_sub_epi64(_mm256_xor_si256(x[j], mneg), mneg));
-            _mm256_storeu_si256((__m256i *)(acc + w + 4 * j), a);
-        }
+    if (neg) {
+        SA_VAES256_LOOP(_mm256_sub_epi64)
+    } else {
+        SA_VAES256_LOOP(_mm256_add_epi64)
     }
-    if (w < w1) {  /* fewer than 32 words left: one more batch through a buffer */
+    if (w < w1) {  /* fewer than 4 SA_VAES256_REGS words left: through a buffer */
         uint64_t buf[4 * SA_VAES256_REGS];
+        const __m256i bswap = _mm256_set_epi64x(0x08090a0b0c0d0e0fLL, 0x0001020304050607LL,
+                                                0x08090a0b0c0d0e0fLL, 0x0001020304050607LL);
+        const __m256i step = _mm256_set_epi64x(2, 0, 2, 0);
+        uint64_t b = (uint64_t)(w >> 1);
+        __m256i ctr = _mm256_set_epi64x((long long)(b + 1), 0, (long long)b, 0);
         for (int j = 0; j < SA_VAES256_REGS; j++) {
             __m256i x = _mm256_xor_si256(_mm256_shuffle_epi8(ctr, bswap), rk[0]);
             ctr = _mm256_add_epi64(ctr, step);
