@@ -61,8 +61,10 @@ typedef struct { uint8_t b[11][16]; } sa_key;
 
 /* The AES S-box as a circuit of 113 XOR/AND/XNOR gates (Boyar and Peralta's depth-16
  * circuit): U[0..7] are the input bits from the most significant, S[0..7] the output bits
- * likewise; every variable is a W, a word of independent bit lanes. */
-#define SA_SBOX_CIRCUIT_W(W, U, S) do { \
+ * likewise; every variable is a W, a word of independent bit lanes. NOT is applied to
+ * the four outputs that XNOR gates give: the S-box's constant 0x63; the bit-sliced rounds
+ * pass the identity instead and fold 0x63 into the round keys. */
+#define SA_SBOX_CIRCUIT_W(W, NOT, U, S) do { \
     W T1 = U[0] ^ U[3], T2 = U[0] ^ U[5], T3 = U[0] ^ U[6], T4 = U[3] ^ U[5]; \
     W T5 = U[4] ^ U[6], T6 = T1 ^ T5, T7 = U[1] ^ U[2], T8 = U[7] ^ T6; \
     W T9 = U[7] ^ T7, T10 = T6 ^ T7, T11 = U[1] ^ U[5], T12 = U[2] ^ U[5]; \
@@ -94,10 +96,12 @@ typedef struct { uint8_t b[11][16]; } sa_key;
     W L20 = L0 ^ L1, L21 = L1 ^ L7, L22 = L3 ^ L12, L23 = L18 ^ L2; \
     W L24 = L15 ^ L9, L25 = L6 ^ L10, L26 = L7 ^ L9, L27 = L8 ^ L10; \
     W L28 = L11 ^ L14, L29 = L11 ^ L17; \
-    S[0] = L6 ^ L24; S[1] = ~(L16 ^ L26); S[2] = ~(L19 ^ L28); S[3] = L6 ^ L21; \
-    S[4] = L20 ^ L22; S[5] = L25 ^ L29; S[6] = ~(L13 ^ L27); S[7] = ~(L6 ^ L23); \
+    S[0] = L6 ^ L24; S[1] = NOT(L16 ^ L26); S[2] = NOT(L19 ^ L28); S[3] = L6 ^ L21; \
+    S[4] = L20 ^ L22; S[5] = L25 ^ L29; S[6] = NOT(L13 ^ L27); S[7] = NOT(L6 ^ L23); \
 } while (0)
-#define SA_SBOX_CIRCUIT(U, S) SA_SBOX_CIRCUIT_W(uint64_t, U, S)
+#define SA_NOT(x) (~(x))
+#define SA_ID(x) (x)
+#define SA_SBOX_CIRCUIT(U, S) SA_SBOX_CIRCUIT_W(uint64_t, SA_NOT, U, S)
 
 /* S-box of one byte, in constant time (key expansion only). */
 static uint8_t sa_sbox_byte(uint8_t x)
@@ -148,17 +152,46 @@ static inline void sa_bs_sbox(const sa_w *in, sa_w *out)
 {
     sa_w u[8], s[8];
     for (int k = 0; k < 8; k++) u[k] = in[7 - k];
-    SA_SBOX_CIRCUIT_W(sa_w, u, s);
+    SA_SBOX_CIRCUIT_W(sa_w, SA_ID, u, s);
     for (int k = 0; k < 8; k++) out[7 - k] = s[k];
 }
 
-/* out <- ShiftRows(SubBytes(in)): state byte i = 4 c + r (row r, column c) takes the
- * S-box of byte 4 ((c + r) mod 4) + r. */
-static inline void sa_bs_subshift(const sa_w *in, sa_w *out)
+static inline sa_w sa_bcast(uint64_t x)
 {
+    sa_bs_state one;
+    for (int l = 0; l < SA_BS_LANES; l++) one.u[0][l] = x;
+    return one.v[0];
+}
+
+/* out <- ShiftRows(SubBytes(in)) (without the constant 0x63): state byte i = 4 c + r
+ * (row r, column c) takes the S-box of byte 4 ((c + r) mod 4) + r. The input bytes in
+ * `same` (bit i for byte i) hold one value for the whole batch (every slice all zeros or
+ * all ones): their S-boxes are computed together, one byte per bit of a uint64_t, and
+ * broadcast. The bytes that `same` names are public (they follow from the counters). */
+static inline void sa_bs_subshift(const sa_w *in, sa_w *out, unsigned same)
+{
+    uint64_t u[8] = {0}, v[8] = {0};
+    if (same) {
+        for (int i = 0; i < 16; i++)
+            if (same >> i & 1)
+                for (int k = 0; k < 8; k++) {
+                    uint64_t w;
+                    memcpy(&w, &in[8 * i + 7 - k], sizeof w);
+                    u[k] |= (w & 1) << i;
+                }
+        SA_SBOX_CIRCUIT_W(uint64_t, SA_ID, u, v);
+    }
     for (int c = 0; c < 4; c++)
-        for (int r = 0; r < 4; r++)
-            sa_bs_sbox(in + 8 * (4 * ((c + r) & 3) + r), out + 8 * (4 * c + r));
+        for (int r = 0; r < 4; r++) {
+            int i = 4 * ((c + r) & 3) + r;
+            sa_w *o = out + 8 * (4 * c + r);
+            if (same >> i & 1)
+                for (int k = 0; k < 8; k++) o[7 - k] = sa_bcast((uint64_t)0 - (v[k] >> i & 1));
+            else
+                sa_bs_sbox(in + 8 * i, o);
+        }
+    sa_wipe64(u, 8);
+    sa_wipe64(v, 8);
 }
 
 /* out <- MixColumns(in) ^ round key (rk: one all-ones or all-zeros mask per slice):
@@ -189,11 +222,12 @@ static void sa_add_range_generic(uint64_t *acc, int64_t w0, int64_t w1, const sa
 {
     sa_w rk[11][128];
     sa_bs_state st, tmp;
+    /* round keys 1-10 with the S-box constant 0x63 that the circuit leaves out of every
+     * byte (MixColumns maps a column of equal bytes c to itself) */
     for (int r = 0; r < 11; r++)
         for (int s = 0; s < 128; s++) {
-            uint64_t bit = (uint64_t)0 - (uint64_t)((ks->b[r][s >> 3] >> (s & 7)) & 1);
-            for (int l = 0; l < SA_BS_LANES; l++) tmp.u[0][l] = bit;
-            rk[r][s] = tmp.v[0];
+            unsigned byte = ks->b[r][s >> 3] ^ (r ? 0x63u : 0u);
+            rk[r][s] = sa_bcast((uint64_t)0 - (uint64_t)((byte >> (s & 7)) & 1));
         }
     /* the counter bits that change inside a 64-block lane: bit p of block j is bit p of j */
     static const uint64_t low[6] = {0xaaaaaaaaaaaaaaaaULL, 0xccccccccccccccccULL,
@@ -213,11 +247,14 @@ static void sa_add_range_generic(uint64_t *acc, int64_t w0, int64_t w1, const sa
             }
         }
         for (int s = 0; s < 128; s++) st.v[s] = tmp.v[s] ^ rk[0][s];
+        /* within a batch the counters differ in byte 15 only: the first round's other 15
+         * S-boxes see one value each, and after its MixColumns so do columns 1-3 (the
+         * second round's bytes 4-15) */
         for (int r = 1; r < 10; r++) {
-            sa_bs_subshift(st.v, tmp.v);
+            sa_bs_subshift(st.v, tmp.v, r == 1 ? 0x7fffu : r == 2 ? 0xfff0u : 0u);
             sa_bs_mix_ark(tmp.v, st.v, rk[r]);
         }
-        sa_bs_subshift(st.v, tmp.v);
+        sa_bs_subshift(st.v, tmp.v, 0);
         for (int s = 0; s < 128; s++) tmp.v[s] ^= rk[10][s];
         /* transpose each half (slices 0-63: the low word of every block, 64-127: the high
          * word) as a 64 x 64 bit matrix per lane: row s, bit j -> row j, bit s */
