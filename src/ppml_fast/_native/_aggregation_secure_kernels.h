@@ -541,7 +541,7 @@ static int sa_masks_add(uint64_t *acc, const uint64_t *base, int64_t D, const ui
         sa_expand_generic(keys + 16 * j, ks + j);
     }
     int64_t nchunks = (D + SA_CHUNK - 1) / SA_CHUNK;
-    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t w0 = c * SA_CHUNK, w1 = w0 + SA_CHUNK < D ? w0 + SA_CHUNK : D;
         if (base) memcpy(acc + w0, base + w0, (size_t)(w1 - w0) * sizeof(uint64_t));
