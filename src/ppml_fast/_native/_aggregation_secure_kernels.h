@@ -12,7 +12,8 @@
  * count. One body per ISA level (_isa.h), chosen once per call from `ppml_isa`:
  *
  *   generic  portable C: a bit-sliced AES (the S-box as a Boolean circuit, no table, no
- *            branch or index that depends on the key), 256 blocks per batch;
+ *            branch or index that depends on the key), 128 blocks per batch (64 without
+ *            compiler vector types);
  *   avx2     VAES on 256-bit registers (2 blocks per instruction, 16 in flight) when the
  *            CPU has VAES, else AES-NI (8 blocks in flight);
  *   avx512   VAES on 512-bit registers (4 blocks per instruction) when the CPU has VAES,
@@ -136,7 +137,7 @@ static void sa_expand_generic(const uint8_t *key, sa_key *ks)
  * byte i for SA_BS_BLOCKS blocks: bit j of lane l is block 64 l + j of the batch. A slice
  * is one sa_w: a vector of SA_BS_LANES 64-bit lanes where the compiler has vector types
  * (GCC, clang: SSE2 on the x86-64 baseline, NEON on ARM), else one uint64_t. */
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(SA_BS_SCALAR)
 #define SA_BS_LANES 2
 typedef uint64_t sa_w __attribute__((vector_size(16)));
 #else
