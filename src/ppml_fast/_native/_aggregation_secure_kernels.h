@@ -279,9 +279,9 @@ static void sa_add_range_generic(uint64_t *acc, int64_t w0, int64_t w1, const sa
             acc[wb + i] += (v ^ mneg) - mneg;
         }
     }
-    sa_wipe(rk, sizeof rk);
-    sa_wipe(&st, sizeof st);
-    sa_wipe(&tmp, sizeof tmp);
+    sa_wipe64((uint64_t *)rk, sizeof rk / sizeof(uint64_t));
+    sa_wipe64(st.u[0], sizeof st / sizeof(uint64_t));
+    sa_wipe64(tmp.u[0], sizeof tmp / sizeof(uint64_t));
 }
 
 #if PPML_X86
