@@ -1,6 +1,7 @@
-"""Secure aggregation (SecAgg / SecAgg+): the AES-CTR mask kernel against `cryptography`,
-fixed-point quantisation, exact sums across dropout patterns, failure above the threshold,
-uniformity of a single masked vector, the SecAgg+ graph, and the protocol's rules.
+"""Secure aggregation (SecAgg / SecAgg+): the AES-CTR mask kernel at every ISA level against
+`cryptography` and a known answer (and the same bits from every level), fixed-point
+quantisation, exact sums across dropout patterns, failure above the threshold, uniformity
+of a single masked vector, the SecAgg+ graph, and the protocol's rules.
 
 Statistical tests state their false-alarm rate; random cases use fresh seeds each run
 (printed in assertion messages) plus fixed ones.
@@ -8,13 +9,16 @@ Statistical tests state their false-alarm rate; random cases use fresh seeds eac
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+import ppml_fast
 from ppml_fast import aggregation as ag
 from ppml_fast._errors import PPMLError
 from ppml_fast._native import aggregation_secure as _kernels
@@ -34,34 +38,121 @@ def _keystream(key: bytes, n: int) -> np.ndarray:
 # ------------------------------------------------------------------------------ kernel
 
 
-@pytest.mark.parametrize(
-    "n", [0, 1, 2, 3, 15, 16, 17, 63, 64, 65, 127, 2047, 2048, 2049, 4096 + 5, 100_003]
-)
-@pytest.mark.parametrize("force", [0, 1], ids=["best", "aes-ni"])
-def test_mask_kernel_matches_cryptography_ctr(n, force):
-    if _kernels.cpu_level() == 0:
-        pytest.skip("no AES instructions: the Python fallback is tested below")
-    keys = [os.urandom(16) for _ in range(4)]
-    signs = np.array([1, -1, -1, 1], np.int8)
-    base = np.random.default_rng(FRESH).integers(0, 2**64, n, dtype=np.uint64)
+LEVELS = ppml_fast.available_isas()
+SIZES = [0, 1, 2, 3, 7, 15, 16, 17, 33, 63, 64, 65, 127, 257, 2047, 2048, 2049, 4096 + 5, 100_003]
+
+
+def _expected(base: np.ndarray, keys: list[bytes], signs: np.ndarray) -> np.ndarray:
     want = base.copy()
     for key, s in zip(keys, signs.tolist(), strict=True):
-        ks = _keystream(key, n)
+        ks = _keystream(key, base.size)
         want = want + ks if s > 0 else want - ks
+    return want
+
+
+def _masks(base: np.ndarray, keys: list[bytes], signs: np.ndarray, force: int = 0) -> np.ndarray:
+    """The kernel's acc = base + sum of signed masks, both in place and through base."""
+    kb = np.frombuffer(b"".join(keys), np.uint8)
     acc = base.copy()
-    rc = _kernels.masks_add(acc, None, np.frombuffer(b"".join(keys), np.uint8), signs, force, 2)
-    assert rc == 0
-    assert np.array_equal(acc, want), f"n={n} force={force}"
-    out = np.empty(n, np.uint64)
-    assert (
-        _kernels.masks_add(out, base, np.frombuffer(b"".join(keys), np.uint8), signs, force, 2) == 0
-    )
-    assert np.array_equal(out, want)
+    assert _kernels.masks_add(acc, None, kb, signs, force, 2) == 0
+    out = np.empty(base.size, np.uint64)
+    assert _kernels.masks_add(out, base, kb, signs, force, 2) == 0
+    assert np.array_equal(acc, out)
+    return acc
+
+
+@contextlib.contextmanager
+def _at_level(level: str) -> Iterator[None]:
+    """ppml_fast.isa(level), checking that the level took effect in the kernel module."""
+    with ppml_fast.isa(level):
+        assert ppml_fast.get_isa() == level
+        assert _kernels._get_isa() == ("generic", "avx2", "avx512").index(level)
+        yield
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("force", [0, 1], ids=["best", "aes-ni"])
+@pytest.mark.parametrize("seed", [FRESH, 20240611], ids=["fresh", "fixed"])
+def test_mask_kernel_matches_cryptography_ctr(level, force, seed):
+    rng = np.random.default_rng(seed)
+    with _at_level(level):
+        if force == 1 and level == "generic":
+            assert _kernels.path(1) == "generic"  # no AES-NI body below avx2
+        for n in [*SIZES, 1_000_003] if force == 0 else SIZES:
+            keys = [rng.bytes(16) for _ in range(4)]
+            signs = np.array([1, -1, -1, 1], np.int8)
+            base = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
+            base[: min(n, 2)] = [0, 2**64 - 1][: min(n, 2)]
+            got = _masks(base, keys, signs, force)
+            assert np.array_equal(got, _expected(base, keys, signs)), (
+                f"level={level} path={_kernels.path(force)} n={n} seed={seed}"
+            )
+
+
+# AES-128 under the all-zero key of the counter blocks 0, 1 and 2 (the block cipher
+# outputs in test cases 1 and 2 of the GCM specification, McGrew and Viega 2005).
+_KAT_ZERO_KEY = bytes.fromhex(
+    "66e94bd4ef8a2c3b884cfa59ca342b2e"
+    "58e2fccefa7e3061367f1d57a4e7455a"
+    "0388dace60b6a392f328c2b971b2fe78"
+)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_mask_kernel_known_answer(level):
+    want = np.frombuffer(_KAT_ZERO_KEY, "<u8").astype(np.uint64)
+    assert np.array_equal(_keystream(bytes(16), 6), want)  # `cryptography` agrees
+    with _at_level(level):
+        for force in (0, 1):
+            for n in (1, 3, 6):
+                got = _masks(np.zeros(n, np.uint64), [bytes(16)], np.array([1], np.int8), force)
+                assert np.array_equal(got, want[:n]), (level, _kernels.path(force), n)
+            neg = _masks(np.zeros(6, np.uint64), [bytes(16)], np.array([-1], np.int8), force)
+            assert np.array_equal(neg, (np.uint64(0) - want).astype(np.uint64))
+
+
+def test_mask_kernel_identical_across_levels():
+    rng = np.random.default_rng(FRESH)
+    keys = [rng.bytes(16) for _ in range(5)]
+    signs = np.array([1, -1, 1, 1, -1], np.int8)
+    for n in (0, 1, 3, 7, 33, 1000, 65_537):
+        base = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
+        outs = {}
+        for level in LEVELS:
+            with _at_level(level):
+                for force in (0, 1):
+                    outs[(level, _kernels.path(force))] = _masks(base, keys, signs, force)
+        first = next(iter(outs.values()))
+        for k, v in outs.items():
+            assert np.array_equal(v, first), (k, n, FRESH)
+
+
+def test_mask_kernel_paths_per_level():
+    assert _kernels.path() in ("generic", "aesni", "vaes256", "vaes512")
+    with ppml_fast.isa("generic"):
+        assert _kernels.path() == "generic" and _kernels.path(1) == "generic"
+    if "avx2" in LEVELS:
+        with ppml_fast.isa("avx2"):
+            assert _kernels.path() in ("aesni", "vaes256") and _kernels.path(1) == "aesni"
+    if "avx512" in LEVELS:
+        with ppml_fast.isa("avx512"):
+            assert _kernels.path() in ("aesni", "vaes256", "vaes512")
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_expand_masks_threads_at_each_level(level):
+    keys = [os.urandom(16) for _ in range(3)]
+    n = 20_001
+    ref = _expected(np.zeros(n, np.uint64), keys, np.array([1, -1, 1], np.int8))
+    with _at_level(level):
+        for threads in (1, 2, 3):
+            with ppml_fast.num_threads(threads):
+                acc = np.zeros(n, np.uint64)
+                ag.expand_masks(acc, keys, [1, -1, 1])
+                assert np.array_equal(acc, ref), (level, threads)
 
 
 def test_expand_masks_threads_and_fallback(monkeypatch):
-    import ppml_fast
-
     keys = [os.urandom(16) for _ in range(3)]
     n = 50_001
     ref = np.zeros(n, np.uint64)

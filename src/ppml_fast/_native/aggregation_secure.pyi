@@ -3,7 +3,7 @@
 import numpy as np
 import numpy.typing as npt
 
-def cpu_level() -> int: ...
+def path(force: int = 0) -> str: ...
 def masks_add(
     acc: npt.NDArray[np.uint64],
     base: npt.NDArray[np.uint64] | None,

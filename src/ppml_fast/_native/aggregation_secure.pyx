@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Secure-aggregation kernels (``_aggregation_secure_kernels.h``): AES-CTR mask expansion fused with
-the ring addition, and the server's masked sum; GIL released, OpenMP.
+the ring addition, and the server's masked sum; GIL released, OpenMP. The mask expansion has one
+body per ISA level (a bit-sliced AES at generic, AES-NI or VAES-256 at avx2, VAES-512 at avx512).
 
 Nothing here validates: :mod:`ppml_fast.aggregation.secure` passes C-contiguous uint64 vectors,
 ``m`` 16-byte AES keys as one contiguous uint8 buffer and int8 signs.
@@ -14,21 +15,25 @@ cnp.import_array()
 include "_isa.pxi"
 
 cdef extern from "_aggregation_secure_kernels.h" nogil:
-    int sa_cpu()
+    int sa_path(int isa, int force)
     int sa_masks_add(uint64_t *acc, const uint64_t *base, int64_t D, const uint8_t *keys,
                      const int8_t *signs, int64_t m, int force, int nthreads)
     void sa_ring_add(uint64_t *total, const uint64_t *y, int64_t D, int nthreads)
 
 
-def cpu_level():
-    """2 = VAES (AVX-512), 1 = AES-NI, 0 = neither (the Python fallback is used)."""
-    return sa_cpu()
+_PATHS = ("generic", "aesni", "vaes256", "vaes512")
+
+
+def path(int force=0):
+    """The mask-expansion body at the current level: "generic" (bit-sliced AES), "aesni",
+    "vaes256" or "vaes512"; force=1 asks for AES-NI at the avx2 and avx512 levels."""
+    return _PATHS[sa_path(ppml_isa, force)]
 
 
 def masks_add(cnp.ndarray acc, object base, cnp.ndarray keys, cnp.ndarray signs, int force,
               int nthreads):
-    """acc = (base or acc) + sum_j sign_j * AES-CTR(keys[j]) mod 2**64; returns 0, -1 (no AES
-    instructions: acc untouched) or -2 (memory)."""
+    """acc = (base or acc) + sum_j sign_j * AES-CTR(keys[j]) mod 2**64; returns 0 or -2
+    (memory). force: 0 = the level's body, 1 = AES-NI at the avx2 and avx512 levels."""
     cdef uint64_t *ap = <uint64_t *>cnp.PyArray_DATA(acc)
     cdef const uint64_t *bp = NULL
     cdef cnp.ndarray barr

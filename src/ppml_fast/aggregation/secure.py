@@ -14,7 +14,8 @@ protocol's four steps explicit (:class:`SecAggClient` / :class:`SecAggServer`):
    point, see :func:`quantize`) and sends
    ``y_u = x_u + PRG(b_u) + sum_{v > u} PRG(s_uv) - sum_{v < u} PRG(s_uv)`` (mod 2^64),
    with ``s_uv = HKDF(X25519(s_u, s_v))`` over its neighbours ``v``. The PRG is AES-128
-   in counter mode (a native kernel fused with the addition; VAES or AES-NI).
+   in counter mode (a native kernel fused with the addition: VAES or AES-NI, or a
+   table-free bit-sliced AES at the generic ISA level).
 4. **Unmasking.** Clients that sent ``y_u`` are the survivors. Each survivor reveals, for
    each neighbour, its share of ``b_v`` if ``v`` survived, or of ``s_v`` if ``v``
    dropped -- never both. The server rebuilds them (``t`` shares each), removes the
@@ -225,8 +226,10 @@ def expand_masks(
 
     Notes
     -----
-    The native kernel (VAES or AES-NI) runs on ``ppml_fast.get_num_threads()`` threads;
-    on a CPU without AES instructions the same keystream comes from ``cryptography``.
+    The native kernel runs on ``ppml_fast.get_num_threads()`` threads, with the body of
+    the current ISA level (:func:`ppml_fast.get_isa`): VAES-512 at avx512, VAES-256 or
+    AES-NI at avx2, and at generic a bit-sliced AES in portable C (no lookup table, so
+    no key-dependent memory access); every body gives the same keystream.
 
     Security
     --------
@@ -250,7 +253,7 @@ def expand_masks(
     keys = np.frombuffer(b"".join(bytes(s) for s in seeds), dtype=np.uint8)
     sg = np.array([-1 if s < 0 else 1 for s in signs], dtype=np.int8)
     rc = _kernels.masks_add(acc, base, keys, sg, 0, _config.get_num_threads())
-    if rc == -1:  # no AES instructions: the same keystream through `cryptography`
+    if rc == -1:  # a kernel without a body for this machine: the keystream from `cryptography`
         if base is not None:
             acc[:] = base
         for s, g in zip(seeds, sg.tolist(), strict=True):
