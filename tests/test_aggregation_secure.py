@@ -22,6 +22,7 @@ import ppml_fast
 from ppml_fast import aggregation as ag
 from ppml_fast._errors import PPMLError
 from ppml_fast._native import aggregation_secure as _kernels
+from ppml_fast.aggregation import secure
 from ppml_fast.aggregation.secure import SecAggClient, SecAggServer, dequantize, quantize
 
 crypto = pytest.importorskip("cryptography")
@@ -51,12 +52,20 @@ def _expected(base: np.ndarray, keys: list[bytes], signs: np.ndarray) -> np.ndar
 
 
 def _masks(base: np.ndarray, keys: list[bytes], signs: np.ndarray, force: int = 0) -> np.ndarray:
-    """The kernel's acc = base + sum of signed masks, both in place and through base."""
+    """acc = base + sum of signed masks, both in place and through base: the kernel's body
+    at the current level, or at generic (no native body: the kernel declines) the public
+    expand_masks, which takes OpenSSL's keystream."""
     kb = np.frombuffer(b"".join(keys), np.uint8)
     acc = base.copy()
-    assert _kernels.masks_add(acc, None, kb, signs, force, 2) == 0
     out = np.empty(base.size, np.uint64)
-    assert _kernels.masks_add(out, base, kb, signs, force, 2) == 0
+    if _kernels.path(force) == "openssl":
+        assert _kernels.masks_add(acc, None, kb, signs, force, 2) == -1
+        assert np.array_equal(acc, base)  # untouched
+        secure.expand_masks(acc, keys, signs.tolist())
+        secure.expand_masks(out, keys, signs.tolist(), base=base)
+    else:
+        assert _kernels.masks_add(acc, None, kb, signs, force, 2) == 0
+        assert _kernels.masks_add(out, base, kb, signs, force, 2) == 0
     assert np.array_equal(acc, out)
     return acc
 
@@ -77,7 +86,7 @@ def test_mask_kernel_matches_cryptography_ctr(level, force, seed):
     rng = np.random.default_rng(seed)
     with _at_level(level):
         if force == 1 and level == "generic":
-            assert _kernels.path(1) == "generic"  # no AES-NI body below avx2
+            assert _kernels.path(1) == "openssl"  # no native body below avx2
         for n in [*SIZES, 1_000_003] if force == 0 else SIZES:
             keys = [rng.bytes(16) for _ in range(4)]
             signs = np.array([1, -1, -1, 1], np.int8)
@@ -128,9 +137,9 @@ def test_mask_kernel_identical_across_levels():
 
 
 def test_mask_kernel_paths_per_level():
-    assert _kernels.path() in ("generic", "aesni", "vaes256", "vaes512")
+    assert _kernels.path() in ("openssl", "aesni", "vaes256", "vaes512")
     with ppml_fast.isa("generic"):
-        assert _kernels.path() == "generic" and _kernels.path(1) == "generic"
+        assert _kernels.path() == "openssl" and _kernels.path(1) == "openssl"
     if "avx2" in LEVELS:
         with ppml_fast.isa("avx2"):
             assert _kernels.path() in ("aesni", "vaes256") and _kernels.path(1) == "aesni"

@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Secure-aggregation kernels (``_aggregation_secure_kernels.h``): AES-CTR mask expansion fused with
 the ring addition, and the server's masked sum; GIL released, OpenMP. The mask expansion has one
-body per ISA level (a bit-sliced AES at generic, AES-NI or VAES-256 at avx2, VAES-512 at avx512).
+body per vectorised ISA level (AES-NI or VAES-256 at avx2, VAES-512 at avx512); at generic the
+caller takes the keystream from OpenSSL.
 
 Nothing here validates: :mod:`ppml_fast.aggregation.secure` passes C-contiguous uint64 vectors,
 ``m`` 16-byte AES keys as one contiguous uint8 buffer and int8 signs.
@@ -21,19 +22,19 @@ cdef extern from "_aggregation_secure_kernels.h" nogil:
     void sa_ring_add(uint64_t *total, const uint64_t *y, int64_t D, int nthreads)
 
 
-_PATHS = ("generic", "aesni", "vaes256", "vaes512")
+_PATHS = ("openssl", "aesni", "vaes256", "vaes512")
 
 
 def path(int force=0):
-    """The mask-expansion body at the current level: "generic" (bit-sliced AES), "aesni",
+    """The mask-expansion body at the current level: "openssl" (generic: no native body), "aesni",
     "vaes256" or "vaes512"; force=1 asks for AES-NI at the avx2 and avx512 levels."""
     return _PATHS[sa_path(ppml_isa, force)]
 
 
 def masks_add(cnp.ndarray acc, object base, cnp.ndarray keys, cnp.ndarray signs, int force,
               int nthreads):
-    """acc = (base or acc) + sum_j sign_j * AES-CTR(keys[j]) mod 2**64; returns 0 or -2
-    (memory). force: 0 = the level's body, 1 = AES-NI at the avx2 and avx512 levels."""
+    """acc = (base or acc) + sum_j sign_j * AES-CTR(keys[j]) mod 2**64; returns 0, -1 (the
+    generic level: no native body, nothing done) or -2 (memory). force: 0 = the level's body, 1 = AES-NI at the avx2 and avx512 levels."""
     cdef uint64_t *ap = <uint64_t *>cnp.PyArray_DATA(acc)
     cdef const uint64_t *bp = NULL
     cdef cnp.ndarray barr

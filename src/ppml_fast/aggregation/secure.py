@@ -14,8 +14,8 @@ protocol's four steps explicit (:class:`SecAggClient` / :class:`SecAggServer`):
    point, see :func:`quantize`) and sends
    ``y_u = x_u + PRG(b_u) + sum_{v > u} PRG(s_uv) - sum_{v < u} PRG(s_uv)`` (mod 2^64),
    with ``s_uv = HKDF(X25519(s_u, s_v))`` over its neighbours ``v``. The PRG is AES-128
-   in counter mode (a native kernel fused with the addition: VAES or AES-NI, or a
-   table-free bit-sliced AES at the generic ISA level).
+   in counter mode (a native kernel fused with the addition: VAES or AES-NI; at the
+   generic ISA level OpenSSL's keystream, added in cache-sized chunks).
 4. **Unmasking.** Clients that sent ``y_u`` are the survivors. Each survivor reveals, for
    each neighbour, its share of ``b_v`` if ``v`` survived, or of ``s_v`` if ``v``
    dropped -- never both. The server rebuilds them (``t`` shares each), removes the
@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from types import ModuleType
@@ -171,14 +172,6 @@ def dequantize(v: ArrayLike, frac_bits: int) -> np.ndarray:
 # --------------------------------------------------------------------------- mask PRG
 
 
-def _keystream_words(key: bytes, count: int) -> np.ndarray:
-    """AES-128-CTR keystream (zero nonce, big-endian counter) as little-endian words."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    enc = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
-    return np.frombuffer(enc.update(bytes(8 * count)), dtype="<u8").astype(np.uint64)
-
-
 def _check_vec(a: object, name: str, writeable: bool = False) -> None:
     if not (
         isinstance(a, np.ndarray)
@@ -228,8 +221,10 @@ def expand_masks(
     -----
     The native kernel runs on ``ppml_fast.get_num_threads()`` threads, with the body of
     the current ISA level (:func:`ppml_fast.get_isa`): VAES-512 at avx512, VAES-256 or
-    AES-NI at avx2, and at generic a bit-sliced AES in portable C (no lookup table, so
-    no key-dependent memory access); every body gives the same keystream.
+    AES-NI at avx2; at generic, OpenSSL's AES-CTR through ``cryptography`` (the AES
+    instructions of whatever CPU this is, ARM's included, or OpenSSL's constant-time
+    software AES where there are none), added in chunks that stay in cache. Every path
+    gives the same keystream.
 
     Security
     --------
@@ -253,17 +248,45 @@ def expand_masks(
     keys = np.frombuffer(b"".join(bytes(s) for s in seeds), dtype=np.uint8)
     sg = np.array([-1 if s < 0 else 1 for s in signs], dtype=np.int8)
     rc = _kernels.masks_add(acc, base, keys, sg, 0, _config.get_num_threads())
-    if rc == -1:  # a kernel without a body for this machine: the keystream from `cryptography`
-        if base is not None:
-            acc[:] = base
-        for s, g in zip(seeds, sg.tolist(), strict=True):
-            ks = _keystream_words(bytes(s), acc.size)
-            if g < 0:
-                np.subtract(acc, ks, out=acc)
-            else:
-                np.add(acc, ks, out=acc)
+    if rc == -1:  # the generic level: OpenSSL's keystream
+        _masks_add_openssl(acc, base, [bytes(s) for s in seeds], sg.tolist())
     elif rc != 0:
         raise MemoryError("mask expansion could not allocate its key schedules")
+
+
+#: Words per chunk of the generic path: the chunk and its keystream (256 KiB) stay in L2.
+_OPENSSL_CHUNK = 16384
+
+
+def _masks_add_openssl(
+    acc: np.ndarray, base: np.ndarray | None, seeds: list[bytes], signs: list[int]
+) -> None:
+    """The generic level of :func:`expand_masks`: each seed's AES-128-CTR keystream from
+    OpenSSL (``update_into``, no allocation per chunk), added chunk by chunk so that a
+    chunk of ``acc`` stays in cache while every mask is added to it."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    if base is not None:
+        acc[:] = base
+    if acc.size == 0 or not seeds:
+        return
+    encs = [Cipher(algorithms.AES(s), modes.CTR(bytes(16))).encryptor() for s in seeds]
+    zeros = memoryview(bytes(8 * min(_OPENSSL_CHUNK, acc.size)))
+    buf = np.empty(min(_OPENSSL_CHUNK, acc.size) + 2, dtype=np.uint64)  # update_into: +16 B
+    raw = memoryview(buf).cast("B")
+    for w0 in range(0, acc.size, _OPENSSL_CHUNK):
+        part = acc[w0 : w0 + _OPENSSL_CHUNK]
+        nbytes = 8 * part.size
+        for enc, g in zip(encs, signs, strict=True):
+            enc.update_into(zeros[:nbytes], raw)
+            words = buf[: part.size]
+            if sys.byteorder != "little":
+                words = words.byteswap()
+            if g < 0:
+                np.subtract(part, words, out=part)
+            else:
+                np.add(part, words, out=part)
+    buf[:] = 0  # the keystream masks someone's input
 
 
 # ------------------------------------------------------------------------------- graph
