@@ -209,3 +209,15 @@ def test_mul_levels_past_the_streaming_size(p):
     for level in LEVELS:
         with ppml_fast.isa(level), pytest.raises(ValueError):
             sh.mul(a, b, modulus=p)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("where", [0, 5, 37, 38])  # vector lanes and the scalar tail of 39
+@pytest.mark.parametrize("bad", [M61, M61 + 1, 2**61, 2**64 - 1])
+def test_shamir_reconstruct_rejects_out_of_range_shares_at_each_level(level, where, bad):
+    shares = sh.shamir_share(np.arange(39, dtype=np.uint64), 5, 3, p=M61, rng=1)
+    shares[1, where] = bad
+    with ppml_fast.isa(level):
+        assert ppml_fast.get_isa() == level
+        with pytest.raises(ValueError, match="shares"):
+            sh.shamir_reconstruct(shares[:3], [1, 2, 3], p=M61)

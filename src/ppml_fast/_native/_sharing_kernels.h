@@ -961,6 +961,60 @@ SHR_LEVELS(uint64_t, shr_lincomb_range,
             uint64_t *out, int64_t lo, int64_t hi),
            (rows, coef, m, f, out, lo, hi))
 
+#if PPML_X86
+/* Level avx2 (and avx512), p = 2^61 - 1: the Lagrange sums in explicit 4-lane vectors (four
+ * vpmuludq per product, as in shr_mul_m61_avx2). The range check: an element is >= p iff
+ * it has a bit >= 61 set or equals p; the vector part then reports ~0 (the caller only
+ * compares with p). */
+PPML_TARGET_AVX2 static uint64_t shr_lincomb_m61_avx2(const uint64_t *const *rows,
+                                                     const uint64_t *coef, int m,
+                                                     uint64_t *out, int64_t lo, int64_t hi)
+{
+    const __m256i M = _mm256_set1_epi64x((long long)SHR_M61);
+    const __m256i Mm1 = _mm256_set1_epi64x((long long)SHR_M61 - 1);
+    const __m256i L29 = _mm256_set1_epi64x((1LL << 29) - 1);
+    __m256i bits = _mm256_setzero_si256(), eq = bits;
+    uint64_t mx = 0;
+    const int64_t end = lo + (hi - lo) / 4 * 4;
+    for (int64_t j = lo; j < end; j += 4) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int k = 0; k < m; k++) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(rows[k] + j));
+            const __m256i y = _mm256_set1_epi64x((long long)coef[k]);
+            bits = _mm256_or_si256(bits, x);
+            eq = _mm256_or_si256(eq, _mm256_cmpeq_epi64(x, M));
+            const __m256i x1 = _mm256_srli_epi64(x, 32), y1 = _mm256_srli_epi64(y, 32);
+            const __m256i low = _mm256_mul_epu32(x, y);
+            const __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(x1, y), _mm256_mul_epu32(x, y1));
+            const __m256i high = _mm256_mul_epu32(x1, y1);
+            __m256i t = _mm256_add_epi64(_mm256_slli_epi64(high, 3),
+                                         _mm256_slli_epi64(_mm256_and_si256(mid, L29), 32));
+            t = _mm256_add_epi64(t, _mm256_srli_epi64(mid, 29));
+            t = _mm256_add_epi64(t, _mm256_and_si256(low, M));
+            t = _mm256_add_epi64(t, _mm256_srli_epi64(low, 61));
+            t = _mm256_add_epi64(_mm256_and_si256(t, M), _mm256_srli_epi64(t, 61));
+            t = _mm256_sub_epi64(t, _mm256_and_si256(_mm256_cmpgt_epi64(t, Mm1), M));
+            t = _mm256_add_epi64(acc, t);
+            acc = _mm256_sub_epi64(t, _mm256_and_si256(_mm256_cmpgt_epi64(t, Mm1), M));
+        }
+        _mm256_storeu_si256((__m256i *)(out + j), acc);
+    }
+    for (int64_t j = end; j < hi; j++) {
+        uint64_t acc = 0;
+        for (int k = 0; k < m; k++) {
+            const uint64_t r = rows[k][j];
+            mx = r > mx ? r : mx;
+            const uint64_t v = acc + shr_m61_mul(r, coef[k]);
+            acc = v >= SHR_M61 ? v - SHR_M61 : v;
+        }
+        out[j] = acc;
+    }
+    bits = _mm256_or_si256(_mm256_srli_epi64(bits, 61), eq);
+    if (!_mm256_testz_si256(bits, bits)) mx = ~UINT64_C(0);
+    return mx;
+}
+#endif
+
 /* Returns 1 when some row element was >= p (out is then meaningless). */
 static int shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m, uint64_t *out,
                        int64_t N, uint64_t p, int nthreads)
@@ -973,7 +1027,12 @@ static int shr_lincomb(const uint64_t *const *rows, const uint64_t *coef, int m,
     {
         const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const int64_t lo = N * tid / nt, hi = N * (tid + 1) / nt;
-        bad |= SHR_AT(isa, shr_lincomb_range, (rows, coef, m, &f, out, lo, hi)) >= p;
+#if PPML_X86
+        if (isa >= PPML_ISA_AVX2 && p == SHR_M61)
+            bad |= shr_lincomb_m61_avx2(rows, coef, m, out, lo, hi) >= p;
+        else
+#endif
+            bad |= SHR_AT(isa, shr_lincomb_range, (rows, coef, m, &f, out, lo, hi)) >= p;
     }
     return bad;
 }
