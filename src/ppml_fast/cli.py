@@ -254,6 +254,14 @@ def _bench_json(rows: list[_bench.Row], full: bool) -> dict[str, Any]:
     return out
 
 
+#: How to read the figures: the paragraph under every benchmark document's title.
+_HOW_TO_READ = (
+    "Times are the best of several runs; speed-up = reference / native and "
+    "`vs <peer>` = peer / native, measured in the same run. Quote ratios, not "
+    "absolute times: the machines are shared and noisy.\n"
+)
+
+
 def _bench_cmd(args: argparse.Namespace) -> int:
     """``ppml-fast bench``: list or time the cases, print a table per area and the targets."""
     import json
@@ -299,11 +307,7 @@ def _bench_cmd(args: argparse.Namespace) -> int:
             f"on {today}.\n"
         )
         print(f"Machine: {machine()}.\n")
-        print(
-            "Times are the best of several runs; speed-up = reference / native and "
-            "`vs <peer>` = peer / native, measured in the same run. Quote ratios, not "
-            "absolute times: the machines are shared and noisy.\n"
-        )
+        print(_HOW_TO_READ)
         print(_bench.tables(rows, markdown=True))
         if with_targets:
             print("\n## Targets\n")
@@ -363,12 +367,7 @@ def _bench_all_levels(args: argparse.Namespace) -> int:
             f"({', '.join(levels)}), each run with numpy and torch forced to the same level "
             "(`ppml-fast bench --isa LEVEL`), best level first.\n"
         )
-        print(
-            "Times are the best of several runs; speed-up = reference / native and "
-            "`vs <peer>` = peer / native, measured in the same run. Quote ratios, not "
-            "absolute times: the machines are shared and noisy.\n",
-            flush=True,
-        )
+        print(_HOW_TO_READ, flush=True)
     rc = 0
     for level in levels:
         extra = ["--section", f"ISA level {level}"] if args.markdown else []

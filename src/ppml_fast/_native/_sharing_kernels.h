@@ -226,6 +226,26 @@ PPML_TARGET_AVX512 static uint64_t shr_mul_m61_avx512(const uint64_t *a, int64_t
     return shr_mul_m61_body(a, sa, b, sb, out, lo, hi);
 }
 
+/* shr_m61_mul on four lanes (x, y < 2^61; four vpmuludq). */
+PPML_TARGET_AVX2 static inline __m256i shr_m61_mul_v(__m256i x, __m256i y)
+{
+    const __m256i M = _mm256_set1_epi64x((long long)SHR_M61);
+    const __m256i Mm1 = _mm256_set1_epi64x((long long)SHR_M61 - 1);
+    const __m256i L29 = _mm256_set1_epi64x((1LL << 29) - 1);
+    const __m256i x1 = _mm256_srli_epi64(x, 32), y1 = _mm256_srli_epi64(y, 32);
+    const __m256i low = _mm256_mul_epu32(x, y);
+    const __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(x1, y), _mm256_mul_epu32(x, y1));
+    const __m256i high = _mm256_mul_epu32(x1, y1);
+    __m256i t = _mm256_add_epi64(_mm256_slli_epi64(high, 3),
+                                 _mm256_slli_epi64(_mm256_and_si256(mid, L29), 32));
+    t = _mm256_add_epi64(t, _mm256_srli_epi64(mid, 29));
+    t = _mm256_add_epi64(t, _mm256_and_si256(low, M));
+    t = _mm256_add_epi64(t, _mm256_srli_epi64(low, 61));
+    t = _mm256_add_epi64(_mm256_and_si256(t, M), _mm256_srli_epi64(t, 61));
+    /* t < 2^62: a signed comparison; subtract p where t >= p */
+    return _mm256_sub_epi64(t, _mm256_and_si256(_mm256_cmpgt_epi64(t, Mm1), M));
+}
+
 /* Level avx2, two arrays: the same arithmetic in explicit 4-lane vectors, so that the
  * results go out with streaming stores when the arrays are far larger than the caches
  * (`stream`: the output's lines are then not read first, a quarter of the memory traffic).
@@ -242,8 +262,6 @@ PPML_TARGET_AVX2 static uint64_t shr_mul_m61_avx2(const uint64_t *a, int64_t sa,
         while (i < hi && ((uintptr_t)(out + i) & 31)) i++;
     m = shr_mul_m61_body(a, 1, b, 1, out, lo, i);
     const __m256i M = _mm256_set1_epi64x((long long)SHR_M61);
-    const __m256i L29 = _mm256_set1_epi64x((1LL << 29) - 1);
-    const __m256i Mm1 = _mm256_set1_epi64x((long long)SHR_M61 - 1);
     __m256i bits = _mm256_setzero_si256(), eq = bits;
     const int64_t end = i + (hi - i) / 4 * 4;
     for (; i < end; i += 4) {
@@ -252,18 +270,7 @@ PPML_TARGET_AVX2 static uint64_t shr_mul_m61_avx2(const uint64_t *a, int64_t sa,
         bits = _mm256_or_si256(bits, _mm256_or_si256(x, y));
         eq = _mm256_or_si256(eq, _mm256_or_si256(_mm256_cmpeq_epi64(x, M),
                                                  _mm256_cmpeq_epi64(y, M)));
-        const __m256i x1 = _mm256_srli_epi64(x, 32), y1 = _mm256_srli_epi64(y, 32);
-        const __m256i low = _mm256_mul_epu32(x, y);
-        const __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(x1, y), _mm256_mul_epu32(x, y1));
-        const __m256i high = _mm256_mul_epu32(x1, y1);
-        __m256i t = _mm256_add_epi64(_mm256_slli_epi64(high, 3),
-                                     _mm256_slli_epi64(_mm256_and_si256(mid, L29), 32));
-        t = _mm256_add_epi64(t, _mm256_srli_epi64(mid, 29));
-        t = _mm256_add_epi64(t, _mm256_and_si256(low, M));
-        t = _mm256_add_epi64(t, _mm256_srli_epi64(low, 61));
-        t = _mm256_add_epi64(_mm256_and_si256(t, M), _mm256_srli_epi64(t, 61));
-        /* t < 2^62: a signed comparison; subtract p where t >= p */
-        t = _mm256_sub_epi64(t, _mm256_and_si256(_mm256_cmpgt_epi64(t, Mm1), M));
+        const __m256i t = shr_m61_mul_v(x, y);
         if (stream) _mm256_stream_si256((__m256i *)(out + i), t);
         else _mm256_storeu_si256((__m256i *)(out + i), t);
     }
@@ -972,7 +979,6 @@ PPML_TARGET_AVX2 static uint64_t shr_lincomb_m61_avx2(const uint64_t *const *row
 {
     const __m256i M = _mm256_set1_epi64x((long long)SHR_M61);
     const __m256i Mm1 = _mm256_set1_epi64x((long long)SHR_M61 - 1);
-    const __m256i L29 = _mm256_set1_epi64x((1LL << 29) - 1);
     __m256i bits = _mm256_setzero_si256(), eq = bits;
     uint64_t mx = 0;
     const int64_t end = lo + (hi - lo) / 4 * 4;
@@ -980,21 +986,10 @@ PPML_TARGET_AVX2 static uint64_t shr_lincomb_m61_avx2(const uint64_t *const *row
         __m256i acc = _mm256_setzero_si256();
         for (int k = 0; k < m; k++) {
             const __m256i x = _mm256_loadu_si256((const __m256i *)(rows[k] + j));
-            const __m256i y = _mm256_set1_epi64x((long long)coef[k]);
             bits = _mm256_or_si256(bits, x);
             eq = _mm256_or_si256(eq, _mm256_cmpeq_epi64(x, M));
-            const __m256i x1 = _mm256_srli_epi64(x, 32), y1 = _mm256_srli_epi64(y, 32);
-            const __m256i low = _mm256_mul_epu32(x, y);
-            const __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(x1, y), _mm256_mul_epu32(x, y1));
-            const __m256i high = _mm256_mul_epu32(x1, y1);
-            __m256i t = _mm256_add_epi64(_mm256_slli_epi64(high, 3),
-                                         _mm256_slli_epi64(_mm256_and_si256(mid, L29), 32));
-            t = _mm256_add_epi64(t, _mm256_srli_epi64(mid, 29));
-            t = _mm256_add_epi64(t, _mm256_and_si256(low, M));
-            t = _mm256_add_epi64(t, _mm256_srli_epi64(low, 61));
-            t = _mm256_add_epi64(_mm256_and_si256(t, M), _mm256_srli_epi64(t, 61));
-            t = _mm256_sub_epi64(t, _mm256_and_si256(_mm256_cmpgt_epi64(t, Mm1), M));
-            t = _mm256_add_epi64(acc, t);
+            const __m256i t = _mm256_add_epi64(
+                acc, shr_m61_mul_v(x, _mm256_set1_epi64x((long long)coef[k])));
             acc = _mm256_sub_epi64(t, _mm256_and_si256(_mm256_cmpgt_epi64(t, Mm1), M));
         }
         _mm256_storeu_si256((__m256i *)(out + j), acc);
