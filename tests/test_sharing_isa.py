@@ -134,6 +134,153 @@ def test_range_check_levels(p, n):
                         sh.mul(b, a, modulus=p, out=out)
 
 
+def _is_prime(n):
+    """Miller-Rabin with the first 12 primes as bases: exact for n < 3.3e24."""
+    if n < 2:
+        return False
+    small = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+    if n in small:
+        return True
+    if any(n % q == 0 for q in small):
+        return False
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for base in small:
+        x = pow(base, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _prime_below(n):
+    n -= 1
+    while not _is_prime(n):
+        n -= 1
+    return n
+
+
+# general primes (the Barrett path, not 2^61 - 1): small ones, both sides of 2^32 (the
+# avx2 body shortcuts Barrett's shifts for k >= 33), and up to just below 2^62
+BARRETT_PRIMES = [
+    2,
+    3,
+    65537,
+    2**31 - 1,
+    _prime_below(2**32),
+    2**32 + 15,
+    _prime_below(2**33),
+    2**61 + 15,
+    _prime_below(M61),  # 2^61 - 1 itself has its own path
+    2**62 - 57,
+]
+BARRETT_SIZES = [0, 1, 3, 4, 5, 7, 16, 17, 33, 1000, 100003]
+
+
+def test_barrett_primes_are_prime():
+    assert all(_is_prime(p) for p in BARRETT_PRIMES)
+    assert not any(_is_prime(n) for n in (1, 4, 2**61 - 3, 2**62 - 1, 561, 3215031751))
+
+
+def _barrett_oracle(a, b, p):
+    """(a b) mod p elementwise with Python ints."""
+    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+    flat = [
+        int(x) * int(y) % p for x, y in zip(a.ravel().tolist(), b.ravel().tolist(), strict=True)
+    ]
+    return np.array(flat, dtype=np.uint64).reshape(a.shape)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("p", BARRETT_PRIMES)
+@pytest.mark.parametrize("n", BARRETT_SIZES)
+def test_mul_barrett_levels(n, p, seed):
+    """mul mod a general prime at every level against Python ints: contiguous operands,
+    broadcast scalars on either side (and both), ``out=``, strided views."""
+    gen = np.random.default_rng([seed, n, p % 2**32, p >> 32])
+    a, b = _rand(gen, n, p), _rand(gen, n, p)
+    msg = f"n={n} p={p} seed={seed}"
+    want = _barrett_oracle(a, b, p)
+    _same_everywhere(_at_each_level(lambda: sh.mul(a, b, modulus=p)), want, msg)
+    out = np.empty(n, np.uint64)
+    got = _at_each_level(lambda: sh.mul(a, b, modulus=p, out=out).copy())
+    _same_everywhere(got, want, msg + " out=")
+    for s in {0, 1, p - 1, p - 2, int(gen.integers(0, p))}:
+        if s >= p:
+            continue
+        s_arr = np.uint64(s)
+        _same_everywhere(
+            _at_each_level(lambda s_arr=s_arr: sh.mul(s_arr, b, modulus=p)),
+            _barrett_oracle(s_arr, b, p),
+            f"{msg} scalar a={s}",
+        )
+        _same_everywhere(
+            _at_each_level(lambda s_arr=s_arr: sh.mul(a, s_arr, modulus=p, out=out).copy()),
+            _barrett_oracle(a, s_arr, p),
+            f"{msg} scalar b={s}",
+        )
+    # strided views (every other element of a wider array; a reversed view)
+    wa, wb = _rand(gen, 2 * n, p), _rand(gen, n, p)
+    x, y = wa[::2], wb[::-1]
+    _same_everywhere(
+        _at_each_level(lambda: sh.mul(x, y, modulus=p)), _barrett_oracle(x, y, p), msg + " strided"
+    )
+
+
+@pytest.mark.parametrize("p", [3, 65537, 2**32 + 15, 2**62 - 57])
+def test_mul_barrett_all_edges(p):
+    """Every pair of edge operands (0, 1, 2, p - 1, p - 2, p // 2, 2^32 - 1 ...)."""
+    edges = sorted(
+        {v for v in (0, 1, 2, p - 1, p - 2, p // 2, p // 2 + 1, 2**32 - 1, 2**32) if v < p}
+    )
+    a = np.array([x for x in edges for _ in edges], dtype=np.uint64)
+    b = np.array([y for _ in edges for y in edges], dtype=np.uint64)
+    _same_everywhere(
+        _at_each_level(lambda: sh.mul(a, b, modulus=p)), _barrett_oracle(a, b, p), f"p={p}"
+    )
+
+
+@pytest.mark.parametrize("p", [3, 65537, 2**32 + 15, 2**62 - 57])
+@pytest.mark.parametrize("n", [4, 5, 33, 1000, 100003])
+@pytest.mark.parametrize("side", ["a", "b", "scalar-a", "scalar-b"])
+def test_mul_barrett_range_error_levels(p, n, side):
+    """An operand >= p (p itself, p + 1, 2^63, 2^64 - 1; anywhere, a broadcast scalar too)
+    raises the same error at every level, with and without ``out=``, and ``out`` is left
+    untouched."""
+    gen = np.random.default_rng([n, p % 2**32])
+    for pos, bad in ((0, p), (n - 1, 2**64 - 1), (n // 2, 2**63), (n - 2, p + 1), (3, 2**62)):
+        if bad < p:
+            continue
+        a, b = _rand(gen, n, p), _rand(gen, n, p)
+        if side == "a":
+            a[pos] = bad
+        elif side == "b":
+            b[pos] = bad
+        elif side == "scalar-a":
+            a = np.uint64(bad)
+        else:
+            b = np.uint64(bad)
+        name = side[-1]
+        msgs = {}
+        for level in LEVELS:
+            with ppml_fast.isa(level):
+                assert ppml_fast.get_isa() == level
+                for out in (None, np.full(n, 5, np.uint64)):
+                    with pytest.raises(ValueError) as err:
+                        sh.mul(a, b, modulus=p, out=out)
+                    msgs.setdefault(out is None, set()).add(str(err.value))
+                    assert name in str(err.value)
+                    if out is not None:
+                        assert (out == 5).all()
+        assert all(len(v) == 1 for v in msgs.values()), msgs
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("shape", MATMUL_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_matmul_ring_levels(shape, seed):

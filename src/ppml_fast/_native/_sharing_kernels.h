@@ -283,8 +283,9 @@ PPML_TARGET_AVX2 static uint64_t shr_mul_m61_avx2(const uint64_t *a, int64_t sa,
 }
 #endif
 
-/* The same for a general prime (Barrett on 64-bit words: scalar at every level, the
- * wider targets only bring BMI2's mulx and flag-free shifts). */
+/* The same for a general prime (Barrett on 64-bit words).  Scalar at the generic and
+ * avx512 levels (compilers do not vectorise 64 x 64 -> 128-bit products); the avx2 level
+ * has an explicit 4-lane body below and runs this one on the remainders. */
 #define SHR_BARRETT_BODY(XI, YI)                                                           \
     {                                                                                      \
         const uint64_t x = (XI), y = (YI);                                                 \
@@ -321,10 +322,169 @@ SHR_INLINE uint64_t shr_mul_barrett_body(const uint64_t *a, int64_t sa, const ui
     }
     return mx > my ? mx : my;
 }
-SHR_LEVELS(uint64_t, shr_mul_barrett,
-           (const uint64_t *a, int64_t sa, const uint64_t *b, int64_t sb, uint64_t *out,
-            int64_t lo, int64_t hi, const shr_field *f),
-           (a, sa, b, sb, out, lo, hi, f))
+static uint64_t shr_mul_barrett_generic(const uint64_t *a, int64_t sa, const uint64_t *b,
+                                        int64_t sb, uint64_t *out, int64_t lo, int64_t hi,
+                                        const shr_field *f)
+{
+    return shr_mul_barrett_body(a, sa, b, sb, out, lo, hi, f);
+}
+
+#if PPML_X86
+PPML_TARGET_AVX512 static uint64_t shr_mul_barrett_avx512(const uint64_t *a, int64_t sa,
+                                                         const uint64_t *b, int64_t sb,
+                                                         uint64_t *out, int64_t lo,
+                                                         int64_t hi, const shr_field *f)
+{
+    return shr_mul_barrett_body(a, sa, b, sb, out, lo, hi, f);
+}
+
+/* The 128-bit products u v of four lane pairs (u, v < 2^64 with u1 v0 + u0 v1 +
+ * (u0 v0 >> 32) < 2^64, true when both high halves u1, v1 < 2^31) from four 32 x 32 ->
+ * 64-bit products (vpmuludq): u v = (*p11 2^32 + *t) 2^32 + (*p00 mod 2^32), where the
+ * middle sum *t takes the low product's carry-out, so no carry needs detecting. */
+PPML_TARGET_AVX2 SHR_INLINE void shr_mul_wide_avx2(__m256i u, __m256i u1, __m256i v, __m256i v1,
+                                                  __m256i *p00, __m256i *t, __m256i *p11)
+{
+    *p00 = _mm256_mul_epu32(u, v);
+    const __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(u, v1), _mm256_mul_epu32(u1, v));
+    *t = _mm256_add_epi64(mid, _mm256_srli_epi64(*p00, 32));
+    *p11 = _mm256_mul_epu32(u1, v1);
+}
+
+/* The constants of the 4-lane Barrett body, broadcast once per call; s1..s4 are Barrett's
+ * shift counts (SHR_BARRETT_BODY), s5 = k - 33 and s6 = k - 31 those of the shortcut for
+ * p > 2^32. */
+typedef struct {
+    __m256i p, p1, mu, mu1;
+    __m128i s1, s2, s3, s4, s5, s6;
+} shr_barrett_avx2_k;
+
+/* x y mod p in four lanes for x, y < p: the steps of SHR_BARRETT_BODY (the same shifts
+ * and mu, so the same q).  x, y < 2^62 and q1 < 2^63, mu < 2^63 meet shr_mul_wide_avx2's
+ * bound.  With the product as (h 2^32 + t) 2^32 + (l mod 2^32), a right shift by
+ * s >= 32 of it is (h << (64 - s)) + (t >> (s - 32)) (the low word drops out): when
+ * `wide` (k >= 33) both of Barrett's shifts take that form, with no 64-bit words to
+ * assemble.  The low word of q p needs three products.  r = x - q p is in [0, 3p): r - p
+ * has its top bit set iff r < p (p < 2^62), and that bit drives the blends of the two
+ * conditional subtractions. */
+PPML_TARGET_AVX2 SHR_INLINE __m256i shr_barrett4_avx2(__m256i x, __m256i y,
+                                                     const shr_barrett_avx2_k *c,
+                                                     const int wide)
+{
+    __m256i p00, t, p11, u00, ut, u11, q1, q;
+    const __m256i x1 = _mm256_srli_epi64(x, 32), y1 = _mm256_srli_epi64(y, 32);
+    shr_mul_wide_avx2(x, x1, y, y1, &p00, &t, &p11);
+    /* the low word of x y: the middle products' low halves go to the top half */
+    const __m256i l = _mm256_blend_epi32(p00, _mm256_slli_epi64(t, 32), 0xaa);
+    if (wide) {
+        q1 = _mm256_add_epi64(_mm256_sll_epi64(p11, c->s1), _mm256_srl_epi64(t, c->s5));
+    } else {
+        const __m256i h = _mm256_add_epi64(p11, _mm256_srli_epi64(t, 32));
+        q1 = _mm256_or_si256(_mm256_sll_epi64(h, c->s1), _mm256_srl_epi64(l, c->s2));
+    }
+    shr_mul_wide_avx2(q1, _mm256_srli_epi64(q1, 32), c->mu, c->mu1, &u00, &ut, &u11);
+    if (wide) {
+        q = _mm256_add_epi64(_mm256_sll_epi64(u11, c->s3), _mm256_srl_epi64(ut, c->s6));
+    } else {
+        const __m256i h2 = _mm256_add_epi64(u11, _mm256_srli_epi64(ut, 32));
+        const __m256i l2 = _mm256_blend_epi32(u00, _mm256_slli_epi64(ut, 32), 0xaa);
+        q = _mm256_or_si256(_mm256_sll_epi64(h2, c->s3), _mm256_srl_epi64(l2, c->s4));
+    }
+    const __m256i qp_mid = _mm256_add_epi64(_mm256_mul_epu32(q, c->p1),
+                                            _mm256_mul_epu32(_mm256_srli_epi64(q, 32), c->p));
+    const __m256i qp = _mm256_add_epi64(_mm256_mul_epu32(q, c->p), _mm256_slli_epi64(qp_mid, 32));
+    __m256i r = _mm256_sub_epi64(l, qp);
+    for (int j = 0; j < 2; j++) {
+        const __m256d d = _mm256_castsi256_pd(_mm256_sub_epi64(r, c->p));
+        r = _mm256_castpd_si256(_mm256_blendv_pd(d, _mm256_castsi256_pd(r), d));
+    }
+    return r;
+}
+
+/* acc (top bits flipped) = the lane-wise unsigned maximum of acc and v, for the range
+ * check: AVX2 has only signed 64-bit comparisons. */
+PPML_TARGET_AVX2 SHR_INLINE __m256i shr_umax_acc_avx2(__m256i acc, __m256i v, __m256i sign)
+{
+    const __m256i vf = _mm256_xor_si256(v, sign);
+    return _mm256_blendv_epi8(acc, vf, _mm256_cmpgt_epi64(vf, acc));
+}
+
+/* One loop of the 4-lane body; XV, YV load (or hold) the operands of lanes i..i+3, and
+ * the strided ones (MX, MY nonzero) feed the range check's accumulator. */
+#define SHR_BARRETT_AVX2_LOOP(XV, YV, MX, MY, WIDE)                                          \
+    for (; i < end; i += 4) {                                                              \
+        const __m256i x = (XV), y = (YV);                                                  \
+        if (MX) acc = shr_umax_acc_avx2(acc, x, sign);                                      \
+        if (MY) acc = shr_umax_acc_avx2(acc, y, sign);                                      \
+        const __m256i r = shr_barrett4_avx2(x, y, &c, WIDE);                               \
+        if (stream) _mm256_stream_si256((__m256i *)(out + i), r);                          \
+        else _mm256_storeu_si256((__m256i *)(out + i), r);                                 \
+    }
+
+/* Level avx2: out[i] = a[i sa] b[i sb] mod p in 4-lane vectors (all four stride cases),
+ * the scalar body on the head (up to a 32-byte boundary of out when `stream`: then the
+ * results go out with streaming stores, as in shr_mul_m61_avx2) and on the tail.  Returns
+ * the largest operand seen, as the scalar body does. */
+PPML_TARGET_AVX2 static uint64_t shr_mul_barrett_avx2(const uint64_t *a, int64_t sa,
+                                                     const uint64_t *b, int64_t sb,
+                                                     uint64_t *out, int64_t lo, int64_t hi,
+                                                     const shr_field *f, int stream)
+{
+    if (hi - lo < 16) return shr_mul_barrett_body(a, sa, b, sb, out, lo, hi, f);
+    int64_t i = lo;
+    if (stream)
+        while (i < hi && ((uintptr_t)(out + i) & 31)) i++;
+    uint64_t m = shr_mul_barrett_body(a, sa, b, sb, out, lo, i, f);
+    const int k = f->k;
+    const shr_barrett_avx2_k c = {
+        _mm256_set1_epi64x((long long)f->p),
+        _mm256_set1_epi64x((long long)(f->p >> 32)),
+        _mm256_set1_epi64x((long long)f->mu),
+        _mm256_set1_epi64x((long long)(f->mu >> 32)),
+        _mm_cvtsi32_si128(65 - k),
+        _mm_cvtsi32_si128(k - 1),
+        _mm_cvtsi32_si128(63 - k),
+        _mm_cvtsi32_si128(k + 1),
+        _mm_cvtsi32_si128(k >= 33 ? k - 33 : 0),
+        _mm_cvtsi32_si128(k >= 33 ? k - 31 : 0),
+    };
+    const __m256i sign = _mm256_set1_epi64x((long long)(UINT64_C(1) << 63));
+    __m256i acc = sign; /* 0 with its top bit flipped */
+    const int64_t end = i + (hi - i) / 4 * 4;
+    const __m256i xb = _mm256_set1_epi64x((long long)a[0]);
+    const __m256i yb = _mm256_set1_epi64x((long long)b[0]);
+#define SHR_LOAD(P) _mm256_loadu_si256((const __m256i *)((P) + i))
+/* the loop for one stride case, with or without the shortcut for k >= 33 */
+#define SHR_BARRETT_AVX2_CASE(XV, YV, MX, MY)                                              \
+    if (k >= 33) {                                                                         \
+        SHR_BARRETT_AVX2_LOOP(XV, YV, MX, MY, 1)                                           \
+    } else {                                                                               \
+        SHR_BARRETT_AVX2_LOOP(XV, YV, MX, MY, 0)                                           \
+    }
+    if (sa && sb) {
+        SHR_BARRETT_AVX2_CASE(SHR_LOAD(a), SHR_LOAD(b), 1, 1)
+    } else if (sa) {
+        SHR_BARRETT_AVX2_CASE(SHR_LOAD(a), yb, 1, 0)
+    } else if (sb) {
+        SHR_BARRETT_AVX2_CASE(xb, SHR_LOAD(b), 0, 1)
+    } else {
+        SHR_BARRETT_AVX2_CASE(xb, yb, 0, 0)
+    }
+#undef SHR_BARRETT_AVX2_CASE
+#undef SHR_LOAD
+    /* the broadcast operands (seen: the range is not empty) */
+    if (!sa) m = a[0] > m ? a[0] : m;
+    if (!sb) m = b[0] > m ? b[0] : m;
+    if (stream) _mm_sfence();
+    const uint64_t mt = shr_mul_barrett_body(a, sa, b, sb, out, i, hi, f);
+    m = mt > m ? mt : m;
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, _mm256_xor_si256(acc, sign));
+    for (int j = 0; j < 4; j++) m = lanes[j] > m ? lanes[j] : m;
+    return m;
+}
+#undef SHR_BARRETT_AVX2_LOOP
+#endif
 
 /* Returns the largest field operand seen in [lo, hi) (0 for ring POW). */
 static uint64_t shr_binop_range(int isa, int stream, int op, const uint64_t *a, int64_t sa,
@@ -363,8 +523,19 @@ static uint64_t shr_binop_range(int isa, int stream, int op, const uint64_t *a, 
             }
 #endif
             m = shr_mul_m61_generic(a, sa, b, sb, out, lo, hi);
-        } else
-            m = SHR_AT(isa, shr_mul_barrett, (a, sa, b, sb, out, lo, hi, f));
+        } else {
+#if PPML_X86
+            if (isa == PPML_ISA_AVX2) {
+                m = shr_mul_barrett_avx2(a, sa, b, sb, out, lo, hi, f, stream);
+                break;
+            }
+            if (isa >= PPML_ISA_AVX512) {
+                m = shr_mul_barrett_avx512(a, sa, b, sb, out, lo, hi, f);
+                break;
+            }
+#endif
+            m = shr_mul_barrett_generic(a, sa, b, sb, out, lo, hi, f);
+        }
         break;
     default:
         for (int64_t i = lo; i < hi; i++) {
