@@ -272,8 +272,8 @@ def _masks_add_openssl(
         return
     encs = [Cipher(algorithms.AES(s), modes.CTR(bytes(16))).encryptor() for s in seeds]
     zeros = memoryview(bytes(8 * min(_OPENSSL_CHUNK, acc.size)))
-    buf = np.empty(min(_OPENSSL_CHUNK, acc.size) + 2, dtype=np.uint64)  # update_into: +16 B
-    raw = buf.view(np.uint8)
+    raw = bytearray(8 * (min(_OPENSSL_CHUNK, acc.size) + 2))  # update_into wants 16 B more
+    buf = np.frombuffer(raw, dtype=np.uint64)  # the same memory, as words
     for w0 in range(0, acc.size, _OPENSSL_CHUNK):
         part = acc[w0 : w0 + _OPENSSL_CHUNK]
         nbytes = 8 * part.size
