@@ -184,23 +184,31 @@ SHR_INLINE uint64_t shr_m61_mul(uint64_t x, uint64_t y)
                    high = (uint64_t)x1 * y1;
     uint64_t t = (high << 3) + ((mid & L29) << 32) + (mid >> 29) + (low & M) + (low >> 61);
     t = (t & M) + (t >> 61);
-    return t >= M ? t - M : t;
+    /* t < 2^62: subtract p unless that goes negative, with shifts and masks only (no 64-bit
+     * compare, which baseline x86-64 vectors lack) */
+    const uint64_t r = t - M;
+    return r + (M & (UINT64_C(0) - (r >> 63)));
 }
 
+/* The range check in arithmetic a vectoriser can keep in lanes (no 64-bit compare, which
+ * baseline x86-64 lacks): v >= 2^61 - 1 iff v has a bit >= 61 set (`bits`) or v equals
+ * 2^61 - 1, i.e. e = v ^ (2^61 - 1) is 0, i.e. the top bit of ~e & (e - 1) is set. */
 #define SHR_M61_BODY(XI, YI)                                                               \
     {                                                                                      \
         const uint64_t x = (XI), y = (YI);                                                 \
-        mx = x > mx ? x : mx;                                                              \
-        my = y > my ? y : my;                                                              \
+        const uint64_t ex = x ^ SHR_M61, ey = y ^ SHR_M61;                                 \
+        bits |= x | y;                                                                     \
+        eq |= (~ex & (ex - 1)) | (~ey & (ey - 1));                                         \
         out[i] = shr_m61_mul(x, y);                                                        \
     }
 
-/* out[i] = a[i sa] b[i sb] mod 2^61 - 1 (sa, sb in {0, 1}) for i in [lo, hi); returns the
- * largest operand seen (the caller's range check rides along). */
+/* out[i] = a[i sa] b[i sb] mod 2^61 - 1 (sa, sb in {0, 1}) for i in [lo, hi); returns
+ * ~0 when some operand is >= 2^61 - 1, else 0 (the caller's range check rides along and
+ * compares the result with p). */
 SHR_INLINE uint64_t shr_mul_m61_body(const uint64_t *a, int64_t sa, const uint64_t *b,
                                      int64_t sb, uint64_t *out, int64_t lo, int64_t hi)
 {
-    uint64_t mx = 0, my = 0;
+    uint64_t bits = 0, eq = 0;
     if (sa && sb) {
         for (int64_t i = lo; i < hi; i++) SHR_M61_BODY(a[i], b[i])
     } else if (sa) {
@@ -210,12 +218,26 @@ SHR_INLINE uint64_t shr_mul_m61_body(const uint64_t *a, int64_t sa, const uint64
     } else {
         for (int64_t i = lo; i < hi; i++) SHR_M61_BODY(a[0], b[0])
     }
-    return mx > my ? mx : my;
+    return ((bits >> 61) | (eq >> 63)) ? ~UINT64_C(0) : 0;
 }
+/* Level generic: scalar code (baseline x86-64 and most other targets have no vector
+ * 32 x 32 -> 64 multiply a compiler uses here), so one full 64 x 64 -> 128 product and
+ * Mersenne folding beat four 32-bit products. Same results and range check as the body. */
 static uint64_t shr_mul_m61_generic(const uint64_t *a, int64_t sa, const uint64_t *b,
                                     int64_t sb, uint64_t *out, int64_t lo, int64_t hi)
 {
-    return shr_mul_m61_body(a, sa, b, sb, out, lo, hi);
+    uint64_t bits = 0, eq = 0;
+    for (int64_t i = lo; i < hi; i++) {
+        const uint64_t x = a[i * sa], y = b[i * sb];
+        bits |= x | y;
+        eq |= (uint64_t)(x == SHR_M61) | (uint64_t)(y == SHR_M61);
+        uint64_t h;
+        const uint64_t l = shr_mul_wide(x, y, &h);
+        uint64_t r = (l & SHR_M61) + ((h << 3) | (l >> 61));
+        r = (r & SHR_M61) + (r >> 61);
+        out[i] = r >= SHR_M61 ? r - SHR_M61 : r;
+    }
+    return ((bits >> 61) | eq) ? ~UINT64_C(0) : 0;
 }
 
 #if PPML_X86
@@ -1008,7 +1030,10 @@ SHR_INLINE uint64_t shr_m61_mul_small(uint64_t x, uint32_t z)
     const uint64_t lo = (uint64_t)(uint32_t)x * z, hi = (uint64_t)(uint32_t)(x >> 32) * z;
     uint64_t t = ((hi & L29) << 32) + (hi >> 29) + (lo & M) + (lo >> 61);
     t = (t & M) + (t >> 61);
-    return t >= M ? t - M : t;
+    /* t < 2^62: subtract p unless that goes negative, with shifts and masks only (no 64-bit
+     * compare, which baseline x86-64 vectors lack) */
+    const uint64_t r = t - M;
+    return r + (M & (UINT64_C(0) - (r >> 63)));
 }
 
 #define SHR_BS 512
