@@ -193,3 +193,19 @@ def test_bench_all_levels_writes_one_section_per_level():
     for lv in levels:
         assert f"ppml_fast ISA {lv} (" in res.stdout
     assert res.stdout.count("### sharing") == len(levels)
+
+
+def test_child_env_drops_an_inherited_numpy_mask_where_the_level_sets_none(monkeypatch):
+    monkeypatch.setenv("NPY_DISABLE_CPU_FEATURES", "X86_V3")
+    assert "NPY_DISABLE_CPU_FEATURES" not in cli._child_env("avx512")
+    assert (
+        cli._child_env("generic")["NPY_DISABLE_CPU_FEATURES"]
+        == cli.peer_env("generic")["NPY_DISABLE_CPU_FEATURES"]
+    )
+
+
+def test_bench_isa_reruns_the_arguments_main_was_given(capfd):
+    """main(argv) from Python reruns argv (not the interpreter's own command line)."""
+    assert cli.main(["bench", "--isa", "generic", "--list", "--filter", "mul mod 2^61-1"]) == 0
+    listed = capfd.readouterr().out
+    assert "mul mod 2^61-1" in listed and "matmul mod 2^64" not in listed

@@ -269,7 +269,7 @@ def _bench_cmd(args: argparse.Namespace) -> int:
     if args.isa == "all":
         return _bench_all_levels(args)
     if args.isa is not None:
-        return _bench_at(args.isa)
+        return _bench_at(args, args.isa)
     every = [c for c in _bench.collect(full=True) if _matches(c, args.filter)]
     cases = _bench.select(every, args.full)
     if not cases:
@@ -329,6 +329,14 @@ def _bench_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _child_env(level: str) -> dict[str, str]:
+    """This process's environment with :func:`peer_env` ``(level)`` applied (a numpy
+    feature mask inherited from the caller is dropped where the level sets none)."""
+    env = {k: v for k, v in os.environ.items() if k != "NPY_DISABLE_CPU_FEATURES"}
+    env.update(peer_env(level))
+    return env
+
+
 def _without_isa(argv: list[str]) -> list[str]:
     """``argv`` without its ``--isa LEVEL`` / ``--isa=LEVEL`` option."""
     out: list[str] = []
@@ -356,7 +364,7 @@ def _bench_all_levels(args: argparse.Namespace) -> int:
 
     from . import available_isas
 
-    base = _without_isa(sys.argv[1:])
+    base = _without_isa(args.argv)
     levels = list(reversed(available_isas()))
     if args.markdown:
         today = datetime.date.today().isoformat()
@@ -371,15 +379,16 @@ def _bench_all_levels(args: argparse.Namespace) -> int:
     rc = 0
     for level in levels:
         extra = ["--section", f"ISA level {level}"] if args.markdown else []
-        env = {**os.environ, **peer_env(level)}
         if not args.markdown:
             print(f"=== ISA level {level}", flush=True)
-        rc |= subprocess.call([sys.executable, "-m", "ppml_fast.cli", *base, *extra], env=env)
+        rc |= subprocess.call(
+            [sys.executable, "-m", "ppml_fast.cli", *base, *extra], env=_child_env(level)
+        )
         print(flush=True)
     return rc
 
 
-def _bench_at(level: str) -> int:
+def _bench_at(args: argparse.Namespace, level: str) -> int:
     """``ppml-fast bench --isa LEVEL``: the same command in a child process whose
     environment runs ppml_fast, numpy and torch at ``level`` (they read it when they load,
     so this process, which has loaded numpy, cannot switch them)."""
@@ -392,11 +401,8 @@ def _bench_at(level: str) -> int:
     except ValueError as exc:
         print(f"ppml-fast bench: {exc}", file=sys.stderr)
         return 2
-    argv = _without_isa(sys.argv[1:])
-    env = {**os.environ, **peer_env(level)}
-    if level == "avx512":
-        env.pop("NPY_DISABLE_CPU_FEATURES", None)
-    return subprocess.call([sys.executable, "-m", "ppml_fast.cli", *argv], env=env)
+    argv = _without_isa(args.argv)
+    return subprocess.call([sys.executable, "-m", "ppml_fast.cli", *argv], env=_child_env(level))
 
 
 _MODES = ("fedavg", "dp-fedavg", "dp-sgd", "secagg", "secagg+", "paillier")
@@ -554,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     sim_p.add_argument("--quiet", action="store_true", help="no progress bar")
     sim_p.set_defaults(func=_simulate_cmd)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--isa` reruns
     if args.command == "simulate" and args.dropout and not args.mode.startswith("secagg"):
         parser.error("--dropout applies to --mode secagg and secagg+ only")
     if args.command == "simulate" and args.dp_sgd and args.mode == "dp-fedavg":

@@ -264,22 +264,14 @@ SA_VAES static void sa_add_range_vaes(uint64_t *acc, int64_t w0, int64_t w1, con
 
 #endif /* PPML_X86 */
 
-/* Whether the CPU has VAES (asked once). */
-static int sa_vaes(void)
-{
-    static int vaes = -1;
-    if (vaes < 0) vaes = ppml_cpu_vaes();
-    return vaes;
-}
-
 /* The body run at ISA level `isa`; force = 1 asks for AES-NI (xmm) at the avx2 and avx512
  * levels (tests). */
 static int sa_path(int isa, int force)
 {
 #if PPML_X86
     if (isa >= PPML_ISA_AVX2 && force == 1) return SA_PATH_AESNI;
-    if (isa >= PPML_ISA_AVX512 && sa_vaes()) return SA_PATH_VAES512;
-    if (isa >= PPML_ISA_AVX2) return sa_vaes() ? SA_PATH_VAES256 : SA_PATH_AESNI;
+    if (isa >= PPML_ISA_AVX512 && ppml_cpu_vaes()) return SA_PATH_VAES512;
+    if (isa >= PPML_ISA_AVX2) return ppml_cpu_vaes() ? SA_PATH_VAES256 : SA_PATH_AESNI;
 #else
     (void)isa; (void)force;
 #endif

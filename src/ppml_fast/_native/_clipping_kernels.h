@@ -102,12 +102,16 @@ static inline double clip_tree(double *a)
 #include "_clipping_simd.h"
 #undef CLIP_TGT
 #undef CLIP_V
-/* The level's copy of a kernel, picked once per call from ppml_isa. */
-#define CLIP_PICK(name) \
-    (ppml_isa >= PPML_ISA_AVX512 ? name##_avx512 : ppml_isa == PPML_ISA_AVX2 ? name##_avx2 : name##_generic)
+/* The copy of a kernel for ISA level `level`; CLIP_PICK: the level the kernels run at,
+ * read once per call from ppml_isa. */
+#define CLIP_PICK_AT(level, name)                                                  \
+    ((level) >= PPML_ISA_AVX512 ? name##_avx512                                    \
+     : (level) == PPML_ISA_AVX2 ? name##_avx2                                      \
+                                : name##_generic)
 #else
-#define CLIP_PICK(name) name##_generic
+#define CLIP_PICK_AT(level, name) name##_generic
 #endif
+#define CLIP_PICK(name) CLIP_PICK_AT(ppml_isa, name)
 
 
 /* A row's scale min(1, C / ||g||).  Below 2^-900 it is kept as s * 2^e (s in (0, 0.5],
@@ -420,14 +424,7 @@ static uint64_t clip_read_probe(const char *p, int64_t nbytes, int nthreads)
         const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
         const int64_t lo = n * tid / nt, hi = n * (tid + 1) / nt;
         /* the CPU's best level whatever the kernels' level: the probe measures the memory */
-#if PPML_X86
-        const int best = ppml_cpu_isa();
-        acc ^= (best >= PPML_ISA_AVX512 ? clip_probe_words_avx512
-                : best == PPML_ISA_AVX2 ? clip_probe_words_avx2
-                                        : clip_probe_words_generic)((const uint64_t *)p + lo, hi - lo);
-#else
-        acc ^= clip_probe_words_generic((const uint64_t *)p + lo, hi - lo);
-#endif
+        acc ^= CLIP_PICK_AT(ppml_cpu_isa(), clip_probe_words)((const uint64_t *)p + lo, hi - lo);
     }
     return acc;
 }

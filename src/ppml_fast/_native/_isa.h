@@ -61,29 +61,37 @@ static inline int ppml_cpu_isa(void)
 #endif
 }
 
-/* Sub-features, each meaningful only together with its level. */
+/* Sub-features, each meaningful only together with its level; asked once per extension
+ * (CPUID can trap to the hypervisor in a virtual machine, so kernels do not ask per call). */
 static inline int ppml_cpu_vaes(void)
 {
+    static int vaes = -1;
+    if (vaes < 0) {
 #if PPML_X86
-    /* CPUID leaf 7: ECX bit 9 VAES, bit 10 VPCLMULQDQ (read directly: not every compiler's
-     * __builtin_cpu_supports knows these names); the register state they use is the AVX
-     * state that the avx2 level already checks. */
-    unsigned int a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return ((c >> 9) & 1u) && ((c >> 10) & 1u);
+        /* CPUID leaf 7: ECX bit 9 VAES, bit 10 VPCLMULQDQ (read directly: not every
+         * compiler's __builtin_cpu_supports knows these names); the register state they
+         * use is the AVX state that the avx2 level already checks. */
+        unsigned int a, b, c, d;
+        vaes = __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 9) & 1u) && ((c >> 10) & 1u);
 #else
-    return 0;
+        vaes = 0;
 #endif
+    }
+    return vaes;
 }
 
 static inline int ppml_cpu_ifma(void)
 {
+    static int ifma = -1;
+    if (ifma < 0) {
 #if PPML_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512ifma");
+        __builtin_cpu_init();
+        ifma = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
 #else
-    return 0;
+        ifma = 0;
 #endif
+    }
+    return ifma;
 }
 
 #endif /* PPML_ISA_H */

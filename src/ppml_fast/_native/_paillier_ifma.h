@@ -228,11 +228,6 @@ PK_IFMA_TARGET static void pk_ct_select52(uint64_t *dst, const uint64_t *rows, i
     for (int v = 0; v < nv; v++) _mm512_storeu_si512((void *)(dst + 8 * v), acc[v]);
 }
 
-static int pk_cpu_has_ifma(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
-}
 #else
 static void pk_amm52(uint64_t *r, const uint64_t *a, const uint64_t *b, const pk_mont52 *c)
 {
@@ -243,19 +238,14 @@ static void pk_ct_select52(uint64_t *dst, const uint64_t *rows, int64_t count, i
 {
     (void)dst; (void)rows; (void)count; (void)nd; (void)idx;
 }
-static int pk_cpu_has_ifma(void) { return 0; }
 #endif
-
-/* Does the CPU have IFMA? -1 = not asked yet. */
-static int pk_has_ifma = -1;
 
 /* The IFMA kernels run at the avx512 level on a CPU with IFMA, for moduli up to
  * PK_MAXBITS; every other case (and every other level) takes the GMP path. */
 static int pk_use_ifma(int64_t mod_limbs)
 {
     if (mod_limbs * 64 > PK_MAXBITS || ppml_isa < PPML_ISA_AVX512) return 0;
-    if (pk_has_ifma < 0) pk_has_ifma = pk_cpu_has_ifma();
-    return pk_has_ifma;
+    return ppml_cpu_ifma();
 }
 
 /* out (L limbs) = a * b mod M via two AMMs; a, b (L limbs) below M. */

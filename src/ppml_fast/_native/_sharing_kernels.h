@@ -21,6 +21,7 @@
 #include "_omp.h"
 
 #include "_isa.h"
+#include "_u128.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SHR_INLINE static inline __attribute__((always_inline))
@@ -33,18 +34,9 @@
 /* The 128-bit product a * b as two words: returns the low word, *hi gets the high one. */
 SHR_INLINE uint64_t shr_mul_wide(uint64_t a, uint64_t b, uint64_t *hi)
 {
-#if defined(__SIZEOF_INT128__)
-    const unsigned __int128 x = (unsigned __int128)a * b;
-    *hi = (uint64_t)(x >> 64);
-    return (uint64_t)x;
-#else
-    const uint64_t L32 = 0xffffffffu;
-    const uint64_t a0 = a & L32, a1 = a >> 32, b0 = b & L32, b1 = b >> 32;
-    const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
-    const uint64_t mid = (p00 >> 32) + (p01 & L32) + (p10 & L32);
-    *hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
-    return (mid << 32) | (p00 & L32);
-#endif
+    const ppml_u128 x = u128_mul64(a, b);
+    *hi = u128_hi(x);
+    return u128_lo(x);
 }
 
 /* Bit length of x > 0. */

@@ -73,7 +73,6 @@ cdef extern from "_paillier_kernels.h" nogil:
     void pk_table_to_mont52(const uint64_t *table, int64_t rows, const uint64_t *m, int64_t Lm,
                             uint64_t *out, int nthreads)
     int64_t pk_mont52_width(const uint64_t *m, int64_t Lm)
-    int pk_cpu_has_ifma()
     int pk_use_ifma(int64_t mod_limbs)
 
 
