@@ -22,15 +22,9 @@ from ppml_fast import noise
 from ppml_fast.reference import mechanisms as ref
 from ppml_fast.rng import BLOCK, _reset_dp_warning, default_rng
 
+from .thresholds import FRESH, p_min
+
 pytestmark = pytest.mark.filterwarnings("ignore::ppml_fast.InsecureRandomnessWarning")
-
-FRESH = int(np.random.SeedSequence().entropy % 2**63)
-P_MIN = 1e-4
-P_MIN_FRESH = 1e-6  # the fresh seed: ~40 such assertions in the suite
-
-
-def p_min(seed):
-    return P_MIN_FRESH if seed == FRESH else P_MIN
 
 
 def exact_log_delta(sigma, epsilon, sensitivity=1.0):

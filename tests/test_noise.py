@@ -18,16 +18,9 @@ from ppml_fast.reference import noise as ref
 from ppml_fast.rng import BLOCK, default_rng
 
 from .contracts import check_sampler_contract
+from .thresholds import FRESH, P_MIN, p_min
 
 SAMPLERS = {"laplace": (noise.laplace, st.laplace), "gaussian": (noise.gaussian, st.norm)}
-FRESH = int(np.random.SeedSequence().entropy % 2**63)
-P_MIN = 1e-4
-P_MIN_FRESH = 1e-6  # the fresh seed: about 40 such assertions in the whole suite
-
-
-def p_min(seed):
-    """The p-value threshold: 1e-4 for a fixed seed (deterministic), 1e-6 for the fresh one."""
-    return P_MIN_FRESH if seed == FRESH else P_MIN
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

@@ -20,16 +20,7 @@ from ppml_fast.reference import noise_discrete as ref
 from ppml_fast.rng import BLOCK, children, default_rng
 
 from .contracts import check_sampler_contract
-
-FRESH = int(np.random.SeedSequence().entropy % 2**63)
-P_MIN = 1e-4
-P_MIN_FRESH = 1e-6  # the fresh seed: about 40 such assertions in the whole suite
-
-
-def p_min(seed):
-    """The p-value threshold: 1e-4 for a fixed seed (deterministic), 1e-6 for the fresh one."""
-    return P_MIN_FRESH if seed == FRESH else P_MIN
-
+from .thresholds import FRESH, P_MIN, p_min
 
 SAMPLERS = {"laplace": noise.discrete_laplace, "gaussian": noise.discrete_gaussian}
 REFS = {"laplace": ref.discrete_laplace, "gaussian": ref.discrete_gaussian}

@@ -19,11 +19,9 @@ from ppml_fast._native import stats as kernels
 from ppml_fast.reference import stats as ref
 from ppml_fast.rng import _reset_dp_warning, default_rng
 
-pytestmark = pytest.mark.filterwarnings("ignore::ppml_fast.InsecureRandomnessWarning")
+from .thresholds import FRESH, p_min
 
-FRESH = int(np.random.SeedSequence().entropy % 2**63)
-P_MIN = 1e-4
-P_MIN_FRESH = 1e-6
+pytestmark = pytest.mark.filterwarnings("ignore::ppml_fast.InsecureRandomnessWarning")
 
 
 def data(shape, seed=0, dtype=np.float64):
@@ -96,20 +94,20 @@ def test_noise_matches_stated_sensitivity(seed):
     # Δ₁ = max(|lower|, |upper|) (sum) and 1 (count, histogram bins)
     x = data(300, seed=5)
     gen = default_rng(seed)
-    p_min = P_MIN_FRESH if seed == FRESH else P_MIN
+    pmin = p_min(seed)
     lo, hi, eps = -2.0, 3.0, 0.5
     exact = np.clip(x, lo, hi).sum()
     sums = np.array([stats.dp_sum(x, bounds=(lo, hi), epsilon=eps, rng=gen) for _ in range(3000)])
-    assert st.kstest(sums - exact, st.laplace(scale=3.0 / eps).cdf).pvalue > p_min
+    assert st.kstest(sums - exact, st.laplace(scale=3.0 / eps).cdf).pvalue > pmin
     counts = np.array([stats.dp_count(x, epsilon=eps, rng=gen) for _ in range(3000)])
-    assert st.kstest(counts - x.size, st.laplace(scale=1.0 / eps).cdf).pvalue > p_min
+    assert st.kstest(counts - x.size, st.laplace(scale=1.0 / eps).cdf).pvalue > pmin
     # with axis: a record is a row of 4 values, Δ₁ = 4 · max(|lower|, |upper|)
     x2 = x[:200].reshape(50, 4)
     exact2 = np.clip(x2, lo, hi).sum(axis=0)
     rows = np.array(
         [stats.dp_sum(x2, bounds=(lo, hi), epsilon=eps, rng=gen, axis=0) for _ in range(1000)]
     )
-    assert st.kstest((rows - exact2).ravel(), st.laplace(scale=4 * 3.0 / eps).cdf).pvalue > p_min
+    assert st.kstest((rows - exact2).ravel(), st.laplace(scale=4 * 3.0 / eps).cdf).pvalue > pmin
     hists = np.array(
         [
             stats.dp_histogram(x, bins=5, range=(lo, hi), epsilon=eps, rng=gen)[0]
@@ -117,7 +115,7 @@ def test_noise_matches_stated_sensitivity(seed):
         ]
     )
     noise = (hists - ref.histogram_counts(x, 5, (lo, hi))).ravel()
-    assert st.kstest(noise, st.laplace(scale=1.0 / eps).cdf).pvalue > p_min
+    assert st.kstest(noise, st.laplace(scale=1.0 / eps).cdf).pvalue > pmin
 
 
 def test_same_seed_same_output_and_reference_agrees_in_distribution():
