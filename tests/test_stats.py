@@ -321,8 +321,7 @@ def test_epsilon_too_small_for_the_bounds_is_rejected():
 # fresh one (7 fresh-seed assertions here: < 1e-5 per run). The two-sample tests compare
 # the released values with 400,000 draws of the documented formula from numpy's Laplace
 # sampler (an independent sampler), so the reference sample's own error
-# (~1/sqrt(400,000) in the CDF) is far below the KS
-# resolution of the 3,000 releases.
+# (~1/sqrt(400,000) in the CDF) is far below the KS resolution of the 3,000 releases.
 
 
 def _formula_mean(rng, size, s, n, mid, lo, hi, b_count, b_sum):
