@@ -33,12 +33,24 @@ pytestmark = [
 
 
 def test_golden_noise_multiplier():
-    # Opacus 1.6: get_noise_multiplier(target_epsilon=8, target_delta=1e-5,
-    # sample_rate=0.01, steps=10000) -> 0.9173583984375 (accountant="rdp", tolerance 0.01)
-    sigma = get_noise_multiplier(
-        target_epsilon=8, target_delta=1e-5, sample_rate=0.01, steps=10_000
-    )
-    assert sigma == 0.9173583984375
+    """The README's example: ε 8, δ 1e-5, q 0.01, 10,000 steps (Opacus gives σ ≈ 0.9174).
+
+    The answer is checked by what defines it, not by one run's digits: ε(σ) under RDP is
+    at most the target and within ``epsilon_tolerance`` of it, and a σ 1% smaller
+    overshoots (the search did not stop far above the boundary). Where Opacus is
+    installed its answer, computed now, is equal bit for bit (the README's claim).
+    """
+    kw = dict(target_epsilon=8, target_delta=1e-5, sample_rate=0.01, steps=10_000)
+    sigma = get_noise_multiplier(**kw)
+    eps = rdp_epsilon(0.01, sigma, 10_000, 1e-5)
+    assert 8 - 0.01 <= eps <= 8, (sigma, eps)
+    assert rdp_epsilon(0.01, 0.99 * sigma, 10_000, 1e-5) > 8, sigma
+    assert 0.9 < sigma < 0.93  # the published example's neighbourhood (eps ~ 8 at ~0.92)
+    try:
+        from opacus.accountants.utils import get_noise_multiplier as opacus_sigma
+    except ImportError:
+        return
+    assert sigma == opacus_sigma(**kw)
 
 
 # --- get_noise_multiplier ----------------------------------------------------------------

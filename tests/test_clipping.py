@@ -382,6 +382,7 @@ def test_known_answer_layers(dtype):
     res = dp_aggregate([a, b], [1.0, 5.0], 2.0, rng=1, reduction="sum")
     assert res.max_norm == math.sqrt(26.0) and res.noise_std == 2.0 * math.sqrt(26.0)
     assert res.norms.shape == (4, 2)
+    np.testing.assert_array_equal(res.norms, n)
 
 
 def test_rows_within_the_bound_are_unchanged_bit_for_bit():
@@ -900,11 +901,18 @@ def test_float32_tiny_values_have_exact_norms():
 
 
 def test_per_layer_norms_of_one_layer_have_shape_b_by_1():
-    g = np.ones((5, 3))
-    _, n = clip_per_sample([g], [1.0], return_norms=True)
+    g = np.ones((5, 3)) * np.arange(1, 6)[:, None]  # row i has norm (i + 1)·√3
+    want = (np.arange(1, 6) * math.sqrt(3.0))[:, None]
+    clipped, n = clip_per_sample([g], [1.0], return_norms=True)
     assert n.shape == (5, 1)
+    np.testing.assert_allclose(n, want, rtol=1e-15)
+    np.testing.assert_allclose(clipped[0], np.full((5, 3), 1 / math.sqrt(3.0)), rtol=1e-15)
     assert per_sample_norms([g], per_layer=True).shape == (5, 1)
-    assert dp_aggregate([g], [1.0], 0.0).norms.shape == (5, 1)
+    np.testing.assert_array_equal(per_sample_norms([g], per_layer=True), n)
+    res = dp_aggregate([g], [1.0], 0.0)
+    assert res.norms.shape == (5, 1)
+    np.testing.assert_array_equal(res.norms, n)
+    np.testing.assert_allclose(res.gradient[0], np.full(3, 1 / math.sqrt(3.0)), rtol=1e-15)
 
 
 # --- 6. validation -----------------------------------------------------------------------

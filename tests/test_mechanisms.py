@@ -40,14 +40,6 @@ def exact_log_delta(sigma, epsilon, sensitivity=1.0):
     return -0.5 * (b - a) ** 2 + math.log(0.5 * (sp.erfcx((b - a) / r2) - sp.erfcx((b + a) / r2)))
 
 
-def geometric(*args, **kwargs):
-    """geometric_mechanism, xfailing while ppml_fast.noise.discrete_laplace is a stub."""
-    try:
-        return mech.geometric_mechanism(*args, **kwargs)
-    except NotImplementedError:
-        pytest.xfail("ppml_fast.noise.discrete_laplace is not implemented yet")
-
-
 # --- Laplace / Gaussian mechanisms -------------------------------------------------------
 
 
@@ -296,18 +288,26 @@ def test_empirical_privacy_laplace_mechanism():
 
 
 def test_geometric_mechanism_shapes_and_values():
-    r = geometric(np.arange(10).reshape(2, 5), 1, 1.0, rng=1)
+    x = np.arange(10).reshape(2, 5)
+    r = mech.geometric_mechanism(x, 1, 1.0, rng=1)
     assert r.dtype == np.int64 and r.shape == (2, 5)
-    s = geometric(5, Fraction(1), Fraction(1, 2), rng=1)
+    # the values: x plus exactly the discrete Laplace noise of scale Δ/ε on the same seed
+    # (a stub, a no-noise or a wrong-scale version differs)
+    np.testing.assert_array_equal(r - x, noise.discrete_laplace(Fraction(1), (2, 5), rng=1))
+    s = mech.geometric_mechanism(5, Fraction(1), Fraction(1, 2), rng=1)
     assert np.ndim(s) == 0 and np.asarray(s).dtype == np.int64
-    assert geometric(np.arange(5, dtype=np.int32), 2, Fraction(3, 2), rng=1).dtype == np.int64
+    assert s - 5 == noise.discrete_laplace(Fraction(2), (), rng=1)
+    assert (
+        mech.geometric_mechanism(np.arange(5, dtype=np.int32), 2, Fraction(3, 2), rng=1).dtype
+        == np.int64
+    )
 
 
 @pytest.mark.parametrize("seed", [5, FRESH])
 def test_geometric_mechanism_distribution(seed):
     n = 200_000
     eps, sens = Fraction(1, 2), 1
-    z = geometric(np.full(n, 100), sens, eps, rng=seed) - 100
+    z = mech.geometric_mechanism(np.full(n, 100), sens, eps, rng=seed) - 100
     alpha = math.exp(-float(eps) / sens)
     ks = np.arange(-15, 16)  # every bin expects >= 27 counts; the tails are pooled
     p = (1 - alpha) / (1 + alpha) * alpha ** np.abs(ks)
@@ -320,7 +320,7 @@ def test_geometric_mechanism_distribution(seed):
 def test_geometric_mechanism_overflow():
     big = np.full(1000, np.iinfo(np.int64).max)
     with pytest.raises(OverflowError, match="int64"):
-        geometric(big, 1, 1.0, rng=1)
+        mech.geometric_mechanism(big, 1, 1.0, rng=1)
 
 
 # --- bad inputs ---------------------------------------------------------------------------
@@ -473,9 +473,9 @@ def test_overflowing_release_raises_instead_of_returning_inf():
 
 def test_geometric_scale_errors_name_the_parameters():
     with pytest.raises(ValueError, match="sensitivity / epsilon"):
-        geometric(5, 1, 1e30, rng=1)
+        mech.geometric_mechanism(5, 1, 1e30, rng=1)
     with pytest.raises(ValueError, match="sensitivity / epsilon"):
-        geometric(5, 1e30, 1, rng=1)
+        mech.geometric_mechanism(5, 1e30, 1, rng=1)
 
 
 def test_report_noisy_max_is_the_exponential_mechanism():

@@ -1019,9 +1019,9 @@ def test_from_numbers(k256, other256):
     _check(sk, e2, _fr([[1, -2.5], [-2.5, 3]]), "nested")
     arr = np.empty((3, 1), dtype=object)
     arr[:, 0] = nums
-    assert pl.EncryptedArray.from_numbers(arr).shape == (3, 1)
+    _check(sk, pl.EncryptedArray.from_numbers(arr), _fr([[1], [-2.5], [3]]), "object array")
     assert pl.EncryptedArray.from_numbers(e) is e
-    assert pl.EncryptedArray.from_numbers(iter(nums)).shape == (3,)
+    _check(sk, pl.EncryptedArray.from_numbers(iter(nums)), _fr([1, -2.5, 3]), "iterator")
     with pytest.raises(ValueError):
         pl.EncryptedArray.from_numbers([])
     with pytest.raises(TypeError):
@@ -1571,10 +1571,12 @@ def test_ops_on_empty_arrays(k256):
 
 
 def test_reshape_empty_array(k256):
-    pk, _ = k256
+    pk, sk = k256
     empty = pk.encrypt_batch(np.arange(6).reshape(2, 3))[:, :0]
     assert empty.ravel().shape == (0,)
     assert empty.reshape(0, 5).shape == (0, 5)
+    _check(sk, empty.ravel(), np.zeros(0, dtype=object), "ravel of empty")
+    _check(sk, empty.reshape(0, 5), np.zeros((0, 5), dtype=object), "reshape of empty")
 
 
 def test_zero_d_encrypt_batch(k256):
@@ -1593,10 +1595,14 @@ def test_zero_d_transpose_and_sum(k256):
 
 
 def test_sum_all_axes_explicitly_is_zero_d(k256):
-    pk, _ = k256
-    e = pk.encrypt_batch(np.arange(6).reshape(2, 3))
+    pk, sk = k256
+    x = np.arange(6).reshape(2, 3) - 1
+    e = pk.encrypt_batch(x)
     assert e.sum(axis=(0, 1)).shape == ()
     assert e[0].sum(axis=0).shape == ()
+    # the values: decrypted, the sums of the plaintexts
+    _check(sk, e.sum(axis=(0, 1)), np.array(_fr(x.sum()), dtype=object), "sum over (0, 1)")
+    _check(sk, e[0].sum(axis=0), np.array(_fr(x[0].sum()), dtype=object), "row sum")
 
 
 def test_encrypted_number_minus_array(k256):

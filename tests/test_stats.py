@@ -312,3 +312,127 @@ def test_bounds_whose_width_overflows_are_rejected():
 def test_epsilon_too_small_for_the_bounds_is_rejected():
     with pytest.raises(ValueError, match="epsilon is too small"):
         stats.dp_sum(np.array([1.0]), bounds=(0.0, 1e300), epsilon=1e-300, rng=1)
+
+
+# --- dp_mean / dp_var: the noise of the release and of its components ---------------------
+#
+# Each KS assertion below raises a false alarm with probability p_min(seed): 1e-4 on the
+# fixed seed (deterministic: it passes or fails the same way every run) and 1e-6 on the
+# fresh one (7 fresh-seed assertions here: < 1e-5 per run). The two-sample tests compare
+# the released values with 400,000 draws of the documented formula from numpy's Laplace
+# sampler (an independent sampler), so the reference sample's own error
+# (~1/sqrt(400,000) in the CDF) is far below the KS resolution of the 3,000 releases.
+
+
+def _formula_mean(rng, size, s, n, mid, lo, hi, b_count, b_sum):
+    count = n + rng.laplace(0.0, b_count, size)
+    noisy = s + rng.laplace(0.0, b_sum, size)
+    return np.clip(mid + noisy / np.maximum(count, 1.0), lo, hi)
+
+
+def _formula_var(rng, size, s1, s2, n, half, b_count, b1, b2):
+    count = np.maximum(n + rng.laplace(0.0, b_count, size), 1.0)
+    mean = (s1 + rng.laplace(0.0, b1, size)) / count
+    return np.clip((s2 + rng.laplace(0.0, b2, size)) / count - mean * mean, 0.0, half * half)
+
+
+@pytest.mark.parametrize("seed", [3, FRESH])
+def test_dp_mean_release_has_the_documented_law(seed):
+    # release = clip(c + (S + Lap(2 m h/ε)) / max(n + Lap(2/ε), 1), lower, upper) with the
+    # centred sum S = Σ (clip(x) - c): a version without noise, or with the sum's noise on
+    # the wrong scale, fails (the count's scale is checked in the component test below)
+    x = data(40, seed=11)
+    lo, hi, eps = -2.0, 5.0, 0.8
+    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    s = float((np.clip(x, lo, hi) - mid).sum())
+    gen = default_rng(seed)
+    got = np.array([stats.dp_mean(x, bounds=(lo, hi), epsilon=eps, rng=gen) for _ in range(3000)])
+    want = _formula_mean(
+        np.random.default_rng(seed), 400_000, s, x.size, mid, lo, hi, 2 / eps, 2 * half / eps
+    )
+    assert st.ks_2samp(got, want).pvalue > p_min(seed)
+
+
+@pytest.mark.parametrize("seed", [4, FRESH])
+def test_dp_var_release_has_the_documented_law(seed):
+    # release = clip(S̃₂/ñ - (S̃₁/ñ)², 0, h²), ñ = max(n + Lap(3/ε), 1),
+    # S̃₁ = S₁ + Lap(3 m h/ε), S̃₂ = S₂ + Lap(3 m h²/ε), centred at c = (lower + upper)/2
+    x = data(60, seed=12)
+    lo, hi, eps = -3.0, 6.0, 1.5
+    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    d = np.clip(x, lo, hi) - mid
+    s1, s2 = float(d.sum()), float((d * d).sum())
+    gen = default_rng(seed)
+    got = np.array([stats.dp_var(x, bounds=(lo, hi), epsilon=eps, rng=gen) for _ in range(3000)])
+    want = _formula_var(
+        np.random.default_rng(seed),
+        400_000,
+        s1,
+        s2,
+        x.size,
+        half,
+        3 / eps,
+        3 * half / eps,
+        3 * half * half / eps,
+    )
+    assert st.ks_2samp(got, want).pvalue > p_min(seed)
+
+
+class _NoiseSpy:
+    """Wraps stats._laplace and records (scale, values before, values after) per call."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, []
+
+    def __call__(self, values, scale, gen):
+        before = values.copy()
+        out = self.real(values, scale, gen)
+        self.calls.append((scale, before, out.copy()))
+        return out
+
+
+@pytest.mark.parametrize("seed", [6, FRESH])
+def test_dp_mean_and_var_components_have_the_stated_noise(monkeypatch, seed):
+    # the noise added to the count and to each centred sum is Laplace of the stated scale
+    # (KS of 2,000 draws per component), and the release is computed from the noisy
+    # components: a version that noises the count on the wrong scale, or that draws the
+    # noise and then releases the exact statistic, fails
+    x = data((50, 2), seed=13)
+    lo, hi, eps = -1.0, 4.0, 0.7
+    mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    m = 2  # a record is a row of 2 values
+    gen = default_rng(seed)
+    spy = _NoiseSpy(stats._laplace)
+    monkeypatch.setattr(stats, "_laplace", spy)
+    noise = {k: [] for k in ("mean_count", "mean_sum", "var_count", "var_s1", "var_s2")}
+    for _ in range(2000):
+        spy.calls.clear()
+        r = stats.dp_mean(x, bounds=(lo, hi), epsilon=eps, rng=gen, axis=0)
+        (sc, c0, c1), (ss, s0, s1) = spy.calls
+        assert (sc, ss) == (2 / eps, 2 * m * half / eps)
+        s0, s1 = s0.ravel(), s1.ravel()  # the kernel's (1, m) layout
+        np.testing.assert_allclose(s0, (np.clip(x, lo, hi) - mid).sum(0), rtol=1e-12)
+        assert c0[0] == 50.0
+        np.testing.assert_array_equal(r, np.clip(mid + s1 / max(c1[0], 1.0), lo, hi))
+        noise["mean_count"].append(c1[0] - c0[0])
+        noise["mean_sum"].extend(s1 - s0)
+        spy.calls.clear()
+        v = stats.dp_var(x, bounds=(lo, hi), epsilon=eps, rng=gen, axis=0)
+        (vc, k0, k1), (v1, a0, a1), (v2, q0, q1) = spy.calls
+        a0, a1, q0, q1 = a0.ravel(), a1.ravel(), q0.ravel(), q1.ravel()
+        assert (vc, v1, v2) == (3 / eps, 3 * m * half / eps, 3 * m * half * half / eps)
+        n_t = max(k1[0], 1.0)
+        np.testing.assert_array_equal(v, np.clip(q1 / n_t - (a1 / n_t) ** 2, 0.0, half * half))
+        noise["var_count"].append(k1[0] - k0[0])
+        noise["var_s1"].extend(a1 - a0)
+        noise["var_s2"].extend(q1 - q0)
+    scales = {
+        "mean_count": 2 / eps,
+        "mean_sum": 2 * m * half / eps,
+        "var_count": 3 / eps,
+        "var_s1": 3 * m * half / eps,
+        "var_s2": 3 * m * half * half / eps,
+    }
+    for k, b in scales.items():
+        p = st.kstest(np.asarray(noise[k]), st.laplace(scale=b).cdf).pvalue
+        assert p > p_min(seed), f"{k}: p={p} seed={seed}"
