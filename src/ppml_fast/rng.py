@@ -214,8 +214,9 @@ def _after_fork_in_child() -> None:
     for gen in list(_live_all):
         _free_lock(gen.bit_generator.lock)
     for gen in list(_live_os_keyed):
-        if isinstance(gen.bit_generator, AESCounter):
-            gen.bit_generator.state = AESCounter(key=_os_key()).state
+        bg = gen.bit_generator
+        if isinstance(bg, AESCounter):  # a state is only accepted from the same type
+            bg.state = type(bg)(key=_os_key()).state
 
 
 if hasattr(os, "register_at_fork"):
