@@ -174,7 +174,7 @@ def spawn(rng: RngLike, n: int) -> list[np.random.Generator]:
     if kids is None:
         raise TypeError(f"cannot split a stream of {type(bg).__name__}: it takes no seed")
     secure = is_secure(gen)
-    out = [Generator(k, secure=secure) for k in kids]
+    out: list[np.random.Generator] = [Generator(k, secure=secure) for k in kids]
     if gen in _live_os_keyed:  # children of an OS-keyed stream are re-keyed after fork too
         _live_os_keyed.update(out)
     return out

@@ -488,9 +488,7 @@ def shamir_share(
         # coefficients drawn inside the kernel, per block of secrets, from fixed blocks of
         # the stream: never a (t - 1) x N array in memory
         with split(gen, v.size) as (bit_generators, block):
-            _kernels.shamir_fill(
-                v, t, n, q, bit_generators, block, shares, _config.omp_threads()
-            )
+            _kernels.shamir_fill(v, t, n, q, bit_generators, block, shares, _config.omp_threads())
     return shares.reshape((n, *np.shape(x)))
 
 
