@@ -236,3 +236,82 @@ def test_secure_streams_refuse_to_be_pickled_seeded_ones_do_not():
 def test_secure_flag_accepts_numpy_bools():
     assert not prng.is_secure(prng.default_rng(secure=np.False_))
     assert prng.is_secure(prng.default_rng(secure=np.True_))
+
+
+# --- secure bit generators cannot be copied; OS-keyed streams are re-keyed after fork ---
+
+
+def test_secure_bit_generator_refuses_pickle_and_copies():
+    import copy
+    import pickle
+
+    gen = prng.default_rng()
+    kid = prng.spawn(gen, 1)[0]
+    for bg in (gen.bit_generator, kid.bit_generator, gen.bit_generator.jumped()):
+        for clone in (copy.deepcopy, copy.copy, pickle.dumps):
+            with pytest.raises(TypeError, match="cannot be pickled or copied"):
+                clone(bg)
+    # a seeded or unseeded-insecure stream's bit generator pickles as before
+    for other in (prng.default_rng(5), prng.default_rng(secure=False)):
+        again = pickle.loads(pickle.dumps(other.bit_generator))
+        assert np.array_equal(again.random_raw(4), other.bit_generator.random_raw(4))
+
+
+def test_secure_bit_generator_still_feeds_kernels_and_splits():
+    gen = prng.default_rng()
+    x = ppml_fast.noise.laplace(1.0, size=3 * prng.BLOCK + 5, rng=gen)  # several blocks
+    assert x.shape == (3 * prng.BLOCK + 5,) and np.isfinite(x).all()
+    assert len(np.unique(x)) == x.size
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork")
+def test_forked_child_rekeys_unseeded_insecure_streams_and_keeps_seeded_ones():
+    from .test_fork import _fork_call
+
+    loose = prng.default_rng(secure=False)  # keyed from the OS, just not marked secure
+    loose_kid = prng.spawn(loose, 1)[0]
+    seeded = prng.default_rng(7)
+    seeded_kid = prng.spawn(prng.default_rng(8), 1)[0]
+    gens = (loose, loose_kid, seeded, seeded_kid)
+
+    child = _fork_call(lambda: [g.bit_generator.random_raw(2).tolist() for g in gens])
+    parent = [g.bit_generator.random_raw(2).tolist() for g in gens]
+    assert child[0] != parent[0] and child[1] != parent[1]  # never replayed by a fork
+    assert child[2] == parent[2] and child[3] == parent[3]  # seeded: still reproducible
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs fork")
+@pytest.mark.parametrize("kind", ["secure", "seeded", "shared"])
+def test_stream_lock_held_by_another_thread_at_fork(kind):
+    from .test_fork import _fork_call
+
+    gen = {
+        "secure": prng.default_rng,
+        "seeded": lambda: prng.default_rng(3),
+        "shared": lambda: prng.resolve(None),
+    }[kind]()
+    inside, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gen.bit_generator.lock:  # as a single-block kernel call does while it runs
+            inside.set()
+            done.wait(60)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert inside.wait(60)
+
+    def child():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = ppml_fast.noise.laplace(1.0, size=10, rng=gen)
+            b = gen.random(3)  # numpy's own methods take the same lock
+            c = ppml_fast.noise.laplace(1.0, size=10, rng=None)
+        return a.shape, b.shape, c.shape
+
+    try:
+        got = _fork_call(child, timeout=30)
+    finally:
+        done.set()
+        t.join(60)
+    assert got == ((10,), (3,), (10,))

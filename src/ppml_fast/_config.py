@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
+import sys
 from collections.abc import Iterator
 
-_lock = threading.Lock()
+from ._forksafe import ForkSafeLock
+
+
+def _reapply_level() -> None:
+    """In a forked child whose parent was inside :func:`set_isa`: one level everywhere."""
+    native = sys.modules.get(f"{__package__}._native")
+    if native is not None and native._level is not None:
+        native.set_level(native._level)
+
+
+_lock = ForkSafeLock(on_fork=_reapply_level)
 
 
 def _default_threads() -> int:
@@ -21,7 +31,17 @@ _num_threads = _default_threads()
 
 
 def get_num_threads() -> int:
-    """Number of threads the native kernels use (default: all cores, or $PPML_FAST_NUM_THREADS)."""
+    """Number of threads the native kernels use (default: all cores, or $PPML_FAST_NUM_THREADS).
+
+    This is the setting (:func:`set_num_threads`). One exception applies to the OpenMP
+    kernels (noise, clipping, sharing, secure aggregation, accounting, Paillier): in a
+    child made by ``os.fork()`` (``multiprocessing``'s ``"fork"`` start method) after the
+    parent had run one of them on several threads, they run on one thread for the rest of
+    the child's life, with the same results. GNU OpenMP cannot run a thread team in such
+    a child (it would wait for ever on the parent's threads, which the child does not
+    have). Children made by ``"forkserver"`` or ``"spawn"``, and children forked before
+    any multi-threaded kernel ran, use every thread.
+    """
     return _num_threads
 
 
@@ -29,7 +49,9 @@ def set_num_threads(n: int) -> None:
     """Set the number of threads the native kernels use.
 
     Seeded results do not depend on this: kernels split their work and their random
-    stream into fixed blocks, whatever the thread count.
+    stream into fixed blocks, whatever the thread count. In a forked child of a process
+    that already ran a multi-threaded OpenMP kernel those kernels stay on one thread
+    whatever this is set to (see :func:`get_num_threads`).
     """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int):
@@ -38,6 +60,46 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"n must be >= 1, got {n}")
     with _lock:
         _num_threads = n
+
+
+# --- OpenMP and fork ---------------------------------------------------------------------
+# GNU libgomp keeps a pool of worker threads once a parallel region has run on more than
+# one thread. A forked child inherits the pool's bookkeeping but none of its threads, and
+# its next multi-threaded region waits for them for ever; libgomp cannot be re-initialised
+# in the child. So: note when a kernel may have started such a team, and make a child
+# forked after that run every OpenMP kernel on one thread (the kernels split their work and
+# random streams into fixed blocks, so the results are the same).
+
+#: True once omp_threads() returned more than 1 in this process (or in a forked ancestor).
+_omp_team_started = False
+#: True in a child forked after _omp_team_started was set: OpenMP kernels use one thread.
+_omp_single = False
+
+
+def omp_threads() -> int:
+    """The thread count to pass to an OpenMP (Cython/C) kernel.
+
+    :func:`get_num_threads`, except 1 in a child forked after a multi-threaded OpenMP
+    kernel ran in its parent (see :func:`get_num_threads`). Python thread pools (the
+    Numba column kernels) keep using :func:`get_num_threads`.
+    """
+    global _omp_team_started
+    if _omp_single:
+        return 1
+    n = _num_threads
+    if n > 1:
+        _omp_team_started = True  # set before the kernel runs: a fork in between is covered
+    return n
+
+
+def _after_fork_in_child() -> None:
+    global _omp_single
+    if _omp_team_started:
+        _omp_single = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ def fill(
     flat_loc = None if loc is None else loc.reshape(-1)
     with split(gen, flat.size) as (bit_generators, block):
         return _kernels.fill(
-            kind, bit_generators, block, scale, flat, flat_loc, _config.get_num_threads()
+            kind, bit_generators, block, scale, flat, flat_loc, _config.omp_threads()
         )
 
 

@@ -31,9 +31,10 @@ def children(bg: np.random.BitGenerator, n: int) -> list[np.random.BitGenerator]
     generators give children of their own type seeded with a ``SeedSequence`` of 256
     fresh bits. Returns None when the bit generator's type cannot be built from a seed.
     """
-    if isinstance(bg, AESCounter):
+    if isinstance(bg, AESCounter):  # the parent's type: a secure stream's children refuse copies
         words = bg.random_raw(2 * n)
-        return [AESCounter(key=int(words[2 * i]) | (int(words[2 * i + 1]) << 64)) for i in range(n)]
+        kind = type(bg)
+        return [kind(key=int(words[2 * i]) | (int(words[2 * i + 1]) << 64)) for i in range(n)]
     try:
         words = bg.random_raw(4 * n)
         return [

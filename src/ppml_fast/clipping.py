@@ -207,7 +207,7 @@ def _groups(batch: _Batch, thresholds: list[float]) -> list[tuple[list[int], flo
 def _raw_norms(batch: _Batch, groups: list[tuple[list[int], float]]) -> np.ndarray:
     """(G, B) float64 norms of each group of layers; NaN where a group holds NaN/inf."""
     norms = np.empty((len(groups), batch.batch_size), dtype=np.float64)
-    nthreads = _config.get_num_threads()
+    nthreads = _config.omp_threads()
     for g, (layers, _) in enumerate(groups):
         _kernels.run(
             _kernels.OP_NORMS, [batch.rows[i] for i in layers], [], 1.0, norms[g], nthreads
@@ -242,7 +242,7 @@ def _apply(
     norms: np.ndarray,
 ) -> None:
     """Scale or sum every group with the norms of :func:`_measure` (NaN: dropped row)."""
-    nthreads = _config.get_num_threads()
+    nthreads = _config.omp_threads()
     for g, (layers, c) in enumerate(groups):
         _kernels.run(
             op, [batch.rows[i] for i in layers], [outs[i] for i in layers], c, norms[g], nthreads

@@ -48,8 +48,35 @@ __all__ = [
     "warn_if_insecure",
 ]
 
-#: Every live secure stream, re-keyed in a forked child (see _after_fork_in_child).
-_live_secure: weakref.WeakSet[np.random.Generator] = weakref.WeakSet()
+#: Every live stream keyed from the operating system (secure, or unseeded with
+#: ``secure=False``), re-keyed in a forked child (see _after_fork_in_child).
+_live_os_keyed: weakref.WeakSet[np.random.Generator] = weakref.WeakSet()
+#: Every live ppml_fast Generator: a forked child frees a bit-generator lock that a
+#: thread of the parent held at the fork (see _after_fork_in_child).
+_live_all: weakref.WeakSet[np.random.Generator] = weakref.WeakSet()
+
+_NO_COPY = (
+    "a secure ppml_fast stream cannot be pickled or copied: a copy would repeat its "
+    "numbers; create or spawn a fresh stream where it is needed"
+)
+
+
+class _SecureAESCounter(AESCounter):  # type: ignore[misc]
+    """The AES-CTR bit generator of a secure stream: it refuses to be pickled or copied
+    (``pickle``, ``copy.copy``, ``copy.deepcopy``), since a copy replays the keystream.
+    Its children (:func:`children`, :func:`spawn`) are of this type too."""
+
+    def __reduce__(self) -> Any:
+        raise TypeError(_NO_COPY)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(_NO_COPY)
+
+    def __copy__(self) -> Any:
+        raise TypeError(_NO_COPY)
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise TypeError(_NO_COPY)
 
 
 class Generator(np.random.Generator):
@@ -65,15 +92,13 @@ class Generator(np.random.Generator):
         super().__init__(bit_generator)
         self.secure = bool(secure)
         if self.secure:
-            _live_secure.add(self)
+            _live_os_keyed.add(self)
+        _live_all.add(self)
 
     def __reduce__(self) -> Any:
         if self.secure:
             # A copy would replay the same noise/shares in two places.
-            raise TypeError(
-                "a secure ppml_fast stream cannot be pickled or copied: a copy would repeat "
-                "its numbers; create or spawn a fresh stream where it is needed"
-            )
+            raise TypeError(_NO_COPY)
         return super().__reduce__()
 
     def __repr__(self) -> str:
@@ -107,7 +132,11 @@ def default_rng(seed: RngLike = None, *, secure: bool | None = None) -> np.rando
     if secure is not None and not isinstance(secure, (bool, np.bool_)):
         raise TypeError(f"secure must be None or a bool, got {type(secure).__name__}")
     if seed is None:
-        return Generator(AESCounter(key=_os_key()), secure=secure is None or bool(secure))
+        if secure is None or secure:
+            return Generator(_SecureAESCounter(key=_os_key()), secure=True)
+        gen = Generator(AESCounter(key=_os_key()), secure=False)
+        _live_os_keyed.add(gen)  # not marked secure, but still never replayed by a fork
+        return gen
     if secure:
         raise ValueError(
             "seed must be None when secure=True: a seeded stream is reproducible, not secure"
@@ -145,7 +174,10 @@ def spawn(rng: RngLike, n: int) -> list[np.random.Generator]:
     if kids is None:
         raise TypeError(f"cannot split a stream of {type(bg).__name__}: it takes no seed")
     secure = is_secure(gen)
-    return [Generator(k, secure=secure) for k in kids]
+    out: list[np.random.Generator] = [Generator(k, secure=secure) for k in kids]
+    if gen in _live_os_keyed:  # children of an OS-keyed stream are re-keyed after fork too
+        _live_os_keyed.update(out)
+    return out
 
 
 def is_secure(gen: np.random.Generator) -> bool:
@@ -159,14 +191,32 @@ _shared: np.random.Generator | None = None
 _shared_lock = threading.Lock()
 
 
+def _free_lock(lock: Any) -> None:
+    """Make a bit generator's lock usable in a forked child. A lock that a thread of the
+    parent held stays locked here (that thread is gone): it is reset in place, since each
+    numpy ``Generator`` keeps its own reference to it. A re-entrant lock that the forking
+    thread holds is taken again and so left as it is."""
+    if lock.acquire(blocking=False):
+        lock.release()
+        return
+    reinit = getattr(lock, "_at_fork_reinit", None)
+    if reinit is not None:
+        reinit()
+
+
 def _after_fork_in_child() -> None:
-    """A forked child must never replay its parent's noise: re-key every secure stream."""
+    """A forked child must never replay its parent's noise: re-key every stream keyed from
+    the operating system (seeded streams stay reproducible), and free every stream's lock
+    that another thread held at the fork."""
     global _shared, _shared_lock
     _shared = None
     _shared_lock = threading.Lock()  # another thread may have held it at the fork
-    for gen in list(_live_secure):
-        if isinstance(gen.bit_generator, AESCounter):
-            gen.bit_generator.state = AESCounter(key=_os_key()).state
+    for gen in list(_live_all):
+        _free_lock(gen.bit_generator.lock)
+    for gen in list(_live_os_keyed):
+        bg = gen.bit_generator
+        if isinstance(bg, AESCounter):  # a state is only accepted from the same type
+            bg.state = type(bg)(key=_os_key()).state
 
 
 if hasattr(os, "register_at_fork"):

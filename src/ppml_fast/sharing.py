@@ -130,7 +130,7 @@ def _operand(x: Any, name: str, p: int, *, check: bool = True) -> np.ndarray:
     u = a.astype(_U64, copy=False)  # a negative value becomes >= 2**63 > p
     if p and check and u.size:
         flat = np.ascontiguousarray(u).reshape(-1)
-        if _kernels.any_ge(flat, p, _config.get_num_threads()):
+        if _kernels.any_ge(flat, p, _config.omp_threads()):
             _range_error(a, name, p)
     return u
 
@@ -199,7 +199,7 @@ def _native_binop(
     )
     res = dest if direct else _fresh(shape)
     assert res is not None
-    nthreads = _config.get_num_threads()
+    nthreads = _config.omp_threads()
     fa, fb = _flat(a, shape), _flat(b, shape)
     checked = [(fa, names[0])] + ([(fb, names[1])] if op != _kernels.POW else [])  # not exponents
     if p and dest is not None:
@@ -312,7 +312,7 @@ def sum(a: ArrayLike, axis: int | None = None, *, modulus: int | None = None) ->
         rows = np.ascontiguousarray(x.reshape(1, x.size))
         res = np.zeros(1, dtype=_U64)
         if x.size:
-            _kernels.sum_rows(rows, res, p, _config.get_num_threads())
+            _kernels.sum_rows(rows, res, p, _config.omp_threads())
         return res[0]
     ax = operator.index(axis)
     if not -x.ndim <= ax < x.ndim:
@@ -322,7 +322,7 @@ def sum(a: ArrayLike, axis: int | None = None, *, modulus: int | None = None) ->
     rows = np.ascontiguousarray(moved.reshape(nrows, moved.shape[-1]))
     res = np.zeros(nrows, dtype=_U64)
     if res.size and rows.shape[1]:
-        _kernels.sum_rows(rows, res, p, _config.get_num_threads())
+        _kernels.sum_rows(rows, res, p, _config.omp_threads())
     return res.reshape(moved.shape[:-1])
 
 
@@ -348,7 +348,7 @@ def inv(a: ArrayLike, *, modulus: int | None = None) -> Any:
     flat = np.ascontiguousarray(x.reshape(-1))
     res = _fresh(flat.shape)
     if flat.size:
-        _kernels.inv_field(flat, res, p, _config.get_num_threads())
+        _kernels.inv_field(flat, res, p, _config.omp_threads())
     res = res.reshape(x.shape)
     return res[()] if scalar else res
 
@@ -379,7 +379,7 @@ def matmul(
     dest = _out(out, (n, m))
     res = np.zeros((n, m), dtype=_U64)
     if res.size and kk:
-        nthreads = _config.get_num_threads()
+        nthreads = _config.omp_threads()
         if not p:
             _kernels.matmul_ring(np.ascontiguousarray(x), np.ascontiguousarray(y), res, nthreads)
         else:
@@ -424,7 +424,7 @@ def _uniform(gen: np.random.Generator, shape: tuple[int, ...], p: int) -> np.nda
     flat = out.reshape(-1)
     if flat.size:
         with split(gen, flat.size) as (bit_generators, block):
-            _kernels.uniform_fill(bit_generators, block, p, flat, _config.get_num_threads())
+            _kernels.uniform_fill(bit_generators, block, p, flat, _config.omp_threads())
     return out
 
 
@@ -488,9 +488,7 @@ def shamir_share(
         # coefficients drawn inside the kernel, per block of secrets, from fixed blocks of
         # the stream: never a (t - 1) x N array in memory
         with split(gen, v.size) as (bit_generators, block):
-            _kernels.shamir_fill(
-                v, t, n, q, bit_generators, block, shares, _config.get_num_threads()
-            )
+            _kernels.shamir_fill(v, t, n, q, bit_generators, block, shares, _config.omp_threads())
     return shares.reshape((n, *np.shape(x)))
 
 
@@ -560,7 +558,7 @@ def _combine(s: np.ndarray, lam: tuple[int, ...], q: int) -> Any:
     rows = np.ascontiguousarray(s.reshape(s.shape[0], -1))
     res = _fresh(rows.shape[1])
     if res.size and _kernels.lincomb(
-        rows, np.array(lam, dtype=_U64), res, q, _config.get_num_threads()
+        rows, np.array(lam, dtype=_U64), res, q, _config.omp_threads()
     ):
         _range_error(rows, "shares", q)
     out = res.reshape(s.shape[1:])

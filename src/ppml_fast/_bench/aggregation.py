@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import aggregation, get_num_threads, sharing
+from .. import _config, aggregation, sharing
 from .._native import clipping as _clip_kernels
 from ..aggregation import secure as _secagg
 from ..reference import aggregation as ref
@@ -91,7 +91,7 @@ def _fedavg(data: Data, n: int, d: int, dtype: Any, full: bool) -> Case:
         reference_name="numpy (w*X).sum",
         peers={
             "numpy gemv": lambda: (wd @ x()) / total,
-            "read probe": lambda: _clip_kernels.read_probe(x(), get_num_threads()),
+            "read probe": lambda: _clip_kernels.read_probe(x(), _config.omp_threads()),
         },
         nbytes=n * d * np.dtype(dtype).itemsize,
         target=target,

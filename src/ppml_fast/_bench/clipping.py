@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import clipping, get_num_threads
+from .. import _config, clipping
 from .._native import clipping as _kernels
 from ..reference import clipping as ref
 from . import Case, Data, Target, select
@@ -95,7 +95,7 @@ def _batch(d: int, full: bool) -> list[Case]:
         return data.get(name, make)
 
     def probe() -> Any:
-        return _kernels.read_probe(g(), get_num_threads())
+        return _kernels.read_probe(g(), _config.omp_threads())
 
     def tuned_dp() -> Any:
         total = ref.numpy_tuned_sum(g(), C)

@@ -9,12 +9,12 @@ composition (Thm. 3.16) and the advanced composition of Dwork, Rothblum & Vadhan
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
 from .._errors import PrivacyBudgetExhausted
+from .._forksafe import ForkSafeLock
 from .._validation import HALF_OPEN_UNIT, NON_NEGATIVE, OPEN_UNIT, POSITIVE, check_scalar
 
 Composition = Literal["basic", "advanced"]
@@ -190,7 +190,7 @@ class PrivacyBudget:
             self._log_inv_slack = Fraction(-math.log(slack))
         self._sums = _Sums()
         self._history: list[tuple[float, float]] = []
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock(on_fork=self._resync_after_fork)
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -386,3 +386,12 @@ class PrivacyBudget:
             f"PrivacyBudget(epsilon={self._epsilon!r}, delta={self._delta!r}, "
             f"composition={self._composition!r}{slack}; spent={spent}, spends={n})"
         )
+
+    def _resync_after_fork(self) -> None:
+        """In a child forked while another thread was inside :meth:`spend`: that spend may
+        be in the history but not yet in the sums. The history is appended first, so the
+        sums rebuilt from it count every release it shows (never fewer than were made)."""
+        sums = _Sums()
+        for eps, dlt in self._history:
+            sums = sums.plus(_Sums.of(eps, dlt))
+        self._sums = sums

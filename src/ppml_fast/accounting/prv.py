@@ -25,7 +25,6 @@ the *estimate* and the *lower* bound are not.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -33,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft as _fft
 
+from .._forksafe import ForkSafeLock
 from .._native import accounting as _kernels
 from .._validation import NON_NEGATIVE, OPEN_UNIT, POSITIVE, check_scalar
 from .events import GaussianEvent, LaplaceEvent, _HistoryMixin
@@ -316,7 +316,7 @@ class PRVAccountant(_HistoryMixin):
     def __init__(self) -> None:
         super().__init__()
         self._cache: dict[tuple[Any, ...], tuple[_ComposedPRV | None, float]] = {}
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()  # guards _cache; a child forked mid-update keeps a valid one
 
     @classmethod
     def mechanism(cls) -> str:

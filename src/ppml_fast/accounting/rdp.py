@@ -112,7 +112,7 @@ def _rdp_threads(n_orders: int) -> int:
     than the whole computation. The 1-minute load average (below cores - 0.5) is the
     cheap signal.
     """
-    nt = max(1, min(_config.get_num_threads(), 8))
+    nt = max(1, min(_config.omp_threads(), 8))
     if nt == 1 or n_orders < 32:
         return 1
     try:

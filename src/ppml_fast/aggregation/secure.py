@@ -247,7 +247,7 @@ def expand_masks(
         raise ValueError("signs must be +1 or -1")
     keys = np.frombuffer(b"".join(bytes(s) for s in seeds), dtype=np.uint8)
     sg = np.array([-1 if s < 0 else 1 for s in signs], dtype=np.int8)
-    rc = _kernels.masks_add(acc, base, keys, sg, 0, _config.get_num_threads())
+    rc = _kernels.masks_add(acc, base, keys, sg, 0, _config.omp_threads())
     if rc == -1:  # the generic level: OpenSSL's keystream
         _masks_add_openssl(acc, base, [bytes(s) for s in seeds], sg.tolist())
     elif rc != 0:
@@ -611,7 +611,7 @@ def _accumulate(total: np.ndarray | None, y: np.ndarray) -> np.ndarray:
     """total + y (mod 2^64), in place on both cores; a copy of y for the first input."""
     if total is None:
         return np.array(y, dtype=np.uint64, copy=True, order="C")
-    _kernels.ring_add(total, np.ascontiguousarray(y), _config.get_num_threads())
+    _kernels.ring_add(total, np.ascontiguousarray(y), _config.omp_threads())
     return total
 
 

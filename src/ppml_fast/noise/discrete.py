@@ -86,11 +86,11 @@ def _sample(name: str, value: Any, size: Any, rng: Any, dtype: Any, out: Any) ->
     elif name == "scale":
         params = _laplace_params(q)
         with split(resolve(rng), flat.size) as (bit_generators, block):
-            _kernels.fill_laplace(bit_generators, block, *params, flat, _config.get_num_threads())
+            _kernels.fill_laplace(bit_generators, block, *params, flat, _config.omp_threads())
     else:
         gparams = _gaussian_params(q)
         with split(resolve(rng), flat.size) as (bit_generators, block):
-            _kernels.fill_gaussian(bit_generators, block, *gparams, flat, _config.get_num_threads())
+            _kernels.fill_gaussian(bit_generators, block, *gparams, flat, _config.omp_threads())
     return arr[0] if scalar else arr
 
 

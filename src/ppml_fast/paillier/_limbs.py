@@ -25,7 +25,7 @@ INTS = (int, np.integer, _MPZ)
 
 def threads() -> int:
     """The thread count the kernels run with (:func:`ppml_fast.set_num_threads`)."""
-    return _config.get_num_threads()
+    return _config.omp_threads()
 
 
 def nlimbs(x: int) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ import gmpy2
 import numpy as np
 
 from .._errors import KeyMismatchError
+from .._forksafe import ForkSafeLock
 from .._native import paillier as _kernels
 from .._types import ArrayLike
 from .._validation import check_int
@@ -171,7 +171,10 @@ class PaillierPublicKey:
                 raise ValueError("hs must be in (0, n**2) and coprime to n")
             _check_hs_order(hs, self.nsquare)
             self._hs = hs
-        self._lock = threading.RLock()  # precompute() holds it and may draw hs
+        # precompute() holds it and may draw hs. Fork-safe: a child forked while another
+        # thread held it gets a free lock; a table or hs that thread was building was never
+        # stored (each is assigned whole, at the end), so the child builds its own.
+        self._lock = ForkSafeLock(reentrant=True)
         self._table: tuple[np.ndarray, int] | None = None
         self._djn_single = 0
         self._limbs: dict[str, np.ndarray] = {}
