@@ -196,22 +196,22 @@ def _layers() -> list[Case]:
     def is_sums(out: Any) -> bool:
         return [np.shape(a) for a in out] == [a.shape[1:] for a in layers()]
 
-    return [
-        Case(
+    def row(operation: str, c: float | list[float]) -> Case:
+        return Case(
             operation,
             "512 x 2762 f64",
-            native=lambda c=c: clipping.clip_and_sum(layers(), c),
-            reference=lambda c=c: ref.numpy_clip_and_sum_layers(layers(), c),
+            native=lambda: clipping.clip_and_sum(layers(), c),
+            reference=lambda: ref.numpy_clip_and_sum_layers(layers(), c),
             reference_name="numpy einsum norms, gemv per layer",
-            peers={"per-example loop": lambda c=c: ref.clip_and_sum(layers(), c)},
+            peers={"per-example loop": lambda: ref.clip_and_sum(layers(), c)},
             nbytes=512 * 2762 * 8,
             data=data,
             check=is_sums,
         )
-        for operation, c in (
-            ("clip_and_sum 4 layers", C),
-            ("clip_and_sum 4 layers, per-layer C", per_layer),
-        )
+
+    return [
+        row("clip_and_sum 4 layers", C),
+        row("clip_and_sum 4 layers, per-layer C", per_layer),
     ]
 
 
