@@ -18,6 +18,7 @@ cheap and a runner drops an area's arrays once its last case has run.
 from __future__ import annotations
 
 import importlib
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ from .._tables import render
 
 __all__ = [
     "AREAS",
+    "LONG_CALL",
     "Case",
     "Data",
     "Row",
@@ -209,7 +211,7 @@ class Case:
         return out
 
 
-_ID_SPELLING = str.maketrans({"σ": "sigma", "ε": "eps", "δ": "delta", "×": "x"})
+_ID_SPELLING = str.maketrans({"σ": "sigma", "ε": "eps", "δ": "delta", "Δ": "Delta", "×": "x"})
 
 
 def case_id(case: Case, impl: str) -> str:
@@ -277,8 +279,20 @@ def collect(full: bool = False, areas: Iterable[str] = AREAS) -> list[Case]:
     return cases
 
 
+#: Seconds: a reference or peer call this slow is timed once, its warm-up call being the
+#: measurement (a second call would add minutes and change nothing that matters; native
+#: calls always get their untimed warm-up, which may include JIT compilation).
+LONG_CALL = 10.0
+
+
 def timings(
-    fn: Call, *, min_time: float = 0.1, min_runs: int = 3, max_runs: int = 20, slow: float = 0.5
+    fn: Call,
+    *,
+    min_time: float = 0.1,
+    min_runs: int = 3,
+    max_runs: int = 20,
+    slow: float = 0.5,
+    long: float = math.inf,
 ) -> list[float]:
     """Wall times of repeated calls of ``fn`` after one untimed warm-up call.
 
@@ -295,13 +309,20 @@ def timings(
     slow : float
         Two timed calls are enough when they took this many seconds together (slow
         calls vary less than the machine does).
+    long : float
+        A warm-up call that took this many seconds or more is the one measurement
+        (``[its time]``); default: never.
 
     Returns
     -------
     list of float
         The seconds of each timed call, in order.
     """
+    t0 = time.perf_counter()
     fn()
+    first = time.perf_counter() - t0
+    if first >= long:
+        return [first]
     out: list[float] = []
     while len(out) < max_runs:
         spent = sum(out)
@@ -384,7 +405,10 @@ def run(cases: list[Case], progress: Callable[[int, int, Case], None] | None = N
     for i, case in enumerate(cases):
         if progress is not None:
             progress(i, len(cases), case)
-        runs = {name: timings(fn) for name, fn in case.impls().items()}
+        runs = {
+            name: timings(fn, long=math.inf if name == "native" else LONG_CALL)
+            for name, fn in case.impls().items()
+        }
         best = {name: min(t) for name, t in runs.items()}
         peers = {name: best[name] for name in case.peers}
         rows.append(Row(case, best["native"], best.get("reference"), peers, runs))

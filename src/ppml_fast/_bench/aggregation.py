@@ -8,13 +8,17 @@ aggregation.
   fraction of the machine's read bandwidth, measured in the same run, that FedAvg
   reaches (the target is at most 1.5 reads' time: >= 0.67, at 10^5);
 - StreamingFedAvg (one ``add`` per client) against a numpy loop ``acc += w_i x_i``;
-- DP-FedAvg on the same matrix against the numpy pipeline (norms, clipped copy, sum,
-  noise, mean);
+- DP-FedAvg on the same matrix against tuned numpy in float32 (``einsum`` norms, the
+  weighted sum of the clipped rows as one ``gemv``, float32 noise; no float64 copy);
+  peer "numpy f64 copy": the literal formula on a float64 copy (norms, clipped copy,
+  sum, noise, mean);
 - coordinate median and 10% trimmed mean over 100 clients against ``numpy.median`` and
   ``scipy.stats.trim_mean``;
-- Krum over 100 clients against the pairwise-difference reference (4950 difference
-  vectors); the target is >= 5x at 10^6 parameters (a ``full`` row, whose reference
-  takes seconds per call);
+- Krum over 100 clients against numpy with one Gram matrix (float64, centred on the
+  column means, as the native code computes it); peers: the same Gram in float32 (one
+  ``sgemm``, no copy, less accurate) and the pairwise-difference loop (4950 difference
+  vectors), against which the target is >= 5x at 10^6 parameters (a ``full`` row, whose
+  loop takes seconds per call);
 - the FedProx gradient against the numpy formula;
 - secure aggregation (:mod:`ppml_fast.aggregation.secure`): the round's hot path, the
   masked-sum phase of SecAgg+ (each surviving client expands its self mask and one mask
@@ -137,8 +141,15 @@ def _dp_fedavg(data: Data, n: int, d: int, full: bool) -> Case:
         native=lambda: (
             aggregation.dp_fedavg(_matrix(data, n, d), 50.0, 1.0, expected_clients=n).update
         ),
-        reference=lambda: ref.dp_fedavg(_matrix(data, n, d), 50.0, 1.0, pcg, denominator=float(n)),
-        reference_name="numpy clip, sum, noise",
+        reference=lambda: ref.dp_fedavg_numpy(
+            _matrix(data, n, d), 50.0, 1.0, pcg, denominator=float(n)
+        ),
+        reference_name="numpy f32: einsum norms, gemv, noise",
+        peers={
+            "numpy f64 copy": lambda: ref.dp_fedavg(
+                _matrix(data, n, d), 50.0, 1.0, pcg, denominator=float(n)
+            )
+        },
         nbytes=n * d * 4,
         full=full,
         data=data,
@@ -180,17 +191,23 @@ def _robust(data: Data, n: int, d: int, full: bool) -> list[Case]:
 
 
 def _krum(data: Data, n: int, d: int, full: bool) -> Case:
-    """Krum; the target is for 100 x 10^6: at 10^5 or less a row fits in L2, so
-    the reference's difference vectors are cheaper than at full size."""
+    """Krum against numpy with one Gram matrix, float64 and centred like the native
+    code; peers: the same in float32 (``sgemm``, no copy, less accurate) and the pairwise
+    loop. The target, for 100 x 10^6, is against the pairwise loop: at 10^5 or less a row
+    fits in L2, so the loop's difference vectors are cheaper than at full size."""
     target = None
     if d >= 10**6:
-        target = Target("speed-up", 5.0, ">= 5x the pairwise numpy reference")
+        target = Target("vs numpy pair loop", 5.0, ">= 5x the pairwise numpy reference")
     return Case(
         "krum f=10",
         _size(n, d),
         native=lambda: aggregation.krum(_matrix(data, n, d), 10).indices,
-        reference=lambda: ref.krum(_matrix(data, n, d), 10)[1],
-        reference_name="numpy pair loop",
+        reference=lambda: ref.krum_gram(_matrix(data, n, d), 10)[1],
+        reference_name="numpy Gram, f64 centred",
+        peers={
+            "numpy Gram f32": lambda: ref.krum_gram(_matrix(data, n, d), 10, centred=False)[1],
+            "numpy pair loop": lambda: ref.krum(_matrix(data, n, d), 10)[1],
+        },
         nbytes=n * d * 4,
         target=target,
         full=full,

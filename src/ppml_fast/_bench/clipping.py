@@ -178,9 +178,13 @@ def _batch(d: int, full: bool) -> list[Case]:
     ]
 
 
-def _layers() -> Case:
-    """A float64 batch of small rows, 4 layers, flat clipping: no target, for the record."""
+def _layers() -> list[Case]:
+    """A float64 batch of small rows, 4 layers, with flat clipping (one C over all
+    layers) and per-layer clipping (one C per layer): no target, for the record.
+    Reference: vectorised numpy (``einsum`` norms, one ``gemv`` per layer); peer: the
+    per-example loop of the oracle."""
     data = Data()
+    per_layer = [C, 0.5 * C, 2.0 * C, 0.25 * C]
 
     def layers() -> list[np.ndarray]:
         def make() -> list[np.ndarray]:
@@ -189,15 +193,26 @@ def _layers() -> Case:
 
         return list(data.get("layers", make))
 
-    return Case(
-        "clip_and_sum 4 layers",
-        "512 x 2762 f64",
-        native=lambda: clipping.clip_and_sum(layers(), C),
-        reference=lambda: ref.clip_and_sum(layers(), C),
-        reference_name="per-example loop",
-        nbytes=512 * 2762 * 8,
-        data=data,
-    )
+    def is_sums(out: Any) -> bool:
+        return [np.shape(a) for a in out] == [a.shape[1:] for a in layers()]
+
+    def row(operation: str, c: float | list[float]) -> Case:
+        return Case(
+            operation,
+            "512 x 2762 f64",
+            native=lambda: clipping.clip_and_sum(layers(), c),
+            reference=lambda: ref.numpy_clip_and_sum_layers(layers(), c),
+            reference_name="numpy einsum norms, gemv per layer",
+            peers={"per-example loop": lambda: ref.clip_and_sum(layers(), c)},
+            nbytes=512 * 2762 * 8,
+            data=data,
+            check=is_sums,
+        )
+
+    return [
+        row("clip_and_sum 4 layers", C),
+        row("clip_and_sum 4 layers, per-layer C", per_layer),
+    ]
 
 
 def cases(full: bool) -> list[Case]:
@@ -212,7 +227,7 @@ def cases(full: bool) -> list[Case]:
     -------
     list of Case
         clip_and_sum, dp_aggregate and in-place clip_per_sample on 256 x 10^5 float32,
-        and clip_and_sum over a 4-layer float64 batch.
+        and clip_and_sum over a 4-layer float64 batch (flat and per-layer thresholds).
     """
-    out = [*_batch(10**5, False), _layers(), *_batch(10**6, True)]
+    out = [*_batch(10**5, False), *_layers(), *_batch(10**6, True)]
     return select(out, full)

@@ -11,8 +11,12 @@ results are in the input's dtype.
 - :func:`coordinate_median` / :func:`trimmed_mean` sort each column (NaNs dropped with
   ``omit``) and take the definition, summing the kept values in sorted order;
 - :func:`krum_scores` / :func:`krum` compute every pairwise distance from an explicit
-  difference vector, pair by pair;
-- :func:`fedprox_gradient`, :func:`dp_fedavg` -- the formulas, with numpy's PCG64 noise.
+  difference vector, pair by pair (the oracle); :func:`krum_scores_gram` /
+  :func:`krum_gram` take them all from one Gram matrix ``X Xᵀ`` (one BLAS product, as
+  numpy code would), the benchmark's baseline;
+- :func:`fedprox_gradient`, :func:`dp_fedavg` -- the formulas, with numpy's PCG64 noise;
+  :func:`dp_fedavg_numpy` is the tuned numpy form in the data's dtype (``einsum`` norms,
+  one ``gemv``, no float64 copy) that the benchmark times.
 """
 
 from __future__ import annotations
@@ -133,6 +137,63 @@ def krum(x: np.ndarray, f: int, m: int = 1) -> tuple[np.ndarray, np.ndarray, np.
     return fedavg(x[np.sort(chosen)]), chosen, scores
 
 
+def pairwise_sq_distances_gram(x: np.ndarray, *, centred: bool = True) -> np.ndarray:
+    """``||x_i||² + ||x_j||² - 2 x_i·x_j`` for every pair from one Gram matrix ``X Xᵀ``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The (n, D) updates.
+    centred : bool, default True
+        True: the Gram matrix of ``X - mean(X)`` in float64 (one float64 copy of the
+        updates, centred on the column means, one BLAS ``dgemm``): the arithmetic of
+        :func:`ppml_fast.aggregation.krum`, without its blocking, and as accurate
+        (distances do not change under a translation; centring removes the cancellation
+        of the three terms when the updates share a large common part). False: ``X Xᵀ``
+        in ``x``'s own dtype (``sgemm`` for float32, no copy), the quickest numpy form and
+        the least accurate.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, n) float64 squared distances, rounding residues below 0 clamped to 0, zero
+        diagonal.
+    """
+    x = np.asarray(x)
+    if centred:
+        xd = x.astype(np.float64)
+        xd -= xd.mean(axis=0)
+        g = xd @ xd.T
+    else:
+        g = np.matmul(x, x.T).astype(np.float64)
+    sq = np.diag(g).copy()
+    d = sq[:, None] + sq[None, :] - 2.0 * g
+    np.maximum(d, 0.0, out=d)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def krum_scores_gram(x: np.ndarray, f: int, *, centred: bool = True) -> np.ndarray:
+    """:func:`krum_scores` vectorised: distances by :func:`pairwise_sq_distances_gram`,
+    each row's own zero dropped, the ``n - f - 2`` smallest of the rest summed."""
+    d = pairwise_sq_distances_gram(x, centred=centred)
+    n = d.shape[0]
+    np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, : n - f - 2].sum(axis=1)
+
+
+def krum_gram(
+    x: np.ndarray, f: int, m: int = 1, *, centred: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`krum` in vectorised numpy (one Gram matrix, one sort of the distance
+    matrix, the mean of the chosen rows in float64): (mean, indices best first, scores)."""
+    x = np.asarray(x)
+    scores = krum_scores_gram(x, f, centred=centred)
+    chosen = np.argsort(scores, kind="stable")[:m]
+    mean = x[np.sort(chosen)].mean(axis=0, dtype=np.float64).astype(x.dtype)
+    return mean, chosen, scores
+
+
 def fedprox_gradient(g: np.ndarray, w: np.ndarray, wg: np.ndarray, mu: float) -> np.ndarray:
     """``g + mu (w - wg)`` in float64, rounded to ``g``'s dtype."""
     f64 = np.float64
@@ -163,3 +224,33 @@ def dp_fedavg(
     total += rng.normal(0.0, noise_multiplier * clip_norm, size=total.shape)
     m = float(w.sum()) if denominator is None else denominator
     return (total / m).reshape(x.shape[1:]).astype(x.dtype)
+
+
+def dp_fedavg_numpy(
+    x: np.ndarray,
+    clip_norm: float,
+    noise_multiplier: float,
+    rng: np.random.Generator,
+    *,
+    weights: Any = None,
+    denominator: float | None = None,
+) -> np.ndarray:
+    """:func:`dp_fedavg` as tuned numpy writes it, in the data's dtype throughout.
+
+    Row norms by one ``einsum`` (no squared copy), the scales ``w_i min(1, C/||x_i||)``
+    as a vector of the data's dtype, the weighted sum of the clipped rows as one
+    matrix-vector product (BLAS ``gemv``: no clipped copy), noise drawn in the data's
+    dtype (``standard_normal(dtype=float32)`` for float32) and added in place, then the
+    division in place: no float64 copy of the updates. The benchmarks' baseline.
+    """
+    x = np.asarray(x)
+    dt = x.dtype
+    flat = x.reshape(x.shape[0], -1)
+    w = np.ones(x.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", flat, flat).astype(np.float64))
+    scale = (w * np.minimum(1.0, clip_norm / np.maximum(norms, 1e-300))).astype(dt)
+    total = scale @ flat
+    total += rng.standard_normal(total.shape, dtype=dt) * dt.type(noise_multiplier * clip_norm)
+    m = float(w.sum()) if denominator is None else denominator
+    total /= dt.type(m)
+    return total.reshape(x.shape[1:])
