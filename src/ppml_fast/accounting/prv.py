@@ -409,7 +409,7 @@ class PRVAccountant(_HistoryMixin):
             )
         j_hi = j_lo + n - 1
         grid = _Grid(h, j_lo, j_hi, n)
-        floor_mass = 1e-3 * delta_error / k_total
+        floor_mass = 1e-6 * delta_error / k_total
         spectra: list[tuple[npt.NDArray[np.complex128], int]] = []
         shift = 0.0
         nt = _PRV_THREADS
