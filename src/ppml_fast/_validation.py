@@ -138,6 +138,42 @@ def normalize_size(size: Any, name: str = "size") -> tuple[int, ...] | None:
     return tuple(check_int(d, name, minimum=0) for d in dims)
 
 
+def self_overlapping(a: np.ndarray) -> bool:
+    """Whether two different elements of ``a`` may share memory (e.g. a stride-0 view).
+
+    Conservative: the axes of length > 1, sorted by absolute stride, must each step over
+    everything the smaller axes span. Every view that slicing, transposing or reshaping a
+    single array can produce passes; only hand-made strides (``as_strided``) can fail
+    without overlapping, and writing through them would be unsafe to reason about anyway.
+    """
+    span = a.itemsize
+    for size, stride in sorted(
+        ((n, abs(s)) for n, s in zip(a.shape, a.strides, strict=True) if n > 1),
+        key=lambda t: t[1],
+    ):
+        if stride < span:
+            return True
+        span = stride * (size - 1) + span
+    return False
+
+
+def check_distinct_outs(arrays: list[np.ndarray], labels: list[str]) -> None:
+    """Raise ``ValueError`` when an output array overlaps itself or another output.
+
+    Two outputs that share memory (``out=[buf, buf]``) would have one result overwrite
+    the other, and concurrently written from several threads the result depends on the
+    schedule; an output whose elements alias each other loses all but one write.
+    """
+    for i, a in enumerate(arrays):
+        if a.size > 1 and self_overlapping(a):
+            raise ValueError(
+                f"{labels[i]} must not have elements that share memory (e.g. stride 0)"
+            )
+        for j in range(i):
+            if a.size and arrays[j].size and np.may_share_memory(a, arrays[j]):
+                raise ValueError(f"{labels[j]} and {labels[i]} must not share memory")
+
+
 def prepare_out(
     out: np.ndarray | None, size: Any, dtype: npt.DTypeLike, name: str = "out"
 ) -> tuple[np.ndarray, bool]:

@@ -74,6 +74,7 @@ from ._validation import (
     POSITIVE,
     RATE,
     as_float_array,
+    check_distinct_outs,
     check_int,
     check_scalar,
 )
@@ -249,11 +250,6 @@ def _apply(
         )
 
 
-def _self_overlapping(v: np.ndarray) -> bool:
-    """Whether two rows of the (B, n) view ``v`` share memory (|row stride| < row bytes)."""
-    return bool(v.shape[0] > 1 and v.shape[1] > 0 and abs(v.strides[0]) < v.shape[1] * v.itemsize)
-
-
 def _overlaps(a: np.ndarray, batch: _Batch) -> bool:
     """Whether ``a`` may share memory with any layer of ``grads``."""
     return a.size > 0 and any(r.size and np.may_share_memory(a, r) for r in batch.rows)
@@ -306,6 +302,8 @@ def _prepare_out(
         if not a.flags.writeable:
             raise ValueError(f"{label} must be writeable")
         arrays.append(a)
+    # Outputs written by several threads must be distinct memory, each element its own.
+    check_distinct_outs(arrays, [f"out[{i}]" if is_list else "out" for i in range(len(arrays))])
     return arrays
 
 
@@ -334,7 +332,8 @@ def clip_per_sample(
         Where to write the result: same shapes and dtype as ``grads``. It may be
         ``grads`` itself (in place): rows already within the bound are then not written.
         Any other overlap with ``grads`` (a shifted view, another layer) is handled by
-        reading a copy.
+        reading a copy. The entries of a list must not share memory with each other, nor
+        may an array's own elements alias (e.g. stride 0): ``ValueError``.
     return_norms : bool
         Also return the norms before clipping: shape (B,) (flat) or (B, L) (per-layer
         thresholds), float64.
@@ -369,13 +368,6 @@ def clip_per_sample(
             view = np.empty(batch.rows[i].shape, dtype=batch.dtype)
             copy_back.append((r, view))
         targets.append(view)
-    for i, view in enumerate(targets):
-        label = f"out[{i}]" if batch.is_list else "out"
-        if _self_overlapping(view):
-            raise ValueError(f"{label} must not have rows that share memory (e.g. stride 0)")
-        for j in range(i):
-            if targets[j].size and view.size and np.may_share_memory(view, targets[j]):
-                raise ValueError(f"out[{j}] and out[{i}] must not share memory")
     # Exactly in place (out[i] is grads[i], element for element) is fine; any other
     # overlap -- a shifted view, another layer -- would read what was just written.
     for j, src in enumerate(batch.rows):
@@ -423,7 +415,9 @@ def clip_and_sum(
         As in :func:`clip_per_sample` (a dropped non-finite row adds nothing).
     out : array or list of arrays, optional
         Where to write the sums: shape ``grads.shape[1:]`` per layer, same dtype (it may
-        overlap ``grads``: the sum is then made aside and copied in).
+        overlap ``grads``: the sum is then made aside and copied in). The entries of a
+        list must not share memory with each other, nor may an array's own elements
+        alias (e.g. stride 0): ``ValueError``, before anything is written.
 
     Returns
     -------
