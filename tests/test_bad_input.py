@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ppml_fast import stats
 from ppml_fast.clipping import clip_and_sum, clip_per_sample
 
 # ----------------------------------------------------------------------------- clipping
@@ -58,3 +59,37 @@ def test_disjoint_interleaved_views_are_still_fine_for_one_out():
     out = np.empty((4, 6))[:, ::2]
     assert np.allclose(clip_per_sample(g, 100.0, out=out), g)
     assert np.allclose(clip_and_sum(g, 100.0, out=np.empty(6)[::2]), g.sum(axis=0))
+
+
+# ----------------------------------------------------------------------------- stats
+
+
+@pytest.mark.parametrize("x", [None, "abc", ["a", "b"], np.array(["1", "2"]), object()])
+def test_dp_count_refuses_what_is_not_numeric_data(x):
+    with pytest.raises(TypeError, match="x must be"):
+        stats.dp_count(x, epsilon=1.0, rng=1)
+
+
+def test_dp_count_refuses_complex_and_ragged_input():
+    with pytest.raises(TypeError, match="x must be a real numeric array"):
+        stats.dp_count(np.ones(3, dtype=complex), epsilon=1.0, rng=1)
+    with pytest.raises(TypeError, match="x must be"):
+        stats.dp_count([[1.0], [1.0, 2.0]], epsilon=1.0, rng=1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_dp_count_refuses_nonfinite_records_as_dp_mean_does(bad, axis):
+    x = np.ones((3, 2))
+    x[1, 0] = bad
+    with pytest.raises(ValueError, match="x must contain only finite values"):
+        stats.dp_count(x, epsilon=1.0, rng=1, axis=axis)
+    with pytest.raises(ValueError, match="x must contain only finite values"):
+        stats.dp_mean(x, bounds=(0, 1), epsilon=1.0, rng=1, axis=axis)
+
+
+def test_dp_count_still_counts_numeric_records():
+    for x in ([True, False, True], np.arange(3, dtype=np.uint8), np.ones(3, np.float16)):
+        assert abs(stats.dp_count(x, epsilon=1e9, rng=1) - 3) < 1e-6
+    with pytest.raises(ValueError, match="axis must be None for a 0-d x"):
+        stats.dp_count(1.0, epsilon=1.0, rng=1, axis=0)

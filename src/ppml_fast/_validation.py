@@ -204,6 +204,28 @@ def prepare_out(
     return out, False
 
 
+def real_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)`` unconverted, when its dtype is bool, integer or real floating.
+
+    ``None``, strings, objects, complex numbers and ragged nestings raise ``TypeError``
+    naming ``name``. Nothing is copied that ``np.asarray`` would not copy.
+    """
+    try:
+        arr = np.asarray(x)
+    except (RuntimeError, TypeError, ValueError) as exc:  # ragged nesting, grad tensors
+        raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> np.ndarray:
+    """``arr`` itself, after checking that a floating array holds no NaN or inf."""
+    if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+        raise not_finite(name)
+    return arr
+
+
 def as_real_array(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
     """``np.asarray(x)`` as a float32/float64 array (finiteness not checked).
 
@@ -212,9 +234,7 @@ def as_real_array(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.n
     kernels that detect NaN/inf in their own pass; everyone else uses
     :func:`as_finite_array`.
     """
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    arr = real_array(x, name)
     if dtype is not None:
         return arr.astype(dtype, copy=False)
     if arr.dtype not in FLOAT_DTYPES:
