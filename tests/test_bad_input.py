@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ppml_fast import stats
+from ppml_fast import accounting, stats
 from ppml_fast.clipping import clip_and_sum, clip_per_sample
 
 # ----------------------------------------------------------------------------- clipping
@@ -93,3 +93,124 @@ def test_dp_count_still_counts_numeric_records():
         assert abs(stats.dp_count(x, epsilon=1e9, rng=1) - 3) < 1e-6
     with pytest.raises(ValueError, match="axis must be None for a 0-d x"):
         stats.dp_count(1.0, epsilon=1.0, rng=1, axis=0)
+
+
+# ----------------------------------------------------------------------------- accounting
+
+
+@pytest.mark.parametrize(
+    ("steps", "exc"),
+    [
+        (2.5, TypeError),
+        (3.0, TypeError),
+        (True, TypeError),
+        (np.float64(2), TypeError),
+        ("3", TypeError),
+        (None, TypeError),
+        (-1, ValueError),
+        (np.nan, ValueError),
+        (np.inf, ValueError),
+        (2**70, ValueError),
+    ],
+)
+def test_compute_rdp_refuses_a_step_count_that_is_not_a_count(steps, exc):
+    with pytest.raises(exc, match="steps"):
+        accounting.compute_rdp(0.1, 1.0, steps, [2.0, 3.0])
+
+
+def test_compute_rdp_takes_numpy_integer_steps():
+    a = accounting.compute_rdp(0.1, 1.0, np.int32(7), [2.0, 3.0])
+    b = accounting.compute_rdp(0.1, 1.0, 7, [2.0, 3.0])
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("rdp", "exc", "msg"),
+    [
+        ([0.1, np.nan, 0.4], ValueError, "rdp must not contain NaN"),
+        ([0.1, 0.4], ValueError, "same length"),
+        ([0.1, -1.0, 0.4], ValueError, "rdp must be >= 0"),
+        ([True, False, True], TypeError, "rdp must be real numbers"),
+        ([0.1, 1j, 0.4], TypeError, "rdp must be real numbers"),
+        ("0.1", TypeError, "rdp must be real numbers"),
+        (None, TypeError, "rdp must be real numbers"),
+        ([[0.1], [0.2, 0.3]], TypeError, "rdp must be"),
+        ([[0.1, 0.2, 0.3]], ValueError, "rdp must be a scalar or 1-D"),
+    ],
+)
+def test_get_privacy_spent_refuses_bad_rdp(rdp, exc, msg):
+    with pytest.raises(exc, match=msg):
+        accounting.get_privacy_spent(orders=[2.0, 3.0, 4.0], rdp=rdp, delta=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("orders", "exc"),
+    [
+        ([2.0, np.nan], ValueError),
+        ([True, 2.0], ValueError),
+        (True, TypeError),
+        ([2.0, 1j], TypeError),
+        ("2", TypeError),
+        (-3.0, ValueError),
+        ([], ValueError),
+    ],
+)
+def test_orders_are_checked_by_every_entry_point(orders, exc):
+    with pytest.raises(exc, match="orders"):
+        accounting.compute_rdp(0.1, 1.0, 1, orders)
+    acc = accounting.RDPAccountant()
+    acc.step(noise_multiplier=1.0, sample_rate=0.1)
+    with pytest.raises(exc, match="alphas"):
+        acc.get_epsilon(1e-5, alphas=orders)
+    with pytest.raises(exc, match="alphas"):
+        acc.get_rdp(orders)
+
+
+@pytest.mark.parametrize(
+    ("entry", "exc"),
+    [
+        ((1.0, 0.1, 2.5), TypeError),
+        ((np.nan, 0.1, 2), ValueError),
+        ((1.0, 1.5, 2), ValueError),
+        ((1.0, 0.1, -1), ValueError),
+        ((1.0, 0.1), ValueError),
+        ("abc", TypeError),
+        ((1.0, 0.1, True), TypeError),
+    ],
+)
+def test_load_state_dict_refuses_a_corrupt_history_and_loads_nothing(entry, exc):
+    acc = accounting.RDPAccountant()
+    acc.step(noise_multiplier=1.0, sample_rate=0.1)
+    before = acc.state_dict()
+    with pytest.raises(exc, match=r"state_dict\['history'\]\[1\]"):
+        acc.load_state_dict({"history": [(2.0, 0.1, 3), entry], "mechanism": "rdp"})
+    assert acc.state_dict() == before
+
+
+def test_load_state_dict_refuses_corrupt_events_and_non_mappings():
+    acc = accounting.RDPAccountant()
+    with pytest.raises(TypeError, match=r"state_dict\['events'\]\[0\]"):
+        acc.load_state_dict({"history": [], "events": [("gauss", 1)], "mechanism": "rdp"})
+    with pytest.raises(ValueError, match=r"state_dict\['events'\]\[0\]\[1\]"):
+        acc.load_state_dict(
+            {"history": [], "events": [(accounting.GaussianEvent(1.0), -2)], "mechanism": "rdp"}
+        )
+    with pytest.raises(TypeError, match="state_dict must be a dict"):
+        acc.load_state_dict([("history", [])])
+
+
+def test_calibration_refuses_a_step_count_out_of_range():
+    with pytest.raises(ValueError, match="epochs / sample_rate"):
+        accounting.get_noise_multiplier(
+            target_epsilon=1.0, target_delta=1e-5, sample_rate=1e-300, epochs=1e300
+        )
+    with pytest.raises(ValueError, match="max_steps"):
+        accounting.get_max_steps(
+            target_epsilon=1.0,
+            target_delta=1e-5,
+            sample_rate=0.1,
+            noise_multiplier=1.0,
+            max_steps=2**80,
+        )
+    with pytest.raises(TypeError, match="accountant must be a str"):
+        accounting.create_accountant(["rdp"])
