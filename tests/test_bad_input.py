@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from ppml_fast import accounting, stats
+from ppml_fast import aggregation as ag
 from ppml_fast.clipping import clip_and_sum, clip_per_sample
+from ppml_fast.simulation import SecureAggregation
 
 # ----------------------------------------------------------------------------- clipping
 
@@ -214,3 +216,143 @@ def test_calibration_refuses_a_step_count_out_of_range():
         )
     with pytest.raises(TypeError, match="accountant must be a str"):
         accounting.create_accountant(["rdp"])
+
+
+# ----------------------------------------------------------------------- secure aggregation
+
+
+def _round(n, t, k=None):
+    clients = [ag.SecAggClient(u) for u in range(n)]
+    roster = {u: c.advertise_keys() for u, c in enumerate(clients)}
+    graph = ag.secagg_graph(n, k, rng=0)
+    server = ag.SecAggServer(n, t, graph)
+    server.collect_keys(roster)
+    boxes = {u: c.share_keys(roster, graph[u], t) for u, c in enumerate(clients)}
+    return clients, server, roster, graph, boxes
+
+
+@pytest.mark.parametrize("t", [1, 2])
+def test_secagg_threshold_below_an_honest_majority_is_refused(t):
+    x = np.zeros((5, 3))  # 4 neighbours + the client: 5 holders, majority 3
+    with pytest.raises(ValueError, match=r"threshold must be in \[3, 5\]"):
+        ag.secure_aggregate(x, threshold=t)
+    with pytest.raises(ValueError, match="threshold must be in"):
+        ag.SecAggServer(5, t, ag.secagg_graph(5, None))
+    c = ag.SecAggClient(0)
+    roster = {u: ag.SecAggClient(u).advertise_keys() for u in range(5)}
+    with pytest.raises(ValueError, match="threshold must be in"):
+        c.share_keys(roster, [1, 2, 3, 4], t)
+
+
+def test_secagg_plus_threshold_is_a_majority_of_the_neighbourhood():
+    x = np.zeros((20, 3))
+    with pytest.raises(ValueError, match=r"threshold must be in \[3, 5\]"):
+        ag.secure_aggregate(x, neighbors=4, threshold=2)
+    assert ag.secure_aggregate(x, neighbors=4, threshold=3, rng=0).threshold == 3
+    with pytest.raises(TypeError, match="threshold"):
+        ag.secure_aggregate(x, threshold=3.0)
+    with pytest.raises(ValueError, match="threshold"):
+        SecureAggregation(threshold=1)
+
+
+def test_secagg_routing_refuses_malformed_outboxes():
+    clients, server, _roster, graph, boxes = _round(5, 3, k=2)
+    stranger = next(v for v in range(5) if v not in graph[0].tolist() and v != 0)
+    blob = next(iter(boxes[0].values()))
+    for bad, msg in [
+        ({0: {stranger: blob}}, "not a neighbour"),
+        ({7: {}}, "sender"),
+        ({True: {}}, "sender"),
+        ({0: {int(graph[0][0]): "abc"}}, "encrypted share"),
+        ({0: {int(graph[0][0]): b"short"}}, "encrypted share"),
+        ({0: [blob]}, "outbox"),
+        ([(0, {})], "outboxes"),
+    ]:
+        with pytest.raises(ag.SecAggError, match=msg):
+            server.route_shares(bad)
+    with pytest.raises(ag.SecAggError, match="not a neighbour"):
+        clients[0].receive_shares({stranger: blob})
+    with pytest.raises(ag.SecAggError, match="encrypted share"):
+        clients[0].receive_shares({int(graph[0][0]): None})
+    with pytest.raises(ag.SecAggError, match="after share_keys"):
+        ag.SecAggClient(0).receive_shares({})
+
+
+def test_secagg_keys_and_neighbour_lists_are_checked():
+    _clients, server, roster, _graph, _ = _round(4, 3)
+    for bad in [{0: roster[0]}, {**roster, 0: (b"x", b"y")}, {**roster, 9: roster[0]}, None]:
+        with pytest.raises(ag.SecAggError):
+            server.collect_keys(bad)
+    c = ag.SecAggClient(0)
+    with pytest.raises(ag.SecAggError, match="itself"):
+        c.share_keys(roster, [0, 1, 2], 3)
+    with pytest.raises(ag.SecAggError, match="twice"):
+        c.share_keys(roster, [1, 1, 2], 3)
+    with pytest.raises(ag.SecAggError, match="no public keys"):
+        c.share_keys({0: roster[0], 1: roster[1]}, [1, 2, 3], 3)
+    with pytest.raises(ag.SecAggError, match="client index"):
+        c.share_keys(roster, ["1", 2, 3], 3)
+    with pytest.raises(ag.SecAggError, match="client index"):
+        server.add_masked(1.5, np.zeros(3, np.uint64))
+
+
+def _unmasked_round():
+    n = 5
+    clients, server, _roster, _graph, boxes = _round(n, 3)
+    for u, box in server.route_shares(boxes).items():
+        clients[u].receive_shares(box)
+    for u in range(n - 1):
+        server.add_masked(u, clients[u].masked_input(np.arange(4, dtype=np.uint64)))
+    surv, drop = list(range(n - 1)), [n - 1]
+    revealed = {u: clients[u].unmask(surv, drop) for u in surv}
+    return server, revealed
+
+
+def test_secagg_unmask_refuses_malformed_answers_and_still_works():
+    server, revealed = _unmasked_round()
+    b0 = revealed[1][0]
+    s4 = revealed[1][4]
+    bad_answers = [
+        ({**revealed, 4: revealed[0]}, "did not survive"),
+        ({**revealed, 1: {**revealed[1], 0: ("s", s4[1])}}, "kind 'b'"),
+        ({**revealed, 1: {**revealed[1], 4: ("b", b0[1])}}, "kind 's'"),
+        ({**revealed, 1: {**revealed[1], 0: ("b", b0[1][:2])}}, "must be 3 integers"),
+        ({**revealed, 1: {**revealed[1], 0: ("b", b0[1].astype(float))}}, "integers"),
+        ({**revealed, 1: {**revealed[1], 0: ("b", np.full(3, 2**62, np.uint64))}}, "field"),
+        ({**revealed, 1: {**revealed[1], 0: "b"}}, "pair"),
+        ({**revealed, 1: {**revealed[1], "0": b0}}, "client index"),
+        ({**revealed, 1: [b0]}, "dict"),
+        ({**revealed, 9: {}}, "client index"),
+    ]
+    for bad, msg in bad_answers:
+        with pytest.raises(ag.SecAggError, match=msg):
+            server.unmask(bad, 4)
+    # the good answers still give the exact sum
+    assert server.unmask(revealed, 4).tolist() == [0, 4, 8, 12]
+
+
+def test_secagg_plus_unmask_refuses_shares_from_non_neighbours():
+    n = 7
+    clients, server, _roster, graph, boxes = _round(n, 2, k=2)
+    for u, box in server.route_shares(boxes).items():
+        clients[u].receive_shares(box)
+    for u in range(n):
+        server.add_masked(u, clients[u].masked_input(np.ones(2, dtype=np.uint64)))
+    revealed = {u: clients[u].unmask(list(range(n)), []) for u in range(n)}
+    stranger = next(v for v in range(n) if v not in graph[0].tolist() and v != 0)
+    fake = dict(revealed[0])
+    fake[stranger] = revealed[stranger][stranger]
+    with pytest.raises(ag.SecAggError, match="not a neighbour"):
+        server.unmask({**revealed, 0: fake}, 2)
+    assert server.unmask(revealed, 2).tolist() == [n, n]
+
+
+def test_secagg_client_unmask_refuses_malformed_lists():
+    n = 4
+    clients, server, _roster, _graph, boxes = _round(n, 3)
+    for u, box in server.route_shares(boxes).items():
+        clients[u].receive_shares(box)
+    clients[0].masked_input(np.zeros(2, np.uint64))
+    for surv, drop in [(["0", 1], []), ([0, 0, 1], [2]), (None, []), ([0.0, 1], [])]:
+        with pytest.raises(ag.SecAggError):
+            clients[0].unmask(surv, drop)
