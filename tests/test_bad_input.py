@@ -6,13 +6,15 @@ nothing the caller passed in (an ``out=`` buffer) was modified before the error.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from ppml_fast import accounting, stats
+from ppml_fast import accounting, clipping, mechanisms, noise, sharing, stats
 from ppml_fast import aggregation as ag
 from ppml_fast.clipping import clip_and_sum, clip_per_sample
-from ppml_fast.simulation import SecureAggregation
+from ppml_fast.simulation import SecureAggregation, history_table
 
 # ----------------------------------------------------------------------------- clipping
 
@@ -356,3 +358,65 @@ def test_secagg_client_unmask_refuses_malformed_lists():
     for surv, drop in [(["0", 1], []), ([0, 0, 1], [2]), (None, []), ([0.0, 1], [])]:
         with pytest.raises(ag.SecAggError):
             clients[0].unmask(surv, drop)
+
+
+# ------------------------------------------------------------- found by tests/test_fuzz.py
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"epsilon_tolerance": 1e-320}, {"target_epsilon": 1e308}, {"sample_rate": 1e-320}],
+)
+def test_get_noise_multiplier_terminates_when_the_tolerance_cannot_be_met(kw):
+    args = {"target_epsilon": 2.0, "target_delta": 1e-5, "sample_rate": 0.01, "steps": 100}
+    sigma = accounting.get_noise_multiplier(**{**args, **kw})
+    assert math.isfinite(sigma)
+
+
+def test_subnormal_sensitivity_is_refused_not_divided_by():
+    with pytest.raises(ValueError, match="sensitivity must be >="):
+        mechanisms.gaussian_sigma(1.0, 1e-5, 1e-320)
+
+
+def test_huge_clip_is_a_value_error_not_an_overflow():
+    with pytest.raises(ValueError, match="clip"):
+        ag.quantize([0.5], 1e308, 8)
+    with pytest.raises(ValueError, match="noise_multiplier"):
+        clip_adaptive = clipping.AdaptiveClipping(1.0, expected_batch_size=40, rng=1)
+        clip_adaptive.aggregate(np.ones((4, 3)), 1e-320)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda v: clip_per_sample(np.ones((2, 2)), 1.0, nonfinite=v),
+        lambda v: clipping.dp_aggregate(np.ones((2, 2)), 1.0, 1.0, rng=1, reduction=v),
+        lambda v: ag.coordinate_median(np.ones((3, 2)), nan=v),
+        lambda v: ag.krum(np.ones((5, 2)), 1, nonfinite=v),
+        lambda v: ag.secure_aggregate(np.zeros((3, 2)), neighbors=v),
+        lambda v: sharing.beaver_triples((2,), 2, op=v, rng=1),
+        lambda v: SecureAggregation(neighbors=v),
+    ],
+)
+def test_string_choices_refuse_arrays_by_name(call):
+    with pytest.raises((TypeError, ValueError), match=r"nonfinite|reduction|nan|neighbors|op"):
+        call(np.array([]))
+
+
+@pytest.mark.parametrize("size", [10**30, (2**40, 2**40)])
+def test_impossible_sizes_are_refused_by_name(size):
+    with pytest.raises(ValueError, match="size"):
+        noise.gaussian(1.0, size, rng=1)
+
+
+def test_dequantize_and_history_table_check_their_arguments():
+    with pytest.raises(TypeError, match="v must be"):
+        ag.dequantize(None, 8)
+    with pytest.raises(TypeError, match="frac_bits"):
+        ag.dequantize(np.zeros(2, np.uint64), None)
+    with pytest.raises(TypeError, match="history"):
+        history_table(None)
+    with pytest.raises(TypeError, match="markdown"):
+        history_table([], markdown=np.array([]))
+    with pytest.raises(TypeError, match="x must be"):
+        ag.quantize(None, 1.0, 8)

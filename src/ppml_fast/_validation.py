@@ -122,20 +122,83 @@ def check_float_dtype(dtype: npt.DTypeLike, name: str = "dtype") -> np.dtype:
     return dt
 
 
+#: The most elements one array may have: numpy's own limit (an index must fit intp).
+MAX_ELEMENTS = int(np.iinfo(np.intp).max)
+
+
+def check_shape_fits(shape: tuple[int, ...], itemsize: int, name: str = "size") -> None:
+    """Raise ``ValueError`` naming ``name`` when an array of ``shape`` could not exist:
+    more elements or bytes than numpy can index (numpy's own error names no parameter)."""
+    n = math.prod(shape)
+    if n * max(itemsize, 1) > MAX_ELEMENTS:
+        raise ValueError(
+            f"{name} {shape} is too large: {n} elements of {itemsize} bytes exceed "
+            f"the {MAX_ELEMENTS} bytes an array can hold"
+        )
+
+
 def normalize_size(size: Any, name: str = "size") -> tuple[int, ...] | None:
-    """``None`` stays ``None``; an int or a sequence of ints becomes a shape tuple (each >= 0)."""
+    """``None`` stays ``None``; an int or a sequence of ints becomes a shape tuple (each >= 0,
+    and all together small enough for an array of 8-byte elements to exist)."""
     if size is None:
         return None
     if isinstance(size, (int, np.integer)) and not isinstance(size, (bool, np.bool_)):
         dims: list[Any] = [size]
     else:
+        if isinstance(size, (str, bytes)):
+            raise TypeError(f"{name} must be None, an int or a tuple of ints, got str")
         try:
             dims = list(size)
         except TypeError:
             raise TypeError(
                 f"{name} must be None, an int or a tuple of ints, got {type(size).__name__}"
             ) from None
-    return tuple(check_int(d, name, minimum=0) for d in dims)
+    shape = tuple(check_int(d, name, minimum=0) for d in dims)
+    if len(shape) > 64:
+        raise ValueError(f"{name} must have at most 64 dimensions, got {len(shape)}")
+    check_shape_fits(shape, 8, name)
+    return shape
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a bool: ``True``/``False`` (numpy's too) or the ints 0 and 1.
+
+    Anything else raises ``TypeError``: ``bool("no")`` is ``True`` and an array's truth
+    value is an error, so a flag is never read from an arbitrary object.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of the strings ``choices``, else ``ValueError`` naming them.
+
+    Anything that is not a ``str`` is refused before it meets ``in`` (an array there would
+    raise numpy's ambiguous-truth-value error instead of naming the parameter). A wrong
+    type is a ``ValueError`` here, as for a wrong string: the parameter takes a value
+    from a closed list, and every such parameter has always raised ``ValueError``.
+    """
+    if not isinstance(value, str) or value not in choices:
+        allowed = " or ".join(repr(c) for c in choices)
+        shown = (
+            repr(value)
+            if isinstance(value, (str, bool, int, float, type(None)))
+            else (type(value).__name__)
+        )
+        raise ValueError(f"{name} must be {allowed}, got {shown}")
+    return value
+
+
+def asarray(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
+    """``np.asarray(x, dtype)``, with numpy's conversion errors (ragged nesting, strings
+    that are not numbers, grad tensors) as a ``TypeError`` that names ``name``."""
+    try:
+        return np.asarray(x, dtype=dtype)
+    except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
 
 
 def self_overlapping(a: np.ndarray) -> bool:
@@ -210,10 +273,7 @@ def real_array(x: Any, name: str) -> np.ndarray:
     ``None``, strings, objects, complex numbers and ragged nestings raise ``TypeError``
     naming ``name``. Nothing is copied that ``np.asarray`` would not copy.
     """
-    try:
-        arr = np.asarray(x)
-    except (RuntimeError, TypeError, ValueError) as exc:  # ragged nesting, grad tensors
-        raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
+    arr = asarray(x, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     return arr
@@ -280,7 +340,7 @@ def as_int_array(x: Any, name: str) -> np.ndarray:
     Floats (even integral ones) raise ``TypeError``: integer mechanisms are exact only on
     integers. Unsigned values above 2**63 - 1 raise ``ValueError``.
     """
-    arr = np.asarray(x)
+    arr = asarray(x, name)
     if arr.dtype.kind not in "biu":
         raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > 2**63 - 1:

@@ -74,6 +74,7 @@ from ._validation import (
     POSITIVE,
     RATE,
     as_float_array,
+    check_choice,
     check_distinct_outs,
     check_int,
     check_scalar,
@@ -185,9 +186,7 @@ def _per_layer(max_norm: Any) -> bool:
 
 def _check_nonfinite(nonfinite: Any) -> bool:
     """True when non-finite rows are to be zeroed."""
-    if nonfinite not in ("raise", "zero"):
-        raise ValueError(f"nonfinite must be 'raise' or 'zero', got {nonfinite!r}")
-    return bool(nonfinite == "zero")
+    return check_choice(nonfinite, "nonfinite", ("raise", "zero")) == "zero"
 
 
 def _nonfinite_error(name: str, row: int, layer: int | None) -> ValueError:
@@ -556,8 +555,7 @@ def dp_aggregate(
     """
     zero_bad = _check_nonfinite(nonfinite)
     sigma = check_scalar(noise_multiplier, "noise_multiplier", NON_NEGATIVE)
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    check_choice(reduction, "reduction", ("mean", "sum"))
     if expected_batch_size is not None:
         expected_batch_size = check_int(expected_batch_size, "expected_batch_size", minimum=1)
     q = None
@@ -698,6 +696,8 @@ class AdaptiveClipping:
         Raises ``ValueError`` when ``2σ_b <= z`` (the count would use the whole budget).
         """
         z = check_scalar(noise_multiplier, "noise_multiplier", POSITIVE)
+        if z < 1e-150:  # z**-2 overflows; such a multiplier gives no privacy anyway
+            raise ValueError(f"noise_multiplier must be >= 1e-150, got {z}")
         rest = z**-2 - (2.0 * self.count_noise_std) ** -2
         if rest <= 0:
             raise ValueError(

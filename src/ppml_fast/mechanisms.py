@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import sys
 from fractions import Fraction
 from typing import Any
 
@@ -314,6 +315,10 @@ def gaussian_sigma(
     epsilon = check_scalar(epsilon, "epsilon", POSITIVE)
     delta = check_scalar(delta, "delta", OPEN_UNIT)
     sensitivity = check_scalar(sensitivity, "sensitivity", POSITIVE)
+    if sensitivity < sys.float_info.min:  # Δ/σ ratios of a subnormal Δ divide by zero
+        raise ValueError(
+            f"sensitivity must be >= {sys.float_info.min} (a normal float), got {sensitivity}"
+        )
     if not isinstance(analytic, (bool, np.bool_)):
         raise TypeError(f"analytic must be a bool, got {type(analytic).__name__}")
     if analytic:

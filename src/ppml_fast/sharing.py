@@ -44,7 +44,7 @@ from . import _config
 from ._native import sharing as _kernels
 from ._streams import split
 from ._types import ArrayLike, RngLike
-from ._validation import check_int, normalize_size
+from ._validation import asarray, check_choice, check_int, normalize_size
 from .rng import resolve_for_dp
 
 __all__ = [
@@ -124,7 +124,7 @@ def _operand(x: Any, name: str, p: int, *, check: bool = True) -> np.ndarray:
         elif not -(2**63) <= v < 2**64:
             raise ValueError(f"{name} must be in [-2**63, 2**64) for the ring, got {v}")
         return np.array(v % 2**64, dtype=_U64)
-    a = np.asarray(x)
+    a = asarray(x, name)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
     u = a.astype(_U64, copy=False)  # a negative value becomes >= 2**63 > p
@@ -682,6 +682,7 @@ def beaver_triples(
     sa = normalize_size(shape, "shape")
     if sa is None:
         raise TypeError("shape must be an int or a tuple of ints, got None")
+    check_choice(op, "op", ("mul", "matmul"))
     if op == "mul":
         if shape_b is not None:
             raise ValueError("shape_b is only for op='matmul'")

@@ -197,6 +197,8 @@ def get_noise_multiplier(
             )
     while target_epsilon - eps_high > tol:
         sigma = (sigma_low + sigma_high) / 2
+        if sigma in (sigma_low, sigma_high):
+            break  # the interval is one float wide: no σ in between to try
         eps = eps_at(sigma)
         if eps < target_epsilon:
             sigma_high, eps_high = sigma, eps

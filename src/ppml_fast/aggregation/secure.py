@@ -75,7 +75,15 @@ from .. import sharing as _sharing
 from .._errors import PPMLError
 from .._native import aggregation_secure as _kernels
 from .._types import ArrayLike, RngLike, UpdatesLike
-from .._validation import HALF_OPEN_UNIT, POSITIVE, check_int, check_scalar
+from .._validation import (
+    HALF_OPEN_UNIT,
+    POSITIVE,
+    as_real_array,
+    asarray,
+    check_choice,
+    check_int,
+    check_scalar,
+)
 from ..rng import resolve
 from ._inputs import float64_rows
 
@@ -198,7 +206,7 @@ def quantize(x: ArrayLike, clip: float, frac_bits: int) -> np.ndarray:
         ``clip * 2**frac_bits >= 2**62``.
     """
     c, fb = _fixed_point(clip, frac_bits)
-    return _quantize(np.asarray(x, dtype=np.float64), c, fb)
+    return _quantize(as_real_array(x, "x", np.float64), c, fb)
 
 
 def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None) -> tuple[float, int]:
@@ -207,6 +215,8 @@ def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None) -> tup
     Z_2^64), and that magnitude itself must stay below 2^62."""
     c = check_scalar(clip, "clip", POSITIVE)
     fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=52)
+    if not math.isfinite(c * 2.0**fb):  # int() of inf would raise OverflowError
+        raise ValueError(f"clip * 2**frac_bits must be < 2**62, got {c * 2.0**fb:g}")
     qmax = int(np.rint(c * 2.0**fb))
     if n_clients is not None and n_clients * qmax > 2**63 - 1:
         raise ValueError(
@@ -220,7 +230,7 @@ def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None) -> tup
 
 def _quantize(arr: np.ndarray, clip: float, frac_bits: int) -> np.ndarray:
     if arr.size and np.isnan(arr).any():
-        raise ValueError("updates must not contain NaN")
+        raise ValueError("updates must not contain NaN (x, for quantize)")
     q: np.ndarray = np.rint(np.clip(arr, -clip, clip) * 2.0**frac_bits).astype(np.int64)
     return q.view(np.uint64)
 
@@ -240,7 +250,11 @@ def dequantize(v: ArrayLike, frac_bits: int) -> np.ndarray:
     ndarray of float64
         ``int64(v) / 2**frac_bits`` (exact while ``|int64(v)| <= 2**53``).
     """
-    values: np.ndarray = np.asarray(v, dtype=np.uint64).view(np.int64) / 2.0**frac_bits
+    fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=1023)
+    arr = asarray(v, "v")
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"v must be an integer (ring element) array, got dtype {arr.dtype}")
+    values: np.ndarray = arr.astype(np.uint64).view(np.int64) / 2.0**fb
     return values
 
 
@@ -1130,7 +1144,8 @@ def secure_aggregate(
     x = float64_rows(updates)
     n, dim = x.shape
     c, fb = _fixed_point(clip, frac_bits, n)
-    if neighbors == "auto":
+    if isinstance(neighbors, str):
+        check_choice(neighbors, "neighbors", ("auto",))
         k: int | None = max(2, 2 * round(math.log2(n)))
         if k is not None and k >= n - 1:
             k = None

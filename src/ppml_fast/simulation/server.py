@@ -114,7 +114,9 @@ class SecureAggregation:
     threshold: int | None = None
 
     def __post_init__(self) -> None:
-        if self.neighbors is not None and self.neighbors != "auto":
+        if self.neighbors is not None and not (
+            isinstance(self.neighbors, str) and self.neighbors == "auto"
+        ):
             check_int(self.neighbors, "neighbors", minimum=2)
         check_scalar(self.dropout, "dropout", HALF_OPEN_UNIT)
         check_scalar(self.clip, "clip", POSITIVE)
