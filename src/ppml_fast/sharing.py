@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _config
+from ._errors import ResultOverflowError
 from ._native import sharing as _kernels
 from ._streams import split
 from ._types import ArrayLike, RngLike
@@ -597,7 +598,7 @@ def encode_fixed(x: ArrayLike, *, frac_bits: int = 16, modulus: int | None = Non
     v = np.rint(np.ldexp(a, f))
     limit = float(2**62) if not p else float(p // 2)
     if v.size and float(np.max(np.abs(v))) >= limit:
-        raise OverflowError(
+        raise ResultOverflowError(
             f"x * 2**{f} must be below {'2**62' if not p else 'p/2'} in magnitude to encode, "
             f"found {float(np.max(np.abs(v))):.6g}"
         )

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import ResultOverflowError
 from ._native import stats as _kernels
 from ._noise_fill import LAPLACE, fill, max_scale
 from ._types import ArrayLike, RngLike
@@ -102,7 +103,7 @@ def _laplace(values: np.ndarray, scale: float, gen: np.random.Generator) -> np.n
             f"got {scale:.6g}: epsilon is too small for these bounds"
         )
     if not fill(LAPLACE, gen, scale, values, values):
-        raise OverflowError("a noisy statistic overflowed float64")
+        raise ResultOverflowError("a noisy statistic overflowed float64")
     return values
 
 
