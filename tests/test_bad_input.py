@@ -420,3 +420,18 @@ def test_dequantize_and_history_table_check_their_arguments():
         history_table([], markdown=np.array([]))
     with pytest.raises(TypeError, match="x must be"):
         ag.quantize(None, 1.0, 8)
+
+
+def test_a_size_beyond_the_machines_memory_is_refused_not_a_memory_error():
+    from ppml_fast._validation import physical_memory
+
+    n = physical_memory() // 8 + 1
+    with pytest.raises(ValueError, match="size is too large"):
+        noise.discrete_laplace(2.0, n, rng=1)
+
+
+def test_event_lists_and_histories_that_are_0d_arrays_are_type_errors():
+    with pytest.raises(TypeError, match="events"):
+        accounting.RDPAccountant().compose(np.array(0.0))
+    with pytest.raises(TypeError, match="history"):
+        history_table(np.array(0.0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -137,6 +138,26 @@ def check_shape_fits(shape: tuple[int, ...], itemsize: int, name: str = "size") 
         )
 
 
+def physical_memory() -> int:
+    """This machine's physical memory in bytes (numpy's limit where it is unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - non-POSIX
+        return MAX_ELEMENTS
+
+
+def check_allocation(nbytes: int, name: str, what: str) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``what`` would need more bytes than the
+    machine has: a lazily zeroed allocation that large can succeed and then get the
+    process killed when it is touched, instead of raising."""
+    limit = physical_memory()
+    if nbytes > limit:
+        raise ValueError(
+            f"{name} is too large: {what} would need {nbytes} bytes, more than this "
+            f"machine's {limit} bytes of memory"
+        )
+
+
 def normalize_size(size: Any, name: str = "size") -> tuple[int, ...] | None:
     """``None`` stays ``None``; an int or a sequence of ints becomes a shape tuple (each >= 0,
     and all together small enough for an array of 8-byte elements to exist)."""
@@ -253,6 +274,7 @@ def prepare_out(
     if out is None:
         if shape is None:
             return np.empty(1, dtype=dt), True
+        check_allocation(math.prod(shape) * dt.itemsize, "size", f"an array of shape {shape}")
         return np.empty(shape, dtype=dt), False
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")

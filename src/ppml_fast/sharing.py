@@ -45,7 +45,7 @@ from ._errors import ResultOverflowError
 from ._native import sharing as _kernels
 from ._streams import split
 from ._types import ArrayLike, RngLike
-from ._validation import asarray, check_choice, check_int, normalize_size
+from ._validation import asarray, check_allocation, check_choice, check_int, normalize_size
 from .rng import resolve_for_dp
 
 __all__ = [
@@ -442,6 +442,7 @@ def additive_share(
     p = _modulus(modulus)
     n = check_int(n_parties, "n_parties", minimum=1)
     v = _operand(x, "x", p)
+    check_allocation(2 * 8 * n * max(v.size, 1), "n_parties", "the shares")
     gen = resolve_for_dp(rng)
     shares = np.empty((n, *v.shape), dtype=_U64)
     if n > 1:
@@ -483,6 +484,7 @@ def shamir_share(
     if n >= 2**32:  # the kernel multiplies by the points as 32-bit numbers
         raise ValueError(f"n_parties must be < 2**32, got {n}")
     v = np.ascontiguousarray(_operand(x, "x", q)).reshape(-1)
+    check_allocation(2 * 8 * n * max(v.size, 1), "n_parties", "the shares")
     gen = resolve_for_dp(rng)
     shares = _fresh((n, v.size))
     if v.size:
@@ -684,6 +686,9 @@ def beaver_triples(
     if sa is None:
         raise TypeError("shape must be an int or a tuple of ints, got None")
     check_choice(op, "op", ("mul", "matmul"))
+    check_allocation(
+        3 * 3 * 8 * n * max(functools.reduce(operator.mul, sa, 1), 1), "n_parties", "the triples"
+    )
     if op == "mul":
         if shape_b is not None:
             raise ValueError("shape_b is only for op='matmul'")

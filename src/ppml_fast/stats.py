@@ -39,6 +39,7 @@ from ._types import ArrayLike, RngLike
 from ._validation import (
     POSITIVE,
     as_finite_array,
+    check_allocation,
     check_bounds,
     check_finite,
     check_int,
@@ -337,6 +338,7 @@ def dp_histogram(
     """
     epsilon = _check_epsilon(epsilon)
     bins = check_int(bins, "bins", minimum=1)
+    check_allocation(3 * 8 * (bins + 1), "bins", "the counts and edges")
     lo, hi = check_bounds(range, "range", strict=True)
     arr = as_finite_array(x, "x")
     flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")

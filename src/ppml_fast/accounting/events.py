@@ -119,8 +119,14 @@ def _event_entries(events: Any) -> list[tuple[Event, int]]:
         return [(events, 1)]
     if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
         raise TypeError("events must be an event or a list of events / (event, count) pairs")
+    try:
+        items = list(events)
+    except TypeError:  # e.g. a 0-d array
+        raise TypeError(
+            "events must be an event or a list of events / (event, count) pairs"
+        ) from None
     out: list[tuple[Event, int]] = []
-    for item in events:
+    for item in items:
         if isinstance(item, _EVENT_TYPES):
             out.append((item, 1))
             continue

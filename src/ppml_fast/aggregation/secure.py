@@ -80,6 +80,7 @@ from .._validation import (
     POSITIVE,
     as_real_array,
     asarray,
+    check_allocation,
     check_choice,
     check_int,
     check_scalar,
@@ -407,6 +408,10 @@ def secagg_graph(n: int, k: int | None, rng: RngLike = None) -> list[np.ndarray]
         ``n < 2``, ``k < 2`` or an odd ``k``.
     """
     n = check_int(n, "n", minimum=2)
+    if (k is not None and not isinstance(k, (int, np.integer))) or isinstance(k, (bool, np.bool_)):
+        raise TypeError(f"neighbors (k) must be None or an int, got {type(k).__name__}")
+    deg = n - 1 if k is None else min(int(k), n - 1)
+    check_allocation(8 * n * max(deg, 1), "n", "the neighbour lists")
     if k is None or k >= n - 1:
         return [np.array([v for v in range(n) if v != u], dtype=np.int64) for u in range(n)]
     k = check_int(k, "neighbors", minimum=2)

@@ -93,7 +93,10 @@ def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str
     markdown = check_bool(markdown, "markdown")
     if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
         raise TypeError(f"history must be a sequence of RoundRecord, got {type(history).__name__}")
-    records = list(history)
+    try:
+        records = list(history)
+    except TypeError:  # e.g. a 0-d array
+        raise TypeError("history must be a sequence of RoundRecord") from None
     for i, rec in enumerate(records):
         if not isinstance(rec, RoundRecord):
             raise TypeError(f"history[{i}] must be a RoundRecord, got {type(rec).__name__}")
