@@ -834,6 +834,7 @@ KNOWN: dict[str, str] = {
 }
 #: Cases that must not run at all: they take the interpreter down.
 CRASHES: dict[str, str] = {
+    "spawn-n": "rng.spawn has no upper bound on n: a huge n runs for minutes",
     "EncodedNumber.encode-max_exponent": (
         "a huge max_exponent builds numbers of that many digits: minutes, not a refusal"
     ),
