@@ -253,12 +253,12 @@ def test_secagg_dropouts_below_at_and_above_threshold(seed):
         res = ag.secure_aggregate(x, dropout=dropped, rng=seed)
         assert res.dropped.tolist() == sorted(dropped)
         _check_exact(x, res, msg=f"dropped={dropped} seed={seed}")
-    # exactly t survivors with another threshold: t = 3, 3 survivors
-    res = ag.secure_aggregate(x, threshold=3, dropout=[0, 1, 2, 3, 4, 5], rng=seed)
+    # exactly t survivors with another threshold: t = 6, 6 survivors
+    res = ag.secure_aggregate(x, threshold=6, dropout=[0, 1, 2], rng=seed)
     _check_exact(x, res, msg=f"at threshold seed={seed}")
     # one survivor too few: a clear error, never a wrong sum
     with pytest.raises(ag.SecAggError, match="too many dropouts"):
-        ag.secure_aggregate(x, threshold=4, dropout=[0, 1, 2, 3, 4, 5], rng=seed)
+        ag.secure_aggregate(x, threshold=7, dropout=[0, 1, 2], rng=seed)
     with pytest.raises(ag.SecAggError, match="too many dropouts"):
         ag.secure_aggregate(x, dropout=[0, 1, 2, 3, 4], rng=seed)
 
@@ -466,8 +466,8 @@ def test_ring_bound_counts_rounding_and_argument_types():
 
 def test_mismatched_threshold_is_an_error_not_a_wrong_sum():
     n = 5
-    clients, _ = _ready_clients(n, 3)
-    server = SecAggServer(n, 2, ag.secagg_graph(n, None))  # the server believes t = 2
+    clients, _ = _ready_clients(n, 4)
+    server = SecAggServer(n, 3, ag.secagg_graph(n, None))  # the server believes t = 3
     server.collect_keys({u: c.advertise_keys() for u, c in enumerate(clients)})
     for u in range(n - 1):
         server.add_masked(u, clients[u].masked_input(np.ones(4, np.uint64)))

@@ -27,3 +27,11 @@ class EncodingOverflowError(PPMLError, ValueError, OverflowError):
     Both a ``ValueError`` (what python-paillier raises when encoding) and an
     ``OverflowError`` (the error class for encodings that do not fit).
     """
+
+
+class ResultOverflowError(PPMLError, ValueError, OverflowError):
+    """A result would not fit its dtype (e.g. a value plus its noise beyond float64).
+
+    Both a ``ValueError`` (the arguments -- a scale too large for the data -- are what is
+    wrong) and an ``OverflowError`` (what such results raised before this class).
+    """

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -122,20 +123,139 @@ def check_float_dtype(dtype: npt.DTypeLike, name: str = "dtype") -> np.dtype:
     return dt
 
 
+#: The most elements one array may have: numpy's own limit (an index must fit intp).
+MAX_ELEMENTS = int(np.iinfo(np.intp).max)
+
+
+def check_shape_fits(shape: tuple[int, ...], itemsize: int, name: str = "size") -> None:
+    """Raise ``ValueError`` naming ``name`` when an array of ``shape`` could not exist:
+    more elements or bytes than numpy can index (numpy's own error names no parameter)."""
+    n = math.prod(shape)
+    if n * max(itemsize, 1) > MAX_ELEMENTS:
+        raise ValueError(
+            f"{name} {shape} is too large: {n} elements of {itemsize} bytes exceed "
+            f"the {MAX_ELEMENTS} bytes an array can hold"
+        )
+
+
+def physical_memory() -> int:
+    """This machine's physical memory in bytes (numpy's limit where it is unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - non-POSIX
+        return MAX_ELEMENTS
+
+
+def check_allocation(nbytes: int, name: str, what: str) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``what`` would need more bytes than the
+    machine has: a lazily zeroed allocation that large can succeed and then get the
+    process killed when it is touched, instead of raising."""
+    limit = physical_memory()
+    if nbytes > limit:
+        raise ValueError(
+            f"{name} is too large: {what} would need {nbytes} bytes, more than this "
+            f"machine's {limit} bytes of memory"
+        )
+
+
 def normalize_size(size: Any, name: str = "size") -> tuple[int, ...] | None:
-    """``None`` stays ``None``; an int or a sequence of ints becomes a shape tuple (each >= 0)."""
+    """``None`` stays ``None``; an int or a sequence of ints becomes a shape tuple (each >= 0,
+    and all together small enough for an array of 8-byte elements to exist)."""
     if size is None:
         return None
     if isinstance(size, (int, np.integer)) and not isinstance(size, (bool, np.bool_)):
         dims: list[Any] = [size]
     else:
+        if isinstance(size, (str, bytes)):
+            raise TypeError(f"{name} must be None, an int or a tuple of ints, got str")
         try:
             dims = list(size)
         except TypeError:
             raise TypeError(
                 f"{name} must be None, an int or a tuple of ints, got {type(size).__name__}"
             ) from None
-    return tuple(check_int(d, name, minimum=0) for d in dims)
+    shape = tuple(check_int(d, name, minimum=0) for d in dims)
+    if len(shape) > 64:
+        raise ValueError(f"{name} must have at most 64 dimensions, got {len(shape)}")
+    check_shape_fits(shape, 8, name)
+    return shape
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a bool: ``True``/``False`` (numpy's too) or the ints 0 and 1.
+
+    Anything else raises ``TypeError``: ``bool("no")`` is ``True`` and an array's truth
+    value is an error, so a flag is never read from an arbitrary object.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of the strings ``choices``, else ``ValueError`` naming them.
+
+    Anything that is not a ``str`` is refused before it meets ``in`` (an array there would
+    raise numpy's ambiguous-truth-value error instead of naming the parameter). A wrong
+    type is a ``ValueError`` here, as for a wrong string: the parameter takes a value
+    from a closed list, and every such parameter has always raised ``ValueError``.
+    """
+    if not isinstance(value, str) or value not in choices:
+        allowed = " or ".join(repr(c) for c in choices)
+        shown = (
+            repr(value)
+            if isinstance(value, (str, bool, int, float, type(None)))
+            else (type(value).__name__)
+        )
+        raise ValueError(f"{name} must be {allowed}, got {shown}")
+    return value
+
+
+def asarray(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
+    """``np.asarray(x, dtype)``, with numpy's conversion errors (ragged nesting, strings
+    that are not numbers, grad tensors) as a ``TypeError`` that names ``name``."""
+    try:
+        return np.asarray(x, dtype=dtype)
+    except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
+
+
+def self_overlapping(a: np.ndarray) -> bool:
+    """Whether two different elements of ``a`` may share memory (e.g. a stride-0 view).
+
+    Conservative: the axes of length > 1, sorted by absolute stride, must each step over
+    everything the smaller axes span. Every view that slicing, transposing or reshaping a
+    single array can produce passes; only hand-made strides (``as_strided``) can fail
+    without overlapping, and writing through them would be unsafe to reason about anyway.
+    """
+    span = a.itemsize
+    for size, stride in sorted(
+        ((n, abs(s)) for n, s in zip(a.shape, a.strides, strict=True) if n > 1),
+        key=lambda t: t[1],
+    ):
+        if stride < span:
+            return True
+        span = stride * (size - 1) + span
+    return False
+
+
+def check_distinct_outs(arrays: list[np.ndarray], labels: list[str]) -> None:
+    """Raise ``ValueError`` when an output array overlaps itself or another output.
+
+    Two outputs that share memory (``out=[buf, buf]``) would have one result overwrite
+    the other, and concurrently written from several threads the result depends on the
+    schedule; an output whose elements alias each other loses all but one write.
+    """
+    for i, a in enumerate(arrays):
+        if a.size > 1 and self_overlapping(a):
+            raise ValueError(
+                f"{labels[i]} must not have elements that share memory (e.g. stride 0)"
+            )
+        for j in range(i):
+            if a.size and arrays[j].size and np.may_share_memory(a, arrays[j]):
+                raise ValueError(f"{labels[j]} and {labels[i]} must not share memory")
 
 
 def prepare_out(
@@ -154,6 +274,7 @@ def prepare_out(
     if out is None:
         if shape is None:
             return np.empty(1, dtype=dt), True
+        check_allocation(math.prod(shape) * dt.itemsize, "size", f"an array of shape {shape}")
         return np.empty(shape, dtype=dt), False
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
@@ -168,6 +289,25 @@ def prepare_out(
     return out, False
 
 
+def real_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)`` unconverted, when its dtype is bool, integer or real floating.
+
+    ``None``, strings, objects, complex numbers and ragged nestings raise ``TypeError``
+    naming ``name``. Nothing is copied that ``np.asarray`` would not copy.
+    """
+    arr = asarray(x, name)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> np.ndarray:
+    """``arr`` itself, after checking that a floating array holds no NaN or inf."""
+    if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+        raise not_finite(name)
+    return arr
+
+
 def as_real_array(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray:
     """``np.asarray(x)`` as a float32/float64 array (finiteness not checked).
 
@@ -176,9 +316,7 @@ def as_real_array(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.n
     kernels that detect NaN/inf in their own pass; everyone else uses
     :func:`as_finite_array`.
     """
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    arr = real_array(x, name)
     if dtype is not None:
         return arr.astype(dtype, copy=False)
     if arr.dtype not in FLOAT_DTYPES:
@@ -224,7 +362,7 @@ def as_int_array(x: Any, name: str) -> np.ndarray:
     Floats (even integral ones) raise ``TypeError``: integer mechanisms are exact only on
     integers. Unsigned values above 2**63 - 1 raise ``ValueError``.
     """
-    arr = np.asarray(x)
+    arr = asarray(x, name)
     if arr.dtype.kind not in "biu":
         raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > 2**63 - 1:

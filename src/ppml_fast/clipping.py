@@ -74,6 +74,8 @@ from ._validation import (
     POSITIVE,
     RATE,
     as_float_array,
+    check_choice,
+    check_distinct_outs,
     check_int,
     check_scalar,
 )
@@ -184,9 +186,7 @@ def _per_layer(max_norm: Any) -> bool:
 
 def _check_nonfinite(nonfinite: Any) -> bool:
     """True when non-finite rows are to be zeroed."""
-    if nonfinite not in ("raise", "zero"):
-        raise ValueError(f"nonfinite must be 'raise' or 'zero', got {nonfinite!r}")
-    return bool(nonfinite == "zero")
+    return check_choice(nonfinite, "nonfinite", ("raise", "zero")) == "zero"
 
 
 def _nonfinite_error(name: str, row: int, layer: int | None) -> ValueError:
@@ -249,11 +249,6 @@ def _apply(
         )
 
 
-def _self_overlapping(v: np.ndarray) -> bool:
-    """Whether two rows of the (B, n) view ``v`` share memory (|row stride| < row bytes)."""
-    return bool(v.shape[0] > 1 and v.shape[1] > 0 and abs(v.strides[0]) < v.shape[1] * v.itemsize)
-
-
 def _overlaps(a: np.ndarray, batch: _Batch) -> bool:
     """Whether ``a`` may share memory with any layer of ``grads``."""
     return a.size > 0 and any(r.size and np.may_share_memory(a, r) for r in batch.rows)
@@ -306,6 +301,8 @@ def _prepare_out(
         if not a.flags.writeable:
             raise ValueError(f"{label} must be writeable")
         arrays.append(a)
+    # Outputs written by several threads must be distinct memory, each element its own.
+    check_distinct_outs(arrays, [f"out[{i}]" if is_list else "out" for i in range(len(arrays))])
     return arrays
 
 
@@ -334,7 +331,8 @@ def clip_per_sample(
         Where to write the result: same shapes and dtype as ``grads``. It may be
         ``grads`` itself (in place): rows already within the bound are then not written.
         Any other overlap with ``grads`` (a shifted view, another layer) is handled by
-        reading a copy.
+        reading a copy. The entries of a list must not share memory with each other, nor
+        may an array's own elements alias (e.g. stride 0): ``ValueError``.
     return_norms : bool
         Also return the norms before clipping: shape (B,) (flat) or (B, L) (per-layer
         thresholds), float64.
@@ -369,13 +367,6 @@ def clip_per_sample(
             view = np.empty(batch.rows[i].shape, dtype=batch.dtype)
             copy_back.append((r, view))
         targets.append(view)
-    for i, view in enumerate(targets):
-        label = f"out[{i}]" if batch.is_list else "out"
-        if _self_overlapping(view):
-            raise ValueError(f"{label} must not have rows that share memory (e.g. stride 0)")
-        for j in range(i):
-            if targets[j].size and view.size and np.may_share_memory(view, targets[j]):
-                raise ValueError(f"out[{j}] and out[{i}] must not share memory")
     # Exactly in place (out[i] is grads[i], element for element) is fine; any other
     # overlap -- a shifted view, another layer -- would read what was just written.
     for j, src in enumerate(batch.rows):
@@ -423,7 +414,9 @@ def clip_and_sum(
         As in :func:`clip_per_sample` (a dropped non-finite row adds nothing).
     out : array or list of arrays, optional
         Where to write the sums: shape ``grads.shape[1:]`` per layer, same dtype (it may
-        overlap ``grads``: the sum is then made aside and copied in).
+        overlap ``grads``: the sum is then made aside and copied in). The entries of a
+        list must not share memory with each other, nor may an array's own elements
+        alias (e.g. stride 0): ``ValueError``, before anything is written.
 
     Returns
     -------
@@ -562,8 +555,7 @@ def dp_aggregate(
     """
     zero_bad = _check_nonfinite(nonfinite)
     sigma = check_scalar(noise_multiplier, "noise_multiplier", NON_NEGATIVE)
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    check_choice(reduction, "reduction", ("mean", "sum"))
     if expected_batch_size is not None:
         expected_batch_size = check_int(expected_batch_size, "expected_batch_size", minimum=1)
     q = None
@@ -704,6 +696,8 @@ class AdaptiveClipping:
         Raises ``ValueError`` when ``2σ_b <= z`` (the count would use the whole budget).
         """
         z = check_scalar(noise_multiplier, "noise_multiplier", POSITIVE)
+        if z < 1e-150:  # z**-2 overflows; such a multiplier gives no privacy anyway
+            raise ValueError(f"noise_multiplier must be >= 1e-150, got {z}")
         rest = z**-2 - (2.0 * self.count_noise_std) ** -2
         if rest <= 0:
             raise ValueError(

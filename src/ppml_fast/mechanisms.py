@@ -28,11 +28,13 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import sys
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from ._errors import ResultOverflowError
 from ._native import mechanisms as _kernels
 from ._noise_fill import GAUSSIAN, GUMBEL, LAPLACE, fill
 from ._types import ArrayLike, RngLike
@@ -101,9 +103,15 @@ def _noisy_copy(
         out = np.empty_like(arr, order="C")
         loc = arr
     if not fill(kind, gen, scale, out, loc):
+        if fresh and out is arr:  # the input was overwritten: which cause is unknown
+            raise ResultOverflowError(
+                f"value must contain only finite values, and value + noise must fit "
+                f"{arr.dtype}: one of them failed (noise scale {scale:.6g}; a smaller "
+                "sensitivity / larger epsilon if the values are finite)"
+            )
         if not np.isfinite(arr).all():
             raise not_finite("value")
-        raise OverflowError(
+        raise ResultOverflowError(
             f"value + noise overflows {arr.dtype} (noise scale {scale:.6g}): use float64, "
             "or a smaller sensitivity / larger epsilon"
         )
@@ -314,6 +322,10 @@ def gaussian_sigma(
     epsilon = check_scalar(epsilon, "epsilon", POSITIVE)
     delta = check_scalar(delta, "delta", OPEN_UNIT)
     sensitivity = check_scalar(sensitivity, "sensitivity", POSITIVE)
+    if sensitivity < sys.float_info.min:  # Δ/σ ratios of a subnormal Δ divide by zero
+        raise ValueError(
+            f"sensitivity must be >= {sys.float_info.min} (a normal float), got {sensitivity}"
+        )
     if not isinstance(analytic, (bool, np.bool_)):
         raise TypeError(f"analytic must be a bool, got {type(analytic).__name__}")
     if analytic:
@@ -563,7 +575,7 @@ def geometric_mechanism(
         out = arr + noise
     # Two's-complement overflow: operands of one sign, result of the other.
     if np.any(((arr ^ out) & (noise ^ out)) < 0):
-        raise OverflowError("value + noise does not fit in int64")
+        raise ResultOverflowError("value + noise does not fit in int64")
     return out[()] if out.ndim == 0 else out
 
 

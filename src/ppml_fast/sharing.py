@@ -41,10 +41,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _config
+from ._errors import ResultOverflowError
 from ._native import sharing as _kernels
 from ._streams import split
 from ._types import ArrayLike, RngLike
-from ._validation import check_int, normalize_size
+from ._validation import asarray, check_allocation, check_choice, check_int, normalize_size
 from .rng import resolve_for_dp
 
 __all__ = [
@@ -124,7 +125,7 @@ def _operand(x: Any, name: str, p: int, *, check: bool = True) -> np.ndarray:
         elif not -(2**63) <= v < 2**64:
             raise ValueError(f"{name} must be in [-2**63, 2**64) for the ring, got {v}")
         return np.array(v % 2**64, dtype=_U64)
-    a = np.asarray(x)
+    a = asarray(x, name)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array, got dtype {a.dtype}")
     u = a.astype(_U64, copy=False)  # a negative value becomes >= 2**63 > p
@@ -441,6 +442,7 @@ def additive_share(
     p = _modulus(modulus)
     n = check_int(n_parties, "n_parties", minimum=1)
     v = _operand(x, "x", p)
+    check_allocation(2 * 8 * n * max(v.size, 1), "n_parties", "the shares")
     gen = resolve_for_dp(rng)
     shares = np.empty((n, *v.shape), dtype=_U64)
     if n > 1:
@@ -482,6 +484,7 @@ def shamir_share(
     if n >= 2**32:  # the kernel multiplies by the points as 32-bit numbers
         raise ValueError(f"n_parties must be < 2**32, got {n}")
     v = np.ascontiguousarray(_operand(x, "x", q)).reshape(-1)
+    check_allocation(2 * 8 * n * max(v.size, 1), "n_parties", "the shares")
     gen = resolve_for_dp(rng)
     shares = _fresh((n, v.size))
     if v.size:
@@ -595,7 +598,7 @@ def encode_fixed(x: ArrayLike, *, frac_bits: int = 16, modulus: int | None = Non
     v = np.rint(np.ldexp(a, f))
     limit = float(2**62) if not p else float(p // 2)
     if v.size and float(np.max(np.abs(v))) >= limit:
-        raise OverflowError(
+        raise ResultOverflowError(
             f"x * 2**{f} must be below {'2**62' if not p else 'p/2'} in magnitude to encode, "
             f"found {float(np.max(np.abs(v))):.6g}"
         )
@@ -680,6 +683,10 @@ def beaver_triples(
     sa = normalize_size(shape, "shape")
     if sa is None:
         raise TypeError("shape must be an int or a tuple of ints, got None")
+    check_choice(op, "op", ("mul", "matmul"))
+    check_allocation(
+        3 * 3 * 8 * n * max(functools.reduce(operator.mul, sa, 1), 1), "n_parties", "the triples"
+    )
     if op == "mul":
         if shape_b is not None:
             raise ValueError("shape_b is only for op='matmul'")

@@ -32,10 +32,20 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import ResultOverflowError
 from ._native import stats as _kernels
 from ._noise_fill import LAPLACE, fill, max_scale
 from ._types import ArrayLike, RngLike
-from ._validation import POSITIVE, as_finite_array, check_bounds, check_int, check_scalar
+from ._validation import (
+    POSITIVE,
+    as_finite_array,
+    check_allocation,
+    check_bounds,
+    check_finite,
+    check_int,
+    check_scalar,
+    real_array,
+)
 from .rng import resolve_for_dp
 
 __all__ = ["dp_count", "dp_histogram", "dp_mean", "dp_sum", "dp_var"]
@@ -94,7 +104,7 @@ def _laplace(values: np.ndarray, scale: float, gen: np.random.Generator) -> np.n
             f"got {scale:.6g}: epsilon is too small for these bounds"
         )
     if not fill(LAPLACE, gen, scale, values, values):
-        raise OverflowError("a noisy statistic overflowed float64")
+        raise ResultOverflowError("a noisy statistic overflowed float64")
     return values
 
 
@@ -153,10 +163,21 @@ def dp_sum(
 def dp_count(x: ArrayLike, *, epsilon: float, rng: RngLike = None, axis: Any = None) -> Any:
     """ε-DP count of the records in ``x``: ``n + Lap(1/ε)``.
 
+    A record is what it is for :func:`dp_sum` and :func:`dp_mean`: an element of ``x``
+    (``axis=None``) or one slice ``x[..., i, ...]`` along ``axis``. ``x`` must be a real
+    numeric array (bool, integer or floating); its values are not used, but they are
+    checked as the other statistics check them, so that the same data is counted here
+    and averaged there.
+
     Parameters
     ----------
     x : array_like
-        The records; only their number is used (values are not read, so not checked).
+        The records: anything ``numpy.asarray`` turns into a bool, integer or real
+        floating array (``TypeError`` otherwise: ``None``, strings, objects, complex).
+        NaN or inf anywhere raise ``ValueError``, as in :func:`dp_sum`: a record that
+        holds them is not a value, and dropping or counting it silently would make the
+        count disagree with the mean's. Filter them out first (``x[np.isfinite(x)]``) if
+        they are to be counted or dropped; the count is then of the filtered records.
     epsilon : float
         ``ε > 0``.
     rng : None, int, Generator
@@ -176,10 +197,12 @@ def dp_count(x: ArrayLike, *, epsilon: float, rng: RngLike = None, axis: Any = N
     Adding or removing one record changes the count by 1: ``Δ₁ = 1``.
     """
     epsilon = _check_epsilon(epsilon)
-    arr = np.asarray(x)
+    arr = check_finite(real_array(x, "x"), "x")
     if axis is None:
         n = arr.size
     else:
+        if arr.ndim == 0:
+            raise ValueError("axis must be None for a 0-d x")
         axis = check_int(axis, "axis")
         if not -arr.ndim <= axis < arr.ndim:
             raise ValueError(f"axis must be in [{-arr.ndim}, {arr.ndim - 1}], got {axis}")
@@ -315,6 +338,7 @@ def dp_histogram(
     """
     epsilon = _check_epsilon(epsilon)
     bins = check_int(bins, "bins", minimum=1)
+    check_allocation(3 * 8 * (bins + 1), "bins", "the counts and edges")
     lo, hi = check_bounds(range, "range", strict=True)
     arr = as_finite_array(x, "x")
     flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")

@@ -15,7 +15,14 @@ from typing import Any
 from .._validation import NON_NEGATIVE, POSITIVE, PROBABILITY, check_int, check_scalar
 from .events import _HistoryMixin
 from .prv import PRVAccountant
-from .rdp import _DEFAULT_ORDERS, RDPAccountant, _check_delta, _privacy_spent_quiet, _rdp_step
+from .rdp import (
+    _DEFAULT_ORDERS,
+    MAX_STEPS,
+    RDPAccountant,
+    _check_delta,
+    _privacy_spent_quiet,
+    _rdp_step,
+)
 
 __all__ = ["compose", "create_accountant", "get_max_steps", "get_noise_multiplier"]
 
@@ -40,9 +47,13 @@ def create_accountant(mechanism: str) -> RDPAccountant | PRVAccountant:
 
     Raises
     ------
+    TypeError
+        If ``mechanism`` is not a str.
     ValueError
         If ``mechanism`` is not one of the names.
     """
+    if not isinstance(mechanism, str):
+        raise TypeError(f"accountant must be a str, got {type(mechanism).__name__}")
     if mechanism not in _ACCOUNTANTS:
         raise ValueError(f"accountant must be one of {sorted(_ACCOUNTANTS)}, got {mechanism!r}")
     acc = _ACCOUNTANTS[mechanism]()
@@ -126,7 +137,8 @@ def get_noise_multiplier(
     sample_rate : float
         q of each step, in (0, 1].
     steps : int, optional
-        Number of steps, >= 1. Give exactly one of ``steps`` and ``epochs``.
+        Number of steps, an int in ``[1, 2**63 - 1]``. Give exactly one of ``steps`` and
+        ``epochs``.
     epochs : float, optional
         Number of epochs, > 0: ``steps = int(epochs / sample_rate)``.
     accountant : {"rdp", "prv"}, default "rdp"
@@ -156,8 +168,13 @@ def get_noise_multiplier(
     if sample_rate == 0:
         raise ValueError("sample_rate must be > 0 for calibration, got 0.0")
     if steps is None:
-        steps = int(check_scalar(epochs, "epochs", POSITIVE) / sample_rate)
-    steps = check_int(steps, "steps", 1)
+        n = check_scalar(epochs, "epochs", POSITIVE) / sample_rate
+        if not 1 <= n <= MAX_STEPS:
+            raise ValueError(
+                f"epochs / sample_rate must give between 1 and {MAX_STEPS} steps, got {n:g}"
+            )
+        steps = int(n)
+    steps = check_int(steps, "steps", 1, MAX_STEPS)
     acc = create_accountant(accountant)
 
     def eps_at(sigma: float) -> float:
@@ -180,6 +197,8 @@ def get_noise_multiplier(
             )
     while target_epsilon - eps_high > tol:
         sigma = (sigma_low + sigma_high) / 2
+        if sigma in (sigma_low, sigma_high):
+            break  # the interval is one float wide: no σ in between to try
         eps = eps_at(sigma)
         if eps < target_epsilon:
             sigma_high, eps_high = sigma, eps
@@ -218,7 +237,7 @@ def get_max_steps(
     accountant : {"rdp", "prv"}, default "rdp"
         Which accountant measures ε.
     max_steps : int, default 2**40
-        The largest answer, >= 1.
+        The largest answer, in ``[1, 2**63 - 1]``.
     **kwargs
         Passed to the accountant's ``get_epsilon``.
 
@@ -237,7 +256,7 @@ def get_max_steps(
         target_epsilon, target_delta, sample_rate, 1.0
     )
     sigma = check_scalar(noise_multiplier, "noise_multiplier", NON_NEGATIVE)
-    max_steps = check_int(max_steps, "max_steps", 1)
+    max_steps = check_int(max_steps, "max_steps", 1, MAX_STEPS)
     acc = create_accountant(accountant)
 
     def fits(k: int) -> bool:

@@ -10,7 +10,7 @@ DP-SGD steps; both keep that record in the base class defined here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,8 +119,14 @@ def _event_entries(events: Any) -> list[tuple[Event, int]]:
         return [(events, 1)]
     if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
         raise TypeError("events must be an event or a list of events / (event, count) pairs")
+    try:
+        items = list(events)
+    except TypeError:  # e.g. a 0-d array
+        raise TypeError(
+            "events must be an event or a list of events / (event, count) pairs"
+        ) from None
     out: list[tuple[Event, int]] = []
-    for item in events:
+    for item in items:
         if isinstance(item, _EVENT_TYPES):
             out.append((item, 1))
             continue
@@ -164,8 +170,8 @@ class _HistoryMixin:
         TypeError, ValueError
             If an argument is not a real number or is out of range.
         """
-        check_scalar(noise_multiplier, "noise_multiplier", NON_NEGATIVE)
-        check_scalar(sample_rate, "sample_rate", PROBABILITY)
+        noise_multiplier = check_scalar(noise_multiplier, "noise_multiplier", NON_NEGATIVE)
+        sample_rate = check_scalar(sample_rate, "sample_rate", PROBABILITY)
         if self.history:
             last_sigma, last_q, n = self.history[-1]
             if last_sigma == noise_multiplier and last_q == sample_rate:
@@ -237,10 +243,16 @@ class _HistoryMixin:
 
         Raises
         ------
+        TypeError
+            If ``state_dict`` is not a mapping, or an entry of its history or events has
+            the wrong type (e.g. a float step count).
         ValueError
-            If ``state_dict`` is empty, lacks ``history`` or ``mechanism``, or belongs to
-            another kind of accountant.
+            If ``state_dict`` is empty, lacks ``history`` or ``mechanism``, belongs to
+            another kind of accountant, or holds an out-of-range entry. Nothing is
+            loaded when it raises.
         """
+        if state_dict is not None and not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         if not state_dict:
             raise ValueError("state_dict is None or empty; nothing to load")
         for key in ("history", "mechanism"):
@@ -251,5 +263,52 @@ class _HistoryMixin:
                 f"state_dict of a {state_dict['mechanism']!r} accountant cannot be loaded "
                 f"into a {self.mechanism()!r} accountant"
             )
-        self.history = list(state_dict["history"])
-        self.events = list(state_dict.get("events", []))
+        history = _check_history(state_dict["history"])
+        events = _check_events(state_dict.get("events", []))
+        self.history = history
+        self.events = events
+
+
+def _check_history(history: Any) -> list[tuple[float, float, int]]:
+    """Validated ``(noise_multiplier, sample_rate, steps)`` entries of a saved history.
+
+    Checked on load, not on use: a corrupt state must fail where it enters, not when
+    ε is next asked for (or, worse, be composed into a wrong ε).
+    """
+    if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
+        raise TypeError(f"state_dict['history'] must be a list, got {type(history).__name__}")
+    out = []
+    for i, entry in enumerate(history):
+        name = f"state_dict['history'][{i}]"
+        if isinstance(entry, (str, bytes)) or not isinstance(entry, Iterable):
+            raise TypeError(f"{name} must be (noise_multiplier, sample_rate, steps)")
+        items = list(entry)
+        if len(items) != 3:
+            raise ValueError(
+                f"{name} must be (noise_multiplier, sample_rate, steps), got {len(items)} items"
+            )
+        sigma, q, steps = items
+        out.append(
+            (
+                check_scalar(sigma, f"{name}[0] (noise_multiplier)", NON_NEGATIVE),
+                check_scalar(q, f"{name}[1] (sample_rate)", PROBABILITY),
+                check_int(steps, f"{name}[2] (steps)", 0, 2**63 - 1),
+            )
+        )
+    return out
+
+
+def _check_events(events: Any) -> list[tuple[Event, int]]:
+    """Validated ``(event, count)`` entries of a saved state."""
+    if isinstance(events, (str, bytes)) or not isinstance(events, Iterable):
+        raise TypeError(f"state_dict['events'] must be a list, got {type(events).__name__}")
+    out: list[tuple[Event, int]] = []
+    for i, entry in enumerate(events):
+        name = f"state_dict['events'][{i}]"
+        if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
+            raise TypeError(f"{name} must be an (event, count) pair, got {entry!r}")
+        ev, count = entry
+        if not isinstance(ev, _EVENT_TYPES):
+            raise TypeError(f"{name}[0] must be an event, got {type(ev).__name__}")
+        out.append((ev, check_int(count, f"{name}[1] (count)", 0)))
+    return out

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import os
 import warnings
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ import numpy.typing as npt
 from .. import _config
 from .._native import accounting as _kernels
 from .._types import ArrayLike
-from .._validation import NON_NEGATIVE, OPEN_UNIT, PROBABILITY, check_scalar
+from .._validation import NON_NEGATIVE, OPEN_UNIT, PROBABILITY, check_int, check_scalar
 from .events import Event, GaussianEvent, LaplaceEvent, _HistoryMixin
 
 __all__ = ["DEFAULT_ALPHAS", "RDPAccountant", "compute_rdp", "get_privacy_spent"]
@@ -85,14 +84,47 @@ def _check_orders(orders: Any, name: str = "orders") -> tuple[npt.NDArray[np.flo
     return arr, scalar
 
 
-def _check_steps(steps: Any, name: str = "steps") -> Number:
-    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative number, got {type(steps).__name__}")
-    if isinstance(steps, numbers.Integral):
-        if steps < 0:
-            raise ValueError(f"{name} must be >= 0, got {steps}")
-        return int(steps)
-    return check_scalar(steps, name, NON_NEGATIVE)
+#: Largest step count accepted: an int64, far beyond any training run, and small enough
+#: that ``steps * rdp`` stays a float (a Python int past 1e308 cannot be converted).
+MAX_STEPS = 2**63 - 1
+
+
+def _check_steps(steps: Any, name: str = "steps") -> int:
+    """A step count: an int (numpy integers too) in ``[0, MAX_STEPS]``.
+
+    Floats are refused (``TypeError``), integral or not: a fractional count of
+    compositions has no meaning, and ``steps=2.5`` is a bug upstream (e.g. ``epochs / q``
+    not rounded); NaN and inf are ``ValueError``, as for every other parameter.
+    """
+    if isinstance(steps, (float, np.floating)) and not math.isfinite(steps):
+        raise ValueError(f"{name} must be finite, got {float(steps)}")
+    return check_int(steps, name, 0, MAX_STEPS)
+
+
+def _check_rdp(rdp: Any, n_orders: int) -> npt.NDArray[np.float64]:
+    """RDP values: real, 1-D (or a scalar), one per order, >= 0 or inf, no NaN."""
+    if isinstance(rdp, (str, bytes)):
+        raise TypeError("rdp must be real numbers, got str")
+    try:
+        rdp_arr = np.asarray(rdp)
+    except (RuntimeError, TypeError, ValueError) as exc:  # ragged nesting
+        raise TypeError(f"rdp must be a real number or a sequence of them: {exc}") from None
+    if rdp_arr.dtype == object or rdp_arr.dtype.kind not in "iuf":
+        raise TypeError(f"rdp must be real numbers, got dtype {rdp_arr.dtype}")
+    rdp_vec = np.atleast_1d(rdp_arr.astype(np.float64))
+    if rdp_vec.ndim != 1:
+        raise ValueError(f"rdp must be a scalar or 1-D, got shape {rdp_vec.shape}")
+    if rdp_vec.shape[0] != n_orders:
+        raise ValueError(
+            f"orders and rdp must have the same length, got {n_orders} and {rdp_vec.shape[0]}"
+        )
+    if np.isnan(rdp_vec).any():
+        # an order whose RDP is unknown must not be skipped: the minimum over the
+        # others would look like a guarantee that was never computed for that order
+        raise ValueError(f"rdp must not contain NaN (at index {int(np.argmax(np.isnan(rdp_vec)))})")
+    if (rdp_vec < -1e-6).any():  # compute_rdp may return rounding-level negatives
+        raise ValueError(f"rdp must be >= 0, got {float(rdp_vec.min())}")
+    return rdp_vec
 
 
 def _check_delta(delta: Any, name: str = "delta") -> float:
@@ -174,7 +206,7 @@ def _event_rdp(event: Event, orders: npt.NDArray[np.float64]) -> npt.NDArray[np.
 def compute_rdp(
     q: float,
     noise_multiplier: float,
-    steps: Number,
+    steps: int,
     orders: float | Sequence[float] | ArrayLike,
 ) -> npt.NDArray[np.float64] | float:
     """RDP of ``steps`` compositions of the Poisson-subsampled Gaussian mechanism.
@@ -193,8 +225,9 @@ def compute_rdp(
     noise_multiplier : float
         σ, the ratio of the noise standard deviation to the L2 sensitivity, >= 0.
         σ = 0 gives ``inf`` (no privacy).
-    steps : int or float
-        Number of compositions, >= 0.
+    steps : int
+        Number of compositions, an int in ``[0, 2**63 - 1]`` (floats, even integral ones,
+        and bools raise ``TypeError``).
     orders : float or sequence of float
         Rényi orders, each > 1 (``inf`` allowed, giving ``inf`` unless q = 0 or 1).
 
@@ -205,6 +238,8 @@ def compute_rdp(
 
     Raises
     ------
+    TypeError
+        An argument of the wrong type: steps not an int, orders not real numbers.
     ValueError
         q outside [0, 1], σ < 0, steps < 0, NaN anywhere, empty orders, an order <= 1.
     """
@@ -235,15 +270,16 @@ def get_privacy_spent(
         Rényi orders, each > 1 (``inf`` allowed).
     rdp : float or sequence of float
         The RDP at each order, >= 0 (rounding-level negatives down to -1e-6 pass);
-        ``inf`` and NaN entries are allowed.
+        ``inf`` is allowed (no guarantee at that order), NaN is not (``ValueError``:
+        ignoring it would report ε from the other orders as if it were known there).
     delta : float
         Target δ, in (0, 1).
 
     Returns
     -------
     tuple of (float, float)
-        ``(eps, best_order)``: the smallest ε over the orders and the order giving it.
-        NaN entries are ignored; if all are NaN the answer is ``(inf, nan)``.
+        ``(eps, best_order)``: the smallest ε over the orders and the order giving it;
+        ``(inf, nan)`` when no order gives a finite ε (e.g. only ``inf`` orders).
 
     Raises
     ------
@@ -251,7 +287,7 @@ def get_privacy_spent(
         If ``orders`` or ``rdp`` is not real numbers, or ``delta`` is not a real number.
     ValueError
         delta outside (0, 1), orders and rdp of different lengths, an order <= 1,
-        a negative rdp value.
+        a negative or NaN rdp value.
 
     Warns
     -----
@@ -260,19 +296,7 @@ def get_privacy_spent(
         may give a smaller ε.
     """
     orders_vec, _ = _check_orders(orders)
-    rdp_arr = np.asarray(rdp)
-    if rdp_arr.dtype == object or rdp_arr.dtype.kind not in "iuf":
-        raise TypeError(f"rdp must be real numbers, got dtype {rdp_arr.dtype}")
-    rdp_vec = np.atleast_1d(rdp_arr.astype(np.float64))
-    if rdp_vec.ndim != 1:
-        raise ValueError(f"rdp must be a scalar or 1-D, got shape {rdp_vec.shape}")
-    if rdp_vec.shape[0] != orders_vec.shape[0]:
-        raise ValueError(
-            f"orders and rdp must have the same length, got {orders_vec.shape[0]} "
-            f"and {rdp_vec.shape[0]}"
-        )
-    if (rdp_vec < -1e-6).any():  # compute_rdp may return rounding-level negatives
-        raise ValueError(f"rdp must be >= 0, got {float(np.nanmin(rdp_vec))}")
+    rdp_vec = _check_rdp(rdp, orders_vec.shape[0])
     delta = _check_delta(delta)
     return _privacy_spent(orders_vec, rdp_vec, delta)
 

@@ -41,7 +41,7 @@ from .._native import aggregation as _kernels
 from .._noise_fill import GAUSSIAN, fill, max_scale
 from .._pool import run_columns
 from .._types import ArrayLike, RngLike, UpdatesLike
-from .._validation import NON_NEGATIVE, POSITIVE, RATE, check_scalar
+from .._validation import NON_NEGATIVE, POSITIVE, RATE, check_choice, check_scalar
 from ..clipping import AdaptiveClipping, per_sample_norms
 from ..rng import resolve_for_dp
 from ._inputs import (
@@ -552,8 +552,7 @@ def dp_fedavg(
     floating-point Gaussian noise, with the least-significant-bit weakness described in
     :mod:`ppml_fast.noise`.
     """
-    if nonfinite not in ("raise", "zero"):
-        raise ValueError(f"nonfinite must be 'raise' or 'zero', got {nonfinite!r}")
+    check_choice(nonfinite, "nonfinite", ("raise", "zero"))
     clients = Clients(updates, allow_empty=True)
     if adaptive is not None:
         if not isinstance(adaptive, AdaptiveClipping):

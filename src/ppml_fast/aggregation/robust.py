@@ -38,7 +38,7 @@ import numpy as np
 from .._native import aggregation as _kernels
 from .._pool import run_columns
 from .._types import UpdatesLike
-from .._validation import check_int, check_scalar
+from .._validation import check_choice, check_int, check_scalar
 from ._inputs import Clients, FlatOut
 
 __all__ = [
@@ -56,9 +56,7 @@ NanPolicy = Literal["raise", "omit"]
 
 def _check_nan(nan: object) -> bool:
     """True for ``nan="omit"``."""
-    if nan not in ("raise", "omit"):
-        raise ValueError(f"nan must be 'raise' or 'omit', got {nan!r}")
-    return nan == "omit"
+    return check_choice(nan, "nan", ("raise", "omit")) == "omit"
 
 
 @functools.lru_cache(maxsize=64)
@@ -326,8 +324,7 @@ def _krum(
     out: np.ndarray | Sequence[np.ndarray] | None,
     default_m: bool,
 ) -> KrumResult:
-    if nonfinite not in ("raise", "exclude"):
-        raise ValueError(f"nonfinite must be 'raise' or 'exclude', got {nonfinite!r}")
+    check_choice(nonfinite, "nonfinite", ("raise", "exclude"))
     clients = Clients(updates)
     n = clients.n
     f = check_int(n_byzantine, "n_byzantine", minimum=0)

@@ -39,6 +39,18 @@ Assumptions: an honest-but-curious server and clients (the papers' semi-honest
 protocol), and fewer than ``t`` of any client's share holders colluding with the server
 (``t`` shares rebuild a seed or a secret key).
 
+The threshold is held to an honest majority of the holders, ``t > (k + 1)/2`` for a
+client with ``k`` neighbours (the ``k`` neighbours and the client itself hold shares;
+so ``t >= 2`` always, and ``t >= floor((k + 1)/2) + 1``), as Bonawitz et al. (2017,
+Section 4) and Bell et al. (2020, SecAgg+) require. Each holder reveals one kind of
+share per client, ``b`` or ``s``, never both; with ``2t > k + 1`` no set of answers can
+hold ``t`` shares of both kinds for one client, so even a server that told different
+holders different survivor sets (the deviation a consistency-check round would catch)
+cannot rebuild a client's self mask *and* its pair masks, which together unmask its
+input. A lower threshold would also let fewer holders collude: ``t = 1`` makes every
+share the secret itself. Every message a party receives is checked (types, lengths,
+senders, addressees) and a malformed one raises :class:`SecAggError`.
+
 Key agreement is real X25519 (the ``cryptography`` package); seeds go through
 HKDF-SHA256; shares travel AES-GCM encrypted; the self-mask seeds come from the OS
 CSPRNG and the Shamir polynomials from the package's secure stream. The masks are
@@ -63,7 +75,16 @@ from .. import sharing as _sharing
 from .._errors import PPMLError
 from .._native import aggregation_secure as _kernels
 from .._types import ArrayLike, RngLike, UpdatesLike
-from .._validation import HALF_OPEN_UNIT, POSITIVE, check_int, check_scalar
+from .._validation import (
+    HALF_OPEN_UNIT,
+    POSITIVE,
+    as_real_array,
+    asarray,
+    check_allocation,
+    check_choice,
+    check_int,
+    check_scalar,
+)
 from ..rng import resolve
 from ._inputs import float64_rows
 
@@ -92,6 +113,69 @@ Revealed = tuple[str, np.ndarray]
 
 class SecAggError(PPMLError, RuntimeError):
     """A secure-aggregation round cannot complete (too many dropouts, bad messages)."""
+
+
+def _min_threshold(degree: int) -> int:
+    """The smallest threshold allowed for a client with ``degree`` neighbours.
+
+    ``floor((degree + 1)/2) + 1``: a strict majority of the ``degree + 1`` share holders
+    (the neighbours and the client), which is also the default (see the module's
+    Security section for why nothing lower keeps the privacy claim).
+    """
+    return (degree + 1) // 2 + 1
+
+
+def _check_threshold(threshold: Any, degrees: Sequence[int]) -> int:
+    """``threshold`` as an int in ``[_min_threshold(max degree), min degree + 1]``."""
+    lo = max(_min_threshold(d) for d in degrees)
+    hi = min(degrees) + 1
+    t = check_int(threshold, "threshold")
+    if not lo <= t <= hi:
+        raise ValueError(
+            f"threshold must be in [{lo}, {hi}] (a strict majority of the "
+            f"{max(degrees) + 1} share holders, at most all of them), got {t}"
+        )
+    return t
+
+
+def _client_id(v: Any, n: int | None, what: str) -> int:
+    """A client index from a protocol message: an int (not a bool) in ``[0, n)``."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise SecAggError(f"{what} must be a client index (an int), got {v!r}")
+    u = int(v)
+    if u < 0 or (n is not None and u >= n):
+        bound = f"[0, {n})" if n is not None else ">= 0"
+        raise SecAggError(f"{what} must be a client index in {bound}, got {u}")
+    return u
+
+
+def _check_keys(keys: Any, what: str) -> tuple[bytes, bytes]:
+    """An advertised ``(c, s)`` pair of raw 32-byte X25519 public keys."""
+    if not (
+        isinstance(keys, (tuple, list))
+        and len(keys) == 2
+        and all(isinstance(k, (bytes, bytearray)) and len(k) == 32 for k in keys)
+    ):
+        raise SecAggError(f"{what} must be a pair of 32-byte public keys")
+    return bytes(keys[0]), bytes(keys[1])
+
+
+def _check_blob(blob: Any, what: str) -> bytes:
+    """An encrypted share message: bytes holding at least a nonce and a GCM tag."""
+    if not isinstance(blob, (bytes, bytearray)) or len(blob) < 12 + 16:
+        raise SecAggError(f"{what} must be an encrypted share (bytes of a nonce and a tag)")
+    return bytes(blob)
+
+
+def _check_ids(ids: Any, n: int | None, what: str) -> set[int]:
+    """A list of distinct client indices from a protocol message."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, np.ndarray, set)):
+        raise SecAggError(f"{what} must be a sequence of client indices")
+    items = np.asarray(ids).tolist() if isinstance(ids, np.ndarray) else list(ids)
+    out = [_client_id(v, n, what) for v in items]
+    if len(set(out)) != len(out):
+        raise SecAggError(f"{what} lists a client twice")
+    return set(out)
 
 
 # ---------------------------------------------------------------------------- quantising
@@ -123,7 +207,7 @@ def quantize(x: ArrayLike, clip: float, frac_bits: int) -> np.ndarray:
         ``clip * 2**frac_bits >= 2**62``.
     """
     c, fb = _fixed_point(clip, frac_bits)
-    return _quantize(np.asarray(x, dtype=np.float64), c, fb)
+    return _quantize(as_real_array(x, "x", np.float64), c, fb)
 
 
 def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None) -> tuple[float, int]:
@@ -132,6 +216,8 @@ def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None) -> tup
     Z_2^64), and that magnitude itself must stay below 2^62."""
     c = check_scalar(clip, "clip", POSITIVE)
     fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=52)
+    if not math.isfinite(c * 2.0**fb):  # int() of inf would raise OverflowError
+        raise ValueError(f"clip * 2**frac_bits must be < 2**62, got {c * 2.0**fb:g}")
     qmax = int(np.rint(c * 2.0**fb))
     if n_clients is not None and n_clients * qmax > 2**63 - 1:
         raise ValueError(
@@ -145,7 +231,7 @@ def _fixed_point(clip: Any, frac_bits: Any, n_clients: int | None = None) -> tup
 
 def _quantize(arr: np.ndarray, clip: float, frac_bits: int) -> np.ndarray:
     if arr.size and np.isnan(arr).any():
-        raise ValueError("updates must not contain NaN")
+        raise ValueError("updates must not contain NaN (x, for quantize)")
     q: np.ndarray = np.rint(np.clip(arr, -clip, clip) * 2.0**frac_bits).astype(np.int64)
     return q.view(np.uint64)
 
@@ -165,7 +251,11 @@ def dequantize(v: ArrayLike, frac_bits: int) -> np.ndarray:
     ndarray of float64
         ``int64(v) / 2**frac_bits`` (exact while ``|int64(v)| <= 2**53``).
     """
-    values: np.ndarray = np.asarray(v, dtype=np.uint64).view(np.int64) / 2.0**frac_bits
+    fb = check_int(frac_bits, "frac_bits", minimum=0, maximum=1023)
+    arr = asarray(v, "v")
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"v must be an integer (ring element) array, got dtype {arr.dtype}")
+    values: np.ndarray = arr.astype(np.uint64).view(np.int64) / 2.0**fb
     return values
 
 
@@ -318,6 +408,10 @@ def secagg_graph(n: int, k: int | None, rng: RngLike = None) -> list[np.ndarray]
         ``n < 2``, ``k < 2`` or an odd ``k``.
     """
     n = check_int(n, "n", minimum=2)
+    if (k is not None and not isinstance(k, (int, np.integer))) or isinstance(k, (bool, np.bool_)):
+        raise TypeError(f"neighbors (k) must be None or an int, got {type(k).__name__}")
+    deg = n - 1 if k is None else min(int(k), n - 1)
+    check_allocation(8 * n * max(deg, 1), "n", "the neighbour lists")
     if k is None or k >= n - 1:
         return [np.array([v for v in range(n) if v != u], dtype=np.int64) for u in range(n)]
     k = check_int(k, "neighbors", minimum=2)
@@ -460,23 +554,43 @@ class SecAggClient:
             Every client's public keys, as the server collected them.
         neighbors : sequence of int
             This client's neighbours (:func:`secagg_graph`).
-        threshold : int in [1, k + 1]
+        threshold : int in [floor((k + 1)/2) + 1, k + 1]
             ``t``, the shares needed to rebuild a secret. The client keeps one share for
             itself, as in Bonawitz et al.: the holders are the ``k`` neighbours and the
-            client, ``k + 1`` in all.
+            client, ``k + 1`` in all, and ``t`` must be a strict majority of them (see
+            the module's Security section).
 
         Returns
         -------
         dict of int to bytes
             One message per neighbour: a 12-byte nonce and the AES-GCM ciphertext (under
             a key agreed from the ``c`` keys) of ``(sender, recipient, shares)``.
+
+        Raises
+        ------
+        SecAggError
+            A malformed roster (not every neighbour and this client with a pair of
+            32-byte keys) or neighbour list (this client, a client twice, a non-int).
+        ValueError, TypeError
+            ``threshold`` out of range or not an int.
         """
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        self._roster = dict(roster)
-        self._neighbors = np.asarray(sorted(int(v) for v in neighbors), dtype=np.int64)
-        holders = len(self._neighbors) + 1
-        t = check_int(threshold, "threshold", minimum=1, maximum=holders)
+        if not isinstance(roster, dict):
+            raise SecAggError("roster must be a dict of client index to public keys")
+        nbrs = _check_ids(neighbors, None, "neighbors")
+        if self.index in nbrs:
+            raise SecAggError(f"neighbors must not list client {self.index} itself")
+        if not nbrs:
+            raise SecAggError("neighbors must list at least one client")
+        checked = {}
+        for v in sorted(nbrs | {self.index}):
+            if v not in roster:
+                raise SecAggError(f"roster has no public keys for client {v}")
+            checked[v] = _check_keys(roster[v], f"roster[{v}]")
+        t = _check_threshold(threshold, [len(nbrs)])
+        self._roster = checked
+        self._neighbors = np.asarray(sorted(nbrs), dtype=np.int64)
         both = np.concatenate([_to_chunks(self._b), _to_chunks(_raw_priv(self._s))])
         # Shamir points are the holders' indices + 1 (evaluated at every point up to the
         # largest; only the holders' are used)
@@ -497,8 +611,26 @@ class SecAggClient:
 
     def receive_shares(self, messages: dict[int, bytes]) -> None:
         """Step 2, receiving: the messages other clients sent this one, by sender (as the
-        server forwards them); they are decrypted only when unmasking."""
-        self._inbox = dict(messages)
+        server forwards them); they are decrypted only when unmasking.
+
+        Raises
+        ------
+        SecAggError
+            Called before :meth:`share_keys`, ``messages`` not a dict, a sender that is
+            not a neighbour, or a message that is not an encrypted share.
+        """
+        if self._own_share is None:
+            raise SecAggError("receive_shares comes after share_keys (step 2)")
+        if not isinstance(messages, dict):
+            raise SecAggError("messages must be a dict of sender index to encrypted share")
+        neighbours = set(self._neighbors.tolist())
+        inbox = {}
+        for v, blob in messages.items():
+            u = _client_id(v, None, "a share's sender")
+            if u not in neighbours:
+                raise SecAggError(f"client {u} is not a neighbour of client {self.index}")
+            inbox[u] = _check_blob(blob, f"the share from client {u}")
+        self._inbox = inbox
 
     # step 3
     def masked_input(self, update: ArrayLike) -> np.ndarray:
@@ -580,7 +712,8 @@ class SecAggClient:
 
         if not self._sent_input:
             raise SecAggError(f"client {self.index} dropped: it takes no part in unmasking")
-        surv, drop = set(int(v) for v in survivors), set(int(v) for v in dropped)
+        surv = _check_ids(survivors, None, "survivors")
+        drop = _check_ids(dropped, None, "dropped")
         if surv & drop:
             raise SecAggError("a client cannot both survive and drop")
         if self._unmasked:  # a second request could ask for both kinds of one client
@@ -602,6 +735,8 @@ class SecAggClient:
                 or int.from_bytes(payload[4:8], "little") != self.index
             ):
                 raise SecAggError(f"a share from client {v} is addressed wrongly")
+            if len(payload) != 8 + 8 * (_B_CHUNKS + _S_CHUNKS):
+                raise SecAggError(f"the share from client {v} has the wrong length")
             share = np.frombuffer(payload[8:], dtype="<u8").astype(np.uint64)
             out[v] = ("b", share[:_B_CHUNKS]) if v in surv else ("s", share[_B_CHUNKS:])
         return out
@@ -627,8 +762,10 @@ class SecAggServer:
     ----------
     n : int >= 2
         The number of clients.
-    threshold : int >= 1
-        The Shamir threshold ``t`` (shares needed to rebuild a seed).
+    threshold : int
+        The Shamir threshold ``t`` (shares needed to rebuild a seed): a strict majority
+        of every client's ``k + 1`` share holders and at most all of them,
+        ``floor((k + 1)/2) + 1 <= t <= k + 1`` (see the module's Security section).
     graph : sequence of n sequences of int
         Each client's neighbours (:func:`secagg_graph`): distinct other clients, and
         symmetric.
@@ -637,7 +774,9 @@ class SecAggServer:
     ------
     ValueError
         A graph that does not list ``n`` clients, lists a client as its own neighbour,
-        twice, or out of range, or is not symmetric.
+        twice, or out of range, or is not symmetric; a threshold out of range.
+    TypeError
+        ``graph`` is not a sequence of sequences of ints, or ``threshold`` not an int.
 
     Security
     --------
@@ -647,14 +786,20 @@ class SecAggServer:
 
     def __init__(self, n: int, threshold: int, graph: Sequence[ArrayLike]) -> None:
         self.n = check_int(n, "n", minimum=2)
-        self.threshold = check_int(threshold, "threshold", minimum=1)
+        if isinstance(graph, (str, bytes)) or not hasattr(graph, "__len__"):
+            raise TypeError(f"graph must be a sequence of {n} neighbour lists")
         if len(graph) != n:
             raise ValueError(f"graph must list neighbours for all {n} clients")
         sets = []
         for u, nb in enumerate(graph):
-            lst = [int(v) for v in np.asarray(nb).tolist()]
+            arr = np.asarray(nb)
+            if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+                raise TypeError(f"graph[{u}] must be a 1-D sequence of client indices")
+            lst = [int(v) for v in arr.tolist()]
             if len(set(lst)) != len(lst) or u in lst or any(not 0 <= v < n for v in lst):
                 raise ValueError(f"graph[{u}] must list distinct other clients in [0, {n})")
+            if not lst:
+                raise ValueError(f"graph[{u}] must list at least one neighbour")
             sets.append(set(lst))
         for u in range(n):
             for v in sets[u]:
@@ -664,6 +809,7 @@ class SecAggServer:
                         f"{u} is not in graph[{v}]"
                     )
         self.graph = [np.asarray(sorted(x), dtype=np.int64) for x in sets]
+        self.threshold = _check_threshold(threshold, [len(x) for x in sets])
         self.roster: dict[int, tuple[bytes, bytes]] = {}
         self._senders: set[int] = set()
         self._total: np.ndarray | None = None
@@ -674,20 +820,43 @@ class SecAggServer:
         Raises
         ------
         SecAggError
-            Not every client advertised keys.
+            Not every client advertised keys, an unknown client, or keys that are not a
+            pair of 32-byte public keys.
         """
-        if len(keys) != self.n:
+        if not isinstance(keys, dict):
+            raise SecAggError("keys must be a dict of client index to public keys")
+        roster = {}
+        for u, pair in keys.items():
+            v = _client_id(u, self.n, "a key's owner")
+            roster[v] = _check_keys(pair, f"client {v}'s keys")
+        if len(roster) != self.n:
             raise SecAggError("every client must advertise keys")
-        self.roster = dict(keys)
+        self.roster = roster
         return self.roster
 
     def route_shares(self, outboxes: dict[int, dict[int, bytes]]) -> dict[int, dict[int, bytes]]:
         """Step 2: the encrypted shares regrouped by recipient (``inbox[v][u]``: from
-        ``u`` to ``v``), to forward to each client."""
+        ``u`` to ``v``), to forward to each client.
+
+        Raises
+        ------
+        SecAggError
+            An unknown sender, a recipient that is not the sender's neighbour, or a
+            message that is not an encrypted share.
+        """
+        if not isinstance(outboxes, dict):
+            raise SecAggError("outboxes must be a dict of sender index to messages")
         inbox: dict[int, dict[int, bytes]] = {u: {} for u in range(self.n)}
         for u, box in outboxes.items():
+            su = _client_id(u, self.n, "a sender")
+            if not isinstance(box, dict):
+                raise SecAggError(f"client {su}'s outbox must be a dict of recipient to share")
+            neighbours = set(self.graph[su].tolist())
             for v, blob in box.items():
-                inbox[v][u] = blob
+                rv = _client_id(v, self.n, f"a recipient of client {su}")
+                if rv not in neighbours:
+                    raise SecAggError(f"client {su} sent a share to {rv}, not a neighbour")
+                inbox[rv][su] = _check_blob(blob, f"the share from {su} to {rv}")
         return inbox
 
     def add_masked(self, u: int, y: ArrayLike) -> None:
@@ -700,11 +869,17 @@ class SecAggServer:
             An unknown client, a second input from one client, or an input that is not
             a uint64 vector of the first input's length.
         """
+        if isinstance(u, (bool, np.bool_)) or not isinstance(u, (int, np.integer)):
+            raise SecAggError(f"masked input from {u!r}, not a client index")
         if not 0 <= int(u) < self.n:
             raise SecAggError(f"masked input from unknown client {u} (n = {self.n})")
+        u = int(u)
         if u in self._senders:
             raise SecAggError(f"client {u} sent its masked input twice")
-        y = np.asarray(y)
+        try:
+            y = np.asarray(y)
+        except (TypeError, ValueError, RuntimeError):
+            raise SecAggError(f"client {u}'s masked input is not a uint64 vector") from None
         if y.dtype != np.uint64 or y.ndim != 1:
             raise SecAggError(f"client {u}'s masked input is not a uint64 vector")
         if self._total is not None and y.shape != self._total.shape:
@@ -762,8 +937,14 @@ class SecAggServer:
         ------
         SecAggError
             No input of length ``dim`` arrived, a seed has fewer than ``t`` shares, or
-            its shares are inconsistent.
+            its shares are inconsistent; a malformed answer: from a client that did not
+            survive, about a client that is not the holder's neighbour (or itself), of
+            the wrong kind (``"b"`` for a survivor, ``"s"`` for a dropped client), or a
+            share that is not a vector of the right length of field elements.
+        TypeError, ValueError
+            ``dim`` not an int >= 0.
         """
+        dim = check_int(dim, "dim", minimum=0)
         surv = sorted(self._senders)
         survset = set(surv)
         dropped = [u for u in range(self.n) if u not in survset]
@@ -771,11 +952,8 @@ class SecAggServer:
             raise SecAggError("no masked input of the expected length was received")
         total = self._total.copy()
         t = self.threshold
-        # gather shares per (owner, kind)
-        shares: dict[tuple[int, str], list[tuple[int, np.ndarray]]] = {}
-        for holder, msgs in revealed.items():
-            for owner, (kind, share) in msgs.items():
-                shares.setdefault((owner, kind), []).append((holder + 1, share))
+        shares = self._gather(revealed, survset)
+
         seeds, signs = [], []
         for u in surv:  # remove self masks
             b = _rebuild(shares.get((u, "b"), []), t, _SEED_BYTES, f"b_{u}")
@@ -794,6 +972,49 @@ class SecAggServer:
                 signs.append(-1 if v > u else 1)
         expand_masks(total, seeds, signs)
         return total
+
+    def _gather(
+        self, revealed: Any, survset: set[int]
+    ) -> dict[tuple[int, str], list[tuple[int, np.ndarray]]]:
+        """The revealed shares by (owner, kind), each as (Shamir point, share), checked."""
+        if not isinstance(revealed, dict):
+            raise SecAggError("revealed must be a dict of survivor index to answers")
+        shares: dict[tuple[int, str], list[tuple[int, np.ndarray]]] = {}
+        for h, msgs in revealed.items():
+            holder = _client_id(h, self.n, "a revealing client")
+            if holder not in survset:
+                raise SecAggError(f"client {holder} did not survive: it cannot reveal shares")
+            if not isinstance(msgs, dict):
+                raise SecAggError(f"client {holder}'s answer must be a dict of owner to share")
+            allowed = set(self.graph[holder].tolist()) | {holder}
+            for o, item in msgs.items():
+                owner = _client_id(o, self.n, f"an owner in client {holder}'s answer")
+                what = f"client {holder}'s share of client {owner}"
+                if owner not in allowed:
+                    raise SecAggError(f"{what}: {owner} is not a neighbour of {holder}")
+                if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                    raise SecAggError(f"{what} must be a (kind, share) pair")
+                kind, share = item
+                want = "b" if owner in survset else "s"
+                if kind != want or (owner == holder and kind != "b"):
+                    raise SecAggError(f"{what} must be of kind {want!r}, got {kind!r}")
+                length = _B_CHUNKS if kind == "b" else _S_CHUNKS
+                vec = _check_share(share, length, what)
+                shares.setdefault((owner, kind), []).append((holder + 1, vec))
+        return shares
+
+
+def _check_share(share: Any, length: int, what: str) -> np.ndarray:
+    """A revealed share: ``length`` field elements (integers in [0, p)) as uint64."""
+    try:
+        arr = np.asarray(share)
+    except (TypeError, ValueError, RuntimeError):
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "iu" or arr.shape != (length,):
+        raise SecAggError(f"{what} must be {length} integers")
+    if arr.size and (arr.min() < 0 or int(arr.max()) >= _P):
+        raise SecAggError(f"{what} must hold field elements in [0, 2**61 - 1)")
+    return arr.astype(np.uint64)
 
 
 def _rebuild(pts: list[tuple[int, np.ndarray]], t: int, length: int, name: str) -> bytes:
@@ -883,8 +1104,9 @@ def secure_aggregate(
         Fixed-point fraction bits (values are ``round(x * 2^frac_bits)``).
     threshold : int, optional
         The Shamir threshold ``t`` of the ``k + 1`` share holders (the ``k`` neighbours
-        and the client itself), in ``[1, k + 1]``; default ``floor((k + 1) / 2) + 1``, a
-        majority (``n // 2 + 1`` for SecAgg).
+        and the client itself), in ``[floor((k + 1) / 2) + 1, k + 1]``: a strict
+        majority, which is also the default (``n // 2 + 1`` for SecAgg). Nothing lower
+        keeps the privacy claim (the module's Security section).
     neighbors : None, int or "auto"
         ``None`` (SecAgg, all pairs), an even ``k`` (SecAgg+) or ``"auto"`` (SecAgg+
         with ``k`` the even number nearest ``2 log2 n``).
@@ -927,7 +1149,8 @@ def secure_aggregate(
     x = float64_rows(updates)
     n, dim = x.shape
     c, fb = _fixed_point(clip, frac_bits, n)
-    if neighbors == "auto":
+    if isinstance(neighbors, str):
+        check_choice(neighbors, "neighbors", ("auto",))
         k: int | None = max(2, 2 * round(math.log2(n)))
         if k is not None and k >= n - 1:
             k = None
@@ -937,11 +1160,7 @@ def secure_aggregate(
         k = check_int(neighbors, "neighbors", minimum=2)
     graph = secagg_graph(n, k, rng)
     degree = len(graph[0])
-    t = (
-        (degree + 1) // 2 + 1
-        if threshold is None
-        else check_int(threshold, "threshold", minimum=1, maximum=degree + 1)
-    )
+    t = _min_threshold(degree) if threshold is None else _check_threshold(threshold, [degree])
     drop = set(_dropouts(dropout, n, rng))
     q = _quantize(x, c, fb)
 

@@ -15,7 +15,14 @@ import numpy as np
 
 from .. import rng as _rng
 from .._types import ArrayLike, RngLike
-from .._validation import OPEN_UNIT, POSITIVE, as_finite_array, check_int, check_scalar
+from .._validation import (
+    OPEN_UNIT,
+    POSITIVE,
+    as_finite_array,
+    check_allocation,
+    check_int,
+    check_scalar,
+)
 from .models import _check_xy
 
 __all__ = ["Dataset", "dirichlet_partition", "iid_partition", "load_dataset"]
@@ -119,6 +126,7 @@ def iid_partition(n_samples: int, n_clients: int, *, rng: RngLike = None) -> lis
     """
     n = check_int(n_samples, "n_samples", minimum=1)
     k = check_int(n_clients, "n_clients", minimum=1)
+    check_allocation(2 * 8 * n, "n_samples", "the permutation")
     if k > n:
         raise ValueError(f"n_clients must be <= n_samples = {n} (no empty client), got {k}")
     order = _rng.resolve(rng).permutation(n)

@@ -292,7 +292,7 @@ class MLP(_Classifier):
 
     def __post_init__(self) -> None:
         check_int(self.hidden, "hidden", minimum=1)
-        if self.activation not in _ACTIVATIONS:
+        if not isinstance(self.activation, str) or self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}")
 
     def init(self, rng: RngLike, n_features: int, n_classes: int) -> np.ndarray:

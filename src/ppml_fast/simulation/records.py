@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .._tables import render
+from .._validation import check_bool
 from .models import Model
 
 __all__ = ["RoundRecord", "SimulationResult", "history_table"]
@@ -89,9 +90,19 @@ def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str
         One row per record; ``-`` for a missing value, ``(aborted)`` after the survivors
         of an aborted round.
     """
+    markdown = check_bool(markdown, "markdown")
+    if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
+        raise TypeError(f"history must be a sequence of RoundRecord, got {type(history).__name__}")
+    try:
+        records = list(history)
+    except TypeError:  # e.g. a 0-d array
+        raise TypeError("history must be a sequence of RoundRecord") from None
+    for i, rec in enumerate(records):
+        if not isinstance(rec, RoundRecord):
+            raise TypeError(f"history[{i}] must be a RoundRecord, got {type(rec).__name__}")
     head = [title for _, title, _ in _COLUMNS]
     body = []
-    for rec in history:
+    for rec in records:
         row = []
         for attr, _, fmt in _COLUMNS:
             value = getattr(rec, attr)

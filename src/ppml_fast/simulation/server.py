@@ -89,10 +89,12 @@ class SecureAggregation:
         sending its masked input).
     clip : float > 0
         Values are clipped to ``[-clip, clip]`` before encoding.
-    frac_bits : int >= 0
+    frac_bits : int in [0, 52]
         Fractional bits of the fixed-point encoding.
-    threshold : int >= 1, optional
-        The Shamir threshold (default: a majority of each client's neighbours).
+    threshold : int >= 2, optional
+        The Shamir threshold (default: a majority of each client's neighbours). It must
+        be a strict majority of each client's share holders in every round
+        (:func:`ppml_fast.aggregation.secure_aggregate` raises ``ValueError`` otherwise).
 
     Raises
     ------
@@ -112,13 +114,15 @@ class SecureAggregation:
     threshold: int | None = None
 
     def __post_init__(self) -> None:
-        if self.neighbors is not None and self.neighbors != "auto":
+        if self.neighbors is not None and not (
+            isinstance(self.neighbors, str) and self.neighbors == "auto"
+        ):
             check_int(self.neighbors, "neighbors", minimum=2)
         check_scalar(self.dropout, "dropout", HALF_OPEN_UNIT)
         check_scalar(self.clip, "clip", POSITIVE)
-        check_int(self.frac_bits, "frac_bits", minimum=0)
+        check_int(self.frac_bits, "frac_bits", minimum=0, maximum=52)
         if self.threshold is not None:
-            check_int(self.threshold, "threshold", minimum=1)
+            check_int(self.threshold, "threshold", minimum=2)
 
 
 @dataclasses.dataclass(frozen=True)
