@@ -435,3 +435,110 @@ def test_event_lists_and_histories_that_are_0d_arrays_are_type_errors():
         accounting.RDPAccountant().compose(np.array(0.0))
     with pytest.raises(TypeError, match="history"):
         history_table(np.array(0.0))
+
+
+# --- conversions and mechanisms
+
+_RAGGED_INPUT = [[1.0], [1.0, 2.0]]
+
+
+def _dirichlet(labels):
+    from ppml_fast.simulation import dirichlet_partition
+
+    return dirichlet_partition(labels, 2, 1.0, rng=1)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda v: mechanisms.gaussian_mechanism(v, 1.0, 1.0, 1e-5, rng=1), "value"),
+        (lambda v: mechanisms.laplace_mechanism(v, 1.0, 1.0, rng=1), "value"),
+        (lambda v: mechanisms.randomized_response(v, 1.0, rng=1), "bits"),
+        (lambda v: mechanisms.randomized_response_estimate(v, 1.0), "reports"),
+        (lambda v: clip_and_sum(np.ones((4, 3)), v), "max_norm"),
+        (lambda v: clip_per_sample(np.ones((4, 3)), v), "max_norm"),
+        (lambda v: clipping.AdaptiveClipping(1.0, expected_batch_size=4, rng=1).update(v), "norms"),
+        (lambda v: _dirichlet(v), "labels"),
+        (lambda v: sharing.encode_fixed(v), "x"),
+        (lambda v: sharing.SecretTensor.share(v, 2, rng=1), "x"),
+        (lambda v: ag.secure_aggregate(v, rng=1), "updates"),
+    ],
+)
+@pytest.mark.parametrize("bad", [_RAGGED_INPUT, "abc", object()], ids=["ragged", "str", "object"])
+@pytest.mark.filterwarnings("ignore::ppml_fast.InsecureRandomnessWarning")
+def test_conversion_errors_name_the_parameter(call, name, bad):
+    """numpy's own conversion error (ragged nesting, text, arbitrary objects) names no
+    parameter: each public conversion raises a TypeError that does."""
+    with pytest.raises((TypeError, ValueError), match=name):
+        call(bad)
+
+
+def test_gaussian_sigma_scales_with_a_tiny_sensitivity():
+    """δ(σ) depends only on σ/Δ: a tiny normal Δ calibrates like Δ = 1 (it used to divide
+    by a σ that underflowed to zero)."""
+    one = mechanisms.gaussian_sigma(1.0, 1e-5, 1.0)
+    for d in (1e-300, 2.3e-308, 1e-200):
+        s = mechanisms.gaussian_sigma(1.0, 1e-5, d)
+        assert s >= d * one
+        assert s == pytest.approx(d * one, rel=1e-12)
+    out = mechanisms.gaussian_mechanism(np.zeros(3), 1e-300, 1.0, 1e-5, rng=1)
+    assert np.isfinite(out).all()
+
+
+def test_gaussian_sigma_refuses_a_sigma_that_does_not_fit_a_float_by_name():
+    with pytest.raises(ValueError, match="sensitivity"):
+        mechanisms.gaussian_sigma(1e300, 1e-5, 2.3e-308)
+    with pytest.raises(ValueError, match="sensitivity"):
+        mechanisms.gaussian_sigma(1e-100, 1e-300, 1e300)
+
+
+@pytest.mark.parametrize("dtype", ["abc", 0.0, (1, 2, 3), [[1.0], [1.0, 2.0]]])
+def test_discrete_samplers_name_dtype_when_it_is_not_a_dtype(dtype):
+    for fn in (noise.discrete_gaussian, noise.discrete_laplace):
+        with pytest.raises(TypeError, match="dtype"):
+            fn(2.0, 3, rng=1, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [(None, 3)],
+        [("a", 1)],
+        [(accounting.GaussianEvent(2.0), 1.5)],
+        [(accounting.GaussianEvent(2.0), -1)],
+    ],
+)
+def test_compose_names_events_for_a_bad_item(events):
+    with pytest.raises((TypeError, ValueError), match="events"):
+        accounting.compose(events, delta=1e-5, accountant="rdp")
+
+
+@pytest.mark.parametrize("axis", ["abc", 1.5, 10**30, (0, 0), (0, 5), [0], np.ones(2)])
+def test_randomized_response_estimate_checks_axis_by_name(axis):
+    with pytest.raises((TypeError, ValueError), match="axis"):
+        mechanisms.randomized_response_estimate(np.ones((3, 2), dtype=int), 1.0, axis=axis)
+
+
+def test_randomized_response_estimate_axis_tuple_still_works():
+    r = np.ones((3, 2), dtype=int)
+    whole = mechanisms.randomized_response_estimate(r, 1.0)
+    assert mechanisms.randomized_response_estimate(r, 1.0, axis=(0, 1)) == whole
+    assert mechanisms.randomized_response_estimate(r, 1.0, axis=-1).shape == (3,)
+
+
+@pytest.mark.parametrize("bad", [-1, "abc", 1.5, object()])
+def test_rng_errors_name_the_rng_parameter(bad):
+    from ppml_fast import rng
+
+    for call in (lambda: rng.resolve(bad), lambda: rng.spawn(bad, 2)):
+        with pytest.raises((TypeError, ValueError), match="rng"):
+            call()
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        rng.default_rng(bad)
+
+
+def test_spawn_refuses_more_children_than_memory_holds_by_name():
+    from ppml_fast import rng
+
+    with pytest.raises(ValueError, match="n is too large"):
+        rng.spawn(1, 2**62)

@@ -786,7 +786,6 @@ _PAILLIER = (
 _RAGGED = "numpy's conversion error (ragged or non-numeric input) does not name the parameter"
 _OTHER = "refused, but by an error that does not name the parameter or is not a Type/ValueError"
 KNOWN: dict[str, str] = {
-    "AdaptiveClipping.update-norms": _RAGGED,
     "EncodedNumber.encode-max_exponent": _PAILLIER,
     "EncodedNumber.encode-precision": _PAILLIER,
     "EncodedNumber.encode-public_key": _PAILLIER,
@@ -800,19 +799,10 @@ KNOWN: dict[str, str] = {
     "EncryptedNumber.mul-b": _PAILLIER,
     "SecAggClient.share_keys-neighbors": _OTHER,
     "SecretTensor.share-frac_bits": _OTHER,
-    "SecretTensor.share-x": _RAGGED,
     "beaver_matmul-triple": _OTHER,
     "beaver_mul-triple": _OTHER,
     "beaver_triples-shape": _OTHER,
-    "clip_and_sum-max_norm": _RAGGED,
-    "clip_per_sample-max_norm": _RAGGED,
-    "compose-events": _OTHER,
     "decrypt_batch-enc": _PAILLIER,
-    "dirichlet_partition-labels": _RAGGED,
-    "discrete_gaussian-dtype": _OTHER,
-    "discrete_laplace-dtype": _OTHER,
-    "dp_aggregate-max_norm": _RAGGED,
-    "encode_fixed-x": _RAGGED,
     "encrypt-precision": _PAILLIER,
     "encrypt-r_value": _PAILLIER,
     "encrypt-value": _PAILLIER,
@@ -820,21 +810,12 @@ KNOWN: dict[str, str] = {
     "encrypt_batch-values": _PAILLIER,
     "expand_masks-seeds": _OTHER,
     "expand_masks-signs": _OTHER,
-    "gaussian_mechanism-sensitivity": _OTHER,
-    "gaussian_mechanism-value": _RAGGED,
-    "gaussian_sigma-sensitivity": _OTHER,
-    "laplace_mechanism-value": _RAGGED,
-    "randomized_response-bits": _RAGGED,
-    "randomized_response_estimate-axis": _OTHER,
-    "randomized_response_estimate-reports": _RAGGED,
     "secure_aggregate-dropout": _OTHER,
-    "secure_aggregate-updates": _RAGGED,
     "shamir_reconstruct-check": _OTHER,
     "sum-axis": _OTHER,
 }
 #: Cases that must not run at all: they take the interpreter down.
 CRASHES: dict[str, str] = {
-    "spawn-n": "rng.spawn has no upper bound on n: a huge n runs for minutes",
     "EncodedNumber.encode-max_exponent": (
         "a huge max_exponent builds numbers of that many digits: minutes, not a refusal"
     ),

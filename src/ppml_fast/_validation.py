@@ -222,6 +222,34 @@ def asarray(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray
         raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
 
 
+def check_axes(axis: Any, ndim: int, name: str = "axis") -> int | tuple[int, ...] | None:
+    """``axis`` for a reduction over an array of ``ndim`` dimensions: ``None``, an int or a
+    tuple of distinct ints, each in ``[-ndim, ndim - 1]`` (negative ones normalised).
+
+    Lists and arrays are refused (numpy reads them differently in different functions);
+    anything else raises ``TypeError`` naming ``name``.
+    """
+    if axis is None:
+        return None
+    if isinstance(axis, tuple):
+        axes = tuple(check_int(a, f"{name}[{i}]") for i, a in enumerate(axis))
+    else:
+        if isinstance(axis, (list, np.ndarray)) and not (
+            isinstance(axis, np.ndarray) and axis.ndim == 0
+        ):
+            raise TypeError(
+                f"{name} must be None, an int or a tuple of ints, got {type(axis).__name__}"
+            )
+        axes = (check_int(axis, name),)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name} must be in [{-ndim}, {ndim - 1}], got {a}")
+    norm = tuple(a % ndim for a in axes)
+    if len(set(norm)) != len(norm):
+        raise ValueError(f"{name} must not repeat an axis, got {axis}")
+    return norm if isinstance(axis, tuple) else norm[0]
+
+
 def self_overlapping(a: np.ndarray) -> bool:
     """Whether two different elements of ``a`` may share memory (e.g. a stride-0 view).
 

@@ -74,6 +74,7 @@ from ._validation import (
     POSITIVE,
     RATE,
     as_float_array,
+    asarray,
     check_choice,
     check_distinct_outs,
     check_int,
@@ -181,7 +182,9 @@ def _thresholds(max_norm: Any, batch: _Batch) -> list[float]:
 
 def _per_layer(max_norm: Any) -> bool:
     """Whether ``max_norm`` is a list of per-layer thresholds (checked by _thresholds)."""
-    return isinstance(max_norm, (list, tuple, np.ndarray)) and np.ndim(max_norm) == 1
+    return (
+        isinstance(max_norm, (list, tuple, np.ndarray)) and asarray(max_norm, "max_norm").ndim == 1
+    )
 
 
 def _check_nonfinite(nonfinite: Any) -> bool:
@@ -709,7 +712,7 @@ class AdaptiveClipping:
     def update(self, norms: npt.ArrayLike, *, rng: RngLike = None) -> float:
         """Update ``C`` from one batch's per-example norms (taken before clipping at the
         current ``C``); returns the new ``C``. NaN norms (dropped rows) count as clipped."""
-        n = np.asarray(norms, dtype=np.float64).reshape(-1)
+        n = asarray(norms, "norms", np.float64).reshape(-1)
         unclipped = int(np.count_nonzero(n <= self._norm))
         gen = self._gen if rng is None else resolve_for_dp(rng)
         noise = float(gen.normal(0.0, self.count_noise_std))

@@ -44,6 +44,8 @@ from ._validation import (
     as_finite_array,
     as_int_array,
     as_real_array,
+    asarray,
+    check_axes,
     check_int,
     check_rational,
     check_scalar,
@@ -80,7 +82,7 @@ def _values(value: Any) -> tuple[np.ndarray, bool]:
     an ndarray or an object exposing its own buffer is never written to. NaN and inf
     are caught by the sampler's own pass (:func:`_noisy_copy`), not by a second one here.
     """
-    src = np.asarray(value)
+    src = asarray(value, "value")
     arr = as_real_array(src, "value")
     fresh = arr is not src or isinstance(value, (list, tuple, numbers.Number))
     return arr, fresh and arr.flags.writeable
@@ -329,7 +331,19 @@ def gaussian_sigma(
     if not isinstance(analytic, (bool, np.bool_)):
         raise TypeError(f"analytic must be a bool, got {type(analytic).__name__}")
     if analytic:
-        return _analytic_sigma(epsilon, delta, sensitivity)
+        # δ(σ) depends on σ/Δ alone (a = Δ/(2σ), b = εσ/Δ): calibrate for Δ = 1 and scale,
+        # rounded up, so that no Δ near the ends of the float range over- or underflows
+        # inside the bisection.
+        unit = _analytic_sigma(epsilon, delta, 1.0)
+        if sensitivity == 1.0:
+            return unit
+        sigma = math.nextafter(sensitivity * unit, math.inf)
+        if not (math.isfinite(sigma) and sigma >= sys.float_info.min):
+            raise ValueError(
+                f"sigma = sensitivity * {unit:.6g} must be a finite normal float, got {sigma} "
+                f"(sensitivity={sensitivity}, epsilon={epsilon}, delta={delta})"
+            )
+        return sigma
     if epsilon > 1.0:
         raise ValueError(
             f"epsilon must be <= 1 for the classic Gaussian mechanism (analytic=False), "
@@ -452,7 +466,7 @@ def exponential_mechanism(
 
 
 def _as_bits(bits: Any, name: str) -> np.ndarray:
-    arr = np.asarray(bits)
+    arr = asarray(bits, name)
     if arr.dtype.kind not in "biu":
         raise TypeError(f"{name} must be an array of bools or 0/1 integers, got dtype {arr.dtype}")
     if arr.dtype.kind != "b" and arr.size and (arr.min() < 0 or arr.max() > 1):
@@ -519,8 +533,9 @@ def randomized_response_estimate(reports: ArrayLike, epsilon: float, *, axis: An
     arr = _as_bits(reports, "reports")
     if arr.size == 0:
         raise ValueError("reports must not be empty")
+    axes = check_axes(axis, arr.ndim)
     p, q = _rr_probabilities(epsilon)
-    return (np.mean(arr, axis=axis, dtype=np.float64) - q) / (p - q)
+    return (np.mean(arr, axis=axes, dtype=np.float64) - q) / (p - q)
 
 
 # --- geometric (discrete Laplace) mechanism -----------------------------------------------

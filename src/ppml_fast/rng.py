@@ -129,6 +129,12 @@ def default_rng(seed: RngLike = None, *, secure: bool | None = None) -> np.rando
     Only an unseeded stream is fit for noise, shares, masks or keys that protect
     someone. A seeded stream gives the same numbers to anyone who knows the seed.
     """
+    return _from_seed(seed, secure, "seed")
+
+
+def _from_seed(seed: RngLike, secure: bool | None, name: str) -> np.random.Generator:
+    """:func:`default_rng`, with errors about ``seed`` naming ``name``: the parameter the
+    caller passed it as (``rng`` for :func:`resolve` and :func:`spawn`)."""
     if secure is not None and not isinstance(secure, (bool, np.bool_)):
         raise TypeError(f"secure must be None or a bool, got {type(secure).__name__}")
     if seed is None:
@@ -139,7 +145,7 @@ def default_rng(seed: RngLike = None, *, secure: bool | None = None) -> np.rando
         return gen
     if secure:
         raise ValueError(
-            "seed must be None when secure=True: a seeded stream is reproducible, not secure"
+            f"{name} must be None when secure=True: a seeded stream is reproducible, not secure"
         )
     if isinstance(seed, np.random.Generator):
         return seed
@@ -149,12 +155,17 @@ def default_rng(seed: RngLike = None, *, secure: bool | None = None) -> np.rando
         return Generator(AESCounter(seed), secure=False)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(
-            "seed must be None, an int, a SeedSequence, a numpy Generator or BitGenerator, "
+            f"{name} must be None, an int, a SeedSequence, a numpy Generator or BitGenerator, "
             f"got {type(seed).__name__}"
         )
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise ValueError(f"{name} must be >= 0, got {seed}")
     return Generator(AESCounter(int(seed)), secure=False)
+
+
+#: A lower bound on the memory one child of :func:`spawn` takes (a numpy ``Generator``
+#: around an AES-CTR bit generator, with its buffers and lock): the bound on ``n``.
+CHILD_BYTES = 1024
 
 
 def spawn(rng: RngLike, n: int) -> list[np.random.Generator]:
@@ -163,11 +174,19 @@ def spawn(rng: RngLike, n: int) -> list[np.random.Generator]:
     Each child is keyed by fresh output of the parent (:func:`children`): a secure
     parent has secure children, a seeded parent has reproducible children, and no child
     overlaps the parent's own future output or a numpy ``jumped`` copy of it.
+
+    ``n`` is bounded by memory: each child stream takes about ``CHILD_BYTES`` bytes, and
+    an ``n`` whose children would not fit this machine's physical memory raises
+    ``ValueError`` (naming ``n``) before any child is made.
     """
-    from ._validation import check_int
+    from ._validation import check_allocation, check_int
 
     n = check_int(n, "n", minimum=0)
-    gen = default_rng(rng) if rng is None or not isinstance(rng, np.random.Generator) else rng
+    check_allocation(n * CHILD_BYTES, "n", f"{n} child streams of about {CHILD_BYTES} bytes each")
+    if rng is None or not isinstance(rng, np.random.Generator):
+        gen = _from_seed(rng, None, "rng")
+    else:
+        gen = rng
     bg = gen.bit_generator
     with bg.lock:
         kids = children(bg, n)
@@ -240,7 +259,7 @@ def resolve(rng: RngLike) -> np.random.Generator:
         return _secure_stream()
     if isinstance(rng, np.random.Generator):
         return rng
-    return default_rng(rng)
+    return _from_seed(rng, None, "rng")
 
 
 _warned = False

@@ -592,7 +592,7 @@ def encode_fixed(x: ArrayLike, *, frac_bits: int = 16, modulus: int | None = Non
     """
     p = _modulus(modulus)
     f = _frac_bits(frac_bits)
-    a = np.asarray(x, dtype=np.float64)
+    a = asarray(x, "x", np.float64)
     if a.size and not np.isfinite(a).all():
         raise ValueError("x must contain only finite values (found NaN or inf)")
     v = np.rint(np.ldexp(a, f))

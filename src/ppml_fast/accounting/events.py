@@ -126,7 +126,7 @@ def _event_entries(events: Any) -> list[tuple[Event, int]]:
             "events must be an event or a list of events / (event, count) pairs"
         ) from None
     out: list[tuple[Event, int]] = []
-    for item in items:
+    for i, item in enumerate(items):
         if isinstance(item, _EVENT_TYPES):
             out.append((item, 1))
             continue
@@ -134,8 +134,8 @@ def _event_entries(events: Any) -> list[tuple[Event, int]]:
             raise TypeError(f"events items must be events or (event, count) pairs, got {item!r}")
         ev, count = item
         if not isinstance(ev, _EVENT_TYPES):
-            raise TypeError(f"unknown event type {type(ev).__name__}")
-        out.append((ev, check_int(count, "count", 0)))
+            raise TypeError(f"events[{i}]: unknown event type {type(ev).__name__}")
+        out.append((ev, check_int(count, f"events[{i}] count", 0)))
     return out
 
 

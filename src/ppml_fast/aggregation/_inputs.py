@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._types import ArrayLike, UpdatesLike
-from .._validation import as_finite_array, as_float_array
+from .._validation import as_finite_array, as_float_array, asarray
 
 __all__ = [
     "Clients",
@@ -356,12 +356,12 @@ def float64_rows(updates: UpdatesLike) -> np.ndarray:
         not two-dimensional with at least two clients.
     """
     if isinstance(updates, (list, tuple)):
-        rows = [np.asarray(u, dtype=np.float64) for u in updates]
+        rows = [asarray(u, f"updates[{k}]", np.float64) for k, u in enumerate(updates)]
         if any(r.ndim != 1 or r.shape != rows[0].shape for r in rows):
             raise ValueError("updates: every client's update must be 1-D of one length")
         x = np.stack(rows) if rows else np.zeros((0, 0))
     else:
-        x = np.asarray(updates, dtype=np.float64)
+        x = asarray(updates, "updates", np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"updates must be (n_clients >= 2, D), got shape {x.shape}")
     return x

@@ -77,8 +77,12 @@ def _gaussian_params(sigma: Fraction) -> tuple[int, int, int, int, int, int]:
 
 def _sample(name: str, value: Any, size: Any, rng: Any, dtype: Any, out: Any) -> Any:
     q = check_rational(value, name, allow_zero=True)
-    if np.dtype(dtype) != np.int64:
-        raise TypeError(f"dtype must be int64 (exact integer noise), got {np.dtype(dtype)}")
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"dtype must be int64 (exact integer noise), got {dtype!r}") from None
+    if dt != np.int64:
+        raise TypeError(f"dtype must be int64 (exact integer noise), got {dt}")
     arr, scalar = prepare_out(out, size, np.int64)
     flat = arr.reshape(-1)
     if q == 0:

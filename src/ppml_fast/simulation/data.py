@@ -19,6 +19,7 @@ from .._validation import (
     OPEN_UNIT,
     POSITIVE,
     as_finite_array,
+    asarray,
     check_allocation,
     check_int,
     check_scalar,
@@ -176,7 +177,7 @@ def dirichlet_partition(
     ``p_cj`` of the class's (shuffled) examples (Yurochkin et al. 2019; Hsu et al. 2019).
     The draw is repeated until every client holds at least ``min_size`` examples.
     """
-    y = np.asarray(labels)
+    y = asarray(labels, "labels")
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise ValueError(f"labels must be a 1-d integer array, got shape {y.shape} {y.dtype}")
     k = check_int(n_clients, "n_clients", minimum=1)
