@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from ppml_fast import accounting, clipping, mechanisms, noise, sharing, stats
+from ppml_fast import accounting, clipping, mechanisms, noise, paillier, sharing, stats
 from ppml_fast import aggregation as ag
 from ppml_fast.clipping import clip_and_sum, clip_per_sample
 from ppml_fast.simulation import SecureAggregation, history_table
@@ -542,3 +542,77 @@ def test_spawn_refuses_more_children_than_memory_holds_by_name():
 
     with pytest.raises(ValueError, match="n is too large"):
         rng.spawn(1, 2**62)
+
+
+# --- Paillier: bad arguments are refused by name, before int(), Fraction or attribute use
+
+_PL_PK, _PL_SK = paillier.generate_paillier_keypair(n_length=256)
+
+
+def test_paillier_encode_refuses_bad_arguments_by_name():
+    enc = paillier.EncodedNumber.encode
+    with pytest.raises(TypeError, match="public_key"):
+        enc(None, 1.5)
+    with pytest.raises(TypeError, match="scalar"):
+        enc(_PL_PK, "1.5")
+    with pytest.raises(ValueError, match="scalar"):
+        enc(_PL_PK, math.inf)
+    with pytest.raises(ValueError, match="precision"):
+        enc(_PL_PK, 1.5, precision=0)
+    with pytest.raises(TypeError, match="precision"):
+        enc(_PL_PK, 1.5, precision="abc")
+    with pytest.raises(ValueError, match="mantissa"):  # overflow names what to change
+        enc(_PL_PK, 1.5, precision=1e-320)
+    with pytest.raises(TypeError, match="max_exponent"):
+        enc(_PL_PK, 1.5, max_exponent=math.nan)
+
+
+def test_paillier_encode_refuses_a_huge_max_exponent_at_once():
+    # 16**(10**30) used to be built digit by digit; now refused by the exponent bound
+    with pytest.raises(ValueError, match="max_exponent"):
+        paillier.EncodedNumber.encode(_PL_PK, 0, max_exponent=-(10**30))
+    # within the bound, an exponent no mantissa could fill overflows without building it
+    with pytest.raises(ValueError, match="mantissa"):
+        paillier.EncodedNumber.encode(_PL_PK, 1.5, max_exponent=-(2**30))
+    zero = paillier.EncodedNumber.encode(_PL_PK, 0, max_exponent=-50)  # as phe allows
+    assert (zero.encoding, zero.exponent) == (0, -50)
+
+
+def test_paillier_encrypt_refuses_bad_arguments_by_name():
+    with pytest.raises(TypeError, match="value"):
+        _PL_PK.encrypt(None)
+    with pytest.raises(ValueError, match="value"):
+        _PL_PK.encrypt(math.nan)
+    with pytest.raises(TypeError, match="r_value"):
+        _PL_PK.encrypt(1.5, r_value=np.ones(3))
+    with pytest.raises(TypeError, match="obfuscation"):
+        _PL_PK.encrypt_batch(np.ones(2), obfuscation=np.ones(3))
+    with pytest.raises(ValueError, match="values"):
+        _PL_PK.encrypt_batch([[1.0], [1.0, 2.0]])
+    x = _PL_PK.encrypt(2.5)
+    with pytest.raises(ValueError, match="scalar"):
+        x + math.inf
+    with pytest.raises(ValueError, match="scalar"):
+        x * math.nan
+
+
+def test_paillier_array_methods_refuse_bad_arguments_by_name():
+    enc = _PL_PK.encrypt_batch(np.array([1.5, -2.0, 3.25]))
+    with pytest.raises(TypeError, match="new_exp"):
+        enc.decrease_exponent_to(math.nan)
+    with pytest.raises(ValueError, match="new_exp"):
+        enc.decrease_exponent_to(-(10**30))
+    with pytest.raises(TypeError, match="axis"):
+        enc.sum(axis=2.5)
+    with pytest.raises(TypeError, match="shape"):
+        enc.reshape(2.5)
+    with pytest.raises(ValueError, match="shape"):
+        enc.reshape(10**30)
+    with pytest.raises(ValueError, match="other"):
+        enc.dot(np.array([1.0, np.inf, 1.0]))
+    with pytest.raises(TypeError, match="data"):
+        paillier.EncryptedArray.from_bytes(2**62)
+    with pytest.raises(TypeError, match="enc"):
+        _PL_SK.decrypt_batch((1, 2, 3))
+    with pytest.raises(ValueError, match="enc"):
+        _PL_SK.decrypt_batch([])

@@ -779,35 +779,14 @@ COMMON_ALIASES = {
 
 #: Findings not fixed here, each in a module outside this test's reach or a refusal
 #: whose wording still lacks the parameter's name; kept visible as expected failures.
-_PAILLIER = (
-    "a wrong type or NaN reaches int(), Fraction or an attribute access before any check "
-    "(paillier keys.py / number.py / encoding.py / array.py)"
-)
 _RAGGED = "numpy's conversion error (ragged or non-numeric input) does not name the parameter"
 _OTHER = "refused, but by an error that does not name the parameter or is not a Type/ValueError"
 KNOWN: dict[str, str] = {
-    "EncodedNumber.encode-max_exponent": _PAILLIER,
-    "EncodedNumber.encode-precision": _PAILLIER,
-    "EncodedNumber.encode-public_key": _PAILLIER,
-    "EncodedNumber.encode-scalar": _PAILLIER,
-    "EncryptedArray.decrease_exponent_to-new_exp": _PAILLIER,
-    "EncryptedArray.dot-other": _PAILLIER,
-    "EncryptedArray.from_bytes-data": _PAILLIER,
-    "EncryptedArray.reshape-b": _PAILLIER,
-    "EncryptedArray.sum-axis": _PAILLIER,
-    "EncryptedNumber.add-b": _PAILLIER,
-    "EncryptedNumber.mul-b": _PAILLIER,
     "SecAggClient.share_keys-neighbors": _OTHER,
     "SecretTensor.share-frac_bits": _OTHER,
     "beaver_matmul-triple": _OTHER,
     "beaver_mul-triple": _OTHER,
     "beaver_triples-shape": _OTHER,
-    "decrypt_batch-enc": _PAILLIER,
-    "encrypt-precision": _PAILLIER,
-    "encrypt-r_value": _PAILLIER,
-    "encrypt-value": _PAILLIER,
-    "encrypt_batch-obfuscation": _PAILLIER,
-    "encrypt_batch-values": _PAILLIER,
     "expand_masks-seeds": _OTHER,
     "expand_masks-signs": _OTHER,
     "secure_aggregate-dropout": _OTHER,
@@ -816,9 +795,6 @@ KNOWN: dict[str, str] = {
 }
 #: Cases that must not run at all: they take the interpreter down.
 CRASHES: dict[str, str] = {
-    "EncodedNumber.encode-max_exponent": (
-        "a huge max_exponent builds numbers of that many digits: minutes, not a refusal"
-    ),
     "SecretTensor.share-n_parties": (
         "a huge n_parties is allocated lazily and the process is killed when it is touched"
     ),

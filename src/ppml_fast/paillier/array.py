@@ -307,7 +307,12 @@ class EncryptedArray:
         EncryptedArray
             The same ciphertexts and exponents in the new shape.
         """
-        exp = self._exp.reshape(*shape)
+        try:
+            exp = self._exp.reshape(*shape)
+        except (TypeError, ValueError, OverflowError) as e:
+            # numpy's messages do not say which argument was wrong
+            err = TypeError if isinstance(e, TypeError) else ValueError
+            raise err(f"cannot reshape an array of size {self.size} into shape {shape!r}") from e
         width = self._c.shape[-1]
         return EncryptedArray._wrap(
             self.public_key, self._c.reshape(*exp.shape, width), exp, self._obfuscated
@@ -393,9 +398,15 @@ class EncryptedArray:
         ValueError
             Some ``new_exp`` is above the current exponent.
         """
-        target = np.broadcast_to(np.asarray(new_exp, dtype=np.int64), self.shape)
+        target_in = _exponent_array(new_exp, "new_exp")
+        try:
+            target = np.broadcast_to(target_in, self.shape)
+        except ValueError as e:
+            raise ValueError(
+                f"new_exp of shape {target_in.shape} does not broadcast to {self.shape}"
+            ) from e
         if (target > self._exp).any():
-            raise ValueError("new exponents should be more negative than the old ones")
+            raise ValueError("new_exp: new exponents should be more negative than the old ones")
         c = self._lowered(np.array(target, dtype=np.int64))
         return EncryptedArray._wrap(self.public_key, c.reshape(self._c.shape), target.copy(), False)
 
@@ -667,6 +678,8 @@ class EncryptedArray:
         KeyMismatchError
             ``public_key`` has another n.
         """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
         pk, exps, c = _codec.from_bytes(data, public_key)
         return cls._wrap(pk, c, exps, obfuscated=True)
 
@@ -764,7 +777,10 @@ def _as_number_array(values: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold plaintext numbers, got {type(values).__name__}")
     if isinstance(values, (list, tuple)):
         # numpy would turn [2**63 + 1, -1] into float64; keep Python ints exact
-        obj = np.asarray(values, dtype=object)
+        try:
+            obj = np.asarray(values, dtype=object)
+        except ValueError as e:
+            raise ValueError(f"{name} must be a rectangular array of numbers: {e}") from e
         flat = obj.reshape(-1).tolist()
         if flat and all(
             isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in flat
@@ -772,7 +788,10 @@ def _as_number_array(values: Any, name: str) -> np.ndarray:
             if all(-(2**63) <= int(v) < 2**63 for v in flat):
                 return np.asarray(obj, dtype=np.int64)
             return obj
-    arr = np.asarray(values)
+    try:
+        arr = np.asarray(values)
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"{name} must be a rectangular array of numbers: {e}") from e
     kind = arr.dtype.kind
     if kind == "b":
         return arr.astype(np.int64)
@@ -796,9 +815,44 @@ def _as_number_array(values: Any, name: str) -> np.ndarray:
     raise TypeError(f"{name} must be ints or floats, got dtype {arr.dtype}")
 
 
+def _exponent_array(value: Any, name: str) -> np.ndarray:
+    """``value`` (an int or array_like of ints) as int64 exponents within ``+-MAX_EXP``.
+
+    Raises ``TypeError`` (not ints) or ``ValueError`` (ragged, or beyond the bound)
+    naming ``name``.
+    """
+    try:
+        arr = np.asarray(value)
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"{name} must be an int or an array of ints: {e}") from e
+    items = arr.reshape(-1).tolist() if arr.dtype.kind == "O" else None
+    if items is not None and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items
+    ):
+        bad = [v for v in items if not -_codec.MAX_EXP < v < _codec.MAX_EXP]
+        if bad:
+            raise ValueError(f"{name} must be within +/-{_codec.MAX_EXP}, got {bad[0]}")
+        arr = arr.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be ints, got {type(value).__name__} of dtype {arr.dtype}")
+    if arr.size and (
+        int(arr.max()) >= _codec.MAX_EXP or int(arr.min()) <= -_codec.MAX_EXP
+    ):
+        raise ValueError(f"{name} must be within +/-{_codec.MAX_EXP}")
+    return arr.astype(np.int64)
+
+
 def _norm_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """``axis`` (an int or a tuple) as distinct non-negative axes of an ``ndim``-d array."""
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    def _is_int(a: Any) -> bool:
+        return isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
+
+    if _is_int(axis):
+        axes: tuple[Any, ...] = (axis,)
+    elif isinstance(axis, (tuple, list)) and all(_is_int(a) for a in axis):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r:.80}")
     out = []
     for a in axes:
         a = int(a)
@@ -806,7 +860,7 @@ def _norm_axes(axis: Any, ndim: int) -> tuple[int, ...]:
             raise np.exceptions.AxisError(a, ndim)
         out.append(a % ndim)
     if len(set(out)) != len(out):
-        raise ValueError("repeated axis")
+        raise ValueError(f"repeated axis in axis={axis!r}")
     return tuple(out)
 
 
@@ -972,7 +1026,7 @@ def _matmul(enc: EncryptedArray, other: Any, *, encrypted_left: bool) -> Any:
     if wflat.size:
         if w.dtype.kind == "f":
             if not np.isfinite(wflat).all():
-                raise ValueError("W must be finite (NaN or inf found)")
+                raise ValueError("the plaintext operand (other) must be finite (NaN or inf found)")
             wexp = int(_float_exponents(wflat).min())
         else:
             wexp = 0
@@ -1064,7 +1118,10 @@ def _decrypt_array(
                 "enc must be an EncryptedArray or a sequence of "
                 f"EncryptedNumber, got {type(enc).__name__}"
             )
-        enc = EncryptedArray.from_numbers(enc)
+        try:
+            enc = EncryptedArray.from_numbers(enc)
+        except (TypeError, ValueError) as e:  # name the argument the caller passed
+            raise type(e)(f"enc: {e}") from e
     if enc.public_key != sk.public_key:
         raise KeyMismatchError("enc was encrypted against a different key")
     flat = enc._c.reshape(-1, enc._c.shape[-1])

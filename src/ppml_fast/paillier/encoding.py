@@ -9,6 +9,7 @@ encodings and the ciphertexts made from them move between the two libraries unch
 
 from __future__ import annotations
 
+import decimal
 import fractions
 import math
 import sys
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import EncodingOverflowError
-from ._limbs import from_limbs, nlimbs, to_limbs
+from ._limbs import INTS, from_limbs, nlimbs, to_limbs
 
 if TYPE_CHECKING:
     from .keys import PaillierPublicKey
@@ -103,28 +104,32 @@ class EncodedNumber:
         With ``precision=None`` ints get exponent 0 and floats the exponent that holds
         their 53-bit mantissa exactly, ``floor((frexp(x)[1] - 53) / log2(BASE))``.
         """
-        if isinstance(scalar, np.integer):
-            scalar = int(scalar)
-        elif isinstance(scalar, np.floating):
-            scalar = float(scalar)
+        max_int, n = _key_ints(public_key)
+        scalar = _check_scalar(scalar, "scalar", exact=precision is not None)
         if precision is None:
             if isinstance(scalar, int):
                 prec_exponent = 0
-            elif isinstance(scalar, float):
+            else:
                 bin_flt_exponent = math.frexp(scalar)[1]
                 bin_lsb_exponent = bin_flt_exponent - cls.FLOAT_MANTISSA_BITS
                 prec_exponent = math.floor(bin_lsb_exponent / cls.LOG2_BASE)
-            else:
-                raise TypeError(f"Don't know the precision of type {type(scalar)}.")
         else:
-            prec_exponent = math.floor(math.log(precision, cls.BASE))
+            prec_exponent = math.floor(math.log(_check_precision(precision), cls.BASE))
+        if max_exponent is not None:
+            max_exponent = _check_exponent(max_exponent, "max_exponent")
         exponent = prec_exponent if max_exponent is None else min(max_exponent, prec_exponent)
-        int_rep = round(fractions.Fraction(scalar) * fractions.Fraction(cls.BASE) ** -exponent)
-        if abs(int_rep) > public_key.max_int:
-            raise EncodingOverflowError(
-                f"Integer needs to be within +/- {public_key.max_int} but got {int_rep}"
-            )
-        return cls(public_key, int_rep % public_key.n, exponent)
+        # |scalar| * BASE**-exponent has about log2|scalar| - exponent*log2(BASE) bits: a
+        # mantissa certain to exceed max_int is refused before BASE**-exponent is built.
+        frac = fractions.Fraction(scalar)
+        approx_bits = (
+            frac.numerator.bit_length() - frac.denominator.bit_length() - exponent * cls.LOG2_BASE
+        )
+        if frac and approx_bits > max_int.bit_length() + 2:
+            raise EncodingOverflowError(_overflow_message(max_int, scalar, exponent, max_exponent))
+        int_rep = round(frac * fractions.Fraction(cls.BASE) ** -exponent)
+        if abs(int_rep) > max_int:
+            raise EncodingOverflowError(_overflow_message(max_int, scalar, exponent, max_exponent))
+        return cls(public_key, int_rep % n, exponent)
 
     def decode(self) -> int | float:
         """The encoded value.
@@ -187,6 +192,95 @@ def _negated_encoding(encoded: Any) -> Any:
     """The encoding of minus the value (same class, key and exponent)."""
     return encoded.__class__(
         encoded.public_key, (-encoded.encoding) % encoded.public_key.n, encoded.exponent
+    )
+
+
+#: The bound on an encoding exponent's magnitude. Exponents that hold an int or a float
+#: lie within about +-300; ciphertext products add exponents. Beyond this bound
+#: ``BASE**-exponent`` alone would need more memory than a machine has.
+MAX_EXPONENT = 2**31
+
+
+def _key_ints(public_key: Any) -> tuple[int, int]:
+    """``(max_int, n)`` of a Paillier public key (ours, or one duck-typed like it).
+
+    Raises ``TypeError`` naming ``public_key`` for anything else.
+    """
+    max_int = getattr(public_key, "max_int", None)
+    n = getattr(public_key, "n", None)
+    ok = (
+        isinstance(max_int, INTS)
+        and isinstance(n, INTS)
+        and not isinstance(max_int, (bool, np.bool_))
+        and not isinstance(n, (bool, np.bool_))
+    )
+    if not ok:
+        raise TypeError(f"public_key must be a PaillierPublicKey, got {type(public_key).__name__}")
+    return int(max_int), int(n)  # type: ignore[arg-type]
+
+
+def _check_scalar(x: Any, name: str, *, exact: bool = False) -> Any:
+    """``x`` as a Python int or finite float (numpy scalars converted).
+
+    With ``exact`` (a ``precision`` is given, so the value is rounded as a fraction),
+    :class:`fractions.Fraction` and finite :class:`decimal.Decimal` values pass as well.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a real number (named ``name``).
+    ValueError
+        ``x`` is NaN or infinite.
+    """
+    if isinstance(x, np.bool_):
+        x = bool(x)
+    elif isinstance(x, np.integer):
+        x = int(x)
+    elif isinstance(x, np.floating):
+        x = float(x)
+    if isinstance(x, (int, float)) or (
+        exact and isinstance(x, (fractions.Fraction, decimal.Decimal))
+    ):
+        if isinstance(x, float) and not math.isfinite(x):
+            raise ValueError(f"{name} must be finite, got {x!r}")
+        if isinstance(x, decimal.Decimal) and not x.is_finite():
+            raise ValueError(f"{name} must be finite, got {x!r}")
+        return x
+    raise TypeError(
+        f"{name} must be an int or float, got {type(x).__name__} "
+        f"(Don't know the precision of type {type(x)}.)"
+    )
+
+
+def _check_precision(precision: Any) -> Any:
+    """``precision`` if it is a finite real number > 0 (numpy ones as Python), else
+    ``TypeError`` / ``ValueError`` naming it."""
+    if isinstance(precision, (bool, np.bool_)) or not isinstance(
+        precision, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"precision must be a number, got {type(precision).__name__}")
+    precision = precision.item() if isinstance(precision, np.generic) else precision
+    if not ((isinstance(precision, int) or math.isfinite(precision)) and precision > 0):
+        raise ValueError(f"precision must be a finite number > 0, got {precision!r}")
+    return precision
+
+
+def _check_exponent(e: Any, name: str) -> int:
+    """``e`` as an int within ``+-MAX_EXPONENT`` (numpy ints too), else Type/ValueError."""
+    if isinstance(e, (bool, np.bool_)) or not isinstance(e, INTS):
+        raise TypeError(f"{name} must be an int, got {type(e).__name__}")
+    e = int(e)
+    if not -MAX_EXPONENT < e < MAX_EXPONENT:
+        raise ValueError(f"{name} must be within +/-{MAX_EXPONENT}, got {e}")
+    return e
+
+
+def _overflow_message(max_int: int, scalar: Any, exponent: int, max_exponent: Any) -> str:
+    """The message of an :class:`EncodingOverflowError` from :meth:`EncodedNumber.encode`."""
+    why = "max_exponent or precision" if max_exponent is not None else "precision"
+    return (
+        f"Integer needs to be within +/- {max_int}: the mantissa of scalar {scalar!r} at "
+        f"exponent {exponent} is too large (coarser {why}, or a larger key)"
     )
 
 
@@ -267,10 +361,7 @@ def _encode_array(
     if x.dtype.kind == "f" and count and not np.isfinite(x).all():
         raise ValueError("values must be finite (NaN or inf found)")
     if precision is not None:
-        if not isinstance(precision, (int, float, np.integer, np.floating)):
-            raise TypeError(f"precision must be a number, got {type(precision).__name__}")
-        if not (math.isfinite(precision) and precision > 0):
-            raise ValueError(f"precision must be a finite number > 0, got {precision!r}")
+        precision = _check_precision(precision)
         pexp = np.full(count, math.floor(math.log(precision, EncodedNumber.BASE)), np.int64)
     elif x.dtype.kind == "f":
         pexp = _float_exponents(x)

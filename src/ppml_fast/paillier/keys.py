@@ -21,7 +21,7 @@ from .._native import paillier as _kernels
 from .._types import ArrayLike
 from .._validation import check_int
 from ._limbs import INTS, from_limbs, nlimbs, random_bits_rows, random_units_rows, threads, vec
-from .encoding import EncodedNumber
+from .encoding import EncodedNumber, _check_precision, _check_scalar
 
 if TYPE_CHECKING:
     from .array import EncryptedArray
@@ -231,6 +231,7 @@ class PaillierPublicKey:
         """
         if not isinstance(plaintext, INTS):
             raise TypeError(f"Expected int type plaintext but got: {type(plaintext)}")
+        _check_r_value(r_value)
         plaintext = int(plaintext) % self.n  # g^m depends on m mod n only (phe wraps too)
         nude = self.n * plaintext + 1
         if r_value:
@@ -268,7 +269,14 @@ class PaillierPublicKey:
         """
         from .number import _is_encoded  # number builds on this module: imported on use
 
-        encoding = value if _is_encoded(value) else EncodedNumber.encode(self, value, precision)
+        _check_r_value(r_value)
+        if _is_encoded(value):
+            encoding = value
+        else:
+            _check_scalar(value, "value", exact=precision is not None)
+            if precision is not None:
+                _check_precision(precision)
+            encoding = EncodedNumber.encode(self, value, precision)
         return self.encrypt_encoded(encoding, r_value)
 
     def encrypt_encoded(self, encoding: Any, r_value: int | None) -> EncryptedNumber:
@@ -293,6 +301,7 @@ class PaillierPublicKey:
         """
         from .number import EncryptedNumber  # number builds on this module: imported on use
 
+        _check_r_value(r_value)
         if encoding.public_key != self:
             raise KeyMismatchError("encoding was made for a different public key")
         obfuscator = r_value or 1
@@ -568,8 +577,19 @@ def _check_hs_order(hs: int, n2: int) -> None:
             raise ValueError(f"hs has order {k} mod n**2: not a usable DJN base")
 
 
+def _check_r_value(r_value: Any) -> None:
+    """Raise ``TypeError`` naming ``r_value`` unless it is ``None`` or an int."""
+    if r_value is not None and (isinstance(r_value, np.bool_) or not isinstance(r_value, INTS)):
+        raise TypeError(f"r_value must be an int or None, got {type(r_value).__name__}")
+
+
 def _check_obfuscation(value: Any) -> str:
-    """``value`` if it names an obfuscation (``"djn"``, ``"classic"``), else ``ValueError``."""
+    """``value`` if it names an obfuscation (``"djn"``, ``"classic"``), else ``TypeError`` /
+    ``ValueError`` naming ``obfuscation``."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"obfuscation must be one of {_OBFUSCATIONS}, got {type(value).__name__}"
+        )
     if value not in _OBFUSCATIONS:
         raise ValueError(f"obfuscation must be one of {_OBFUSCATIONS}, got {value!r}")
     return str(value)
