@@ -798,12 +798,7 @@ KNOWN: dict[str, str] = {
     "EncryptedArray.sum-axis": _PAILLIER,
     "EncryptedNumber.add-b": _PAILLIER,
     "EncryptedNumber.mul-b": _PAILLIER,
-    "SecAggClient.share_keys-neighbors": _OTHER,
-    "SecretTensor.share-frac_bits": _OTHER,
     "SecretTensor.share-x": _RAGGED,
-    "beaver_matmul-triple": _OTHER,
-    "beaver_mul-triple": _OTHER,
-    "beaver_triples-shape": _OTHER,
     "clip_and_sum-max_norm": _RAGGED,
     "clip_per_sample-max_norm": _RAGGED,
     "compose-events": _OTHER,
@@ -818,8 +813,6 @@ KNOWN: dict[str, str] = {
     "encrypt-value": _PAILLIER,
     "encrypt_batch-obfuscation": _PAILLIER,
     "encrypt_batch-values": _PAILLIER,
-    "expand_masks-seeds": _OTHER,
-    "expand_masks-signs": _OTHER,
     "gaussian_mechanism-sensitivity": _OTHER,
     "gaussian_mechanism-value": _RAGGED,
     "gaussian_sigma-sensitivity": _OTHER,
@@ -827,10 +820,7 @@ KNOWN: dict[str, str] = {
     "randomized_response-bits": _RAGGED,
     "randomized_response_estimate-axis": _OTHER,
     "randomized_response_estimate-reports": _RAGGED,
-    "secure_aggregate-dropout": _OTHER,
     "secure_aggregate-updates": _RAGGED,
-    "shamir_reconstruct-check": _OTHER,
-    "sum-axis": _OTHER,
 }
 #: Cases that must not run at all: they take the interpreter down.
 CRASHES: dict[str, str] = {
