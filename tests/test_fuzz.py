@@ -782,16 +782,6 @@ COMMON_ALIASES = {
 _RAGGED = "numpy's conversion error (ragged or non-numeric input) does not name the parameter"
 _OTHER = "refused, but by an error that does not name the parameter or is not a Type/ValueError"
 KNOWN: dict[str, str] = {
-    "SecAggClient.share_keys-neighbors": _OTHER,
-    "SecretTensor.share-frac_bits": _OTHER,
-    "beaver_matmul-triple": _OTHER,
-    "beaver_mul-triple": _OTHER,
-    "beaver_triples-shape": _OTHER,
-    "expand_masks-seeds": _OTHER,
-    "expand_masks-signs": _OTHER,
-    "secure_aggregate-dropout": _OTHER,
-    "shamir_reconstruct-check": _OTHER,
-    "sum-axis": _OTHER,
 }
 #: Cases that must not run at all: they take the interpreter down.
 CRASHES: dict[str, str] = {

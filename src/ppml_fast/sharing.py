@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 import operator
 from typing import Any, NamedTuple
 
@@ -45,7 +46,14 @@ from ._errors import ResultOverflowError
 from ._native import sharing as _kernels
 from ._streams import split
 from ._types import ArrayLike, RngLike
-from ._validation import asarray, check_allocation, check_choice, check_int, normalize_size
+from ._validation import (
+    asarray,
+    check_allocation,
+    check_bool,
+    check_choice,
+    check_int,
+    normalize_size,
+)
 from .rng import resolve_for_dp
 
 __all__ = [
@@ -302,29 +310,50 @@ def pow(
     return _native_binop(_kernels.POW, x, ex, p, out)
 
 
-def sum(a: ArrayLike, axis: int | None = None, *, modulus: int | None = None) -> Any:
-    """Sum of ``a`` along ``axis`` (``None``: all elements) modulo m."""
+def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """``axis`` (``None``, an int or a tuple of distinct ints, negatives counted from the
+    end) as a tuple of axes in [0, ndim); ``None`` stays ``None`` (every axis)."""
+    if axis is None:
+        return None
+    if isinstance(axis, tuple):
+        items = [check_int(v, "axis") for v in axis]
+    elif isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {type(axis).__name__}")
+    else:
+        items = [int(axis)]
+    for v in items:
+        if not -ndim <= v < ndim:
+            raise ValueError(f"axis {v} is out of bounds for an array of dimension {ndim}")
+    axes = tuple(v % ndim for v in items)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis must not repeat an axis, got {axis}")
+    return axes
+
+
+def sum(a: ArrayLike, axis: int | tuple[int, ...] | None = None, *, modulus: int | None = None) -> Any:
+    """Sum of ``a`` along ``axis`` (an int or a tuple of ints; ``None``: all elements)
+    modulo m."""
     p = _modulus(modulus)
     x = _operand(a, "a", p)
+    axes = _axes(axis, x.ndim)
     if not p:
         with np.errstate(over="ignore"):
-            return np.sum(x, axis=axis, dtype=_U64)  # wraps modulo 2**64
-    if axis is None:
+            return np.sum(x, axis=axes, dtype=_U64)  # wraps modulo 2**64
+    if axes is None:
         rows = np.ascontiguousarray(x.reshape(1, x.size))
         res = np.zeros(1, dtype=_U64)
         if x.size:
             _kernels.sum_rows(rows, res, p, _config.omp_threads())
         return res[0]
-    ax = operator.index(axis)
-    if not -x.ndim <= ax < x.ndim:
-        raise ValueError(f"axis {ax} is out of bounds for an array of dimension {x.ndim}")
-    moved = np.moveaxis(x, ax, -1)
-    nrows = int(np.prod(moved.shape[:-1], dtype=np.int64))
-    rows = np.ascontiguousarray(moved.reshape(nrows, moved.shape[-1]))
+    # the summed axes moved last and flattened into one: one row per kept position
+    moved = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
+    kept = moved.shape[: x.ndim - len(axes)]
+    nrows = int(np.prod(kept, dtype=np.int64))
+    rows = np.ascontiguousarray(moved.reshape(nrows, -1) if nrows else moved.reshape(0, 0))
     res = np.zeros(nrows, dtype=_U64)
     if res.size and rows.shape[1]:
         _kernels.sum_rows(rows, res, p, _config.omp_threads())
-    return res.reshape(moved.shape[:-1])
+    return res.reshape(kept)
 
 
 def inv(a: ArrayLike, *, modulus: int | None = None) -> Any:
@@ -526,6 +555,7 @@ def shamir_reconstruct(
     inconsistent or tampered share set). Without ``threshold`` every share is used.
     """
     q = _modulus(p)
+    check = check_bool(check, "check")
     s = _operand(shares, "shares", q, check=False)  # range-checked by the kernel
     if s.ndim < 1:
         raise ValueError("shares must have shape (n_shares, ...)")
@@ -679,39 +709,71 @@ def beaver_triples(
     """
     p = _modulus(modulus)
     n = check_int(n_parties, "n_parties", minimum=1)
-    gen = resolve_for_dp(rng)
     sa = normalize_size(shape, "shape")
     if sa is None:
         raise TypeError("shape must be an int or a tuple of ints, got None")
     check_choice(op, "op", ("mul", "matmul"))
-    check_allocation(
-        3 * 3 * 8 * n * max(functools.reduce(operator.mul, sa, 1), 1), "n_parties", "the triples"
-    )
     if op == "mul":
         if shape_b is not None:
             raise ValueError("shape_b is only for op='matmul'")
-        a, b = _uniform(gen, sa, p), _uniform(gen, sa, p)
-        c = mul(a, b, modulus=modulus)
-    elif op == "matmul":
+        sb, sc = sa, sa
+    else:
         if shape_b is None:
             raise ValueError("shape_b must be given for op='matmul'")
         sb = normalize_size(shape_b, "shape_b")
         assert sb is not None
         if len(sa) != 2 or len(sb) != 2 or sa[1] != sb[0]:
             raise ValueError(f"op='matmul' needs shapes (n, k) and (k, m), got {sa} and {sb}")
-        a, b = _uniform(gen, sa, p), _uniform(gen, sb, p)
-        c = matmul(a, b, modulus=modulus)
-    else:
-        raise ValueError(f"op must be 'mul' or 'matmul', got {op!r}")
+        sc = (sa[0], sb[1])
+    # a, b, c and their shares, with room for the temporaries: refused by the size of
+    # one party's triple first (the shape is too large for any number of parties), then
+    # by the size of all of them
+    elements = builtins.sum(max(math.prod(t), 1) for t in (sa, sb, sc))
+    check_allocation(
+        3 * 8 * elements, "shape" if op == "mul" else "shape and shape_b", "the triples"
+    )
+    check_allocation(3 * 8 * n * elements, "n_parties", "the triples")
+    gen = resolve_for_dp(rng)
+    a, b = _uniform(gen, sa, p), _uniform(gen, sb, p)
+    c = mul(a, b, modulus=modulus) if op == "mul" else matmul(a, b, modulus=modulus)
     return BeaverTriple(*(additive_share(v, n, modulus=modulus, rng=gen) for v in (a, b, c)))
 
 
+def _triple(triple: Any, p: int, op: str) -> BeaverTriple:
+    """``triple`` checked: a :class:`BeaverTriple` (or any 3-tuple ``(a, b, c)``) of
+    integer share arrays with one leading party axis, shaped for ``op``, with elements
+    in [0, p) in a field."""
+    if not isinstance(triple, tuple) or len(triple) != 3:
+        raise TypeError(
+            "triple must be a BeaverTriple (a, b, c) from beaver_triples, got "
+            + (f"a tuple of {len(triple)}" if isinstance(triple, tuple) else type(triple).__name__)
+        )
+    a, b, c = (_operand(v, f"triple.{k}", p) for v, k in zip(triple, "abc"))
+    if op == "mul":
+        ok = a.ndim >= 1 and a.shape == b.shape == c.shape
+        want = "a, b and c of one shape (n_parties, ...)"
+    else:
+        ok = (
+            a.ndim == b.ndim == c.ndim == 3
+            and a.shape[0] == b.shape[0] == c.shape[0]
+            and a.shape[2] == b.shape[1]
+            and c.shape[1:] == (a.shape[1], b.shape[2])
+        )
+        want = "a (n_parties, n, k), b (n_parties, k, m) and c (n_parties, n, m)"
+    if not ok:
+        raise ValueError(
+            f"triple must hold {want}, got shapes {a.shape}, {b.shape} and {c.shape}"
+        )
+    return BeaverTriple(a, b, c)
+
+
 def _beaver_open(
-    x_shares: Any, y_shares: Any, triple: BeaverTriple, modulus: int | None
-) -> tuple[Any, Any]:
+    x_shares: Any, y_shares: Any, triple: Any, modulus: int | None, op: str
+) -> tuple[Any, Any, BeaverTriple]:
     """Check the shares against the triple; open ε = x - a and δ = y - b."""
     p = _modulus(modulus)
     xs, ys = _operand(x_shares, "x_shares", p), _operand(y_shares, "y_shares", p)
+    triple = _triple(triple, p, op)
     if xs.shape != triple.a.shape or ys.shape != triple.b.shape:
         raise ValueError(
             f"shares of shapes {xs.shape} and {ys.shape} do not match the triple's "
@@ -719,7 +781,7 @@ def _beaver_open(
         )
     eps = additive_reconstruct(sub(xs, triple.a, modulus=modulus), modulus=modulus)
     dlt = additive_reconstruct(sub(ys, triple.b, modulus=modulus), modulus=modulus)
-    return eps, dlt
+    return eps, dlt, triple
 
 
 def beaver_mul(
@@ -729,7 +791,7 @@ def beaver_mul(
     the parties open ``ε = x - a`` and ``δ = y - b``; party i keeps
     ``c_i + ε b_i + δ a_i`` and party 0 adds ``ε δ`` (Beaver 1991). In fixed point the
     product has twice the fractional bits: truncate it (:func:`truncate_2pc`)."""
-    eps, dlt = _beaver_open(x_shares, y_shares, triple, modulus)
+    eps, dlt, triple = _beaver_open(x_shares, y_shares, triple, modulus, "mul")
     z: np.ndarray = add(
         triple.c,
         add(
@@ -749,7 +811,7 @@ def beaver_matmul(
     """Shares of ``x @ y`` from shares of ``x`` (n, k) and ``y`` (k, m) and a matmul
     triple: open ``ε = x - a``, ``δ = y - b``; party i keeps ``c_i + ε @ b_i + a_i @ δ``
     and party 0 adds ``ε @ δ``."""
-    eps, dlt = _beaver_open(x_shares, y_shares, triple, modulus)
+    eps, dlt, triple = _beaver_open(x_shares, y_shares, triple, modulus, "matmul")
     z = np.empty(triple.c.shape, dtype=_U64)
     for i in range(triple.c.shape[0]):
         t = add(
@@ -793,15 +855,20 @@ def truncate(shares: ArrayLike, *, frac_bits: int = 16, rng: RngLike = None) -> 
 # ----------------------------------------------------------------- SecretTensor
 
 
-def _encode_plain(v: Any, frac_bits: int | None, modulus: int | None) -> Any:
+def _encode_plain(
+    v: Any, frac_bits: int | None, modulus: int | None, name: str = "other"
+) -> Any:
     if frac_bits is None:
         a = np.asarray(v)
         if a.dtype.kind == "f":
-            raise TypeError("an integer SecretTensor takes integer operands, got floats")
+            raise TypeError(
+                f"{name} must hold integers in an integer SecretTensor (frac_bits=None), "
+                "got floats; give frac_bits for fixed-point reals"
+            )
         p = _modulus(modulus)
         if p and a.dtype.kind == "i":
             a = np.where(a < 0, a % p, a).astype(np.uint64)  # negatives as p - |v|
-        return _operand(a, "other", p)
+        return _operand(a, name, p)
     return encode_fixed(v, frac_bits=frac_bits, modulus=modulus)
 
 
@@ -871,7 +938,7 @@ class SecretTensor:
         rng: RngLike = None,
     ) -> SecretTensor:
         """Share a plaintext (reals for fixed point, integers with ``frac_bits=None``)."""
-        enc = _encode_plain(x, frac_bits, modulus)
+        enc = _encode_plain(x, frac_bits, modulus, "x")
         gen = resolve_for_dp(rng)  # one stream for the shares and everything after
         return cls(
             additive_share(enc, n_parties, modulus=modulus, rng=gen),
