@@ -616,3 +616,51 @@ def test_paillier_array_methods_refuse_bad_arguments_by_name():
         _PL_SK.decrypt_batch((1, 2, 3))
     with pytest.raises(ValueError, match="enc"):
         _PL_SK.decrypt_batch([])
+
+
+# --- the last fuzz findings: secure aggregation's lists, empty shapes, complex input
+
+
+def test_expand_masks_names_seeds_and_signs_that_are_not_lists():
+    acc = np.zeros(4, dtype=np.uint64)
+    with pytest.raises(TypeError, match="seeds"):
+        ag.expand_masks(acc, None, [1])
+    with pytest.raises(TypeError, match="signs"):
+        ag.expand_masks(acc, [bytes(16)], None)
+    with pytest.raises(ValueError, match="signs"):
+        ag.expand_masks(acc, [bytes(16)], [True])
+    assert not acc.any()
+
+
+def test_secure_aggregate_names_dropout_that_is_not_indices():
+    updates = np.zeros((4, 3))
+    for bad in ("abc", [0.5], [None]):
+        with pytest.raises(TypeError, match="dropout"):
+            ag.secure_aggregate(updates, dropout=bad)
+    # a set of indices is still a sequence of clients
+    res = ag.secure_aggregate(np.ones((5, 3)), dropout={1})
+    np.testing.assert_allclose(res.sum, 4.0 * np.ones(3), atol=1e-4)
+
+
+def test_share_keys_names_neighbors():
+    c = ag.SecAggClient(0)
+    roster = {u: ag.SecAggClient(u).advertise_keys() for u in range(4)}
+    with pytest.raises(ag.SecAggError, match="neighbors"):
+        c.share_keys(threshold=2, neighbors=np.array(0.0), roster=roster)
+    with pytest.raises(ag.SecAggError, match="neighbors"):
+        c.share_keys(threshold=2, neighbors=[1, 2, 9], roster=roster)
+
+
+def test_empty_shape_with_huge_dimensions_is_refused_by_name():
+    with pytest.raises(ValueError, match="shape"):
+        sharing.beaver_triples((0, 2**62, 3), 2)
+    with pytest.raises(ValueError, match="size"):
+        noise.laplace(1.0, size=(0, 2**62, 4))
+    assert noise.laplace(1.0, size=(0, 5)).shape == (0, 5)
+
+
+def test_complex_input_is_refused_not_truncated():
+    with pytest.raises(TypeError, match="x must be real"):
+        sharing.encode_fixed([1 + 2j, 3.0])
+    with pytest.raises(TypeError, match="updates"):
+        ag.secure_aggregate(np.ones((4, 3), dtype=complex))

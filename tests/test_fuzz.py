@@ -781,8 +781,7 @@ COMMON_ALIASES = {
 #: whose wording still lacks the parameter's name; kept visible as expected failures.
 _RAGGED = "numpy's conversion error (ragged or non-numeric input) does not name the parameter"
 _OTHER = "refused, but by an error that does not name the parameter or is not a Type/ValueError"
-KNOWN: dict[str, str] = {
-}
+KNOWN: dict[str, str] = {}
 #: Cases that must not run at all: they take the interpreter down.
 CRASHES: dict[str, str] = {
     "SecretTensor.share-n_parties": (

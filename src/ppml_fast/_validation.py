@@ -131,10 +131,13 @@ def check_shape_fits(shape: tuple[int, ...], itemsize: int, name: str = "size") 
     """Raise ``ValueError`` naming ``name`` when an array of ``shape`` could not exist:
     more elements or bytes than numpy can index (numpy's own error names no parameter)."""
     n = math.prod(shape)
-    if n * max(itemsize, 1) > MAX_ELEMENTS:
+    # numpy refuses a shape whose nonzero dimensions overflow its index type even when
+    # another dimension is 0 (an empty array)
+    if math.prod(max(d, 1) for d in shape) * max(itemsize, 1) > MAX_ELEMENTS:
         raise ValueError(
-            f"{name} {shape} is too large: {n} elements of {itemsize} bytes exceed "
-            f"the {MAX_ELEMENTS} bytes an array can hold"
+            f"{name} {shape} is too large: "
+            + (f"{n} elements of {itemsize} bytes exceed" if n else "its nonzero dimensions exceed")
+            + f" the {MAX_ELEMENTS} bytes an array can hold"
         )
 
 
@@ -217,8 +220,15 @@ def asarray(x: Any, name: str, dtype: npt.DTypeLike | None = None) -> np.ndarray
     """``np.asarray(x, dtype)``, with numpy's conversion errors (ragged nesting, strings
     that are not numbers, grad tensors) as a ``TypeError`` that names ``name``."""
     try:
-        return np.asarray(x, dtype=dtype)
+        arr = np.asarray(x)
+        if dtype is None:
+            return arr
+        if arr.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+            raise TypeError(f"{name} must be real, got complex values")
+        return arr.astype(dtype, copy=False)
     except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        if str(exc).startswith(f"{name} must"):
+            raise
         raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
 
 

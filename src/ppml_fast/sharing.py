@@ -330,7 +330,9 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
     return axes
 
 
-def sum(a: ArrayLike, axis: int | tuple[int, ...] | None = None, *, modulus: int | None = None) -> Any:
+def sum(
+    a: ArrayLike, axis: int | tuple[int, ...] | None = None, *, modulus: int | None = None
+) -> Any:
     """Sum of ``a`` along ``axis`` (an int or a tuple of ints; ``None``: all elements)
     modulo m."""
     p = _modulus(modulus)
@@ -720,8 +722,9 @@ def beaver_triples(
     else:
         if shape_b is None:
             raise ValueError("shape_b must be given for op='matmul'")
-        sb = normalize_size(shape_b, "shape_b")
-        assert sb is not None
+        sb_checked = normalize_size(shape_b, "shape_b")
+        assert sb_checked is not None
+        sb = sb_checked
         if len(sa) != 2 or len(sb) != 2 or sa[1] != sb[0]:
             raise ValueError(f"op='matmul' needs shapes (n, k) and (k, m), got {sa} and {sb}")
         sc = (sa[0], sb[1])
@@ -748,7 +751,7 @@ def _triple(triple: Any, p: int, op: str) -> BeaverTriple:
             "triple must be a BeaverTriple (a, b, c) from beaver_triples, got "
             + (f"a tuple of {len(triple)}" if isinstance(triple, tuple) else type(triple).__name__)
         )
-    a, b, c = (_operand(v, f"triple.{k}", p) for v, k in zip(triple, "abc"))
+    a, b, c = (_operand(v, f"triple.{k}", p) for v, k in zip(triple, "abc", strict=True))
     if op == "mul":
         ok = a.ndim >= 1 and a.shape == b.shape == c.shape
         want = "a, b and c of one shape (n_parties, ...)"
@@ -761,9 +764,7 @@ def _triple(triple: Any, p: int, op: str) -> BeaverTriple:
         )
         want = "a (n_parties, n, k), b (n_parties, k, m) and c (n_parties, n, m)"
     if not ok:
-        raise ValueError(
-            f"triple must hold {want}, got shapes {a.shape}, {b.shape} and {c.shape}"
-        )
+        raise ValueError(f"triple must hold {want}, got shapes {a.shape}, {b.shape} and {c.shape}")
     return BeaverTriple(a, b, c)
 
 
@@ -855,9 +856,7 @@ def truncate(shares: ArrayLike, *, frac_bits: int = 16, rng: RngLike = None) -> 
 # ----------------------------------------------------------------- SecretTensor
 
 
-def _encode_plain(
-    v: Any, frac_bits: int | None, modulus: int | None, name: str = "other"
-) -> Any:
+def _encode_plain(v: Any, frac_bits: int | None, modulus: int | None, name: str = "other") -> Any:
     if frac_bits is None:
         a = np.asarray(v)
         if a.dtype.kind == "f":

@@ -171,7 +171,9 @@ def _check_ids(ids: Any, n: int | None, what: str) -> set[int]:
     """A list of distinct client indices from a protocol message."""
     if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, np.ndarray, set)):
         raise SecAggError(f"{what} must be a sequence of client indices")
-    items = np.asarray(ids).tolist() if isinstance(ids, np.ndarray) else list(ids)
+    if isinstance(ids, np.ndarray) and ids.ndim != 1:
+        raise SecAggError(f"{what} must be a 1-D sequence of client indices, got shape {ids.shape}")
+    items = ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
     out = [_client_id(v, n, what) for v in items]
     if len(set(out)) != len(out):
         raise SecAggError(f"{what} lists a client twice")
@@ -328,13 +330,20 @@ def expand_masks(
             raise ValueError(f"base has length {base.size}, acc {acc.size}")
         if np.shares_memory(acc, base):
             raise ValueError("base and acc must not overlap")
+    seeds = _as_list(seeds, "seeds", "16-byte seeds")
+    signs = _as_list(signs, "signs", "signs (+1 or -1)")
     if len(seeds) != len(signs):
         raise ValueError(f"seeds and signs differ in length ({len(seeds)} vs {len(signs)})")
     for s in seeds:
         if not isinstance(s, (bytes, bytearray)) or len(s) != _SEED_BYTES:
-            raise ValueError(f"every seed must be {_SEED_BYTES} bytes")
-    if any(s not in (1, -1) for s in signs):
-        raise ValueError("signs must be +1 or -1")
+            raise ValueError(f"every entry of seeds must be {_SEED_BYTES} bytes")
+    for s in signs:
+        if (
+            isinstance(s, (bool, np.bool_))
+            or not isinstance(s, (int, np.integer))
+            or s not in (1, -1)
+        ):
+            raise ValueError(f"every entry of signs must be +1 or -1, got {s!r:.40}")
     keys = np.frombuffer(b"".join(bytes(s) for s in seeds), dtype=np.uint8)
     sg = np.array([-1 if s < 0 else 1 for s in signs], dtype=np.int8)
     rc = _kernels.masks_add(acc, base, keys, sg, 0, _config.omp_threads())
@@ -586,7 +595,8 @@ class SecAggClient:
         checked = {}
         for v in sorted(nbrs | {self.index}):
             if v not in roster:
-                raise SecAggError(f"roster has no public keys for client {v}")
+                who = "this client" if v == self.index else "neighbors"
+                raise SecAggError(f"roster has no public keys for client {v} (from {who})")
             checked[v] = _check_keys(roster[v], f"roster[{v}]")
         t = _check_threshold(threshold, [len(nbrs)])
         self._roster = checked
@@ -1057,6 +1067,17 @@ class SecAggResult(NamedTuple):
     """The Shamir threshold ``t`` used."""
 
 
+def _as_list(value: Any, name: str, what: str) -> list[Any]:
+    """``value`` (a sequence or 1-D array) as a list, else ``TypeError`` naming ``name``."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise TypeError(f"{name} must be a 1-D sequence of {what}, got shape {value.shape}")
+        return list(value.tolist())
+    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a sequence of {what}, got {type(value).__name__}")
+    return list(value)
+
+
 def _dropouts(
     dropout: float | Sequence[int] | np.ndarray | None, n: int, rng: RngLike
 ) -> list[int]:
@@ -1072,7 +1093,14 @@ def _dropouts(
 
         count = round(rate * n)
         return sorted(resolve(rng).choice(n, size=count, replace=False).tolist())
-    idx = sorted({int(i) for i in dropout})
+    if isinstance(dropout, (set, frozenset)):
+        dropout = list(dropout)
+    items = _as_list(dropout, "dropout", "client indices (or a float rate)")
+    if any(isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) for i in items):
+        raise TypeError(
+            "dropout must be a float rate in [0, 1) or a sequence of int client indices"
+        )
+    idx = sorted({int(i) for i in items})
     if idx and (idx[0] < 0 or idx[-1] >= n):
         raise ValueError(f"dropout indices must be in [0, {n}), got {idx}")
     return idx

@@ -835,15 +835,14 @@ def _exponent_array(value: Any, name: str) -> np.ndarray:
         arr = arr.astype(np.int64)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must be ints, got {type(value).__name__} of dtype {arr.dtype}")
-    if arr.size and (
-        int(arr.max()) >= _codec.MAX_EXP or int(arr.min()) <= -_codec.MAX_EXP
-    ):
+    if arr.size and (int(arr.max()) >= _codec.MAX_EXP or int(arr.min()) <= -_codec.MAX_EXP):
         raise ValueError(f"{name} must be within +/-{_codec.MAX_EXP}")
     return arr.astype(np.int64)
 
 
 def _norm_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     """``axis`` (an int or a tuple) as distinct non-negative axes of an ``ndim``-d array."""
+
     def _is_int(a: Any) -> bool:
         return isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
 

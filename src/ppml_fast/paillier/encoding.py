@@ -269,10 +269,10 @@ def _check_exponent(e: Any, name: str) -> int:
     """``e`` as an int within ``+-MAX_EXPONENT`` (numpy ints too), else Type/ValueError."""
     if isinstance(e, (bool, np.bool_)) or not isinstance(e, INTS):
         raise TypeError(f"{name} must be an int, got {type(e).__name__}")
-    e = int(e)
-    if not -MAX_EXPONENT < e < MAX_EXPONENT:
-        raise ValueError(f"{name} must be within +/-{MAX_EXPONENT}, got {e}")
-    return e
+    v = int(e)
+    if not -MAX_EXPONENT < v < MAX_EXPONENT:
+        raise ValueError(f"{name} must be within +/-{MAX_EXPONENT}, got {v}")
+    return v
 
 
 def _overflow_message(max_int: int, scalar: Any, exponent: int, max_exponent: Any) -> str:

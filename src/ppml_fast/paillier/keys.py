@@ -587,9 +587,7 @@ def _check_obfuscation(value: Any) -> str:
     """``value`` if it names an obfuscation (``"djn"``, ``"classic"``), else ``TypeError`` /
     ``ValueError`` naming ``obfuscation``."""
     if not isinstance(value, str):
-        raise TypeError(
-            f"obfuscation must be one of {_OBFUSCATIONS}, got {type(value).__name__}"
-        )
+        raise TypeError(f"obfuscation must be one of {_OBFUSCATIONS}, got {type(value).__name__}")
     if value not in _OBFUSCATIONS:
         raise ValueError(f"obfuscation must be one of {_OBFUSCATIONS}, got {value!r}")
     return str(value)
