@@ -1235,9 +1235,10 @@ def test_non_finite_and_non_numeric_inputs(k256):
 def test_bad_obfuscation_and_precision(k256):
     pk, sk = k256
     for bad in ("bogus", "DJN", "", 1):
-        with pytest.raises(ValueError):
+        err = ValueError if isinstance(bad, str) else TypeError
+        with pytest.raises(err, match="obfuscation"):
             pk.encrypt_batch([1], obfuscation=bad)
-        with pytest.raises(ValueError):
+        with pytest.raises(err, match="obfuscation"):
             sk.encrypt_batch([1], obfuscation=bad)
     e = pk.encrypt_batch([1])
     with pytest.raises(ValueError):
