@@ -49,6 +49,7 @@ from ._types import ArrayLike, RngLike
 from ._validation import (
     asarray,
     check_allocation,
+    check_axes,
     check_bool,
     check_choice,
     check_int,
@@ -310,26 +311,6 @@ def pow(
     return _native_binop(_kernels.POW, x, ex, p, out)
 
 
-def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
-    """``axis`` (``None``, an int or a tuple of distinct ints, negatives counted from the
-    end) as a tuple of axes in [0, ndim); ``None`` stays ``None`` (every axis)."""
-    if axis is None:
-        return None
-    if isinstance(axis, tuple):
-        items = [check_int(v, "axis") for v in axis]
-    elif isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"axis must be None, an int or a tuple of ints, got {type(axis).__name__}")
-    else:
-        items = [int(axis)]
-    for v in items:
-        if not -ndim <= v < ndim:
-            raise ValueError(f"axis {v} is out of bounds for an array of dimension {ndim}")
-    axes = tuple(v % ndim for v in items)
-    if len(set(axes)) != len(axes):
-        raise ValueError(f"axis must not repeat an axis, got {axis}")
-    return axes
-
-
 def sum(
     a: ArrayLike, axis: int | tuple[int, ...] | None = None, *, modulus: int | None = None
 ) -> Any:
@@ -337,7 +318,8 @@ def sum(
     modulo m."""
     p = _modulus(modulus)
     x = _operand(a, "a", p)
-    axes = _axes(axis, x.ndim)
+    checked = check_axes(axis, x.ndim)
+    axes = (checked,) if isinstance(checked, int) else checked
     if not p:
         with np.errstate(over="ignore"):
             return np.sum(x, axis=axes, dtype=_U64)  # wraps modulo 2**64
