@@ -832,7 +832,7 @@ def test_sum_axes(modulus, seed):
     res = sh.sum(a, modulus=modulus)
     assert np.asarray(res).shape == (), msg
     _check(res, ref.sum(a, modulus=modulus), msg + " axis=None")
-    for axis in (0, 1, 2, -1, -3):
+    for axis in (0, 1, 2, -1, -3, (0, 2), (2, -3), (0, 1, 2), (1,), ()):
         _check(
             sh.sum(a, axis, modulus=modulus),
             ref.sum(a, axis, modulus=modulus),
