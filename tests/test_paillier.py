@@ -988,3 +988,54 @@ def test_classic_encryption_round_trips_on_small_key(toy):
         except ValueError:
             bad += 1
     assert bad == 0, f"{bad} of 5000 encryptions under n = 293 * 433 failed to decrypt"
+
+
+# --- encoding: exact integer rounding against the Fraction formula -------------------------
+
+
+class _Base64Encoding(pl.EncodedNumber):
+    """A subclass with another base, as python-paillier's users write them."""
+
+    BASE = 64
+    LOG2_BASE = 6
+
+
+def _encode_by_fractions(cls, pk, x, precision, max_exponent):
+    """``round(Fraction(x) * BASE**-exponent)`` with phe's exponent rule: the definition."""
+    if precision is None:
+        if isinstance(x, int):
+            pexp = 0
+        else:
+            pexp = math.floor((math.frexp(x)[1] - cls.FLOAT_MANTISSA_BITS) / cls.LOG2_BASE)
+    else:
+        pexp = math.floor(math.log(precision, cls.BASE))
+    exp = pexp if max_exponent is None else min(max_exponent, pexp)
+    rep = round(Fraction(x) * Fraction(cls.BASE) ** -exp)
+    if abs(rep) > pk.max_int:
+        return "overflow"
+    return rep % pk.n, exp
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("cls", [pl.EncodedNumber, _Base64Encoding], ids=["base16", "base64"])
+def test_encode_rounds_exactly_like_fractions(k256, cls, seed):
+    pk, _ = k256
+    gen = _gen(seed)
+    halves = [0.5, -0.5, 1.5, -2.5, 2.5, 0.0, -0.0, 3, -7, 5e-324, 1e-300, 2.0**60 + 1]
+    for _ in range(3000):
+        kind = gen.integers(3)
+        if kind == 0:
+            x = float(gen.uniform(-1e6, 1e6))
+        elif kind == 1:
+            x = int(gen.integers(-(10**12), 10**12))
+        else:
+            x = halves[gen.integers(len(halves))] * [1, 16, 1 / 16, 64][gen.integers(4)]
+        precision = [None, None, 1e-3, 0.5, 1, 16, 2.0**-20, 100.0][gen.integers(8)]
+        max_exponent = [None, None, -5, 0, 3, -40][gen.integers(6)]
+        want = _encode_by_fractions(cls, pk, x, precision, max_exponent)
+        try:
+            e = cls.encode(pk, x, precision, max_exponent)
+            got = (e.encoding, e.exponent)
+        except pl.EncodingOverflowError:
+            got = "overflow"
+        assert got == want, f"seed={seed} x={x!r} precision={precision} max_exp={max_exponent}"

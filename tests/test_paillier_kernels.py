@@ -221,6 +221,42 @@ def test_single_encrypts_switch_to_the_table(k640):
     pk, sk = k640
     fresh = paillier.PaillierPublicKey(pk.n, pk.hs)
     vals = list(range(-20, 20))
-    encs = [fresh.encrypt(v) for v in vals]  # the first 16 use powmod_sec, then the table
+    encs = [fresh.encrypt(v) for v in vals]  # the first 4 use powmod_sec, then the table
     assert fresh._table is not None
     assert [sk.decrypt(e) for e in encs] == vals
+
+
+# --- Montgomery form of the table (the walk without IFMA), single-row decryption ---------
+
+
+@pytest.mark.parametrize("bits", [130, 1030, 4096])
+def test_table_to_mont64_multiplies_by_r(bits):
+    m = _modulus(bits)
+    width = nlimbs(m)
+    rows = [0, 1, m - 1, *_below(m, 5)]
+    table = to_limbs(rows, width).reshape(1, len(rows), width).copy()
+    kernels.table_to_mont64(table, vec(m), 2)
+    r = 1 << (64 * width)
+    assert from_limbs(table.reshape(-1, width)) == [x * r % m for x in rows]
+
+
+@pytest.mark.parametrize("n_length", [520, 1024])
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_raw_decrypt_on_one_or_two_threads(n_length, threads):
+    """One ciphertext per call (its halves on two threads when allowed) and batches with
+    fewer rows than threads decrypt like the textbook formula, invalid rows included."""
+    pk, sk = paillier.generate_paillier_keypair(n_length=n_length)
+    msgs = [0, 1, pk.max_int, pk.n - 1, pk.n - pk.max_int, *_below(pk.n, 4)]
+    with ppml_fast.num_threads(threads):
+        cts = [pk.raw_encrypt(m) for m in msgs]
+        assert [sk.raw_decrypt(c) for c in cts] == msgs
+        assert [ref.decrypt(sk.p, sk.q, c) for c in cts[:3]] == msgs[:3]
+        for bad in (0, pk.nsquare, sk.p * 7):
+            with pytest.raises(ValueError, match="ciphertext"):
+                sk.raw_decrypt(bad)
+        rows = to_limbs([cts[0], 0, cts[2]], nlimbs(pk.nsquare))
+        mabs = np.empty((3, nlimbs(pk.n)), np.uint64)
+        sign = np.empty(3, np.uint8)
+        assert kernels.decrypt(sk._dec_limbs(), rows, mabs, sign, threads) == 1
+        assert sign.tolist() == [0, 3, 0]
+        assert from_limbs(mabs) == [msgs[0], 0, msgs[2]]

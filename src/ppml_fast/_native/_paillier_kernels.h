@@ -247,31 +247,84 @@ static inline void pk_ct_select(u64 *dst, const u64 *rows, int64_t count, int64_
     }
 }
 
-/* h_s^alpha mod n^2 from the fixed-base table table[j][d] = h_s^(d * 2^(w*j)) mod n^2
- * (d = 0 .. 2^w - 1, entry 0 = 1), rows of L2 limbs: acc gets L2 limbs. Every window
- * selects its entry in constant time and multiplies with GMP's constant-time mpn_sec_mul
- * and mpn_sec_div_r, so neither time nor memory access depends on alpha. */
+/* -m^-1 mod 2^64 for an odd m0 (Newton's iteration: each step doubles the correct bits). */
+static inline u64 pk_mont64_minv(u64 m0)
+{
+    u64 x = m0;                      /* correct to 3 bits: m0 * m0 = 1 mod 8 */
+    for (int k = 0; k < 5; k++) x *= 2 - m0 * x;
+    return (u64)0 - x;
+}
+
+/* r = a * b * R^-1 mod m with R = 2^(64 L), for a, b < m, m odd with L limbs (top limb
+ * nonzero). Montgomery multiplication, operand-scanning with GMP's mpn_addmul_1 (the
+ * primitive its mpn_sec_* functions are built from: no branch or memory index depends
+ * on the values), then a branch-free final subtraction: the result is chosen by masks
+ * from t and t - m. t: scratch of 2 L + 2 limbs. r may alias a or b. */
+static void pk_mont64_mul(u64 *r, const u64 *a, const u64 *b, const u64 *m, int64_t L,
+                          u64 minv, u64 *t)
+{
+    u64 *d = t + L + 2;
+    memset(t, 0, (size_t)(L + 2) * sizeof(u64));
+    for (int64_t i = 0; i < L; i++) {
+        /* t += a[i] b; then t += q m with q making t[0] = 0; then t /= 2^64 */
+        u64 c = mpn_addmul_1((mp_ptr)t, (mp_srcptr)b, (mp_size_t)L, (mp_limb_t)a[i]);
+        u64 s = t[L] + c;
+        t[L + 1] += (u64)(s < c);
+        t[L] = s;
+        u64 q = t[0] * minv;
+        c = mpn_addmul_1((mp_ptr)t, (mp_srcptr)m, (mp_size_t)L, (mp_limb_t)q);
+        s = t[L] + c;
+        t[L + 1] += (u64)(s < c);
+        t[L] = s;
+        memmove(t, t + 1, (size_t)(L + 1) * sizeof(u64));
+        t[L + 1] = 0;
+    }
+    /* t < 2m (t[L] is its carry limb): keep t - m unless that borrows out of t[L] */
+    u64 borrow = (u64)mpn_sub_n((mp_ptr)d, (mp_srcptr)t, (mp_srcptr)m, (mp_size_t)L);
+    u64 keep_t = (~t[L] & borrow) & 1;         /* t[L] = 0 and t < m */
+    u64 mask = (u64)0 - keep_t;
+    for (int64_t j = 0; j < L; j++) r[j] = (t[j] & mask) | (d[j] & ~mask);
+}
+
+/* h_s^alpha mod n^2 from the fixed-base table, rows of L2 limbs: acc gets L2 limbs. The
+ * table's entries are in Montgomery form, table[j][d] = h_s^(d * 2^(w*j)) R mod n^2
+ * (entry 0 = R mod n^2; pk_table_to_mont64), so each Montgomery product by one keeps the
+ * accumulator in plain form: starting from 1, acc = h_s^alpha after the last window.
+ * Every window selects its entry in constant time and multiplies even for a zero digit,
+ * so neither time nor memory access depends on alpha. */
 static void pk_djn_power(u64 *acc, const u64 *alpha, int64_t La, const u64 *table, int w,
                          int64_t nwin, int64_t L2, const u64 *n2)
 {
     int64_t per = (int64_t)1 << w;
-    mp_size_t itch = mpn_sec_mul_itch((mp_size_t)L2, (mp_size_t)L2);
-    mp_size_t itch2 = mpn_sec_div_r_itch((mp_size_t)(2 * L2), (mp_size_t)L2);
-    if (itch2 > itch) itch = itch2;
-    u64 sel[L2], prod[2 * L2], scratch[itch + 1];
+    u64 minv = pk_mont64_minv(n2[0]);
+    u64 sel[L2], scratch[3 * L2 + 2];
     memset(acc, 0, (size_t)L2 * sizeof(u64));
     acc[0] = 1;
     for (int64_t j = 0; j < nwin; j++) {
         u64 d = (j * w) >> 6 < La ? pk_window_digit(alpha, La, j, w) : 0;
         pk_ct_select(sel, table + j * per * L2, per, L2, d);
-        mpn_sec_mul((mp_ptr)prod, (mp_srcptr)acc, (mp_size_t)L2, (mp_srcptr)sel,
-                    (mp_size_t)L2, (mp_ptr)scratch);
-        mpn_sec_div_r((mp_ptr)prod, (mp_size_t)(2 * L2), (mp_srcptr)n2, (mp_size_t)L2,
-                      (mp_ptr)scratch);
-        memcpy(acc, prod, (size_t)L2 * sizeof(u64));
+        pk_mont64_mul(acc, acc, sel, n2, L2, minv, scratch);
     }
     pk_wipe(sel, sizeof sel);
-    pk_wipe(prod, sizeof prod);
+    pk_wipe(scratch, sizeof scratch);
+}
+
+/* Rows of the table (rows of Lm limbs, each < m) times R = 2^(64 Lm) mod m, in place: the
+ * Montgomery form pk_djn_power reads. The table is public (powers of h_s). */
+static void pk_table_to_mont64(u64 *table, int64_t rows, const u64 *m, int64_t Lm,
+                               int nthreads)
+{
+    mpz_t M;
+    pk_view(M, m, Lm);
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        mpz_t x, v;
+        mpz_init2(x, (mp_bitcnt_t)(2 * Lm * 64 + 64));
+        mpz_mul_2exp(x, pk_view(v, table + i * Lm, Lm), (mp_bitcnt_t)(64 * Lm));
+        mpz_mod(x, x, M);
+        pk_store(table + i * Lm, Lm, x);
+        mpz_clear(x);
+    }
 }
 
 /* h_s^alpha for `count` <= PK_DJN_BLOCK alphas with a table in Montgomery form (entries
@@ -501,60 +554,103 @@ static inline void pk_dec_half(mpz_ptr mx, mpz_srcptr c, mpz_srcptr x_, mpz_srcp
     mpz_tdiv_r(mx, t, x_);
 }
 
+/* The key's values as mpz views (no copies), shared by the rows of one call. */
+typedef struct {
+    mpz_t P, Q, P2, Q2, PM1, QM1, HP, HQ, PINV, Nn, N2, MX;
+} pk_dec_views;
+
+static void pk_dec_views_init(pk_dec_views *v, const pk_dec_key *K)
+{
+    pk_view(v->P, K->p, K->Lh); pk_view(v->Q, K->q, K->Lh);
+    pk_view(v->P2, K->p2, K->Lh2); pk_view(v->Q2, K->q2, K->Lh2);
+    pk_view(v->PM1, K->pm1, K->Lh); pk_view(v->QM1, K->qm1, K->Lh);
+    pk_view(v->HP, K->hp, K->Lh); pk_view(v->HQ, K->hq, K->Lh);
+    pk_view(v->PINV, K->pinv, K->Lh);
+    pk_view(v->Nn, K->n, K->Ln); pk_view(v->N2, K->n2, K->L2);
+    pk_view(v->MX, K->maxint, K->Ln);
+}
+
+/* One row of pk_decrypt_rows; returns its sign code. With split, the halves mod p^2 and
+ * mod q^2 run on two threads (for calls with fewer rows than threads: one decryption
+ * then takes the time of one half). */
+static uint8_t pk_decrypt_row(const pk_dec_key *K, const pk_dec_views *v, const u64 *crow,
+                              int64_t Lc, u64 *orow, int split)
+{
+    mpz_t vc, x, x2, mp, mq, t, t2;
+    mpz_init2(x, (mp_bitcnt_t)(K->Lh2 * 64 + 64));
+    mpz_init2(t, (mp_bitcnt_t)(2 * K->Lh2 * 64 + 64));
+    mpz_init2(x2, (mp_bitcnt_t)(K->Lh2 * 64 + 64));
+    mpz_init2(t2, (mp_bitcnt_t)(2 * K->Lh2 * 64 + 64));
+    mpz_init(mp); mpz_init(mq);
+    mpz_srcptr cv = pk_view(vc, crow, Lc);
+    uint8_t s = 0;
+    if (mpz_sgn(cv) <= 0 || mpz_cmp(cv, v->N2) >= 0) s = 3;
+    if (!s) {
+        mpz_tdiv_r(x, cv, v->P);
+        if (!mpz_sgn(x)) s = 3;
+        mpz_tdiv_r(x, cv, v->Q);
+        if (!mpz_sgn(x)) s = 3;
+    }
+    if (!s) {
+        if (split) {
+            #pragma omp parallel sections num_threads(2)
+            {
+                #pragma omp section
+                pk_dec_half(mp, cv, v->P, v->P2, v->PM1, v->HP, x, t);
+                #pragma omp section
+                pk_dec_half(mq, cv, v->Q, v->Q2, v->QM1, v->HQ, x2, t2);
+            }
+        } else {
+            pk_dec_half(mp, cv, v->P, v->P2, v->PM1, v->HP, x, t);
+            pk_dec_half(mq, cv, v->Q, v->Q2, v->QM1, v->HQ, x, t);
+        }
+        mpz_sub(x, mq, mp);
+        mpz_mul(t, x, v->PINV);
+        mpz_mod(x, t, v->Q);
+        mpz_mul(t, x, v->P);
+        mpz_add(x, t, mp);            /* m in [0, n) */
+        if (mpz_cmp(x, v->MX) <= 0) {
+            s = 0;
+        } else {
+            mpz_sub(t, v->Nn, x);
+            if (mpz_cmp(t, v->MX) <= 0) { s = 1; mpz_set(x, t); }
+            else s = 2;
+        }
+    } else {
+        mpz_set_ui(x, 0);
+    }
+    pk_store(orow, K->Ln, x);
+    /* the halves and the scratch held values mod the secret primes */
+    pk_wipe(mpz_limbs_modify(t, (mp_size_t)(2 * K->Lh2 + 1)), (size_t)(2 * K->Lh2 + 1) * 8);
+    pk_wipe(mpz_limbs_modify(t2, (mp_size_t)(2 * K->Lh2 + 1)), (size_t)(2 * K->Lh2 + 1) * 8);
+    pk_wipe(mpz_limbs_modify(x2, (mp_size_t)(K->Lh2 + 1)), (size_t)(K->Lh2 + 1) * 8);
+    mpz_clear(x); mpz_clear(t); mpz_clear(x2); mpz_clear(t2); mpz_clear(mp); mpz_clear(mq);
+    return s;
+}
+
 /* CRT decryption: m_p = L_p(c^(p-1) mod p^2) * h_p mod p (likewise q), m = m_p + p *
  * ((m_q - m_p) p^-1 mod q). The signed plaintext goes to out (|m| limbs) and sign[i]:
  * 0 = m <= max_int, 1 = m >= n - max_int (out holds n - m), 2 = overflow (out holds m),
  * 3 = invalid ciphertext (c = 0, c >= n^2 or gcd(c, n) != 1; out zeroed). Returns the
- * count of invalid rows. */
+ * count of invalid rows. Fewer rows than threads: the rows one after another, each on two
+ * threads (its two halves); otherwise one row per thread. */
 static int64_t pk_decrypt_rows(const pk_dec_key *K, const u64 *c, int64_t Lc, u64 *out,
                                uint8_t *sign, int64_t N, int nthreads)
 {
-    mpz_t P, Q, P2, Q2, PM1, QM1, HP, HQ, PINV, Nn, N2, MX;
-    mpz_srcptr p = pk_view(P, K->p, K->Lh), q = pk_view(Q, K->q, K->Lh);
-    mpz_srcptr p2 = pk_view(P2, K->p2, K->Lh2), q2 = pk_view(Q2, K->q2, K->Lh2);
-    mpz_srcptr pm1 = pk_view(PM1, K->pm1, K->Lh), qm1 = pk_view(QM1, K->qm1, K->Lh);
-    mpz_srcptr hp = pk_view(HP, K->hp, K->Lh), hq = pk_view(HQ, K->hq, K->Lh);
-    mpz_srcptr pinv = pk_view(PINV, K->pinv, K->Lh);
-    mpz_srcptr n = pk_view(Nn, K->n, K->Ln), n2 = pk_view(N2, K->n2, K->L2);
-    mpz_srcptr maxint = pk_view(MX, K->maxint, K->Ln);
+    pk_dec_views v;
+    pk_dec_views_init(&v, K);
     int64_t nbad = 0;
+    if (N < nthreads) {
+        for (int64_t i = 0; i < N; i++) {
+            sign[i] = pk_decrypt_row(K, &v, c + i * Lc, Lc, out + i * K->Ln, nthreads >= 2);
+            nbad += sign[i] == 3;
+        }
+        return nbad;
+    }
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) reduction(+:nbad)
     for (int64_t i = 0; i < N; i++) {
-        mpz_t vc, x, mp, mq, t;
-        mpz_init2(x, (mp_bitcnt_t)(K->Lh2 * 64 + 64));
-        mpz_init2(t, (mp_bitcnt_t)(2 * K->Lh2 * 64 + 64));
-        mpz_init(mp); mpz_init(mq);
-        mpz_srcptr cv = pk_view(vc, c + i * Lc, Lc);
-        uint8_t s = 0;
-        if (mpz_sgn(cv) <= 0 || mpz_cmp(cv, n2) >= 0) s = 3;
-        if (!s) {
-            mpz_tdiv_r(x, cv, p);
-            if (!mpz_sgn(x)) s = 3;
-            mpz_tdiv_r(x, cv, q);
-            if (!mpz_sgn(x)) s = 3;
-        }
-        if (!s) {
-            pk_dec_half(mp, cv, p, p2, pm1, hp, x, t);
-            pk_dec_half(mq, cv, q, q2, qm1, hq, x, t);
-            mpz_sub(x, mq, mp);
-            mpz_mul(t, x, pinv);
-            mpz_mod(x, t, q);
-            mpz_mul(t, x, p);
-            mpz_add(x, t, mp);            /* m in [0, n) */
-            if (mpz_cmp(x, maxint) <= 0) {
-                s = 0;
-            } else {
-                mpz_sub(t, n, x);
-                if (mpz_cmp(t, maxint) <= 0) { s = 1; mpz_set(x, t); }
-                else s = 2;
-            }
-        } else {
-            mpz_set_ui(x, 0);
-            nbad++;
-        }
-        sign[i] = s;
-        pk_store(out + i * K->Ln, K->Ln, x);
-        mpz_clear(x); mpz_clear(t); mpz_clear(mp); mpz_clear(mq);
+        sign[i] = pk_decrypt_row(K, &v, c + i * Lc, Lc, out + i * K->Ln, 0);
+        nbad += sign[i] == 3;
     }
     return nbad;
 }

@@ -73,6 +73,8 @@ cdef extern from "_paillier_kernels.h" nogil:
     void pk_table_to_mont52(const uint64_t *table, int64_t rows, const uint64_t *m, int64_t Lm,
                             uint64_t *out, int nthreads)
     int64_t pk_mont52_width(const uint64_t *m, int64_t Lm)
+    void pk_table_to_mont64(uint64_t *table, int64_t rows, const uint64_t *m, int64_t Lm,
+                            int nthreads)
     int pk_use_ifma(int64_t mod_limbs)
 
 
@@ -286,6 +288,16 @@ def table_to_mont(cnp.ndarray table, cnp.ndarray m, cnp.ndarray out, int nthread
     cdef uint64_t *op = _w64(out)
     with nogil:
         pk_table_to_mont52(tp, rows, mp, Lm, op, nthreads)
+
+
+def table_to_mont64(cnp.ndarray table, cnp.ndarray m, int nthreads):
+    """table[i] = table[i] * 2**(64 * m.size) mod m in place (rows of m.size limbs, < m)."""
+    cdef int64_t Lm = m.shape[0]
+    cdef int64_t rows = table.size // Lm
+    cdef uint64_t *tp = _w64(table)
+    cdef const uint64_t *mp = _u64(m)
+    with nogil:
+        pk_table_to_mont64(tp, rows, mp, Lm, nthreads)
 
 
 from . import register as _register_isa

@@ -118,15 +118,14 @@ class EncodedNumber:
         if max_exponent is not None:
             max_exponent = _check_exponent(max_exponent, "max_exponent")
         exponent = prec_exponent if max_exponent is None else min(max_exponent, prec_exponent)
+        # scalar = num / den exactly (ints, floats, Fractions and Decimals all say so).
         # |scalar| * BASE**-exponent has about log2|scalar| - exponent*log2(BASE) bits: a
         # mantissa certain to exceed max_int is refused before BASE**-exponent is built.
-        frac = fractions.Fraction(scalar)
-        approx_bits = (
-            frac.numerator.bit_length() - frac.denominator.bit_length() - exponent * cls.LOG2_BASE
-        )
-        if frac and approx_bits > max_int.bit_length() + 2:
+        num, den = scalar.as_integer_ratio()
+        approx_bits = num.bit_length() - den.bit_length() - exponent * cls.LOG2_BASE
+        if num and approx_bits > max_int.bit_length() + 2:
             raise EncodingOverflowError(_overflow_message(max_int, scalar, exponent, max_exponent))
-        int_rep = round(frac * fractions.Fraction(cls.BASE) ** -exponent)
+        int_rep = _round_scaled(num, den, cls.BASE, exponent) if num else 0
         if abs(int_rep) > max_int:
             raise EncodingOverflowError(_overflow_message(max_int, scalar, exponent, max_exponent))
         return cls(public_key, int_rep % n, exponent)
@@ -193,6 +192,23 @@ def _negated_encoding(encoded: Any) -> Any:
     return encoded.__class__(
         encoded.public_key, (-encoded.encoding) % encoded.public_key.n, encoded.exponent
     )
+
+
+def _round_scaled(num: int, den: int, base: int, exponent: int) -> int:
+    """``round(num / den * base**-exponent)``, halves to even, in exact integer arithmetic
+    (``den > 0``): what ``round(Fraction(num, den) * Fraction(base) ** -exponent)`` gives,
+    without building Fractions."""
+    if exponent <= 0:
+        p, q = num * base**-exponent, den
+    else:
+        p, q = num, den * base**exponent
+    if q == 1:
+        return p
+    quo, rem = divmod(p, q)  # floor: p / q = quo + rem / q with 0 <= rem < q
+    twice = 2 * rem
+    if twice > q or (twice == q and quo & 1):
+        quo += 1
+    return quo
 
 
 #: The bound on an encoding exponent's magnitude. Exponents that hold an int or a float
