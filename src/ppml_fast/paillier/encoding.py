@@ -198,10 +198,11 @@ def _round_scaled(num: int, den: int, base: int, exponent: int) -> int:
     """``round(num / den * base**-exponent)``, halves to even, in exact integer arithmetic
     (``den > 0``): what ``round(Fraction(num, den) * Fraction(base) ** -exponent)`` gives,
     without building Fractions."""
+    scale: int = base ** abs(exponent)
     if exponent <= 0:
-        p, q = num * base**-exponent, den
+        p, q = num * scale, den
     else:
-        p, q = num, den * base**exponent
+        p, q = num, den * scale
     if q == 1:
         return p
     quo, rem = divmod(p, q)  # floor: p / q = quo + rem / q with 0 <= rem < q
