@@ -810,11 +810,6 @@ class PaillierPrivateKey:
         m = from_limbs(mabs)[0]
         return pk.n - m if sign[0] == 1 else m  # the kernel signs m above n - max_int
 
-    def _half(self, c: int, x: int, xsquare: int, hx: int) -> int:
-        """The plaintext mod the prime x: ``L_x(c^(x-1) mod x^2) h_x mod x``."""
-        u = gmpy2.powmod_sec(c % xsquare, x - 1, xsquare)
-        return int(gmpy2.f_mod(self.l_function(int(u), x) * hx, x))
-
     def h_function(self, x: int, xsquare: int) -> int:
         """Paillier's CRT decryption constant ``h(x) = L_x(g^(x-1) mod x^2)^-1 mod x``.
 
