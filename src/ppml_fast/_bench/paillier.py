@@ -72,6 +72,7 @@ def _batch(data: Data, phe: Any, n: int) -> dict[str, Any]:
         out = {**keys, "x": x, "enc": enc, "cts": cts}
         out["k"] = gen.integers(1, 1000, n)
         out["w"] = gen.integers(-100, 100, (n, 4))
+        out["ne"] = [paillier.EncryptedNumber(keys["pk"], c, 0) for c in cts]
         if phe is not None:
             out["pe"] = [phe.EncryptedNumber(keys["ppk"], c, 0) for c in cts]
         return out
@@ -218,6 +219,75 @@ def _rows(data: Data, phe: Any, sizes: tuple[int, ...], full: bool) -> list[Case
     return out
 
 
+#: Numbers per row of the per-number (python-paillier API) rows: quick, full.
+PER_NUMBER = (16, 64)
+
+
+def _per_number_rows(data: Data, phe: Any, n: int, full: bool) -> list[Case]:
+    """The python-paillier API called number by number, as phe programs do: our drop-in
+    against phe on the same key and ciphertexts (floats, so encoding is in the time)."""
+
+    def s(name: str) -> Any:
+        return _batch(data, phe, max(n, QUICK[2]))[name]
+
+    def floats() -> list[float]:
+        return [float(v) / 7 for v in s("x")[:n]]
+
+    def phe_peer(fn: Call) -> dict[str, Call]:
+        return {} if phe is None else {"python-paillier": fn}
+
+    def target(minimum: float, label: str) -> Target | None:
+        return Target("vs python-paillier", minimum, label) if phe is not None and full else None
+
+    def pairs(key: str) -> Any:
+        return zip(s(key)[:n], s(key)[n : 2 * n] or s(key)[:n], strict=False)
+
+    common: dict[str, Any] = {"full": full, "data": data, "items": n}
+    return [
+        Case(
+            "paillier encrypt, number by number (phe API, DJN table)",
+            f"{n} x 2048-bit",
+            native=lambda: [s("pk").encrypt(v) for v in floats()],
+            peers=phe_peer(lambda: [s("ppk").encrypt(v) for v in floats()]),
+            target=target(5.0, ">= 5x python-paillier's encrypt, number by number"),
+            **common,
+        ),
+        Case(
+            "paillier decrypt, number by number (phe API)",
+            f"{n} x 2048-bit",
+            native=lambda: [s("sk").decrypt(e) for e in s("ne")[:n]],
+            peers=phe_peer(lambda: [s("psk").decrypt(e) for e in s("pe")[:n]]),
+            target=target(1.5, ">= 1.5x python-paillier's decrypt, number by number"),
+            check=lambda out: list(out) == list(s("x")[:n]),
+            **common,
+        ),
+        Case(
+            "paillier EncryptedNumber + EncryptedNumber",
+            f"{n} x 2048-bit",
+            native=lambda: [a + b for a, b in pairs("ne")],
+            peers=phe_peer(lambda: [a + b for a, b in pairs("pe")]),
+            target=target(1.0, "never slower than python-paillier's +"),
+            **common,
+        ),
+        Case(
+            "paillier EncryptedNumber * int",
+            f"{n} x 2048-bit",
+            native=lambda: [a * 7 for a in s("ne")[:n]],
+            peers=phe_peer(lambda: [a * 7 for a in s("pe")[:n]]),
+            target=target(1.0, "never slower than python-paillier's *"),
+            **common,
+        ),
+        Case(
+            "paillier EncryptedNumber - EncryptedNumber",
+            f"{n} x 2048-bit",
+            native=lambda: [a - b for a, b in pairs("ne")],
+            peers=phe_peer(lambda: [a - b for a, b in pairs("pe")]),
+            target=target(1.0, "never slower than python-paillier's -"),
+            **common,
+        ),
+    ]
+
+
 def cases(full: bool) -> list[Case]:
     """The Paillier rows; ``full`` adds larger batches.
 
@@ -237,4 +307,6 @@ def cases(full: bool) -> list[Case]:
     data = Data()
     phe = _phe()
     out = _rows(data, phe, QUICK, False) + _rows(data, phe, FULL, True)
+    out += _per_number_rows(data, phe, PER_NUMBER[0], False)
+    out += _per_number_rows(data, phe, PER_NUMBER[1], True)
     return select(out, full)
