@@ -176,6 +176,11 @@ def random_below_rows(n_rows: int, bound: int, bound_limbs: np.ndarray) -> np.nd
     return out
 
 
+#: Moduli of this many bits and more skip the gcd(r, n) = 1 check on random r (see
+#: :func:`random_units_rows`).
+UNIT_CHECK_BITS = 512
+
+
 def random_units_rows(n_rows: int, n: int, n_limbs: np.ndarray) -> np.ndarray:
     """Uniform random elements of Z_n^* (r in ``[1, n)`` with ``gcd(r, n) = 1``), one per row.
 
@@ -195,11 +200,14 @@ def random_units_rows(n_rows: int, n: int, n_limbs: np.ndarray) -> np.ndarray:
 
     Notes
     -----
-    A multiple of p or q is drawn with probability about 1/p + 1/q: negligible for real
-    keys, but common with toy keys, whose ciphertexts must still decrypt; such rows are
-    drawn again.
+    A multiple of p or q is drawn with probability about 1/p + 1/q: common with toy keys,
+    whose ciphertexts must still decrypt, so below :data:`UNIT_CHECK_BITS` such rows are
+    drawn again. From that size on (primes of 256 bits and more: probability below
+    2^-254) nothing is checked, so no variable-time gcd ever runs on the secret r.
     """
     out = random_below_rows(n_rows, n, n_limbs)
+    if n.bit_length() >= UNIT_CHECK_BITS:
+        return out
     while True:
         bad = [i for i, r in enumerate(from_limbs(out)) if math.gcd(r, n) != 1]
         if not bad:

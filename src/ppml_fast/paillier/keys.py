@@ -20,7 +20,16 @@ from .._forksafe import ForkSafeLock
 from .._native import paillier as _kernels
 from .._types import ArrayLike
 from .._validation import check_int
-from ._limbs import INTS, from_limbs, nlimbs, random_bits_rows, random_units_rows, threads, vec
+from ._limbs import (
+    INTS,
+    UNIT_CHECK_BITS,
+    from_limbs,
+    nlimbs,
+    random_bits_rows,
+    random_units_rows,
+    threads,
+    vec,
+)
 from .encoding import EncodedNumber, _check_precision, _check_scalar
 
 if TYPE_CHECKING:
@@ -439,7 +448,9 @@ class PaillierPublicKey:
         mode = self.obfuscation if obfuscation is None else obfuscation
         if mode == "classic":
             r = self.get_random_lt_n()
-            while math.gcd(r, self.n) != 1:  # only toy keys ever loop
+            # toy keys only: a gcd on the secret r takes variable time, and for real keys
+            # (random_units_rows) a multiple of p or q has probability below 2^-254
+            while self.n.bit_length() < UNIT_CHECK_BITS and math.gcd(r, self.n) != 1:
                 r = self.get_random_lt_n()
             return int(gmpy2.powmod(r, self.n, self.nsquare))
         alpha = 0
