@@ -294,7 +294,7 @@ def test_sized_keys_all_modes(sized, mode):
 
 def test_default_key_size():
     pk, sk = pl.generate_paillier_keypair()
-    assert pk.n.bit_length() == pl.DEFAULT_KEYSIZE == 2048 and pk.obfuscation == "djn"
+    assert pk.n.bit_length() == pl.DEFAULT_KEYSIZE == 3072 and pk.obfuscation == "djn"
     x = _floats(_gen(FRESH), 16)
     e = pk.encrypt_batch(x)
     _check(sk, e * 2 + 1, _fr(x) * 2 + 1, f"seed={FRESH}")

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from .array import EncryptedArray
     from .number import EncryptedNumber
 
-DEFAULT_KEYSIZE = 2048
-"""Default modulus length in bits (about 112-bit security)."""
+DEFAULT_KEYSIZE = 3072
+"""Default modulus length in bits: 3072 (about 128-bit security), as in python-paillier."""
 
 _DJN_MIN_BITS = 512  # below this, keys obfuscate with classic r^n (alpha would be tiny)
 _MAX_BITS = 65536  # the kernels keep a few rows of n^2 on the stack
