@@ -1692,3 +1692,80 @@ def test_decrypt_batch_out_of_range_numbers(k256, which):
         sk.decrypt(pl.EncryptedNumber(pk, c))
     with pytest.raises(ValueError):
         sk.decrypt_batch([pl.EncryptedNumber(pk, c)])
+
+
+# --- pickle states are checked as from_bytes checks its input -------------------------------
+
+
+class _CraftedPickle:
+    """Pickles as an EncryptedArray with the given state (what a hostile sender can send)."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        import copyreg
+
+        # object.__new__(EncryptedArray), then __setstate__(state): what loads calls
+        return (copyreg._reconstructor, (pl.EncryptedArray, object, None), self.state)
+
+
+def _crafted_states(pk, other_pk):
+    e = pk.encrypt_batch([[1, -2, 3], [4, 5, -6]])
+    good = e.__getstate__()
+    c, exp = good["c"], good["exp"]
+    width = c.shape[-1]
+    big = c.copy()
+    big[1, 2] = np.uint64(2**64 - 1)  # every limb set: >= n**2
+    fortran = np.asfortranarray(c.reshape(-1, width)).reshape(2, 3, width, order="F")
+    return [
+        ("one limb per ciphertext", {**good, "c": c[..., :1].copy()}, ValueError, "limbs"),
+        (
+            "a limb too many",
+            {**good, "c": np.concatenate([c, c[..., :1]], -1)},
+            ValueError,
+            "limbs",
+        ),
+        ("no limb axis", {**good, "c": np.uint64(1), "exp": np.int64(0)}, TypeError, "dtype"),
+        ("0-d limbs", {**good, "c": np.array(1, np.uint64), "exp": exp[0, 0]}, TypeError, "exp"),
+        ("int64 limbs", {**good, "c": c.astype(np.int64)}, TypeError, "c must"),
+        ("byte-swapped limbs", {**good, "c": c.astype(">u8")}, TypeError, "c must"),
+        ("limbs as a list", {**good, "c": c.tolist()}, TypeError, "c must"),
+        ("strided limbs", {**good, "c": np.repeat(c, 2, -1)[..., ::2]}, ValueError, "contiguous"),
+        ("Fortran-order limbs", {**good, "c": fortran}, ValueError, "contiguous"),
+        ("shapes differ", {**good, "exp": exp[:1]}, ValueError, "shape"),
+        ("float exponents", {**good, "exp": exp.astype(np.float64)}, TypeError, "exp must"),
+        ("int32 exponents", {**good, "exp": exp.astype(np.int32)}, TypeError, "exp must"),
+        ("huge exponent", {**good, "exp": exp + 2**40}, ValueError, "exponents"),
+        ("ciphertext >= n**2", {**good, "c": big}, ValueError, r"n\*\*2"),
+        ("no key", {**good, "public_key": pk.n}, TypeError, "public_key"),
+        ("limbs of another key", {**good, "public_key": other_pk}, ValueError, "limbs"),
+        ("missing field", {k: v for k, v in good.items() if k != "exp"}, ValueError, "missing"),
+        ("obfuscated not a bool", {**good, "obfuscated": "yes"}, TypeError, "obfuscated"),
+        ("not a dict", [good["public_key"], c, exp, True], TypeError, "dict"),
+    ]
+
+
+# numpy pickles these arrays as native-endian and C-contiguous: only a direct
+# __setstate__ call (or a hand-written pickle stream) can hand them over
+_NORMALISED_BY_PICKLE = ("byte-swapped limbs", "strided limbs")
+
+
+def test_setstate_refuses_crafted_states(k256, k512):
+    """A pickle is untrusted input: a state the kernels cannot trust (a row narrower than
+    n**2 would be written past its end by the next ``+``) is refused before anything is
+    assigned, with an error naming what is wrong."""
+    pk, sk = k256
+    for case, state, exc, match in _crafted_states(pk, k512[0]):
+        if case not in _NORMALISED_BY_PICKLE:
+            with pytest.raises(exc, match=match):
+                pickle.loads(pickle.dumps(_CraftedPickle(state)))
+        obj = object.__new__(pl.EncryptedArray)
+        with pytest.raises(exc, match=match):
+            obj.__setstate__(state)
+        for slot in ("_c", "_exp", "public_key"):  # nothing was assigned
+            assert not hasattr(obj, slot), case
+    # the honest state still loads and computes
+    e = pk.encrypt_batch([[1, -2, 3], [4, 5, -6]])
+    back = pickle.loads(pickle.dumps(_CraftedPickle(e.__getstate__())))
+    assert sk.decrypt_batch(back + back).tolist() == [[2, -4, 6], [8, 10, -12]]

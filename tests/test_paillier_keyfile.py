@@ -20,11 +20,6 @@ def keys(request):
     return pl.generate_paillier_keypair(n_length=request.param)
 
 
-@pytest.fixture(scope="module")
-def k256():
-    return pl.generate_paillier_keypair(n_length=256)
-
-
 def test_round_trip_encrypt_decrypt(keys):
     pk, sk = keys
     pk2 = pl.PaillierPublicKey.from_json(pk.to_json())

@@ -743,11 +743,23 @@ class EncryptedArray:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`__getstate__`'s state."""
-        self.public_key = state["public_key"]
-        self._c = state["c"]
-        self._exp = state["exp"]
-        self._obfuscated = state["obfuscated"]
+        """Restore :meth:`__getstate__`'s state, checked as :meth:`from_bytes` checks its
+        input (a pickle may come from anyone).
+
+        Raises
+        ------
+        TypeError
+            A state that is not a dict, or a field of the wrong type or dtype.
+        ValueError
+            A missing field, ciphertext limbs that are not C-contiguous or not as wide as
+            the key's n^2, shapes that differ, exponents beyond ``+-2**31`` or a
+            ciphertext ``>= n**2``.
+        """
+        pk, c, exp, obfuscated = _codec.check_state(state)
+        self.public_key = pk
+        self._c = c
+        self._exp = exp
+        self._obfuscated = obfuscated
 
 
 def _as_number_array(values: Any, name: str) -> np.ndarray:
