@@ -1769,3 +1769,97 @@ def test_setstate_refuses_crafted_states(k256, k512):
     e = pk.encrypt_batch([[1, -2, 3], [4, 5, -6]])
     back = pickle.loads(pickle.dumps(_CraftedPickle(e.__getstate__())))
     assert sk.decrypt_batch(back + back).tolist() == [[2, -4, 6], [8, 10, -12]]
+
+
+# --- exponent alignment is bounded (MAX_EXPONENT_SPREAD) ------------------------------------
+
+
+def _far_apart(pk, low=-(2**22)):
+    """An array from bytes (a sender's data) with one exponent far below the others."""
+    e = pk.encrypt_batch([1, 2, 3, 4])
+    obj = pl.EncryptedArray.from_bytes(e.to_bytes(), pk)
+    state = obj.__getstate__()
+    exp = state["exp"].copy()
+    exp[2] = low
+    return pl.EncryptedArray.from_bytes(
+        pl.EncryptedArray.from_ciphertexts(pk, _cts(obj), exp).to_bytes(be_secure=False), pk
+    )
+
+
+def test_alignment_spread_refused_before_any_power(k512):
+    """One element at exponent -2**22 would make sum / + / @ raise every other element to
+    16**(2**22) (tens of seconds each on real keys): refused at once, naming the
+    operation and the bound."""
+    from ppml_fast.paillier.encoding import MAX_EXPONENT_SPREAD
+
+    pk, _ = k512
+    bad = _far_apart(pk)
+    calls = {
+        "sum": lambda: bad.sum(),
+        "add": lambda: bad + pk.encrypt_batch([1, 1, 1, 1]),
+        "add (reflected)": lambda: pk.encrypt_batch([1, 1, 1, 1]) + bad,
+        "add encoded": lambda: bad + pl.EncodedNumber.encode(pk, 7),
+        "matmul": lambda: bad @ np.ones(4, np.int64),
+        "dot": lambda: bad.dot(np.ones((4, 2))),
+        "decrease_exponent_to": lambda: bad.decrease_exponent_to(-(2**22)),
+        "number decrease_exponent_to": lambda: bad[0].decrease_exponent_to(-(2**22)),
+        "number add": lambda: bad[0] + bad[2],
+        "number add (reflected)": lambda: bad[2] + bad[0],
+        "number add encoded": lambda: bad[2] + pl.EncodedNumber.encode(pk, 3),
+    }
+    for name, call in calls.items():
+        t0 = time.perf_counter()
+        with pytest.raises(ValueError, match="MAX_EXPONENT_SPREAD = 4096") as info:
+            call()
+        assert time.perf_counter() - t0 < 1.0, name
+        op = name.split(" (")[0].replace("number ", "").replace(" scalar", "")
+        op = {"add encoded": "add", "dot": "matmul"}.get(op, op)
+        assert str(info.value).startswith(op + ":"), (name, str(info.value))
+    assert MAX_EXPONENT_SPREAD == 4096
+
+
+def test_alignment_at_the_spread_bound_is_exact(k256):
+    """A spread of exactly MAX_EXPONENT_SPREAD is aligned (c**(16**spread)); one more is
+    refused. Checked against the plain-int oracle on the ciphertexts."""
+    from ppml_fast.paillier.encoding import MAX_EXPONENT_SPREAD as S
+
+    pk, _ = k256
+    n2 = pk.nsquare
+    e = pk.encrypt_batch([5, 6])
+    c0, c1 = _cts(e)
+    arr = pl.EncryptedArray.from_ciphertexts(pk, [c0, c1], [S, 0])
+    got = arr.sum()
+    assert got.exponent == 0 and got.ciphertext(False) == pow(c0, 16**S, n2) * c1 % n2
+    # EncryptedNumber lowers by multiplying with the plaintext BASE**spread, as
+    # python-paillier does, so on this small key it overflows first (by name, quickly)
+    with pytest.raises(pl.EncodingOverflowError, match="int of 16385 bits"):
+        pl.EncryptedNumber(pk, c0, S) + pl.EncryptedNumber(pk, c1, 0)
+    low = arr.decrease_exponent_to(0)
+    assert low.exponents.tolist() == [0, 0] and _cts(low) == [pow(c0, 16**S, n2), c1]
+    with pytest.raises(ValueError, match="decrease_exponent_to"):
+        arr.decrease_exponent_to(-1)
+    over = pl.EncryptedArray.from_ciphertexts(pk, [c0, c1], [S + 1, 0])
+    with pytest.raises(ValueError, match="sum"):
+        over.sum()
+    with pytest.raises(ValueError, match="add"):
+        pl.EncryptedNumber(pk, c0, S + 1) + pl.EncryptedNumber(pk, c1, 0)
+    # lowering in steps stays possible
+    step = over.decrease_exponent_to([1, 0]).decrease_exponent_to(0)
+    assert _cts(step) == [pow(c0, 16 ** (S + 1), n2), c1]
+
+
+def test_plain_add_to_far_exponent_is_refused_quickly(k256):
+    """``enc + x`` encodes x at each element's exponent: an element at exponent near
+    -2**31 must not make the encoder build 16**(2**31) (a gigabyte) before it refuses."""
+    pk, sk = k256
+    e = pk.encrypt_batch([1, 2])
+    far = pl.EncryptedArray.from_ciphertexts(pk, _cts(e), [0, -(2**31) + 1])
+    for x in (0.5, 3, [2**70, 1], np.array([0.25, 1e300])):
+        t0 = time.perf_counter()
+        with pytest.raises(pl.EncodingOverflowError, match="flat index 1"):
+            far + x
+        assert time.perf_counter() - t0 < 1.0, x
+    # zero needs no power of 16 at all: adding it keeps the exponents and the values
+    z = far + np.array([0, 0], dtype=object)
+    assert z.exponents.tolist() == [0, -(2**31) + 1]
+    assert sk.decrypt_batch(z[:1]).tolist() == [1]

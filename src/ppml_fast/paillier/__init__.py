@@ -66,6 +66,10 @@ Differences from python-paillier
   the ``ValueError`` phe raises and an ``OverflowError``.
 * Numpy integer and floating scalars are accepted wherever Python ints and floats are.
 * ``raw_decrypt`` rejects ciphertexts outside [1, n^2) or not coprime to n (``ValueError``).
+* Aligning exponents (``+``, ``sum``, ``@``, ``decrease_exponent_to``) lowers one by at
+  most ``encoding.MAX_EXPONENT_SPREAD`` = 4096 per step and raises ``ValueError`` naming
+  the operation beyond it, before any modular power: exponents set far apart in received
+  data would otherwise cost seconds per element. Encoded floats differ by at most 524.
 """
 
 # The Paillier kernels are compiled against gmpy2's gmp.h without linking GMP: its symbols
