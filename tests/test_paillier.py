@@ -545,7 +545,7 @@ def test_default_obfuscation_and_hs(k256, k512):
     assert 0 < hs < pk.nsquare and math.gcd(hs, pk.n) == 1
     # h_s is an n-th residue: it decrypts to 0
     assert k512[1].raw_decrypt(hs) == 0
-    assert pl.DEFAULT_KEYSIZE == 2048
+    assert pl.DEFAULT_KEYSIZE == 3072
 
 
 def test_hs_lazily_drawn_for_bare_key(k256):
@@ -1039,3 +1039,11 @@ def test_encode_rounds_exactly_like_fractions(k256, cls, seed):
         except pl.EncodingOverflowError:
             got = "overflow"
         assert got == want, f"seed={seed} x={x!r} precision={precision} max_exp={max_exponent}"
+
+
+def test_default_keysize_is_phes():
+    """A drop-in must not quietly weaken keys: the default modulus is 3072 bits, phe's."""
+    assert pl.DEFAULT_KEYSIZE == 3072
+    assert pl.generate_paillier_keypair.__defaults__ == (None, 3072)
+    phe_paillier = pytest.importorskip("phe.paillier")
+    assert pl.DEFAULT_KEYSIZE == phe_paillier.DEFAULT_KEYSIZE

@@ -294,7 +294,7 @@ def test_sized_keys_all_modes(sized, mode):
 
 def test_default_key_size():
     pk, sk = pl.generate_paillier_keypair()
-    assert pk.n.bit_length() == pl.DEFAULT_KEYSIZE == 2048 and pk.obfuscation == "djn"
+    assert pk.n.bit_length() == pl.DEFAULT_KEYSIZE == 3072 and pk.obfuscation == "djn"
     x = _floats(_gen(FRESH), 16)
     e = pk.encrypt_batch(x)
     _check(sk, e * 2 + 1, _fr(x) * 2 + 1, f"seed={FRESH}")
@@ -1692,3 +1692,174 @@ def test_decrypt_batch_out_of_range_numbers(k256, which):
         sk.decrypt(pl.EncryptedNumber(pk, c))
     with pytest.raises(ValueError):
         sk.decrypt_batch([pl.EncryptedNumber(pk, c)])
+
+
+# --- pickle states are checked as from_bytes checks its input -------------------------------
+
+
+class _CraftedPickle:
+    """Pickles as an EncryptedArray with the given state (what a hostile sender can send)."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        import copyreg
+
+        # object.__new__(EncryptedArray), then __setstate__(state): what loads calls
+        return (copyreg._reconstructor, (pl.EncryptedArray, object, None), self.state)
+
+
+def _crafted_states(pk, other_pk):
+    e = pk.encrypt_batch([[1, -2, 3], [4, 5, -6]])
+    good = e.__getstate__()
+    c, exp = good["c"], good["exp"]
+    width = c.shape[-1]
+    big = c.copy()
+    big[1, 2] = np.uint64(2**64 - 1)  # every limb set: >= n**2
+    fortran = np.asfortranarray(c.reshape(-1, width)).reshape(2, 3, width, order="F")
+    return [
+        ("one limb per ciphertext", {**good, "c": c[..., :1].copy()}, ValueError, "limbs"),
+        (
+            "a limb too many",
+            {**good, "c": np.concatenate([c, c[..., :1]], -1)},
+            ValueError,
+            "limbs",
+        ),
+        ("no limb axis", {**good, "c": np.uint64(1), "exp": np.int64(0)}, TypeError, "dtype"),
+        ("0-d limbs", {**good, "c": np.array(1, np.uint64), "exp": exp[0, 0]}, TypeError, "exp"),
+        ("int64 limbs", {**good, "c": c.astype(np.int64)}, TypeError, "c must"),
+        ("byte-swapped limbs", {**good, "c": c.astype(">u8")}, TypeError, "c must"),
+        ("limbs as a list", {**good, "c": c.tolist()}, TypeError, "c must"),
+        ("strided limbs", {**good, "c": np.repeat(c, 2, -1)[..., ::2]}, ValueError, "contiguous"),
+        ("Fortran-order limbs", {**good, "c": fortran}, ValueError, "contiguous"),
+        ("shapes differ", {**good, "exp": exp[:1]}, ValueError, "shape"),
+        ("float exponents", {**good, "exp": exp.astype(np.float64)}, TypeError, "exp must"),
+        ("int32 exponents", {**good, "exp": exp.astype(np.int32)}, TypeError, "exp must"),
+        ("huge exponent", {**good, "exp": exp + 2**40}, ValueError, "exponents"),
+        ("ciphertext >= n**2", {**good, "c": big}, ValueError, r"n\*\*2"),
+        ("no key", {**good, "public_key": pk.n}, TypeError, "public_key"),
+        ("limbs of another key", {**good, "public_key": other_pk}, ValueError, "limbs"),
+        ("missing field", {k: v for k, v in good.items() if k != "exp"}, ValueError, "missing"),
+        ("obfuscated not a bool", {**good, "obfuscated": "yes"}, TypeError, "obfuscated"),
+        ("not a dict", [good["public_key"], c, exp, True], TypeError, "dict"),
+    ]
+
+
+# numpy pickles these arrays as native-endian and C-contiguous: only a direct
+# __setstate__ call (or a hand-written pickle stream) can hand them over
+_NORMALISED_BY_PICKLE = ("byte-swapped limbs", "strided limbs")
+
+
+def test_setstate_refuses_crafted_states(k256, k512):
+    """A pickle is untrusted input: a state the kernels cannot trust (a row narrower than
+    n**2 would be written past its end by the next ``+``) is refused before anything is
+    assigned, with an error naming what is wrong."""
+    pk, sk = k256
+    for case, state, exc, match in _crafted_states(pk, k512[0]):
+        if case not in _NORMALISED_BY_PICKLE:
+            with pytest.raises(exc, match=match):
+                pickle.loads(pickle.dumps(_CraftedPickle(state)))
+        obj = object.__new__(pl.EncryptedArray)
+        with pytest.raises(exc, match=match):
+            obj.__setstate__(state)
+        for slot in ("_c", "_exp", "public_key"):  # nothing was assigned
+            assert not hasattr(obj, slot), case
+    # the honest state still loads and computes
+    e = pk.encrypt_batch([[1, -2, 3], [4, 5, -6]])
+    back = pickle.loads(pickle.dumps(_CraftedPickle(e.__getstate__())))
+    assert sk.decrypt_batch(back + back).tolist() == [[2, -4, 6], [8, 10, -12]]
+
+
+# --- exponent alignment is bounded (MAX_EXPONENT_SPREAD) ------------------------------------
+
+
+def _far_apart(pk, low=-(2**22)):
+    """An array from bytes (a sender's data) with one exponent far below the others."""
+    e = pk.encrypt_batch([1, 2, 3, 4])
+    obj = pl.EncryptedArray.from_bytes(e.to_bytes(), pk)
+    state = obj.__getstate__()
+    exp = state["exp"].copy()
+    exp[2] = low
+    return pl.EncryptedArray.from_bytes(
+        pl.EncryptedArray.from_ciphertexts(pk, _cts(obj), exp).to_bytes(be_secure=False), pk
+    )
+
+
+def test_alignment_spread_refused_before_any_power(k512):
+    """One element at exponent -2**22 would make sum / + / @ raise every other element to
+    16**(2**22) (tens of seconds each on real keys): refused at once, naming the
+    operation and the bound."""
+    from ppml_fast.paillier.encoding import MAX_EXPONENT_SPREAD
+
+    pk, _ = k512
+    bad = _far_apart(pk)
+    calls = {
+        "sum": lambda: bad.sum(),
+        "add": lambda: bad + pk.encrypt_batch([1, 1, 1, 1]),
+        "add (reflected)": lambda: pk.encrypt_batch([1, 1, 1, 1]) + bad,
+        "add encoded": lambda: bad + pl.EncodedNumber.encode(pk, 7),
+        "matmul": lambda: bad @ np.ones(4, np.int64),
+        "dot": lambda: bad.dot(np.ones((4, 2))),
+        "decrease_exponent_to": lambda: bad.decrease_exponent_to(-(2**22)),
+        "number decrease_exponent_to": lambda: bad[0].decrease_exponent_to(-(2**22)),
+        "number add": lambda: bad[0] + bad[2],
+        "number add (reflected)": lambda: bad[2] + bad[0],
+        "number add encoded": lambda: bad[2] + pl.EncodedNumber.encode(pk, 3),
+    }
+    for name, call in calls.items():
+        t0 = time.perf_counter()
+        with pytest.raises(ValueError, match="MAX_EXPONENT_SPREAD = 4096") as info:
+            call()
+        assert time.perf_counter() - t0 < 1.0, name
+        op = name.split(" (")[0].replace("number ", "").replace(" scalar", "")
+        op = {"add encoded": "add", "dot": "matmul"}.get(op, op)
+        assert str(info.value).startswith(op + ":"), (name, str(info.value))
+    assert MAX_EXPONENT_SPREAD == 4096
+
+
+def test_alignment_at_the_spread_bound_is_exact(k256):
+    """A spread of exactly MAX_EXPONENT_SPREAD is aligned (c**(16**spread)); one more is
+    refused. Checked against the plain-int oracle on the ciphertexts."""
+    from ppml_fast.paillier.encoding import MAX_EXPONENT_SPREAD as S
+
+    pk, _ = k256
+    n2 = pk.nsquare
+    e = pk.encrypt_batch([5, 6])
+    c0, c1 = _cts(e)
+    arr = pl.EncryptedArray.from_ciphertexts(pk, [c0, c1], [S, 0])
+    got = arr.sum()
+    assert got.exponent == 0 and got.ciphertext(False) == pow(c0, 16**S, n2) * c1 % n2
+    # EncryptedNumber lowers by multiplying with the plaintext BASE**spread, as
+    # python-paillier does, so on this small key it overflows first (by name, quickly)
+    with pytest.raises(pl.EncodingOverflowError, match="int of 16385 bits"):
+        pl.EncryptedNumber(pk, c0, S) + pl.EncryptedNumber(pk, c1, 0)
+    low = arr.decrease_exponent_to(0)
+    assert low.exponents.tolist() == [0, 0] and _cts(low) == [pow(c0, 16**S, n2), c1]
+    with pytest.raises(ValueError, match="decrease_exponent_to"):
+        arr.decrease_exponent_to(-1)
+    over = pl.EncryptedArray.from_ciphertexts(pk, [c0, c1], [S + 1, 0])
+    with pytest.raises(ValueError, match="sum"):
+        over.sum()
+    with pytest.raises(ValueError, match="add"):
+        pl.EncryptedNumber(pk, c0, S + 1) + pl.EncryptedNumber(pk, c1, 0)
+    # lowering in steps stays possible
+    step = over.decrease_exponent_to([1, 0]).decrease_exponent_to(0)
+    assert _cts(step) == [pow(c0, 16 ** (S + 1), n2), c1]
+
+
+def test_plain_add_to_far_exponent_is_refused_quickly(k256):
+    """``enc + x`` encodes x at each element's exponent: an element at exponent near
+    -2**31 must not make the encoder build 16**(2**31) (a gigabyte) before it refuses."""
+    pk, sk = k256
+    e = pk.encrypt_batch([1, 2])
+    far = pl.EncryptedArray.from_ciphertexts(pk, _cts(e), [0, -(2**31) + 1])
+    for x in (0.5, 3, [2**70, 1], np.array([0.25, 1e300])):
+        t0 = time.perf_counter()
+        with pytest.raises(pl.EncodingOverflowError, match="flat index 1"):
+            far + x
+        assert time.perf_counter() - t0 < 1.0, x
+    # zero needs no power of 16 at all: adding it keeps the exponents and the values
+    z = far + np.array([0, 0], dtype=object)
+    assert z.exponents.tolist() == [0, -(2**31) + 1]
+    assert sk.decrypt_batch(z[:1]).tolist() == [1]

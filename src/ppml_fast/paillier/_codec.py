@@ -73,6 +73,75 @@ def check_rows_below(c: np.ndarray, pk: PaillierPublicKey) -> None:
             raise ValueError("a ciphertext is >= n**2")
 
 
+def check_state(state: Any) -> tuple[PaillierPublicKey, np.ndarray, np.ndarray, bool]:
+    """Check an :class:`~ppml_fast.paillier.EncryptedArray` pickle state as
+    :func:`from_bytes` checks its input.
+
+    Parameters
+    ----------
+    state : dict
+        ``{"public_key", "c", "exp", "obfuscated"}`` as ``__getstate__`` returns it.
+
+    Returns
+    -------
+    public_key, c, exp, obfuscated
+        The checked values.
+
+    Raises
+    ------
+    TypeError
+        ``state`` is not a dict, or a field has the wrong type: the key is not a
+        :class:`PaillierPublicKey`, ``c`` or ``exp`` is not a numpy array of dtype uint64
+        (``c``) or int64 (``exp``), or ``obfuscated`` is not a bool.
+    ValueError
+        A missing field; ``c`` that is not C-contiguous and aligned, whose last axis is
+        not the limb count of the key's n^2 or whose other axes are not ``exp``'s
+        shape; exponents beyond ``+-MAX_EXP``; a ciphertext ``>= n**2``.
+
+    Notes
+    -----
+    The native kernels trust the limb width and layout of the arrays they are handed
+    (a narrower row would be written past its end), so nothing is assigned before these
+    checks pass.
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"EncryptedArray state must be a dict, got {type(state).__name__}")
+    missing = [k for k in ("public_key", "c", "exp", "obfuscated") if k not in state]
+    if missing:
+        raise ValueError(f"EncryptedArray state: missing field(s) {missing}")
+    pk, c, exps, obf = state["public_key"], state["c"], state["exp"], state["obfuscated"]
+    if not isinstance(pk, PaillierPublicKey):
+        raise TypeError(
+            f"EncryptedArray state: public_key must be a PaillierPublicKey, got {type(pk).__name__}"
+        )
+    if not isinstance(obf, (bool, np.bool_)):
+        raise TypeError(
+            f"EncryptedArray state: obfuscated must be a bool, got {type(obf).__name__}"
+        )
+    for name, arr, dtype in (("c", c, np.uint64), ("exp", exps, np.int64)):
+        if type(arr) is not np.ndarray or arr.dtype != np.dtype(dtype):
+            got = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise TypeError(
+                f"EncryptedArray state: {name} must be a numpy array of dtype "
+                f"{np.dtype(dtype)} (native byte order), got {got}"
+            )
+    if not (c.flags.c_contiguous and c.flags.aligned):
+        raise ValueError("EncryptedArray state: c must be C-contiguous and aligned")
+    width = nlimbs(pk.nsquare)
+    if c.ndim < 1 or c.shape[-1] != width:
+        raise ValueError(
+            f"EncryptedArray state: c must have {width} limbs per ciphertext (the limbs of "
+            f"the key's n**2), got shape {c.shape}"
+        )
+    if c.shape[:-1] != exps.shape:
+        raise ValueError(
+            f"EncryptedArray state: c's shape {c.shape} does not match exp's {exps.shape}"
+        )
+    check_exponents(exps, "EncryptedArray state: exp")
+    check_rows_below(c.reshape(-1, width), pk)
+    return pk, c, exps, bool(obf)
+
+
 def _header(n: int, shape: tuple[int, ...], limbs: int) -> bytes:
     return json.dumps({"n": format(n, "x"), "shape": list(shape), "limbs": int(limbs)}).encode()
 

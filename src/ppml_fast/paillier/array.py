@@ -21,7 +21,13 @@ from .._native import paillier as _kernels
 from .._types import ArrayLike
 from . import _codec
 from ._limbs import from_limbs, nlimbs, threads, to_limbs, vec
-from .encoding import _decode_array, _encode_array, _float_exponents, _negated_encoding
+from .encoding import (
+    _check_spread,
+    _decode_array,
+    _encode_array,
+    _float_exponents,
+    _negated_encoding,
+)
 from .keys import PaillierPrivateKey, PaillierPublicKey, _check_obfuscation
 from .number import EncryptedNumber, _is_encoded, _scalar_ok
 
@@ -376,9 +382,11 @@ class EncryptedArray:
                 "Attempted to combine numbers encrypted against different public keys!"
             )
 
-    def _lowered(self, target: np.ndarray) -> np.ndarray:
+    def _lowered(self, target: np.ndarray, operation: str) -> np.ndarray:
         """Flat ciphertext rows with each exponent lowered to ``target`` (<= current)."""
-        return _lower(self.public_key, self._flat(), self._exp.reshape(-1), target.reshape(-1))
+        return _lower(
+            self.public_key, self._flat(), self._exp.reshape(-1), target.reshape(-1), operation
+        )
 
     def decrease_exponent_to(self, new_exp: ArrayLike) -> EncryptedArray:
         """The same values at lower exponents.
@@ -396,7 +404,8 @@ class EncryptedArray:
         Raises
         ------
         ValueError
-            Some ``new_exp`` is above the current exponent.
+            Some ``new_exp`` is above the current exponent, or below it by more than
+            :data:`~ppml_fast.paillier.encoding.MAX_EXPONENT_SPREAD` (lower in steps).
         """
         target_in = _exponent_array(new_exp, "new_exp")
         try:
@@ -407,7 +416,7 @@ class EncryptedArray:
             ) from e
         if (target > self._exp).any():
             raise ValueError("new_exp: new exponents should be more negative than the old ones")
-        c = self._lowered(np.array(target, dtype=np.int64))
+        c = self._lowered(np.array(target, dtype=np.int64), "decrease_exponent_to")
         return EncryptedArray._wrap(self.public_key, c.reshape(self._c.shape), target.copy(), False)
 
     # -- arithmetic ---------------------------------------------------------------------------
@@ -421,8 +430,10 @@ class EncryptedArray:
             ea = np.broadcast_to(self._exp, shape).reshape(-1)
             eb = np.broadcast_to(other._exp, shape).reshape(-1)
             target = np.minimum(ea, eb)
-            ca = _lower(pk, _bcast_rows(self, shape), ea, target)
-            cb = _lower(pk, _bcast_rows(other, shape), eb, target)
+            if ea.size:  # both sides checked before either is lowered
+                _check_spread(int(np.abs(ea - eb).max()), "add")
+            ca = _lower(pk, _bcast_rows(self, shape), ea, target, "add")
+            cb = _lower(pk, _bcast_rows(other, shape), eb, target, "add")
             out = np.empty_like(ca)
             if out.shape[0]:
                 _kernels.mulmod(ca, cb, pk._limb("n2"), out, threads())
@@ -439,6 +450,8 @@ class EncryptedArray:
             mabs, neg = _signed_encoding(pk, encoded)
             eb = np.full(ea.size, encoded.exponent, np.int64)
             target = np.minimum(ea, eb)
+            if ea.size:  # before the encoding or a ciphertext is lowered
+                _check_spread(int(np.abs(ea - eb).max()), "add")
             if (eb > target).any():  # lower the encoding (as phe does)
                 lowered = [encoded.decrease_exponent_to(int(t)) for t in np.unique(target)]
                 by_exp = {x.exponent: _signed_encoding(pk, x) for x in lowered}
@@ -455,7 +468,7 @@ class EncryptedArray:
         else:
             flatv = np.broadcast_to(values, shape).reshape(-1)
             mabs, neg, target = _encode_array(pk, flatv, max_exponent=ea)
-        ca = _lower(pk, _bcast_rows(self, shape), ea, target)
+        ca = _lower(pk, _bcast_rows(self, shape), ea, target, "add")
         out = _times_plain_factor(pk, ca, mabs, neg)
         return EncryptedArray._wrap(
             pk, out.reshape(*shape, out.shape[1]), target.reshape(shape), False
@@ -570,7 +583,8 @@ class EncryptedArray:
         numpy.exceptions.AxisError
             An axis out of range.
         ValueError
-            A repeated axis, or exponents too far apart to align.
+            A repeated axis, or the exponents of one sum more than
+            :data:`~ppml_fast.paillier.encoding.MAX_EXPONENT_SPREAD` apart.
         """
         pk = self.public_key
         if axis is None:
@@ -588,7 +602,11 @@ class EncryptedArray:
         target = e2.min(axis=1) if k else np.zeros(groups, np.int64)
         width = self._c.shape[-1]
         rows = _lower(
-            pk, np.ascontiguousarray(c).reshape(-1, width), e2.reshape(-1), np.repeat(target, k)
+            pk,
+            np.ascontiguousarray(c).reshape(-1, width),
+            e2.reshape(-1),
+            np.repeat(target, k),
+            "sum",
         )
         out = np.empty((groups, width), np.uint64)
         if groups:
@@ -626,6 +644,13 @@ class EncryptedArray:
         -------
         EncryptedArray or EncryptedNumber
             As numpy's ``matmul`` shapes it (an EncryptedNumber for two 1-D operands).
+
+        Raises
+        ------
+        ValueError
+            Operand shapes numpy's ``matmul`` refuses, non-finite values, or exponents of
+            ``self`` more than :data:`~ppml_fast.paillier.encoding.MAX_EXPONENT_SPREAD`
+            apart (they are aligned to their minimum first).
         """
         return self.__matmul__(other)
 
@@ -743,11 +768,23 @@ class EncryptedArray:
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`__getstate__`'s state."""
-        self.public_key = state["public_key"]
-        self._c = state["c"]
-        self._exp = state["exp"]
-        self._obfuscated = state["obfuscated"]
+        """Restore :meth:`__getstate__`'s state, checked as :meth:`from_bytes` checks its
+        input (a pickle may come from anyone).
+
+        Raises
+        ------
+        TypeError
+            A state that is not a dict, or a field of the wrong type or dtype.
+        ValueError
+            A missing field, ciphertext limbs that are not C-contiguous or not as wide as
+            the key's n^2, shapes that differ, exponents beyond ``+-2**31`` or a
+            ciphertext ``>= n**2``.
+        """
+        pk, c, exp, obfuscated = _codec.check_state(state)
+        self.public_key = pk
+        self._c = c
+        self._exp = exp
+        self._obfuscated = obfuscated
 
 
 def _as_number_array(values: Any, name: str) -> np.ndarray:
@@ -872,7 +909,7 @@ def _bcast_rows(a: EncryptedArray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _lower(
-    pk: PaillierPublicKey, rows: np.ndarray, exps: np.ndarray, target: np.ndarray
+    pk: PaillierPublicKey, rows: np.ndarray, exps: np.ndarray, target: np.ndarray, operation: str
 ) -> np.ndarray:
     """Ciphertext rows with their exponents lowered: ``c^(16^(e - t))`` where ``e > t``.
 
@@ -884,6 +921,8 @@ def _lower(
         ``(N, L)`` ciphertext limbs.
     exps, target : numpy.ndarray
         ``(N,)`` current and target exponents (``target <= exps``).
+    operation : str
+        The operation aligning, for the error message.
 
     Returns
     -------
@@ -893,7 +932,9 @@ def _lower(
     Raises
     ------
     ValueError
-        Exponents that differ by more than 2**22.
+        An exponent to lower by more than
+        :data:`~ppml_fast.paillier.encoding.MAX_EXPONENT_SPREAD`, before any power is
+        computed.
 
     Notes
     -----
@@ -903,12 +944,8 @@ def _lower(
     sel = np.flatnonzero(diff > 0)
     if sel.size == 0:
         return rows
+    _check_spread(int(diff[sel].max()), operation)
     bits = 4 * diff[sel]
-    if int(bits.max()) > 1 << 24:
-        raise ValueError(
-            "cannot align exponents that differ by more than 2**22 (the "
-            "multiplier 16**difference would have over 16 million bits)"
-        )
     width = int(bits.max()) // 64 + 1
     e = np.zeros((sel.size, width), np.uint64)
     e[np.arange(sel.size), bits // 64] = np.left_shift(np.uint64(1), (bits % 64).astype(np.uint64))
@@ -1020,7 +1057,9 @@ def _matmul(enc: EncryptedArray, other: Any, *, encrypted_left: bool) -> Any:
     # common exponents: the encrypted side lowered to its minimum, W at one exponent
     target = int(enc._exp.min()) if enc.size else 0
     width = enc._c.shape[-1]
-    rows = _lower(pk, enc._flat(), enc._exp.reshape(-1), np.full(enc.size, target, np.int64))
+    rows = _lower(
+        pk, enc._flat(), enc._exp.reshape(-1), np.full(enc.size, target, np.int64), "matmul"
+    )
     wflat = w.reshape(-1)
     if wflat.size:
         if w.dtype.kind == "f":

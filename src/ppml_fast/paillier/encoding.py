@@ -217,6 +217,17 @@ def _round_scaled(num: int, den: int, base: int, exponent: int) -> int:
 #: ``BASE**-exponent`` alone would need more memory than a machine has.
 MAX_EXPONENT = 2**31
 
+#: The largest exponent difference that aligning two operands will bridge. Aligning
+#: lowers the higher exponent: a ciphertext is raised to ``BASE**spread`` (``4 * spread``
+#: modular squarings mod n^2), so exponents a hostile sender sets far apart (say one
+#: element at ``-2**22`` in an array from bytes) would cost tens of seconds per element.
+#: Honest data stays far inside the bound: an exactly encoded float has an exponent in
+#: [-282, 242] (``floor((e2 - 53) / 4)`` for the binary exponents e2 of float64, subnormals
+#: included), so two encoded floats differ by at most 524 and a product of two (exponents
+#: add) lies within [-564, 484]; 4096 leaves room for chains of several such products
+#: while one alignment step costs at most 16384 squarings.
+MAX_EXPONENT_SPREAD = 4096
+
 
 def _key_ints(public_key: Any) -> tuple[int, int]:
     """``(max_int, n)`` of a Paillier public key (ours, or one duck-typed like it).
@@ -295,8 +306,14 @@ def _check_exponent(e: Any, name: str) -> int:
 def _overflow_message(max_int: int, scalar: Any, exponent: int, max_exponent: Any) -> str:
     """The message of an :class:`EncodingOverflowError` from :meth:`EncodedNumber.encode`."""
     why = "max_exponent or precision" if max_exponent is not None else "precision"
+    # a huge int is described, not printed (repr refuses ints beyond 4300 digits)
+    shown = (
+        f"<int of {scalar.bit_length()} bits>"
+        if isinstance(scalar, int) and scalar.bit_length() > 1024
+        else repr(scalar)
+    )
     return (
-        f"Integer needs to be within +/- {max_int}: the mantissa of scalar {scalar!r} at "
+        f"Integer needs to be within +/- {max_int}: the mantissa of scalar {shown} at "
         f"exponent {exponent} is too large (coarser {why}, or a larger key)"
     )
 
@@ -306,6 +323,18 @@ def _check_lower(new_exp: int, exponent: int) -> None:
     if new_exp > exponent:
         raise ValueError(
             f"New exponent {new_exp} should be more negative than old exponent {exponent}"
+        )
+
+
+def _check_spread(spread: int, operation: str) -> None:
+    """Raise ``ValueError`` naming ``operation`` when aligning exponents would lower one by
+    more than :data:`MAX_EXPONENT_SPREAD` (checked before any modular power)."""
+    if spread > MAX_EXPONENT_SPREAD:
+        raise ValueError(
+            f"{operation}: cannot align exponents that differ by {spread}, more than "
+            f"MAX_EXPONENT_SPREAD = {MAX_EXPONENT_SPREAD} (encoded ints and floats never "
+            "differ by that much; lower the exponents explicitly in smaller steps if this "
+            "is intended)"
         )
 
 
@@ -417,11 +446,23 @@ def _encode_array(
     width = nlimbs(pk.n)
     mags, negs = [], np.zeros(count, np.uint8)
     base = fractions.Fraction(EncodedNumber.BASE)
+    limit_bits = pk.max_int.bit_length() + 2
     for i, v in enumerate(x.tolist()):
-        int_rep = round(fractions.Fraction(v) * base ** -int(exps[i]))
+        frac, e = fractions.Fraction(v), int(exps[i])
+        # as in EncodedNumber.encode: a mantissa certain to exceed max_int is refused before
+        # BASE**-e is built (an exponent near -2**31 would make it gigabytes), and zero
+        # needs no power at all
+        approx_bits = frac.numerator.bit_length() - frac.denominator.bit_length() - 4 * e
+        if frac and approx_bits > limit_bits:
+            raise EncodingOverflowError(
+                f"value at flat index {i} needs a mantissa within +/- {pk.max_int} at "
+                f"exponent {e} (it would have about {approx_bits} bits)"
+            )
+        int_rep = round(frac * base**-e) if frac else 0
         if abs(int_rep) > pk.max_int:
             raise EncodingOverflowError(
-                f"value at flat index {i} needs a mantissa within +/- {pk.max_int}, got {int_rep}"
+                f"value at flat index {i} needs a mantissa within +/- {pk.max_int} at "
+                f"exponent {e} (it has {int_rep.bit_length()} bits)"
             )
         negs[i] = int_rep < 0
         mags.append(abs(int_rep))

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from .array import EncryptedArray
     from .number import EncryptedNumber
 
-DEFAULT_KEYSIZE = 2048
-"""Default modulus length in bits (about 112-bit security)."""
+DEFAULT_KEYSIZE = 3072
+"""Default modulus length in bits: 3072 (about 128-bit security), as in python-paillier."""
 
 _DJN_MIN_BITS = 512  # below this, keys obfuscate with classic r^n (alpha would be tiny)
 _MAX_BITS = 65536  # the kernels keep a few rows of n^2 on the stack
@@ -584,6 +584,48 @@ class PaillierPublicKey:
 
         return _encrypt_array(self, values, precision, obfuscation, None)
 
+    # -- key files ------------------------------------------------------------------------
+    def to_json(self) -> str:
+        """The key as a JSON key file, python-paillier's format.
+
+        Returns
+        -------
+        str
+            ``{"kty": "DAJ", "alg": "PAI-GN1", "key_ops": ["encrypt"], "n", "bits"}``
+            (and ``"hs"`` when the key has a DJN base), n in base64url; see
+            :mod:`ppml_fast.paillier.keyfile`.
+        """
+        from . import keyfile
+
+        return keyfile.public_to_json(self)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> PaillierPublicKey:
+        """The public key in a JSON key file (:meth:`to_json`'s, or python-paillier's).
+
+        Parameters
+        ----------
+        text : str or bytes
+            The key file's text.
+
+        Returns
+        -------
+        PaillierPublicKey
+            The key.
+
+        Raises
+        ------
+        TypeError
+            ``text`` is not a str or bytes, or a field has the wrong JSON type.
+        ValueError
+            Malformed JSON, a missing field, a wrong ``kty``/``alg``/``key_ops``, a
+            ``bits`` that is not n's bit length, or an unusable ``n``/``hs``; the message
+            names the field (see :mod:`ppml_fast.paillier.keyfile`).
+        """
+        from . import keyfile
+
+        return keyfile.public_from_json(text)
+
 
 def _check_hs_order(hs: int, n2: int) -> None:
     """Reject a DJN base of tiny order (``h_s^k = 1`` for some k <= 64, e.g. 1 or -1).
@@ -982,6 +1024,65 @@ class PaillierPrivateKey:
         from .array import _encrypt_array  # array builds on this module: imported on use
 
         return _encrypt_array(self.public_key, values, precision, obfuscation, self)
+
+    # -- key files ------------------------------------------------------------------------
+    def to_json(self) -> str:
+        """The key as a JSON key file, python-paillier's format.
+
+        Returns
+        -------
+        str
+            ``{"kty": "DAJ", "key_ops": ["decrypt"], "p", "q", "pub": {public key}}``,
+            p and q in base64url; see :mod:`ppml_fast.paillier.keyfile`.
+
+        Security
+        --------
+        The text holds the secret primes p and q in plain text: whoever reads it can
+        decrypt everything encrypted under this key. Protect it as a secret (file
+        permissions, encryption at rest); this package never logs it.
+        """
+        from . import keyfile
+
+        return keyfile.private_to_json(self)
+
+    @classmethod
+    def from_json(
+        cls, text: str | bytes, public_key: PaillierPublicKey | None = None
+    ) -> PaillierPrivateKey:
+        """The private key in a JSON key file (:meth:`to_json`'s, or python-paillier's).
+
+        Parameters
+        ----------
+        text : str or bytes
+            The key file's text.
+        public_key : PaillierPublicKey, optional
+            The public key the file must belong to; it becomes the key's public key.
+
+        Returns
+        -------
+        PaillierPrivateKey
+            The key.
+
+        Raises
+        ------
+        TypeError
+            ``text`` or ``public_key`` has the wrong type, or a field has the wrong JSON
+            type.
+        ValueError
+            Malformed JSON, a missing field, a wrong ``kty``/``alg``/``key_ops``, a bad
+            public part (``pub``), p or q not prime, ``p == q``, ``p * q != n``, or an
+            ``hs`` that is not an n-th residue; the message names the field and never
+            quotes a secret (see :mod:`ppml_fast.paillier.keyfile`).
+        KeyMismatchError
+            The file's public part differs from ``public_key`` (a ``ValueError``).
+
+        Security
+        --------
+        p and q are checked with GMP's Baillie-PSW test plus 40 Miller-Rabin rounds.
+        """
+        from . import keyfile
+
+        return keyfile.private_from_json(text, public_key)
 
 
 class PaillierPrivateKeyring(Mapping[PaillierPublicKey, PaillierPrivateKey]):

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._errors import KeyMismatchError
 from ._limbs import INTS
-from .encoding import EncodedNumber, _check_lower, _negated_encoding
+from .encoding import EncodedNumber, _check_lower, _check_spread, _negated_encoding
 from .keys import PaillierPublicKey
 
 
@@ -180,9 +180,11 @@ class EncryptedNumber:
         Raises
         ------
         ValueError
-            ``new_exp`` is above the current exponent.
+            ``new_exp`` is above the current exponent, or below it by more than
+            :data:`~ppml_fast.paillier.encoding.MAX_EXPONENT_SPREAD` (lower in steps).
         """
         _check_lower(new_exp, self.exponent)
+        _check_spread(self.exponent - new_exp, "decrease_exponent_to")
         multiplied: EncryptedNumber = self * pow(EncodedNumber.BASE, self.exponent - new_exp)
         multiplied.exponent = new_exp
         return multiplied
@@ -227,7 +229,12 @@ class EncryptedNumber:
         return EncryptedNumber(a.public_key, sum_ciphertext, a.exponent)
 
     def _aligned(self, other: Any) -> tuple[EncryptedNumber, Any]:
-        """self and other (encrypted or encoded) at the lower of their two exponents."""
+        """self and other (encrypted or encoded) at the lower of their two exponents.
+
+        Raises ``ValueError`` when they are more than ``MAX_EXPONENT_SPREAD`` apart, before
+        either is lowered.
+        """
+        _check_spread(abs(self.exponent - other.exponent), "add")
         if self.exponent > other.exponent:
             return self.decrease_exponent_to(other.exponent), other
         if self.exponent < other.exponent:
