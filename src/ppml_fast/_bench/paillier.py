@@ -257,12 +257,14 @@ class ScaledPeerTarget(Target):
 def _packed_rows(data: Data, phe: Any) -> list[Case]:
     """encrypt_packed of 1e5 values against per-value encryption of the same ints."""
     n, m = PACKED_VALUES, PACKED_SUBSET
-    layout = {"bits": PACKED_BITS, "clients": PACKED_CLIENTS, "clip": 1.0}
+
+    def pack(pk: Any, x: Any) -> Any:
+        return paillier.encrypt_packed(pk, x, bits=PACKED_BITS, clients=PACKED_CLIENTS, clip=1.0)
 
     def make() -> dict[str, Any]:
         keys = _keys(data, phe)
         x = np.random.default_rng().uniform(-1.0, 1.0, n)
-        probe = paillier.encrypt_packed(keys["pk"], x[:1], **layout)
+        probe = pack(keys["pk"], x[:1])
         q = np.rint(x * 2.0**probe.frac_bits).astype(np.int64)  # the quantised ints
         return {**keys, "x": x, "q": q}
 
@@ -290,7 +292,7 @@ def _packed_rows(data: Data, phe: Any) -> list[Case]:
         Case(
             "paillier encrypt_packed 1e5 values (16-bit slots, 100 clients)",
             f"{n:,} values, 2048-bit",
-            native=lambda: paillier.encrypt_packed(s("pk"), s("x"), **layout),
+            native=lambda: pack(s("pk"), s("x")),
             reference=lambda: s("pk").encrypt_batch(s("q")[:m]),
             reference_name=f"our per-value encrypt_batch, first {m:,} quantised ints",
             peers=peers,

@@ -198,7 +198,8 @@ def _quantise(values: np.ndarray, layout: _Layout, rounding: str, rng: Any) -> n
     x = values.astype(np.float64, copy=False).reshape(-1)  # float32 -> float64 is exact
     if layout.clip is not None:
         x = np.clip(x, -layout.clip, layout.clip)
-    x = np.ldexp(x, layout.frac_bits)  # exact: scaling by a power of two
+    with np.errstate(over="ignore"):  # a huge value becomes inf, refused below
+        x = np.ldexp(x, layout.frac_bits)  # exact: scaling by a power of two
     if rounding == "nearest":
         q = np.rint(x)
     else:
