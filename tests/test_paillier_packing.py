@@ -284,6 +284,8 @@ def test_a_wrong_layout_at_decryption_is_detected(keys):
         ({"bits": 8, "clients": 2, "clip": 1.0, "frac_bits": 7}, ValueError, r"clip \* 2\*\*"),
         ({"bits": 8, "clients": 2, "clip": 1e-9, "frac_bits": 3}, ValueError, "rounds to 0"),
         ({"bits": 8, "clients": 2, "clip": 1.0, "rounding": "up"}, ValueError, "rounding"),
+        ({"bits": 8, "clients": 2, "clip": 1.0, "rng": "seed"}, TypeError, "rng"),
+        ({"bits": 8, "clients": 2, "clip": 1e-320}, ValueError, "rounds to 0"),
         ({"bits": 8, "clients": 2, "clip": 1.0, "obfuscation": "x"}, ValueError, "obfuscation"),
     ],
 )

@@ -67,7 +67,7 @@ import numpy as np
 from .._errors import KeyMismatchError
 from .._native import paillier as _kernels
 from .._types import ArrayLike
-from .._validation import as_finite_array, check_choice, check_int, check_scalar
+from .._validation import as_finite_array, check_bool, check_choice, check_int, check_scalar
 from . import _codec
 from ._limbs import nlimbs, threads, vec
 from .keys import PaillierPrivateKey, PaillierPublicKey, _check_obfuscation
@@ -183,13 +183,16 @@ def _check_layout(public_key: Any, bits: Any, clients: Any, clip: Any, frac_bits
 
 def _largest_frac_bits(clip: float, qmax: int) -> int | None:
     """The largest f in range with ``rint(clip 2^f) <= qmax`` (None when there is none)."""
-    f = min(MAX_FRAC_BITS, max(-MAX_FRAC_BITS, math.floor(math.log2(qmax / clip)) + 1))
+    # log2 of each side: qmax / clip overflows for a subnormal clip
+    f = min(MAX_FRAC_BITS, max(-MAX_FRAC_BITS, math.floor(math.log2(qmax) - math.log2(clip)) + 1))
     while f >= -MAX_FRAC_BITS and np.rint(math.ldexp(clip, f)) > qmax:
         f -= 1
     return f if f >= -MAX_FRAC_BITS else None
 
 
-def _quantise(values: np.ndarray, layout: _Layout, rounding: str, rng: Any) -> np.ndarray:
+def _quantise(
+    values: np.ndarray, layout: _Layout, rounding: str, gen: np.random.Generator | None
+) -> np.ndarray:
     """Flat float values as offset-encoded slot contents ``u = q + 2^(b-1)`` (uint64).
 
     Raises ``ValueError`` naming ``values`` when, without ``clip``, a value quantises
@@ -203,10 +206,9 @@ def _quantise(values: np.ndarray, layout: _Layout, rounding: str, rng: Any) -> n
     if rounding == "nearest":
         q = np.rint(x)
     else:
-        from ..rng import resolve
-
+        assert gen is not None
         lo = np.floor(x)
-        q = lo + (resolve(rng).random(x.shape) < (x - lo))
+        q = lo + (gen.random(x.shape) < (x - lo))
     qmax = layout.qmax
     if q.size and float(np.abs(q).max()) > qmax:
         i = int(np.flatnonzero(np.abs(q) > qmax)[0])
@@ -686,8 +688,13 @@ def encrypt_packed(
     layout = _check_layout(public_key, bits, clients, clip, frac_bits)
     rounding = check_choice(rounding, "rounding", _ROUNDINGS)
     mode = public_key.obfuscation if obfuscation is None else _check_obfuscation(obfuscation)
+    gen = None
+    if rounding == "stochastic" or rng is not None:  # a bad rng is refused either way
+        from ..rng import resolve
+
+        gen = resolve(rng)
     arr = as_finite_array(values, "values")
-    u = _quantise(arr, layout, rounding, rng)
+    u = _quantise(arr, layout, rounding, gen)
     plain = _pack(u, layout)
     cipher = public_key._obfuscate_rows(plain, True, mode=mode)
     return EncryptedPackedArray._wrap(public_key, layout, cipher, arr.shape, 1, True)
@@ -779,8 +786,7 @@ def decrypt_packed(
         )
     if not isinstance(packed, EncryptedPackedArray):
         raise TypeError(f"packed must be an EncryptedPackedArray, got {type(packed).__name__}")
-    if not isinstance(integers, (bool, np.bool_)):
-        raise TypeError(f"integers must be a bool, got {type(integers).__name__}")
+    integers = check_bool(integers, "integers")
     pk = private_key.public_key
     if packed.public_key != pk:
         raise KeyMismatchError("packed was encrypted against a different key")
