@@ -148,6 +148,7 @@ def _grads() -> np.ndarray:
 _PK, _SK = pl.generate_paillier_keypair(n_length=256)
 _ENC = _PK.encrypt_batch(np.array([1.5, -2.0, 3.25]))
 _E1 = _PK.encrypt(2.5)
+_PACKED = pl.encrypt_packed(_PK, [0.5, -0.25, 1.0], bits=16, clients=4, clip=1.0)
 
 
 def _call_method(method: str) -> Callable[..., Any]:
@@ -702,6 +703,55 @@ SPECS: list[Spec] = [
         pl.EncryptedArray.from_json,
         lambda: {"data": _ENC.to_json()},
         ["data"],
+    ),
+    Spec(
+        "encrypt_packed",
+        pl.encrypt_packed,
+        lambda: {
+            "public_key": _PK,
+            "values": np.array([0.5, -0.25]),
+            "bits": 16,
+            "clients": 4,
+            "clip": 1.0,
+        },
+        [
+            "public_key",
+            "values",
+            "bits",
+            "clients",
+            "clip",
+            "frac_bits",
+            "rounding",
+            "rng",
+            "obfuscation",
+        ],
+    ),
+    Spec(
+        "decrypt_packed",
+        pl.decrypt_packed,
+        lambda: {"private_key": _SK, "packed": _PACKED},
+        ["private_key", "packed", "integers"],
+    ),
+    Spec("sum_packed", pl.sum_packed, lambda: {"arrays": [_PACKED, _PACKED]}, ["arrays"]),
+    Spec(
+        "EncryptedPackedArray.from_bytes",
+        pl.EncryptedPackedArray.from_bytes,
+        lambda: {"data": _PACKED.to_bytes(), "public_key": _PK},
+        ["data", "public_key"],
+    ),
+    Spec(
+        "EncryptedPackedArray.mul",
+        _binop(lambda a, b: a * b),
+        lambda: {"a": _PACKED, "b": 2},
+        ["b"],
+        aliases={"b": ("operand", "multiplied", "multiplier", "contributions")},
+    ),
+    Spec(
+        "EncryptedPackedArray.add",
+        _binop(lambda a, b: a + b),
+        lambda: {"a": _PACKED, "b": _PACKED},
+        ["b"],
+        aliases={"b": ("operand", "other", "sum()", "added")},
     ),
     Spec(
         "EncryptedNumber.add",

@@ -16,6 +16,15 @@ The DJN rows time encryption after the key's fixed-base table exists (built once
 takes seconds for thousands of ciphertexts on a CPU without AVX-512 IFMA), so per-call
 overheads weigh on their ratios; the targets, per-ciphertext ratios against
 python-paillier, are on the ``full`` batches.
+
+The packed row (:func:`ppml_fast.paillier.encrypt_packed`, BatchCrypt-style packing of
+1e5 values in [-1, 1] with 16-bit slots and headroom for 100 clients) encrypts all 1e5
+values natively; its reference (our per-value ``encrypt_batch`` of the same quantised
+ints) and its python-paillier peer (the per-value ``encrypt`` loop) would take minutes and
+half an hour on them, so both run on the first :data:`PACKED_SUBSET` values, as their
+names say, and the row's target scales the peer's time by ``1e5 / PACKED_SUBSET``
+(per-value cost times the value count): the table's ratios on that row compare a subset
+with the whole, the targets table the whole with the whole.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import numpy as np
 
 from .. import paillier
 from ..reference import paillier as ref
-from . import Case, Data, Target, select
+from . import Case, Data, Row, Target, select
 
 Call = Callable[[], Any]
 
@@ -288,6 +297,84 @@ def _per_number_rows(data: Data, phe: Any, n: int, full: bool) -> list[Case]:
     ]
 
 
+#: The packed row: values, value width, clients, and the values its reference and peer
+#: encrypt one by one (their times are scaled to all the values by the target).
+PACKED_VALUES = 100_000
+PACKED_BITS = 16
+PACKED_CLIENTS = 100
+PACKED_SUBSET = 1000
+
+
+class ScaledPeerTarget(Target):
+    """A ``"vs <peer>"`` target whose peer ran on ``1 / scale`` of the native call's work.
+
+    :meth:`measure` returns ``scale * peer time / native time``: the peer's per-item cost
+    times the native call's item count, against the native call.
+    """
+
+    scale: float
+
+    def __init__(self, metric: str, minimum: float, label: str, scale: float) -> None:
+        super().__init__(metric, minimum, label)
+        object.__setattr__(self, "scale", float(scale))
+
+    def measure(self, row: Row) -> float | None:
+        """The scaled peer / native ratio, or None where the peer was not timed."""
+        value = super().measure(row)
+        return None if value is None else value * self.scale
+
+
+def _packed_rows(data: Data, phe: Any) -> list[Case]:
+    """encrypt_packed of 1e5 values against per-value encryption of the same ints."""
+    n, m = PACKED_VALUES, PACKED_SUBSET
+
+    def pack(pk: Any, x: Any) -> Any:
+        return paillier.encrypt_packed(pk, x, bits=PACKED_BITS, clients=PACKED_CLIENTS, clip=1.0)
+
+    def make() -> dict[str, Any]:
+        keys = _keys(data, phe)
+        x = np.random.default_rng().uniform(-1.0, 1.0, n)
+        probe = pack(keys["pk"], x[:1])
+        q = np.rint(x * 2.0**probe.frac_bits).astype(np.int64)  # the quantised ints
+        return {**keys, "x": x, "q": q}
+
+    def s(name: str) -> Any:
+        return dict(data.get("packed", make))[name]
+
+    def check(out: Any) -> bool:
+        if isinstance(out, paillier.EncryptedPackedArray):
+            got = paillier.decrypt_packed(s("sk"), out, integers=True)
+            return bool(np.array_equal(got, s("q")))
+        return bool(np.array_equal(s("sk").decrypt_batch(out), s("q")[:m]))
+
+    peer = f"python-paillier, first {m:,} values"
+    peers = {} if phe is None else {peer: lambda: [s("ppk").encrypt(int(v)) for v in s("q")[:m]]}
+    target = None
+    if phe is not None:
+        target = ScaledPeerTarget(
+            f"vs {peer}",
+            100.0,
+            f">= 100x python-paillier's per-value encrypt loop (its time on {m:,} values x "
+            f"{n // m})",
+            n / m,
+        )
+    return [
+        Case(
+            "paillier encrypt_packed 1e5 values (16-bit slots, 100 clients)",
+            f"{n:,} values, 2048-bit",
+            native=lambda: pack(s("pk"), s("x")),
+            reference=lambda: s("pk").encrypt_batch(s("q")[:m]),
+            reference_name=f"our per-value encrypt_batch, first {m:,} quantised ints",
+            peers=peers,
+            items=n,
+            target=target,
+            check=check,
+            data=data,
+            full=True,
+        )
+    ]
+
+
 def cases(full: bool) -> list[Case]:
     """The Paillier rows; ``full`` adds larger batches.
 
@@ -302,11 +389,12 @@ def cases(full: bool) -> list[Case]:
         Encryption (DJN, classic, private-key CRT), decryption, ciphertext addition,
         multiplication by small ints, sum and an encrypted vector-matrix product, on
         batches of 8 to 256 ciphertexts (:data:`QUICK`; ``full`` adds :data:`FULL`, 32
-        to 10,000).
+        to 10,000), and packed encryption of 1e5 values (:data:`PACKED_VALUES`).
     """
     data = Data()
     phe = _phe()
     out = _rows(data, phe, QUICK, False) + _rows(data, phe, FULL, True)
     out += _per_number_rows(data, phe, PER_NUMBER[0], False)
     out += _per_number_rows(data, phe, PER_NUMBER[1], True)
+    out += _packed_rows(data, phe)
     return select(out, full)

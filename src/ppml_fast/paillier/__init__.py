@@ -13,7 +13,8 @@ The parts: :mod:`~ppml_fast.paillier.keys` (key generation, public and private k
 keyring), :mod:`~ppml_fast.paillier.encoding` (:class:`EncodedNumber`),
 :mod:`~ppml_fast.paillier.number` (:class:`EncryptedNumber`) and
 :mod:`~ppml_fast.paillier.array` (:class:`EncryptedArray`, batch encryption and
-decryption); every public name is importable from this package.
+decryption) and :mod:`~ppml_fast.paillier.packing` (:func:`encrypt_packed`: many quantised
+values per plaintext for federated sums); every public name is importable from this package.
 
 Maths
 -----
@@ -91,6 +92,12 @@ from .keys import (  # noqa: E402
     generate_paillier_keypair,
 )
 from .number import EncryptedNumber  # noqa: E402
+from .packing import (  # noqa: E402
+    EncryptedPackedArray,
+    decrypt_packed,
+    encrypt_packed,
+    sum_packed,
+)
 
 __all__ = [
     "DEFAULT_KEYSIZE",
@@ -98,9 +105,13 @@ __all__ = [
     "EncodingOverflowError",
     "EncryptedArray",
     "EncryptedNumber",
+    "EncryptedPackedArray",
     "KeyMismatchError",
     "PaillierPrivateKey",
     "PaillierPrivateKeyring",
     "PaillierPublicKey",
+    "decrypt_packed",
+    "encrypt_packed",
     "generate_paillier_keypair",
+    "sum_packed",
 ]
