@@ -45,11 +45,26 @@ Security
 * Secret exponents use constant-time code: GMP's ``mpz_powm_sec`` for p - 1 and q - 1 in
   decryption (and for n mod p(p-1) in private-key encryption without IFMA), and for
   h_s^alpha before a key has its table; the table walk itself reads every entry of each
-  window and multiplies once per window whatever alpha's digit is. The classic CRT path
+  window and multiplies once per window whatever alpha's digit is (Montgomery products on
+  GMP's ``mpn_addmul_1`` with a final subtraction chosen by masks, or the IFMA kernel).
+  Single encryptions build the key's table after 4 calls. The classic CRT path
   with IFMA raises r to the public exponent n itself modulo the secret p^2 and q^2, with
   Montgomery multiplications whose timing depends on no value. Plaintext multipliers
   (``*``, ``@``, exponent alignment) use variable-time powers: their time depends on the
   plaintext scalars, the caller's own data (as in python-paillier).
+* Steps that still take variable time on secret-derived values, and why they are
+  accepted: in decryption, reducing the ciphertext mod p^2 and q^2 and the CRT
+  recombination (``(m_q - m_p) p^-1 mod q``, then ``m_p + p (...)``) use GMP's ``mpz``
+  division and multiplication, whose time follows the operands' limb counts (fixed by
+  the key size) and, in division, rare quotient corrections; ``raw_decrypt`` first checks
+  ``c mod p`` and ``c mod q`` in Python ints. None of them is an exponentiation with a
+  secret exponent, the classic target of timing attacks. The DJN base's x draws its gcd
+  in the clear (x is used once, to make the public h_s). The classic r is drawn without a
+  gcd check for keys of 512 bits and more: a multiple of p or q has probability below
+  2^-254, and skipping the check keeps a variable-time gcd off the secret r.
+* Scratch that held values modulo p^2 or q^2 in the decryption kernel is zeroed before it
+  is freed; Python ints (p, q, the CRT constants) cannot be wiped and live until the key
+  object is collected.
 * Results of homomorphic operations are *not* re-randomised (as in python-paillier); call
   ``obfuscate()`` or serialise with ``be_secure=True`` before sending them to anyone.
 * Key generation: primes p, q of n_length/2 bits drawn from the OS CSPRNG, the next prime
