@@ -260,3 +260,39 @@ def test_raw_decrypt_on_one_or_two_threads(n_length, threads):
         assert kernels.decrypt(sk._dec_limbs(), rows, mabs, sign, threads) == 1
         assert sign.tolist() == [0, 3, 0]
         assert from_limbs(mabs) == [msgs[0], 0, msgs[2]]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_djn_walk_split_between_threads(threads):
+    """Fewer rows than threads with a long walk (n^2 of 48 limbs and more): each walk runs
+    on two threads, half of the windows each; the result is still h_s^alpha."""
+    pk, sk = paillier.generate_paillier_keypair(n_length=1536)
+    assert nlimbs(pk.nsquare) >= 48
+    pk.precompute()
+    alphas = _alphas(pk._alpha_bits())[:3]
+    msgs = [secrets.randbelow(pk.n) for _ in alphas]
+    rnd = to_limbs(alphas, (pk._alpha_bits() + 63) // 64)
+    table, w = pk._table
+    with ppml_fast.num_threads(threads):
+        for rows in (1, 3):  # one row; three rows (fewer than 4 threads)
+            out = np.empty((rows, nlimbs(pk.nsquare)), np.uint64)
+            kernels.encrypt(
+                0,
+                pk._limb("n"),
+                pk._limb("n2"),
+                rnd[:rows],
+                to_limbs(msgs[:rows], nlimbs(pk.n)),
+                None,
+                True,
+                out,
+                table,
+                w,
+                None,
+                threads,
+            )
+            want = [
+                (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
+                for m, a in zip(msgs[:rows], alphas[:rows], strict=True)
+            ]
+            assert from_limbs(out) == want, f"threads={threads} rows={rows}"
+        assert sk.decrypt(pk.encrypt(-2.5)) == -2.5

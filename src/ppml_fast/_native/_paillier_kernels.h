@@ -292,21 +292,53 @@ static void pk_mont64_mul(u64 *r, const u64 *a, const u64 *b, const u64 *m, int6
  * accumulator in plain form: starting from 1, acc = h_s^alpha after the last window.
  * Every window selects its entry in constant time and multiplies even for a zero digit,
  * so neither time nor memory access depends on alpha. */
-static void pk_djn_power(u64 *acc, const u64 *alpha, int64_t La, const u64 *table, int w,
-                         int64_t nwin, int64_t L2, const u64 *n2)
+static void pk_djn_power_part(u64 *acc, const u64 *alpha, int64_t La, const u64 *table,
+                              int w, int64_t j0, int64_t j1, int64_t L2, const u64 *n2)
 {
     int64_t per = (int64_t)1 << w;
     u64 minv = pk_mont64_minv(n2[0]);
     u64 sel[L2], scratch[3 * L2 + 2];
     memset(acc, 0, (size_t)L2 * sizeof(u64));
     acc[0] = 1;
-    for (int64_t j = 0; j < nwin; j++) {
+    for (int64_t j = j0; j < j1; j++) {
         u64 d = (j * w) >> 6 < La ? pk_window_digit(alpha, La, j, w) : 0;
         pk_ct_select(sel, table + j * per * L2, per, L2, d);
         pk_mont64_mul(acc, acc, sel, n2, L2, minv, scratch);
     }
     pk_wipe(sel, sizeof sel);
     pk_wipe(scratch, sizeof scratch);
+}
+
+static void pk_djn_power(u64 *acc, const u64 *alpha, int64_t La, const u64 *table, int w,
+                         int64_t nwin, int64_t L2, const u64 *n2)
+{
+    pk_djn_power_part(acc, alpha, La, table, w, 0, nwin, L2, n2);
+}
+
+/* The same power with its windows split between two threads (for calls with fewer rows
+ * than threads: one encryption then takes about half the time): each walks half of the
+ * windows from 1, and the two partial products are multiplied mod n^2. */
+static void pk_djn_power_split(u64 *acc, const u64 *alpha, int64_t La, const u64 *table,
+                               int w, int64_t nwin, int64_t L2, const u64 *n2)
+{
+    int64_t half = nwin / 2;
+    u64 lo[L2], hi[L2];
+    #pragma omp parallel sections num_threads(2)
+    {
+        #pragma omp section
+        pk_djn_power_part(lo, alpha, La, table, w, 0, half, L2, n2);
+        #pragma omp section
+        pk_djn_power_part(hi, alpha, La, table, w, half, nwin, L2, n2);
+    }
+    mpz_t a, b, m, r, t;
+    mpz_init2(r, (mp_bitcnt_t)(L2 * 64 + 64));
+    mpz_init2(t, (mp_bitcnt_t)(2 * L2 * 64 + 64));
+    pk_mulmod(r, pk_view(a, lo, L2), pk_view(b, hi, L2), pk_view(m, n2, L2), t);
+    pk_store(acc, L2, r);
+    pk_wipe(lo, sizeof lo);
+    pk_wipe(hi, sizeof hi);
+    pk_wipe(mpz_limbs_modify(t, (mp_size_t)(2 * L2 + 1)), (size_t)(2 * L2 + 1) * sizeof(u64));
+    mpz_clear(r); mpz_clear(t);
 }
 
 /* Rows of the table (rows of Lm limbs, each < m) times R = 2^(64 Lm) mod m, in place: the
@@ -437,7 +469,11 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
                            K->L2, mc);
         }
     }
-    #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+    /* fewer DJN rows than threads (without IFMA): rows one after another, each walk split
+     * between two threads (pk_djn_power_split), where a walk is long enough (n^2 of 48
+     * limbs and more: keys from 1536 bits) to pay for waking the second thread */
+    int split = mode == 0 && !mc && N < nthreads && nthreads >= 2 && K->L2 >= 48;
+    #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) if(!split)
     for (int64_t i = 0; i < N; i++) {
         mpz_t obf, t, b, vr, vb, vo;
         mpz_init2(obf, (mp_bitcnt_t)(K->L2 * 64 + 64));
@@ -448,7 +484,10 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
             mpz_set(obf, pk_view(vo, out + i * K->L2, K->L2));  /* from the block pass */
         } else if (mode == 0) {
             u64 tp[K->L2];
-            pk_djn_power(tp, ri, Lr, K->table, K->w, K->nwin, K->L2, K->n2);
+            if (split)
+                pk_djn_power_split(tp, ri, Lr, K->table, K->w, K->nwin, K->L2, K->n2);
+            else
+                pk_djn_power(tp, ri, Lr, K->table, K->w, K->nwin, K->L2, K->n2);
             mpz_set(obf, pk_view(vo, tp, K->L2));
             pk_wipe(tp, sizeof tp);
         } else if (mode == 1 && mc) {
