@@ -1047,3 +1047,22 @@ def test_default_keysize_is_phes():
     assert pl.generate_paillier_keypair.__defaults__ == (None, 3072)
     phe_paillier = pytest.importorskip("phe.paillier")
     assert pl.DEFAULT_KEYSIZE == phe_paillier.DEFAULT_KEYSIZE
+
+
+def test_encoded_number_lowering_is_bounded(k256):
+    """Lowering a plaintext encoding's exponent by more than MAX_EXPONENT_SPREAD is refused
+    at once (BASE**spread would take minutes); up to the bound it is exact."""
+    import time
+
+    pk, _ = k256
+    enc = pl.EncodedNumber.encode(pk, 3)
+    bound = pl.encoding.MAX_EXPONENT_SPREAD
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="decrease_exponent_to"):
+        enc.decrease_exponent_to(-bound - 1)
+    with pytest.raises(ValueError, match="decrease_exponent_to"):
+        enc.decrease_exponent_to(-(2**31) + 1)
+    assert time.perf_counter() - t0 < 1.0
+    low = enc.decrease_exponent_to(-bound)
+    assert low.exponent == -bound
+    assert low.encoding == 3 * pow(16, bound, pk.n) % pk.n

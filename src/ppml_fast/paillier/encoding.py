@@ -179,9 +179,12 @@ class EncodedNumber:
         Raises
         ------
         ValueError
-            ``new_exp`` is above the current exponent.
+            ``new_exp`` is above the current exponent, or below it by more than
+            :data:`MAX_EXPONENT_SPREAD` (``BASE**spread`` alone would take minutes and
+            gigabytes; lower in steps if that is intended).
         """
         _check_lower(new_exp, self.exponent)
+        _check_spread(self.exponent - new_exp, "decrease_exponent_to")
         factor = pow(self.BASE, self.exponent - new_exp)
         new_enc = self.encoding * factor % self.public_key.n
         return self.__class__(self.public_key, new_enc, new_exp)
