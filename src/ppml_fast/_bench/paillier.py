@@ -249,7 +249,8 @@ def _per_number_rows(data: Data, phe: Any, n: int, full: bool) -> list[Case]:
         return Target("vs python-paillier", minimum, label) if phe is not None and full else None
 
     def pairs(key: str) -> Any:
-        return zip(s(key)[:n], s(key)[n : 2 * n] or s(key)[:n], strict=False)
+        """The first n numbers, each with its mirror image."""
+        return zip(s(key)[:n], s(key)[:n][::-1], strict=True)
 
     common: dict[str, Any] = {"full": full, "data": data, "items": n}
     return [

@@ -180,6 +180,30 @@ def nbytes(n: int, exps: np.ndarray, c: np.ndarray) -> int:
     return len(MAGIC) + 4 + len(_header(n, exps.shape, c.shape[-1])) + exps.nbytes + c.nbytes
 
 
+def read_header(
+    data: bytes, magic: bytes, what: str
+) -> tuple[dict[str, Any], int, tuple[int, ...], int, int]:
+    """The JSON header of a binary form: ``magic``, its length (4 bytes, little-endian)
+    and the header, whose ``n`` (hex), ``shape`` and ``limbs`` every form has.
+
+    Returns ``(header, n, shape, limbs, offset of the data after it)``; raises
+    ``ValueError`` for another magic (naming ``what``) or a malformed header.
+    """
+    if len(data) < 12 or data[:8] != magic:
+        raise ValueError(f"data is not a serialised {what} (bad magic)")
+    hlen = int.from_bytes(data[8:12], "little")
+    try:
+        header = json.loads(data[12 : 12 + hlen])
+        n = int(header["n"], 16)
+        shape = tuple(int(s) for s in header["shape"])
+        width = int(header["limbs"])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError("data has a malformed header") from e
+    if any(s < 0 for s in shape):
+        raise ValueError("data has a malformed header (negative shape)")
+    return header, n, shape, width, 12 + hlen
+
+
 def from_bytes(
     data: bytes, public_key: PaillierPublicKey | None
 ) -> tuple[PaillierPublicKey, np.ndarray, np.ndarray]:
@@ -210,19 +234,9 @@ def from_bytes(
         ``public_key`` has another n.
     """
     data = bytes(data)
-    if data[:8] != MAGIC or len(data) < 12:
-        raise ValueError("data is not a serialised EncryptedArray (bad magic)")
-    hlen = int.from_bytes(data[8:12], "little")
-    try:
-        header = json.loads(data[12 : 12 + hlen])
-        n = int(header["n"], 16)
-        shape = tuple(int(s) for s in header["shape"])
-        width = int(header["limbs"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError("data has a malformed header") from e
+    _, n, shape, width, off = read_header(data, MAGIC, "EncryptedArray")
     pk = key_for(n, public_key)
     size = int(np.prod(shape, dtype=np.int64))
-    off = 12 + hlen
     if width != nlimbs(pk.nsquare) or len(data) != off + 8 * size + 8 * size * width:
         raise ValueError("data has the wrong length for its header")
     exps = np.frombuffer(data, "<i8", size, off).astype(np.int64).reshape(shape)

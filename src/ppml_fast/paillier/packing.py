@@ -578,20 +578,12 @@ class EncryptedPackedArray:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
         data = bytes(data)
-        if len(data) < 12 or data[:8] != MAGIC:
-            raise ValueError("data is not a serialised EncryptedPackedArray (bad magic)")
-        hlen = int.from_bytes(data[8:12], "little")
+        h, n, shape, width, off = _codec.read_header(data, MAGIC, "EncryptedPackedArray")
         try:
-            h = json.loads(data[12 : 12 + hlen])
-            n = int(h["n"], 16)
-            shape = tuple(int(s) for s in h["shape"])
-            width = int(h["limbs"])
             clip = None if h["clip"] is None else float.fromhex(h["clip"])
             bits, clients, frac_bits, count = h["bits"], h["clients"], h["frac_bits"], h["count"]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ValueError("data has a malformed header") from e
-        if any(s < 0 for s in shape):
-            raise ValueError("data has a malformed header (negative shape)")
         pk = _codec.key_for(n, public_key)
         try:
             layout = _check_layout(pk, bits, clients, clip, frac_bits)
@@ -601,7 +593,6 @@ class EncryptedPackedArray:
             raise ValueError(f"data: count must be an int in [1, clients={clients}], got {count!r}")
         size = int(np.prod(shape, dtype=np.int64))
         rows = layout.ciphertexts(size)
-        off = 12 + hlen
         if width != nlimbs(pk.nsquare) or len(data) != off + 8 * rows * width:
             raise ValueError("data has the wrong length for its header")
         c = np.frombuffer(data, "<u8", rows * width, off).astype(np.uint64).reshape(rows, width)
