@@ -296,3 +296,74 @@ def test_djn_walk_split_between_threads(threads):
             ]
             assert from_limbs(out) == want, f"threads={threads} rows={rows}"
         assert sk.decrypt(pk.encrypt(-2.5)) == -2.5
+
+
+# The four-lane AVX2 constant-time power runs at the avx2 level and above (x86-64 builds).
+HAVE_V4 = "avx2" in ppml_fast.available_isas()
+V4_BITS = [64, 65, 100, 127, 511, 512, 1000, 2046, 2048, 2050, 3072, 4095, 4096, 6000, 8192]
+
+
+@pytest.mark.skipif(not HAVE_V4, reason="no avx2 level on this machine")
+@pytest.mark.parametrize("bits", V4_BITS)
+def test_v4_powm_matches_powm_sec(bits):
+    """Four lanes with four moduli (two equal), random bases wider than the moduli and
+    random exponents, plus edge lanes: exponent 0, 1, all ones; base 0, 1, m - 1, m."""
+    import gmpy2
+
+    with ppml_fast.isa("avx2"):
+        assert kernels.v4_in_use(bits)
+        lm = (bits + 63) // 64
+        for trial in range(3):
+            ms = [_modulus(bits) for _ in range(4)]
+            ms[2] = ms[0]
+            ebits = secrets.choice([1, 63, 64, 65, bits // 2, bits])
+            es = [secrets.randbits(ebits) for _ in range(4)]
+            xs = [secrets.randbits(bits + 70) for _ in range(4)]
+            if trial == 1:
+                es = [0, 1, (1 << ebits) - 1, secrets.randbits(ebits)]
+                xs = [0, 1, ms[2] - 1, ms[3]]
+            if trial == 2:
+                es = [(1 << ebits) - 1] * 4
+                xs = [ms[0] - 1, ms[1] - 1, 2, ms[3] + 1]
+            le = max(1, (max(e.bit_length() for e in es) + 63) // 64)
+            out = np.full((4, lm), 7, np.uint64)
+            rc = kernels.v4_powm4(to_limbs(xs, lm + 2), to_limbs(es, le), to_limbs(ms, lm), out)
+            assert rc == 0
+            want = [
+                int(gmpy2.powmod_sec(x % m, e, m)) if e else 1 % m
+                for x, e, m in zip(xs, es, ms, strict=True)
+            ]
+            assert from_limbs(out) == want, f"bits={bits} trial={trial}"
+
+
+@pytest.mark.skipif(not HAVE_V4, reason="no avx2 level on this machine")
+@pytest.mark.parametrize("n_length", [520, 1024, 2048])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("rows", [2, 3, 7])
+def test_v4_decrypt_rows_match_generic(n_length, threads, rows):
+    """Batches of two rows and more decrypt in pairs on the four-lane power at the avx2
+    level: the same plaintexts, signs and invalid-row codes as the generic level (GMP's
+    mpz_powm_sec), odd row counts and invalid rows included."""
+    pk, sk = paillier.generate_paillier_keypair(n_length=n_length)
+    msgs = [0, 1, pk.max_int, pk.n - 1, pk.n - pk.max_int, *_below(pk.n, rows)][:rows]
+    cts = [pk.raw_encrypt(m) for m in msgs]
+    if rows >= 3:
+        cts[1] = 0  # invalid: zero
+        cts[-1] = sk.p * 5  # invalid: shares a factor with n
+    width = nlimbs(pk.nsquare)
+    got = {}
+    for level in ("avx2", "generic"):
+        with ppml_fast.isa(level), ppml_fast.num_threads(threads):
+            mabs = np.full((rows, nlimbs(pk.n)), 9, np.uint64)
+            sign = np.full(rows, 9, np.uint8)
+            nbad = kernels.decrypt(sk._dec_limbs(), to_limbs(cts, width), mabs, sign, threads)
+            got[level] = (nbad, sign.tolist(), from_limbs(mabs))
+    assert got["avx2"] == got["generic"]
+    nbad, sign, mabs = got["avx2"]
+    assert nbad == (2 if rows >= 3 else 0)
+    for i, (m, c) in enumerate(zip(msgs, cts, strict=True)):
+        if sign[i] == 3:
+            assert mabs[i] == 0
+        else:
+            assert ref.decrypt(sk.p, sk.q, c) == m
+            assert (pk.n - mabs[i] if sign[i] == 1 else mabs[i]) == m

@@ -29,6 +29,7 @@
 #include <gmp.h>
 
 #include "_paillier_ifma.h"
+#include "_paillier_v4.h"
 
 typedef uint64_t u64;
 
@@ -580,6 +581,15 @@ typedef struct {
     int64_t Ln, L2;
 } pk_dec_key;
 
+/* m_x = L_x(y) h_x mod x for y = c^(x-1) mod x^2 (L_x(y) = (y - 1) / x); t is scratch. */
+static inline void pk_dec_lfun(mpz_ptr mx, mpz_ptr y, mpz_srcptr x_, mpz_srcptr hx, mpz_ptr t)
+{
+    mpz_sub_ui(y, y, 1);
+    mpz_divexact(t, y, x_);
+    mpz_mul(y, t, hx);
+    mpz_tdiv_r(mx, y, x_);
+}
+
 /* m_x = L_x(c^(x-1) mod x^2) h_x mod x for a prime factor x (secret exponent x - 1:
  * mpz_powm_sec); x and t are scratch. */
 static inline void pk_dec_half(mpz_ptr mx, mpz_srcptr c, mpz_srcptr x_, mpz_srcptr x2,
@@ -587,10 +597,7 @@ static inline void pk_dec_half(mpz_ptr mx, mpz_srcptr c, mpz_srcptr x_, mpz_srcp
 {
     mpz_tdiv_r(x, c, x2);
     mpz_powm_sec(t, x, xm1, x2);
-    mpz_sub_ui(t, t, 1);
-    mpz_divexact(x, t, x_);
-    mpz_mul(t, x, hx);
-    mpz_tdiv_r(mx, t, x_);
+    pk_dec_lfun(mx, t, x_, hx, x);
 }
 
 /* The key's values as mpz views (no copies), shared by the rows of one call. */
@@ -609,6 +616,32 @@ static void pk_dec_views_init(pk_dec_views *v, const pk_dec_key *K)
     pk_view(v->MX, K->maxint, K->Ln);
 }
 
+/* m = m_p + p ((m_q - m_p) p^-1 mod q) into x, with its sign code (see pk_decrypt_rows);
+ * t is scratch. */
+static inline uint8_t pk_dec_join(const pk_dec_views *v, mpz_srcptr mp, mpz_srcptr mq,
+                                  mpz_ptr x, mpz_ptr t)
+{
+    mpz_sub(x, mq, mp);
+    mpz_mul(t, x, v->PINV);
+    mpz_mod(x, t, v->Q);
+    mpz_mul(t, x, v->P);
+    mpz_add(x, t, mp);            /* m in [0, n) */
+    if (mpz_cmp(x, v->MX) <= 0) return 0;
+    mpz_sub(t, v->Nn, x);
+    if (mpz_cmp(t, v->MX) <= 0) { mpz_set(x, t); return 1; }
+    return 2;
+}
+
+/* Whether row c (Lc limbs) is a valid ciphertext: 0 < c < n^2 and gcd(c, n) = 1. */
+static inline int pk_dec_valid(const pk_dec_views *v, mpz_srcptr cv, mpz_ptr x)
+{
+    if (mpz_sgn(cv) <= 0 || mpz_cmp(cv, v->N2) >= 0) return 0;
+    mpz_tdiv_r(x, cv, v->P);
+    if (!mpz_sgn(x)) return 0;
+    mpz_tdiv_r(x, cv, v->Q);
+    return mpz_sgn(x) != 0;
+}
+
 /* One row of pk_decrypt_rows; returns its sign code. With split, the halves mod p^2 and
  * mod q^2 run on two threads (for calls with fewer rows than threads: one decryption
  * then takes the time of one half). */
@@ -622,14 +655,7 @@ static uint8_t pk_decrypt_row(const pk_dec_key *K, const pk_dec_views *v, const 
     mpz_init2(t2, (mp_bitcnt_t)(2 * K->Lh2 * 64 + 64));
     mpz_init(mp); mpz_init(mq);
     mpz_srcptr cv = pk_view(vc, crow, Lc);
-    uint8_t s = 0;
-    if (mpz_sgn(cv) <= 0 || mpz_cmp(cv, v->N2) >= 0) s = 3;
-    if (!s) {
-        mpz_tdiv_r(x, cv, v->P);
-        if (!mpz_sgn(x)) s = 3;
-        mpz_tdiv_r(x, cv, v->Q);
-        if (!mpz_sgn(x)) s = 3;
-    }
+    uint8_t s = pk_dec_valid(v, cv, x) ? 0 : 3;
     if (!s) {
         if (split) {
             #pragma omp parallel sections num_threads(2)
@@ -643,18 +669,7 @@ static uint8_t pk_decrypt_row(const pk_dec_key *K, const pk_dec_views *v, const 
             pk_dec_half(mp, cv, v->P, v->P2, v->PM1, v->HP, x, t);
             pk_dec_half(mq, cv, v->Q, v->Q2, v->QM1, v->HQ, x, t);
         }
-        mpz_sub(x, mq, mp);
-        mpz_mul(t, x, v->PINV);
-        mpz_mod(x, t, v->Q);
-        mpz_mul(t, x, v->P);
-        mpz_add(x, t, mp);            /* m in [0, n) */
-        if (mpz_cmp(x, v->MX) <= 0) {
-            s = 0;
-        } else {
-            mpz_sub(t, v->Nn, x);
-            if (mpz_cmp(t, v->MX) <= 0) { s = 1; mpz_set(x, t); }
-            else s = 2;
-        }
+        s = pk_dec_join(v, mp, mq, x, t);
     } else {
         mpz_set_ui(x, 0);
     }
@@ -673,12 +688,94 @@ static uint8_t pk_decrypt_row(const pk_dec_key *K, const pk_dec_views *v, const 
  * 3 = invalid ciphertext (c = 0, c >= n^2 or gcd(c, n) != 1; out zeroed). Returns the
  * count of invalid rows. Fewer rows than threads: the rows one after another, each on two
  * threads (its two halves); otherwise one row per thread. */
+/* Rows i0 and i1 (i1 = i0 for a lone last row) with the four-lane power: lanes c_i0 mod
+ * p^2, c_i0 mod q^2, c_i1 mod p^2, c_i1 mod q^2, exponents p - 1, q - 1. */
+static void pk_decrypt_pair_v4(const pk_dec_key *K, const pk_dec_views *v,
+                               const pk_v4_mod *mc, pk_v4_work *wk, const u64 *c, int64_t Lc,
+                               u64 *out, uint8_t *sign, int64_t i0, int64_t i1)
+{
+    int64_t Lh2 = K->Lh2;
+    u64 y[4 * Lh2];
+    const u64 *ms[4] = {K->p2, K->q2, K->p2, K->q2};
+    const u64 *es[4] = {K->pm1, K->qm1, K->pm1, K->qm1};
+    const u64 *xs[4] = {c + i0 * Lc, c + i0 * Lc, c + i1 * Lc, c + i1 * Lc};
+    u64 *outs[4] = {y, y + Lh2, y + 2 * Lh2, y + 3 * Lh2};
+    pk_v4_group(mc, ms, Lh2, xs, Lc, es, K->Lh, outs, wk);
+    mpz_t vc, vy, x, t, mp, mq;
+    mpz_init2(x, (mp_bitcnt_t)(K->L2 * 64 + 64));
+    mpz_init2(t, (mp_bitcnt_t)(2 * K->L2 * 64 + 64));
+    mpz_init(mp); mpz_init(mq);
+    for (int r = 0; r < 2; r++) {
+        int64_t i = r ? i1 : i0;
+        if (r && i1 == i0) break;
+        uint8_t s = 3;
+        if (pk_dec_valid(v, pk_view(vc, c + i * Lc, Lc), x)) {
+            mpz_set(x, pk_view(vy, outs[2 * r], Lh2));
+            pk_dec_lfun(mp, x, v->P, v->HP, t);
+            mpz_set(x, pk_view(vy, outs[2 * r + 1], Lh2));
+            pk_dec_lfun(mq, x, v->Q, v->HQ, t);
+            s = pk_dec_join(v, mp, mq, x, t);
+        } else {
+            mpz_set_ui(x, 0);
+        }
+        pk_store(out + i * K->Ln, K->Ln, x);
+        sign[i] = s;
+    }
+    pk_wipe(y, sizeof y);
+    pk_wipe(mpz_limbs_modify(t, (mp_size_t)(2 * K->L2 + 1)), (size_t)(2 * K->L2 + 1) * 8);
+    pk_wipe(mpz_limbs_modify(mp, (mp_size_t)K->Lh), (size_t)K->Lh * 8);
+    pk_wipe(mpz_limbs_modify(mq, (mp_size_t)K->Lh), (size_t)K->Lh * 8);
+    mpz_clear(x); mpz_clear(t); mpz_clear(mp); mpz_clear(mq);
+}
+
+/* pk_decrypt_rows with the four-lane AVX2 power, rows in pairs over the threads; returns
+ * -1 (nothing written) when its context cannot be allocated. A thread that cannot get its
+ * workspace decrypts its rows with pk_decrypt_row. */
+static int64_t pk_decrypt_rows_v4(const pk_dec_key *K, const pk_dec_views *v, const u64 *c,
+                                  int64_t Lc, u64 *out, uint8_t *sign, int64_t N, int nthreads)
+{
+    const u64 *ms[4] = {K->p2, K->q2, K->p2, K->q2};
+    size_t bp = mpz_sizeinbase(v->P2, 2), bq = mpz_sizeinbase(v->Q2, 2);
+    pk_v4_mod mc;
+    if (Lc < K->Lh2 || pk_v4_mod_init(&mc, ms, K->Lh2, (int64_t)(bp > bq ? bp : bq)))
+        return -1;
+    int64_t npairs = (N + 1) / 2, nbad = 0;
+    #pragma omp parallel num_threads(nthreads) reduction(+:nbad)
+    {
+        pk_v4_work wk;
+        int ok = pk_v4_work_init(&wk, &mc, Lc, K->Lh2) == 0;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t g = 0; g < npairs; g++) {
+            int64_t i0 = 2 * g, i1 = 2 * g + 1 < N ? 2 * g + 1 : 2 * g;
+            if (ok) {
+                pk_decrypt_pair_v4(K, v, &mc, &wk, c, Lc, out, sign, i0, i1);
+            } else {
+                sign[i0] = pk_decrypt_row(K, v, c + i0 * Lc, Lc, out + i0 * K->Ln, 0);
+                if (i1 != i0)
+                    sign[i1] = pk_decrypt_row(K, v, c + i1 * Lc, Lc, out + i1 * K->Ln, 0);
+            }
+            nbad += (sign[i0] == 3) + (i1 != i0 && sign[i1] == 3);
+        }
+        if (ok) pk_v4_work_free(&wk);
+    }
+    pk_v4_mod_free(&mc);
+    return nbad;
+}
+
 static int64_t pk_decrypt_rows(const pk_dec_key *K, const u64 *c, int64_t Lc, u64 *out,
                                uint8_t *sign, int64_t N, int nthreads)
 {
     pk_dec_views v;
     pk_dec_views_init(&v, K);
     int64_t nbad = 0;
+    /* two rows or more: the constant-time four-lane power (two rows per group) where the
+     * avx2 level runs; a lone row keeps its two halves on two threads */
+    if (N >= 2 && pk_use_v4((int64_t)mpz_sizeinbase(v.P2, 2)) &&
+        pk_use_v4((int64_t)mpz_sizeinbase(v.Q2, 2))) {
+        nbad = pk_decrypt_rows_v4(K, &v, c, Lc, out, sign, N, nthreads);
+        if (nbad >= 0) return nbad;
+        nbad = 0;
+    }
     if (N < nthreads) {
         for (int64_t i = 0; i < N; i++) {
             sign[i] = pk_decrypt_row(K, &v, c + i * Lc, Lc, out + i * K->Ln, nthreads >= 2);

@@ -76,6 +76,9 @@ cdef extern from "_paillier_kernels.h" nogil:
     void pk_table_to_mont64(uint64_t *table, int64_t rows, const uint64_t *m, int64_t Lm,
                             int nthreads)
     int pk_use_ifma(int64_t mod_limbs)
+    int pk_use_v4(int64_t mod_bits)
+    int pk_v4_powm_rows4(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
+                         const uint64_t *m, int64_t Lm, uint64_t *out)
 
 
 cdef inline const uint64_t *_u64(cnp.ndarray a):
@@ -272,6 +275,28 @@ def rows_below(cnp.ndarray a, cnp.ndarray m, cnp.ndarray lt):
 def ifma_in_use():
     """Whether the AVX-512 IFMA Montgomery kernels run (level avx512 on a CPU with IFMA)."""
     return bool(pk_use_ifma(1))
+
+
+def v4_in_use(int64_t mod_bits):
+    """Whether the four-lane AVX2 constant-time power serves moduli of this many bits."""
+    return bool(pk_use_v4(mod_bits))
+
+
+def v4_powm4(cnp.ndarray x, cnp.ndarray e, cnp.ndarray m, cnp.ndarray out):
+    """out[l] = x[l] ** e[l] mod m[l] for four rows with the four-lane constant-time power.
+
+    x: (4, Lx) with Lx >= m.shape[1]; e: (4, Le); m: (4, Lm) odd moduli of 64 to 8192
+    bits; out: (4, Lm). Returns 0, or -1 when memory ran out (out untouched).
+    """
+    cdef int64_t Lx = x.shape[1], Le = e.shape[1], Lm = m.shape[1]
+    cdef const uint64_t *xp = _u64(x)
+    cdef const uint64_t *ep = _u64(e)
+    cdef const uint64_t *mp = _u64(m)
+    cdef uint64_t *op = _w64(out)
+    cdef int rc
+    with nogil:
+        rc = pk_v4_powm_rows4(xp, Lx, ep, Le, mp, Lm, op)
+    return rc
 
 
 def mont_width(cnp.ndarray m):
