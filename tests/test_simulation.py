@@ -190,10 +190,13 @@ def test_paillier_equals_weighted_fedavg_up_to_precision(digits):
     data = _small(digits, n_train=200)
     kw = dict(rounds=2, clients=4, fraction=0.5, seed=6)
     plain = sim.run_simulation(data, **kw)
-    enc = sim.run_simulation(data, aggregator=sim.PaillierAggregation(key_bits=512), **kw)
+    # one ciphertext per value (packing is the default; test_simulation_packing.py)
+    agg = sim.PaillierAggregation(key_bits=512, packing=False)
+    enc = sim.run_simulation(data, aggregator=agg, **kw)
     assert np.max(np.abs(enc.params - plain.params)) < 1e-5
     # 650 ciphertexts of 2 x 512 bits each, plus the serialisation's header and exponents
     assert all(r.bytes_per_client >= 650 * 128 for r in enc.history)
+    assert all(r.packing_factor == 1 for r in enc.history)
 
 
 # ------------------------------------------------------------------------ executors
