@@ -212,7 +212,8 @@ def test_threads_and_dask_local_cluster_give_identical_runs(digits):
         dict(rounds=2, clients=8, model="mlp", dp_sgd=sim.DPSGD()),
         dict(rounds=3, clients=8, aggregator="dp-fedavg"),
         dict(rounds=3, clients=8, aggregator=sim.SecureAggregation(dropout=0.3)),
-        dict(rounds=1, clients=4, aggregator=sim.PaillierAggregation(key_bits=512)),
+        dict(rounds=1, clients=4, aggregator=sim.PaillierAggregation(key_bits=512)),  # packed
+        dict(rounds=1, clients=4, aggregator=sim.PaillierAggregation(512, packing=False)),
     ]
     with (
         distributed.LocalCluster(

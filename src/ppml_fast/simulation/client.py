@@ -3,7 +3,8 @@
 A client task (:class:`_ClientTask`) is a pure function of its inputs and of its own seed:
 local SGD (or DP-SGD, :class:`DPSGD`) from the round's global model on the client's
 rows, returning the model delta -- scaled by the client's weight and encrypted when the
-server aggregates under Paillier -- with the number of steps and the sample rate the
+server aggregates under Paillier (clipped, quantised and packed, :class:`_PackedLayout`,
+by default) -- with the number of steps and the sample rate the
 accountant needs (:class:`_ClientResult`). Tasks hold no reference to the server, so any
 :class:`concurrent.futures.Executor`, a Dask cluster's included, can run them.
 """

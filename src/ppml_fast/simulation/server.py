@@ -317,6 +317,21 @@ class _Server:
         The share of clients sampled per round.
     dim : int
         The number of model parameters.
+    counts : ndarray, optional
+        Every client's example count (the weights of weighted Paillier aggregation, whose
+        largest sizes the packed layout); default: all 1.
+
+    Attributes
+    ----------
+    packing : _PackedLayout or None
+        The clients' packed Paillier layout (None without packing).
+    packing_factor : int or None
+        Values per ciphertext under Paillier (1 without packing), else None.
+
+    Raises
+    ------
+    ValueError
+        A packed layout that does not fit (:func:`_packed_layout`, or the key).
 
     Security
     --------
