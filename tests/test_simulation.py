@@ -190,10 +190,13 @@ def test_paillier_equals_weighted_fedavg_up_to_precision(digits):
     data = _small(digits, n_train=200)
     kw = dict(rounds=2, clients=4, fraction=0.5, seed=6)
     plain = sim.run_simulation(data, **kw)
-    enc = sim.run_simulation(data, aggregator=sim.PaillierAggregation(key_bits=512), **kw)
+    # one ciphertext per value (packing is the default; test_simulation_packing.py)
+    agg = sim.PaillierAggregation(key_bits=512, packing=False)
+    enc = sim.run_simulation(data, aggregator=agg, **kw)
     assert np.max(np.abs(enc.params - plain.params)) < 1e-5
     # 650 ciphertexts of 2 x 512 bits each, plus the serialisation's header and exponents
     assert all(r.bytes_per_client >= 650 * 128 for r in enc.history)
+    assert all(r.packing_factor == 1 for r in enc.history)
 
 
 # ------------------------------------------------------------------------ executors
@@ -209,7 +212,8 @@ def test_threads_and_dask_local_cluster_give_identical_runs(digits):
         dict(rounds=2, clients=8, model="mlp", dp_sgd=sim.DPSGD()),
         dict(rounds=3, clients=8, aggregator="dp-fedavg"),
         dict(rounds=3, clients=8, aggregator=sim.SecureAggregation(dropout=0.3)),
-        dict(rounds=1, clients=4, aggregator=sim.PaillierAggregation(key_bits=512)),
+        dict(rounds=1, clients=4, aggregator=sim.PaillierAggregation(key_bits=512)),  # packed
+        dict(rounds=1, clients=4, aggregator=sim.PaillierAggregation(512, packing=False)),
     ]
     with (
         distributed.LocalCluster(

@@ -15,10 +15,16 @@ model update, and the server combines the updates with one of
   fixed-point sum of the surviving clients' updates and divides it by their number;
 - :class:`PaillierAggregation`: clients encrypt their updates under the public key of a
   simulated decryptor, the server adds ciphertexts and the decryptor decrypts the sum.
+  By default each client clips its update to ``[-clip, clip]``, quantises it and packs
+  many values into each ciphertext (:func:`ppml_fast.paillier.encrypt_packed`, with
+  headroom for the clients of one round), so it sends, and the server adds and
+  decrypts, about ``packing_factor`` times fewer ciphertexts; ``packing=False``
+  encrypts every value on its own.
 
 DP-SGD clients combine with any of these except :class:`DPFedAvg` (one DP level per run).
 Each round is recorded (:class:`RoundRecord`): loss, test accuracy, ε spent, bytes a
-client sends, and the time of the client and aggregation phases; :func:`history_table`
+client sends (and, under Paillier, the values per ciphertext), and the time of the client
+and aggregation phases; :func:`history_table`
 prints the records and :func:`plot` draws them.
 
 Parts

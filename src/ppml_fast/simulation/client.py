@@ -3,7 +3,8 @@
 A client task (:class:`_ClientTask`) is a pure function of its inputs and of its own seed:
 local SGD (or DP-SGD, :class:`DPSGD`) from the round's global model on the client's
 rows, returning the model delta -- scaled by the client's weight and encrypted when the
-server aggregates under Paillier -- with the number of steps and the sample rate the
+server aggregates under Paillier (clipped, quantised and packed, :class:`_PackedLayout`,
+by default) -- with the number of steps and the sample rate the
 accountant needs (:class:`_ClientResult`). Tasks hold no reference to the server, so any
 :class:`concurrent.futures.Executor`, a Dask cluster's included, can run them.
 """
@@ -70,6 +71,30 @@ class DPSGD:
 
 
 @dataclasses.dataclass(frozen=True)
+class _PackedLayout:
+    """A run's packed Paillier layout (:class:`~.server.PaillierAggregation` with packing).
+
+    Attributes
+    ----------
+    bits : int
+        The width of one quantised value.
+    clients : int
+        The most contributions a sum holds: the clients sampled per round.
+    clip : float
+        Each coordinate of a client's update is clipped to ``[-clip, clip]`` before it is
+        weighted.
+    bound : float
+        ``clip`` times the largest weight: every weighted coordinate lies in
+        ``[-bound, bound]``, the range the quantisation covers.
+    """
+
+    bits: int
+    clients: int
+    clip: float
+    bound: float
+
+
+@dataclasses.dataclass(frozen=True)
 class _ClientTask:
     """Everything one client needs for one round (picklable, for process executors).
 
@@ -92,7 +117,10 @@ class _ClientTask:
     public_key : PaillierPublicKey or None
         Encrypt the update under this key before it is sent.
     precision : float
-        The Paillier encoding's precision.
+        The Paillier encoding's precision (without packing).
+    packing : _PackedLayout or None
+        With a public key: pack the update (:func:`ppml_fast.paillier.encrypt_packed`)
+        in this layout instead of encrypting each coordinate.
     """
 
     model: Model
@@ -107,6 +135,7 @@ class _ClientTask:
     scale: float
     public_key: paillier.PaillierPublicKey | None
     precision: float
+    packing: _PackedLayout | None = None
 
 
 class _ClientResult(NamedTuple):
@@ -114,8 +143,8 @@ class _ClientResult(NamedTuple):
 
     Attributes
     ----------
-    update : ndarray of float64, shape (P,), or EncryptedArray
-        The (scaled) model delta, encrypted under Paillier.
+    update : ndarray of float64, shape (P,), EncryptedArray or EncryptedPackedArray
+        The (scaled) model delta, encrypted under Paillier (packed with a layout).
     steps : int
         Local SGD steps taken.
     sample_rate : float or None
@@ -124,7 +153,7 @@ class _ClientResult(NamedTuple):
         The size of ``update`` on the wire.
     """
 
-    update: np.ndarray | paillier.EncryptedArray
+    update: np.ndarray | paillier.EncryptedArray | paillier.EncryptedPackedArray
     steps: int
     sample_rate: float | None
     nbytes: int
@@ -176,9 +205,34 @@ def _client_update(task: _ClientTask) -> _ClientResult:
             )
             params -= task.lr * step.gradient
     update = params - task.params
+    if task.public_key is not None and task.packing is not None:
+        packed = _encrypt_packed(update, task.scale, task.public_key, task.packing)
+        return _ClientResult(packed, steps, q, packed.nbytes)
     if task.scale != 1.0:
         update *= task.scale
     if task.public_key is None:
         return _ClientResult(update, steps, q, update.nbytes)
     enc = task.public_key.encrypt_batch(update, precision=task.precision)
     return _ClientResult(enc, steps, q, enc.nbytes)
+
+
+def _encrypt_packed(
+    update: np.ndarray,
+    scale: float,
+    public_key: paillier.PaillierPublicKey,
+    layout: _PackedLayout,
+) -> paillier.EncryptedPackedArray:
+    """A client's packed ciphertexts: ``scale * clip(update)``, quantised and packed.
+
+    Every coordinate is clipped to ``[-layout.clip, layout.clip]`` first (out-of-range
+    values saturate, they never wrap), then multiplied by the client's weight
+    ``scale <= W``; the product lies in ``[-layout.bound, layout.bound]`` (floating-point
+    products are monotone, so ``fl(scale |x|) <= fl(W clip)``), the range the layout's
+    ``bits`` and ``clients`` headroom are sized for.
+    """
+    x = np.clip(update, -layout.clip, layout.clip)
+    if scale != 1.0:
+        x *= scale
+    return paillier.encrypt_packed(
+        public_key, x, bits=layout.bits, clients=layout.clients, clip=layout.bound
+    )

@@ -43,6 +43,11 @@ class RoundRecord:
     accounting : tuple of (float, float, int), optional
         The accountant history behind ``epsilon``, Opacus' ``(noise_multiplier,
         sample_rate, steps)`` triples (for DP-SGD, of the client with the largest ε).
+    packing_factor : int, optional
+        Under Paillier, the values each ciphertext carries: the packed layout's slots,
+        or 1 without packing (``None`` in the other modes). ``bytes_per_client`` is the
+        ciphertext bytes a client actually sent, about ``1 / packing_factor`` of the
+        unpacked figure.
     """
 
     round: int
@@ -56,6 +61,7 @@ class RoundRecord:
     aggregation_s: float
     aborted: bool = False
     accounting: tuple[tuple[float, float, int], ...] | None = None
+    packing_factor: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The record's fields by name."""
@@ -73,6 +79,8 @@ _COLUMNS = (
     ("client_s", "client s", "{:.3f}"),
     ("aggregation_s", "aggregation s", "{:.3f}"),
 )
+# Shown only when some record has it (Paillier runs): values per ciphertext.
+_PACKING_COLUMN = (("packing_factor", "values/ciphertext", "{}"),)
 
 
 def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str:
@@ -88,7 +96,7 @@ def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str
     -------
     str
         One row per record; ``-`` for a missing value, ``(aborted)`` after the survivors
-        of an aborted round.
+        of an aborted round. Paillier runs get a last column, the values per ciphertext.
     """
     markdown = check_bool(markdown, "markdown")
     if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
@@ -100,11 +108,14 @@ def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str
     for i, rec in enumerate(records):
         if not isinstance(rec, RoundRecord):
             raise TypeError(f"history[{i}] must be a RoundRecord, got {type(rec).__name__}")
-    head = [title for _, title, _ in _COLUMNS]
+    columns: tuple[tuple[str, str, str], ...] = _COLUMNS
+    if any(rec.packing_factor is not None for rec in records):
+        columns += _PACKING_COLUMN
+    head = [title for _, title, _ in columns]
     body = []
     for rec in records:
         row = []
-        for attr, _, fmt in _COLUMNS:
+        for attr, _, fmt in columns:
             value = getattr(rec, attr)
             row.append("-" if value is None else fmt.format(value))
             if attr == "survivors" and rec.aborted:

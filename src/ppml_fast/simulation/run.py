@@ -27,8 +27,10 @@ from .records import RoundRecord, SimulationResult
 from .server import (
     Aggregator,
     DPFedAvg,
+    PaillierAggregation,
     SecureAggregation,
     _Outcome,
+    _packed_layout,
     _resolve_aggregator,
     _Server,
 )
@@ -116,7 +118,8 @@ def run_simulation(
         ``executor``, a count or a rate).
     ValueError
         An argument out of range; ``dp_sgd`` with DP-FedAvg; ``partition`` together with
-        ``clients`` or ``alpha``; secure aggregation with fewer than 2 clients per round.
+        ``clients`` or ``alpha``; secure aggregation with fewer than 2 clients per round;
+        a packed Paillier layout that does not fit (:class:`PaillierAggregation`).
     ImportError
         ``progress=True`` without tqdm.
 
@@ -222,6 +225,9 @@ def _check_arguments(
             f"secure aggregation needs >= 2 clients per round: fraction * clients must be "
             f">= 1.5, got {frac} * {len(parts)}"
         )
+    if isinstance(agg, PaillierAggregation):  # the packed layout, before any key or round
+        sizes = np.array([p.size for p in parts], dtype=np.float64)
+        _packed_layout(agg, max(1, round(frac * len(parts))), sizes)
     return _Settings(
         data=data,
         X=X,
@@ -246,7 +252,7 @@ def _run_rounds(s: _Settings) -> SimulationResult:
     X, y, mdl, master = s.X, s.y, s.model, s.master
     counts = np.array([p.size for p in s.parts], dtype=np.float64)
     params = mdl.init(_rng.default_rng(_child(master, _INIT)), X.shape[1], s.data.n_classes)
-    server = _Server(s.aggregator, len(s.parts), s.fraction, params.size)
+    server = _Server(s.aggregator, len(s.parts), s.fraction, params.size, counts)
     ledger = _PrivacyLedger(s.dp_sgd, s.aggregator)
 
     own_pool = s.executor is None
@@ -272,6 +278,7 @@ def _run_rounds(s: _Settings) -> SimulationResult:
                     server.client_scale(float(counts[c])),
                     server.public_key,
                     server.precision,
+                    server.packing,
                 )
                 for c in chosen
             ]
@@ -297,6 +304,7 @@ def _run_rounds(s: _Settings) -> SimulationResult:
                     aggregation_s=t2 - t1,
                     aborted=outcome.mean is None,
                     accounting=acc_hist,
+                    packing_factor=server.packing_factor,
                 )
             )
             if bar is not None:

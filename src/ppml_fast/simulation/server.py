@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import operator
 from collections.abc import Callable
 from typing import Literal, NamedTuple, cast
@@ -19,8 +20,8 @@ import numpy as np
 
 from .. import aggregation, paillier
 from .. import rng as _rng
-from .._validation import HALF_OPEN_UNIT, POSITIVE, check_int, check_scalar
-from .client import _check_dp, _ClientResult
+from .._validation import HALF_OPEN_UNIT, POSITIVE, check_bool, check_int, check_scalar
+from .client import _check_dp, _ClientResult, _PackedLayout
 
 __all__ = ["Aggregator", "DPFedAvg", "FedAvg", "PaillierAggregation", "SecureAggregation"]
 
@@ -127,34 +128,123 @@ class SecureAggregation:
 
 @dataclasses.dataclass(frozen=True)
 class PaillierAggregation:
-    """Additively homomorphic aggregation under Paillier.
+    """Additively homomorphic aggregation under Paillier, packed by default.
 
     Clients encrypt (``weight x``) their update under the public key of a simulated
     decryptor; the server multiplies ciphertexts (adds the plaintexts) and the decryptor
     decrypts the sum and divides it by the total weight.
+
+    With ``packing`` (the default) each client clips every coordinate of its update to
+    ``[-clip, clip]``, multiplies it by its weight, quantises it to a ``bits``-bit
+    fixed-point integer and packs many of them into one plaintext
+    (:func:`ppml_fast.paillier.encrypt_packed`, BatchCrypt); the server adds the packed
+    ciphertexts (:func:`ppml_fast.paillier.sum_packed`) and the decryptor unpacks the
+    slot sums (:func:`ppml_fast.paillier.decrypt_packed`). A client then sends, and the
+    server adds and decrypts, about ``slots`` times fewer ciphertexts: the records'
+    ``packing_factor``. Without packing every coordinate is its own ciphertext
+    (:meth:`ppml_fast.paillier.PaillierPublicKey.encrypt_batch` at ``precision``).
 
     Parameters
     ----------
     key_bits : int >= 256
         The modulus length of the decryptor's key.
     precision : float > 0
-        The encoding's precision.
+        The per-value encoding's precision (``packing=False`` only).
     weighted : bool
         Weight each update by the client's number of examples.
+    packing : bool
+        Pack many quantised coordinates into each ciphertext (the default); ``False``:
+        one ciphertext per coordinate.
+    clip : float > 0
+        Packing only: every coordinate of a client's update (before weighting) is clipped
+        to ``[-clip, clip]``; values beyond it are clipped, never wrapped.
+    bits : int in [2, 53]
+        Packing only: the width of one quantised (weighted) coordinate.
+        ``bits + ceil(log2(m))``, for ``m`` clients per round, must be at most 64.
 
     Raises
     ------
+    TypeError
+        A setting of the wrong type.
     ValueError
         A setting out of range.
+
+    Notes
+    -----
+    The packed layout of a run is fixed before the first round. Let ``m`` be the clients
+    sampled per round and ``W`` the largest weight (the largest client's example count
+    when ``weighted``, else 1). A client sends ``w x`` with ``|x_i| <= clip`` and
+    ``w <= W``, so every encoded value lies in ``[-B, B]`` with ``B = W clip``; the
+    fractional bits ``f`` are the largest with ``rint(B 2^f) <= 2^(bits-1) - 1``, and
+    each slot has ``ceil(log2(m))`` headroom bits, so the sum of the ``m`` clients'
+    ``w x`` cannot carry from one slot into the next. The layout's ``clients`` is ``m``.
+
+    The decrypted sum is exact in fixed point: ``sum_k rint(w_k x_k 2^f) 2^-f``. The
+    round's mean update is therefore within ``m 2^-f / (2 D)`` of the mean of the
+    clipped updates, per coordinate, with ``D`` the total weight (the sampled clients'
+    examples when weighted, else ``m``); ``2^-f`` is about ``W clip 2^(1 - bits)``.
+    With a key of ``|n|`` bits a ciphertext holds ``floor((|n| - 2) / (bits +
+    ceil(log2(m))))`` values.
+
+    Security
+    --------
+    Packing changes what a plaintext holds, not how it is encrypted: every ciphertext is
+    a fresh Paillier encryption. The layout (``bits``, ``clip``, ``m``, ``W``) is public.
     """
 
     key_bits: int = 1024
     precision: float = 2.0**-24
     weighted: bool = True
+    packing: bool = True
+    clip: float = 4.0
+    bits: int = 32
 
     def __post_init__(self) -> None:
         check_int(self.key_bits, "key_bits", minimum=256)
         check_scalar(self.precision, "precision", POSITIVE)
+        check_bool(self.weighted, "weighted")
+        check_bool(self.packing, "packing")
+        check_scalar(self.clip, "clip", POSITIVE)
+        check_int(self.bits, "bits", minimum=2, maximum=paillier.packing.MAX_BITS)
+
+
+def _packed_layout(
+    agg: PaillierAggregation, per_round: int, counts: np.ndarray
+) -> _PackedLayout | None:
+    """The run's packed layout (None without packing), checked.
+
+    Parameters
+    ----------
+    agg : PaillierAggregation
+    per_round : int
+        The clients sampled per round (the most contributions a sum holds).
+    counts : ndarray
+        Every client's example count (the weights when ``agg.weighted``).
+
+    Raises
+    ------
+    ValueError
+        ``bits + ceil(log2(per_round))`` above 64, or a bound ``clip * largest weight``
+        that is not finite (messages name the setting).
+    """
+    if not agg.packing:
+        return None
+    headroom = (per_round - 1).bit_length()
+    limit = paillier.packing.MAX_SLOT_BITS
+    if agg.bits + headroom > limit:
+        raise ValueError(
+            f"PaillierAggregation: bits + ceil(log2(clients per round)) must be <= {limit} "
+            f"(a slot sum fits 64 bits), got bits={agg.bits} with {per_round} clients per "
+            f"round ({agg.bits} + {headroom}): lower bits or the clients per round"
+        )
+    weight = float(counts.max()) if agg.weighted and counts.size else 1.0
+    bound = float(agg.clip) * weight
+    if not math.isfinite(bound):
+        raise ValueError(
+            f"PaillierAggregation: clip * largest weight must be finite, got clip={agg.clip} "
+            f"and weight {weight}"
+        )
+    return _PackedLayout(int(agg.bits), per_round, float(agg.clip), bound)
 
 
 #: How the server combines the sampled clients' updates.
@@ -227,6 +317,21 @@ class _Server:
         The share of clients sampled per round.
     dim : int
         The number of model parameters.
+    counts : ndarray, optional
+        Every client's example count (the weights of weighted Paillier aggregation, whose
+        largest sizes the packed layout); default: all 1.
+
+    Attributes
+    ----------
+    packing : _PackedLayout or None
+        The clients' packed Paillier layout (None without packing).
+    packing_factor : int or None
+        Values per ciphertext under Paillier (1 without packing), else None.
+
+    Raises
+    ------
+    ValueError
+        A packed layout that does not fit (:func:`_packed_layout`, or the key).
 
     Security
     --------
@@ -235,17 +340,55 @@ class _Server:
     :attr:`public_key`.
     """
 
-    def __init__(self, agg: Aggregator, n_clients: int, fraction: float, dim: int) -> None:
+    def __init__(
+        self,
+        agg: Aggregator,
+        n_clients: int,
+        fraction: float,
+        dim: int,
+        counts: np.ndarray | None = None,
+    ) -> None:
         self.agg = agg
         self.n_clients = n_clients
         self.fraction = fraction
         self.dim = dim
         self.public_key: paillier.PaillierPublicKey | None = None
         self._private_key: paillier.PaillierPrivateKey | None = None
+        self.packing: _PackedLayout | None = None
+        self.packing_factor: int | None = None
         if isinstance(agg, PaillierAggregation):
+            weights = np.ones(n_clients) if counts is None else np.asarray(counts, np.float64)
+            self.packing = _packed_layout(agg, self.per_round, weights)
             self.public_key, self._private_key = paillier.generate_paillier_keypair(
                 n_length=agg.key_bits
             )
+            self.packing_factor = 1
+            if self.packing is not None:
+                self.packing_factor = self._probe_layout(agg, self.packing)
+
+    def _probe_layout(self, agg: PaillierAggregation, layout: _PackedLayout) -> int:
+        """Check the packed layout against the key (an empty encryption); its slots."""
+        assert self.public_key is not None
+        try:
+            probe = paillier.encrypt_packed(
+                self.public_key,
+                np.zeros(0),
+                bits=layout.bits,
+                clients=layout.clients,
+                clip=layout.bound,
+            )
+        except ValueError as e:
+            raise ValueError(
+                f"PaillierAggregation(clip={agg.clip}, bits={agg.bits}, key_bits="
+                f"{agg.key_bits}) has no packed layout for {layout.clients} clients per "
+                f"round and a largest weight of {layout.bound / layout.clip:g}: {e}"
+            ) from None
+        return probe.slots
+
+    @property
+    def per_round(self) -> int:
+        """The clients sampled per round (the expected number under DP-FedAvg)."""
+        return max(1, round(self.fraction * self.n_clients))
 
     def client_scale(self, count: float) -> float:
         """What a client multiplies its update by: its example count for weighted
@@ -264,8 +407,7 @@ class _Server:
         n = self.n_clients
         if isinstance(self.agg, DPFedAvg):
             return np.flatnonzero(gen.random(n) < self.fraction)
-        m = max(1, round(self.fraction * n))
-        return np.sort(gen.choice(n, m, replace=False))
+        return np.sort(gen.choice(n, self.per_round, replace=False))
 
     def aggregate(
         self, results: list[_ClientResult], counts: np.ndarray, gen: np.random.Generator | None
@@ -307,8 +449,16 @@ class _Server:
             )
             return _Outcome(np.asarray(out.update), len(results), sent, out.accounting)
         assert self._private_key is not None
-        total = functools.reduce(operator.add, [r.update for r in results])
-        plain = np.asarray(self._private_key.decrypt_batch(total), dtype=np.float64)
+        if self.packing is not None:
+            packed = paillier.sum_packed(
+                [cast(paillier.EncryptedPackedArray, r.update) for r in results]
+            )
+            plain = paillier.decrypt_packed(self._private_key, packed)
+        else:
+            total = functools.reduce(
+                operator.add, [cast(paillier.EncryptedArray, r.update) for r in results]
+            )
+            plain = np.asarray(self._private_key.decrypt_batch(total), dtype=np.float64)
         denom = float(counts.sum()) if agg.weighted else float(len(results))
         return _Outcome(plain / denom, len(results), sent)
 
