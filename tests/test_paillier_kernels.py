@@ -367,3 +367,46 @@ def test_v4_decrypt_rows_match_generic(n_length, threads, rows):
         else:
             assert ref.decrypt(sk.p, sk.q, c) == m
             assert (pk.n - mabs[i] if sign[i] == 1 else mabs[i]) == m
+
+
+@pytest.mark.skipif(not HAVE_V4, reason="no avx2 level on this machine")
+@pytest.mark.parametrize("n_length", [520, 1024, 2048])
+@pytest.mark.parametrize("window", [1, 4, 5])
+@pytest.mark.parametrize(("rows", "threads"), [(4, 1), (5, 1), (9, 2), (12, 3)])
+def test_v4_djn_groups_match_pow(n_length, window, rows, threads):
+    """At the avx2 level, batches of DJN walks run four at a time in the AVX2 lanes (a
+    partial last group included): h_s^alpha for awkward alphas, the same as the generic
+    level's walk and as Python's pow."""
+    pk, _ = paillier.generate_paillier_keypair(n_length=n_length)
+    pk.precompute(window)
+    abits = pk._alpha_bits()
+    alphas = (_alphas(abits) * 2)[:rows]
+    msgs = [secrets.randbelow(pk.n) for _ in alphas]
+    rnd = to_limbs(alphas, (abits + 63) // 64)
+    mabs = to_limbs(msgs, nlimbs(pk.n))
+    table, w = pk._table
+    got = {}
+    for level in ("avx2", "generic"):
+        with ppml_fast.isa(level):
+            out = np.empty((rows, nlimbs(pk.nsquare)), np.uint64)
+            kernels.encrypt(
+                0,
+                pk._limb("n"),
+                pk._limb("n2"),
+                rnd,
+                mabs,
+                None,
+                True,
+                out,
+                table,
+                w,
+                None,
+                threads,
+            )
+            got[level] = from_limbs(out)
+    want = [
+        (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
+        for m, a in zip(msgs, alphas, strict=True)
+    ]
+    assert got["avx2"] == want
+    assert got["generic"] == want

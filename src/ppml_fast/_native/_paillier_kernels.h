@@ -342,6 +342,93 @@ static void pk_djn_power_split(u64 *acc, const u64 *alpha, int64_t La, const u64
     mpz_clear(r); mpz_clear(t);
 }
 
+/* ---- DJN walk in four AVX2 lanes (avx2 level, no IFMA) ------------------------------ */
+
+/* The start value of a four-lane walk of q steps: each step is an AMM by a table entry in
+ * 64-bit Montgomery form (E 2^(64 L2) mod n^2), i.e. a factor 2^(64 L2) R^-1 with R =
+ * 2^(rb K), and a last AMM by 1 takes out R once more, so starting from
+ * C = 2^(rb K (q + 1) - 64 L2 q) mod n^2 leaves the plain product. Public values. */
+static void pk_djn_v4_start(u64 *cl, int64_t L2, const u64 *n2, const pk_v4_mod *c, int64_t q)
+{
+    mpz_t M, two, r;
+    mpz_srcptr m = pk_view(M, n2, L2);
+    int64_t e = (int64_t)c->rb * c->K * (q + 1) - 64 * L2 * q;
+    mpz_init_set_ui(two, 2);
+    mpz_init(r);
+    if (e < 0) {
+        mpz_invert(two, two, m);   /* n^2 is odd */
+        e = -e;
+    }
+    mpz_powm_ui(r, two, (unsigned long)e, m);
+    pk_store(cl, L2, r);
+    mpz_clear(two); mpz_clear(r);
+}
+
+#if PPML_X86
+/* sel = the entries of one table window (per entries of L2 limbs) chosen by the lanes'
+ * digits dv, as rb-bit digits (K vectors): every entry is read, broadcast to the four lanes
+ * and kept by each lane's mask; sl (L2 vectors) is scratch. */
+PPML_TARGET_AVX2 static void pk_djn_v4_select(__m256i *sel, __m256i *sl, const u64 *win,
+                                              int64_t per, int64_t L2, __m256i dv,
+                                              const pk_v4_mod *c)
+{
+    for (int64_t k = 0; k < L2; k++) sl[k] = _mm256_setzero_si256();
+    for (int64_t d = 0; d < per; d++) {
+        const __m256i mk = _mm256_cmpeq_epi64(dv, _mm256_set1_epi64x(d));
+        const u64 *row = win + d * L2;
+        for (int64_t k = 0; k < L2; k++)
+            sl[k] = _mm256_or_si256(sl[k], _mm256_and_si256(_mm256_set1_epi64x((long long)row[k]), mk));
+    }
+    const int rb = c->rb;
+    const __m256i mask = _mm256_set1_epi64x((long long)(((u64)1 << rb) - 1));
+    for (int j = 0; j < c->K; j++) {
+        int64_t bit = (int64_t)rb * j, li = bit >> 6, off = bit & 63;
+        __m256i v = _mm256_setzero_si256();
+        if (li < L2) {
+            v = _mm256_srl_epi64(sl[li], _mm_cvtsi64_si128(off));
+            if (off + rb > 64 && li + 1 < L2)
+                v = _mm256_or_si256(v, _mm256_sll_epi64(sl[li + 1], _mm_cvtsi64_si128(64 - off)));
+        }
+        sel[j] = _mm256_and_si256(v, mask);
+    }
+}
+
+/* accs[l] (L2 limbs) = h_s^alpha_l mod n^2 for four alphas (La limbs each) side by side in
+ * the four AVX2 lanes, from the 64-bit Montgomery-form table: window by window, each lane's
+ * entry chosen in constant time (pk_djn_v4_select reads all 2^w entries) and multiplied in,
+ * zero digits included. start: pk_djn_v4_start for q = nwin, as digits in all four lanes
+ * (4 K words). Returns -1 (accs untouched) when memory runs out. */
+PPML_TARGET_AVX2 static int pk_djn_group_v4(u64 *const accs[4], const u64 *const alphas[4],
+                                            int64_t La, const u64 *table, int w, int64_t nwin,
+                                            int64_t L2, const pk_v4_mod *c, const u64 *start)
+{
+    const int K = c->K;
+    const int64_t per = (int64_t)1 << w;
+    size_t words = (size_t)4 * (3 * (size_t)K + 2 * (size_t)K + 1 + (size_t)L2);
+    u64 *buf = (u64 *)aligned_alloc(32, words * sizeof(u64));
+    if (!buf) return -1;
+    __m256i *x = (__m256i *)buf, *sel = x + K, *one = sel + K, *T = one + K;
+    __m256i *sl = T + 2 * K + 1;
+    memcpy(x, start, (size_t)4 * K * sizeof(u64));
+    for (int j = 0; j < K; j++) one[j] = _mm256_setzero_si256();
+    one[0] = _mm256_set1_epi64x(1);
+    for (int64_t j = 0; j < nwin; j++) {
+        u64 d[4];
+        for (int l = 0; l < 4; l++)
+            d[l] = (j * w) >> 6 < La ? pk_window_digit(alphas[l], La, j, w) : 0;
+        pk_djn_v4_select(sel, sl, table + j * per * L2, per, L2,
+                         _mm256_loadu_si256((const __m256i *)d), c);
+        pk_v4_amm(x, x, sel, c, T);
+    }
+    pk_v4_amm(x, x, one, c, T);
+    pk_v4_canon(x, c, sel);
+    for (int l = 0; l < 4; l++) pk_v4_from_digits(accs[l], L2, buf, l, K, c->rb);
+    pk_wipe(buf, words * sizeof(u64));
+    free(buf);
+    return 0;
+}
+#endif
+
 /* Rows of the table (rows of Lm limbs, each < m) times R = 2^(64 Lm) mod m, in place: the
  * Montgomery form pk_djn_power reads. The table is public (powers of h_s). */
 static void pk_table_to_mont64(u64 *table, int64_t rows, const u64 *m, int64_t Lm,
@@ -474,6 +561,50 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
      * between two threads (pk_djn_power_split), where a walk is long enough (n^2 of 48
      * limbs and more: keys from 1536 bits) to pay for waking the second thread */
     int split = mode == 0 && !mc && N < nthreads && nthreads >= 2 && K->L2 >= 48;
+    /* the avx2 level without IFMA: the walks four at a time in the four AVX2 lanes
+     * (pk_djn_group_v4), obfuscators into out first, like the IFMA blocks. A group of four
+     * costs about 2.4 single walks (pk_djn_power), so it is taken only when the groups,
+     * spread over the threads, finish before the rows one by one would. */
+    int v4 = 0;
+#if PPML_X86
+    int64_t grp_rounds = ((N + 3) / 4 + nthreads - 1) / nthreads;
+    int64_t row_rounds = (N + nthreads - 1) / nthreads;
+    if (mode == 0 && !mc && N >= 4 && 12 * grp_rounds < 5 * row_rounds &&
+        pk_use_v4((int64_t)mpz_sizeinbase(n2, 2))) {
+        pk_v4_mod v4c;
+        const u64 *ms[4] = {K->n2, K->n2, K->n2, K->n2};
+        if (!pk_v4_mod_init(&v4c, ms, K->L2, (int64_t)mpz_sizeinbase(n2, 2))) {
+            u64 *start = (u64 *)malloc((size_t)(4 * v4c.K + K->L2) * sizeof(u64));
+            if (start) {
+                u64 *cl = start + 4 * v4c.K;
+                pk_djn_v4_start(cl, K->L2, K->n2, &v4c, K->nwin);
+                for (int l = 0; l < 4; l++) pk_v4_to_digits(start, l, v4c.K, v4c.rb, cl, K->L2);
+                int64_t ngrp = (N + 3) / 4;
+                #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+                for (int64_t g = 0; g < ngrp; g++) {
+                    u64 spare[K->L2];
+                    const u64 *al[4];
+                    u64 *acc[4];
+                    for (int l = 0; l < 4; l++) {
+                        int64_t i = 4 * g + l < N ? 4 * g + l : N - 1;
+                        al[l] = rnd + i * Lr;
+                        acc[l] = 4 * g + l < N ? out + i * K->L2 : spare;
+                    }
+                    if (pk_djn_group_v4(acc, al, Lr, K->table, K->w, K->nwin, K->L2, &v4c,
+                                        start))
+                        for (int l = 0; l < 4 && 4 * g + l < N; l++)
+                            pk_djn_power(acc[l], al[l], Lr, K->table, K->w, K->nwin, K->L2,
+                                         K->n2);
+                    pk_wipe(spare, sizeof spare);
+                }
+                free(start);
+                v4 = 1;
+                split = 0;
+            }
+            pk_v4_mod_free(&v4c);
+        }
+    }
+#endif
     #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) if(!split)
     for (int64_t i = 0; i < N; i++) {
         mpz_t obf, t, b, vr, vb, vo;
@@ -481,7 +612,7 @@ static void pk_encrypt_rows(int mode, const pk_enc_key *K, const u64 *rnd, int64
         mpz_init2(t, (mp_bitcnt_t)(2 * K->L2 * 64 + 64));
         mpz_init2(b, (mp_bitcnt_t)(K->L2 * 64 + 64));
         const u64 *ri = rnd + i * Lr;
-        if (mode == 0 && mc) {
+        if (mode == 0 && (mc || v4)) {
             mpz_set(obf, pk_view(vo, out + i * K->L2, K->L2));  /* from the block pass */
         } else if (mode == 0) {
             u64 tp[K->L2];
