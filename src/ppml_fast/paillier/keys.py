@@ -386,8 +386,9 @@ class PaillierPublicKey:
         --------
         alpha is secret, so the walk is constant-time: each window reads all 2^w entries
         and keeps one by masks, and multiplies even for a zero digit. Without IFMA the
-        products are Montgomery multiplications on GMP's ``mpn_addmul_1`` (the primitive
-        of its ``mpn_sec_*`` functions) with a final subtraction chosen by masks.
+        products are Montgomery multiplications, four alphas at a time in the AVX2 lanes
+        at the avx2 level (batches), or on GMP's ``mpn_addmul_1`` (the primitive of its
+        ``mpn_sec_*`` functions), with a final subtraction chosen by masks.
         """
         w = self._window() if window is None else check_int(window, "window", minimum=1, maximum=10)
         l2 = self._limb("n2")
@@ -988,8 +989,11 @@ class PaillierPrivateKey:
 
         Security
         --------
-        As :meth:`raw_decrypt`: the secret exponents go through GMP's constant-time
-        ``mpz_powm_sec``, on all cores with the GIL released.
+        The secret exponents p - 1 and q - 1 go through constant-time code, on all cores
+        with the GIL released: at the avx2 level and above, two ciphertexts at a time in
+        the four AVX2 lanes of ppml_fast's own power (fixed windows, entries chosen by
+        masks, masked final subtraction, reductions by ``mpn_sec_div_r``; see the package
+        notes); a lone ciphertext and the generic level use GMP's ``mpz_powm_sec``.
         """
         from .array import _decrypt_array  # array builds on this module: imported on use
 
