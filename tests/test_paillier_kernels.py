@@ -410,3 +410,49 @@ def test_v4_djn_groups_match_pow(n_length, window, rows, threads):
     ]
     assert got["avx2"] == want
     assert got["generic"] == want
+
+
+HAVE_ADX = HAVE_V4 and bool(
+    kernels.adx_powm(vec(3, 1), vec(1, 1), vec(5, 1), np.zeros(1, np.uint64)) == 0
+)
+
+
+@pytest.mark.skipif(not HAVE_ADX, reason="no BMI2/ADX on this CPU")
+@pytest.mark.parametrize("bits", [64, 65, 127, 256, 511, 520, 1024, 1030, 2048, 2050, 4096, 8192])
+def test_adx_powm_matches_powm_sec(bits):
+    """The MULX/ADX power (a lone ciphertext's CRT half) equals GMP's mpz_powm_sec for
+    random and edge bases and exponents, moduli padded to a multiple of 4 limbs."""
+    import gmpy2
+
+    lm = (bits + 63) // 64
+    m = _modulus(bits)
+    cases = [
+        (secrets.randbits(bits + 80), secrets.randbits(bits // 2)),
+        (0, secrets.randbits(100)),
+        (1, (1 << 200) - 1),
+        (m - 1, (1 << bits) - 1),
+        (m, 5),
+        (secrets.randbits(bits), 0),
+        (secrets.randbits(bits), 1),
+    ]
+    for x, e in cases:
+        le = max(1, (e.bit_length() + 63) // 64)
+        out = np.full(lm, 3, np.uint64)
+        assert kernels.adx_powm(vec(x, lm + 2), vec(e, le), vec(m, lm), out) == 0
+        want = int(gmpy2.powmod_sec(x % m, e, m)) if e else 1 % m
+        assert from_limbs(out[None, :])[0] == want, f"bits={bits} x={x % 1000} e={e % 1000}"
+
+
+@pytest.mark.skipif(not HAVE_ADX, reason="no BMI2/ADX on this CPU")
+@pytest.mark.parametrize("n_length", [520, 1024, 2048])
+def test_single_row_decrypt_adx_matches_generic(n_length):
+    """A lone ciphertext at the avx2 level decrypts on the MULX/ADX power, with one thread
+    and with its halves on two: the same as the generic level (mpz_powm_sec)."""
+    pk, sk = paillier.generate_paillier_keypair(n_length=n_length)
+    assert kernels.adx_in_use((nlimbs(sk.p * sk.p) + 3) // 4 * 4) or n_length > 4096
+    msgs = [0, 1, pk.max_int, pk.n - 1, *_below(pk.n, 3)]
+    cts = [pk.raw_encrypt(m) for m in msgs]
+    for threads in (1, 2):
+        for level in ("avx2", "generic"):
+            with ppml_fast.isa(level), ppml_fast.num_threads(threads):
+                assert [sk.raw_decrypt(c) for c in cts] == msgs, (level, threads)

@@ -30,6 +30,7 @@
 
 #include "_paillier_ifma.h"
 #include "_paillier_v4.h"
+#include "_paillier_adx.h"
 
 typedef uint64_t u64;
 
@@ -731,6 +732,35 @@ static inline void pk_dec_half(mpz_ptr mx, mpz_srcptr c, mpz_srcptr x_, mpz_srcp
     pk_dec_lfun(mx, t, x_, hx, x);
 }
 
+#if PPML_X86
+/* pk_dec_half with the MULX/ADX power (pk_adx_powm): c (Lc limbs) mod x^2 by
+ * mpn_sec_div_r, then c^(x-1) mod x^2 in constant time. x2 (Lh2 limbs) and xm1 (Lh limbs)
+ * are the key's rows; y and t are scratch. */
+static void pk_dec_half_adx(mpz_ptr mx, const u64 *c, int64_t Lc, mpz_srcptr x_,
+                            const u64 *x2, int64_t Lh2, const u64 *xm1, int64_t Lh,
+                            mpz_srcptr hx, mpz_ptr y, mpz_ptr t)
+{
+    int64_t L = (Lh2 + 3) / 4 * 4, ll = pk_v4_size(x2, Lh2), Lw = 2 * L + 1;
+    int64_t Lx = Lc > Lw ? Lc : Lw;
+    int64_t itch = pk_sec_mod_itch(Lx, ll);
+    u64 m[L], base[L], rr[L], out[L], pw[Lw], s[itch];
+    mpz_t v;
+    memset(m, 0, sizeof m);
+    memcpy(m, x2, (size_t)Lh2 * sizeof(u64));
+    memset(base, 0, sizeof base);
+    pk_sec_mod(base, c, Lc, x2, ll, s);
+    memset(pw, 0, sizeof pw);
+    pw[2 * L] = 1;                                      /* 2^(128 L) */
+    memset(rr, 0, sizeof rr);
+    pk_sec_mod(rr, pw, Lw, x2, ll, s);
+    pk_adx_powm(out, base, xm1, Lh, m, rr, L);
+    mpz_set(y, pk_view(v, out, L));
+    pk_dec_lfun(mx, y, x_, hx, t);
+    pk_wipe(m, sizeof m); pk_wipe(base, sizeof base); pk_wipe(rr, sizeof rr);
+    pk_wipe(out, sizeof out); pk_wipe(s, sizeof s);
+}
+#endif
+
 /* The key's values as mpz views (no copies), shared by the rows of one call. */
 typedef struct {
     mpz_t P, Q, P2, Q2, PM1, QM1, HP, HQ, PINV, Nn, N2, MX;
@@ -773,6 +803,29 @@ static inline int pk_dec_valid(const pk_dec_views *v, mpz_srcptr cv, mpz_ptr x)
     return mpz_sgn(x) != 0;
 }
 
+/* The half mod p^2 (half 0) or q^2 (half 1) of row crow into mx, on the MULX/ADX power
+ * (adx) or mpz_powm_sec. */
+static inline void pk_dec_half_any(int adx, const pk_dec_key *K, const pk_dec_views *v,
+                                   const u64 *crow, int64_t Lc, int half, mpz_ptr mx,
+                                   mpz_ptr x, mpz_ptr t)
+{
+    mpz_t vc;
+#if PPML_X86
+    if (adx) {
+        if (half)
+            pk_dec_half_adx(mx, crow, Lc, v->Q, K->q2, K->Lh2, K->qm1, K->Lh, v->HQ, x, t);
+        else
+            pk_dec_half_adx(mx, crow, Lc, v->P, K->p2, K->Lh2, K->pm1, K->Lh, v->HP, x, t);
+        return;
+    }
+#endif
+    (void)adx;
+    if (half)
+        pk_dec_half(mx, pk_view(vc, crow, Lc), v->Q, v->Q2, v->QM1, v->HQ, x, t);
+    else
+        pk_dec_half(mx, pk_view(vc, crow, Lc), v->P, v->P2, v->PM1, v->HP, x, t);
+}
+
 /* One row of pk_decrypt_rows; returns its sign code. With split, the halves mod p^2 and
  * mod q^2 run on two threads (for calls with fewer rows than threads: one decryption
  * then takes the time of one half). */
@@ -788,17 +841,20 @@ static uint8_t pk_decrypt_row(const pk_dec_key *K, const pk_dec_views *v, const 
     mpz_srcptr cv = pk_view(vc, crow, Lc);
     uint8_t s = pk_dec_valid(v, cv, x) ? 0 : 3;
     if (!s) {
+        /* the avx2 level on a CPU with ADX: the MULX/ADX constant-time power; else GMP's
+         * mpz_powm_sec (pk_dec_half) */
+        int adx = Lc >= K->Lh2 && pk_use_adx((K->Lh2 + 3) / 4 * 4);
         if (split) {
             #pragma omp parallel sections num_threads(2)
             {
                 #pragma omp section
-                pk_dec_half(mp, cv, v->P, v->P2, v->PM1, v->HP, x, t);
+                pk_dec_half_any(adx, K, v, crow, Lc, 0, mp, x, t);
                 #pragma omp section
-                pk_dec_half(mq, cv, v->Q, v->Q2, v->QM1, v->HQ, x2, t2);
+                pk_dec_half_any(adx, K, v, crow, Lc, 1, mq, x2, t2);
             }
         } else {
-            pk_dec_half(mp, cv, v->P, v->P2, v->PM1, v->HP, x, t);
-            pk_dec_half(mq, cv, v->Q, v->Q2, v->QM1, v->HQ, x, t);
+            pk_dec_half_any(adx, K, v, crow, Lc, 0, mp, x, t);
+            pk_dec_half_any(adx, K, v, crow, Lc, 1, mq, x, t);
         }
         s = pk_dec_join(v, mp, mq, x, t);
     } else {

@@ -77,6 +77,9 @@ cdef extern from "_paillier_kernels.h" nogil:
                             int nthreads)
     int pk_use_ifma(int64_t mod_limbs)
     int pk_use_v4(int64_t mod_bits)
+    int pk_use_adx(int64_t mod_limbs)
+    int pk_adx_powm_row(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
+                        const uint64_t *m, int64_t Lm, uint64_t *out)
     int pk_v4_powm_rows4(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
                          const uint64_t *m, int64_t Lm, uint64_t *out)
 
@@ -296,6 +299,28 @@ def v4_powm4(cnp.ndarray x, cnp.ndarray e, cnp.ndarray m, cnp.ndarray out):
     cdef int rc
     with nogil:
         rc = pk_v4_powm_rows4(xp, Lx, ep, Le, mp, Lm, op)
+    return rc
+
+
+def adx_in_use(int64_t mod_limbs):
+    """Whether lone secret-exponent powers use the MULX/ADX constant-time power."""
+    return bool(pk_use_adx(mod_limbs))
+
+
+def adx_powm(cnp.ndarray x, cnp.ndarray e, cnp.ndarray m, cnp.ndarray out):
+    """out = x ** e mod m with the MULX/ADX constant-time power (1-D limb vectors).
+
+    x of at least m.size limbs; m odd with a nonzero top limb, at most 128 limbs.
+    Returns 0, or -1 when the CPU lacks BMI2/ADX (out untouched).
+    """
+    cdef int64_t Lx = x.shape[0], Le = e.shape[0], Lm = m.shape[0]
+    cdef const uint64_t *xp = _u64(x)
+    cdef const uint64_t *ep = _u64(e)
+    cdef const uint64_t *mp = _u64(m)
+    cdef uint64_t *op = _w64(out)
+    cdef int rc
+    with nogil:
+        rc = pk_adx_powm_row(xp, Lx, ep, Le, mp, Lm, op)
     return rc
 
 
