@@ -295,13 +295,18 @@ static void pk_mont64_mul(u64 *r, const u64 *a, const u64 *b, const u64 *m, int6
  * Every window selects its entry in constant time and multiplies even for a zero digit,
  * so neither time nor memory access depends on alpha. */
 static void pk_djn_power_part(u64 *acc, const u64 *alpha, int64_t La, const u64 *table,
-                              int w, int64_t j0, int64_t j1, int64_t L2, const u64 *n2)
+                              int w, int64_t j0, int64_t j1, int64_t L2, const u64 *n2,
+                              const u64 *start)
 {
     int64_t per = (int64_t)1 << w;
     u64 minv = pk_mont64_minv(n2[0]);
     u64 sel[L2], scratch[3 * L2 + 2];
-    memset(acc, 0, (size_t)L2 * sizeof(u64));
-    acc[0] = 1;
+    if (start) {
+        memcpy(acc, start, (size_t)L2 * sizeof(u64));
+    } else {
+        memset(acc, 0, (size_t)L2 * sizeof(u64));
+        acc[0] = 1;
+    }
     for (int64_t j = j0; j < j1; j++) {
         u64 d = (j * w) >> 6 < La ? pk_window_digit(alpha, La, j, w) : 0;
         pk_ct_select(sel, table + j * per * L2, per, L2, d);
@@ -314,33 +319,30 @@ static void pk_djn_power_part(u64 *acc, const u64 *alpha, int64_t La, const u64 
 static void pk_djn_power(u64 *acc, const u64 *alpha, int64_t La, const u64 *table, int w,
                          int64_t nwin, int64_t L2, const u64 *n2)
 {
-    pk_djn_power_part(acc, alpha, La, table, w, 0, nwin, L2, n2);
+    pk_djn_power_part(acc, alpha, La, table, w, 0, nwin, L2, n2, NULL);
 }
 
 /* The same power with its windows split between two threads (for calls with fewer rows
- * than threads: one encryption then takes about half the time): each walks half of the
- * windows from 1, and the two partial products are multiplied mod n^2. */
+ * than threads: one encryption then takes about half the time): the lower half of the
+ * windows walks from 1, the upper half from R mod n^2 (entry 0 of the Montgomery-form
+ * table), so one more Montgomery product joins them: lo * (hi R) R^-1 = h_s^alpha, with
+ * no value-dependent step between the halves. */
 static void pk_djn_power_split(u64 *acc, const u64 *alpha, int64_t La, const u64 *table,
                                int w, int64_t nwin, int64_t L2, const u64 *n2)
 {
     int64_t half = nwin / 2;
-    u64 lo[L2], hi[L2];
+    u64 lo[L2], hi[L2], scratch[3 * L2 + 2];
     #pragma omp parallel sections num_threads(2)
     {
         #pragma omp section
-        pk_djn_power_part(lo, alpha, La, table, w, 0, half, L2, n2);
+        pk_djn_power_part(lo, alpha, La, table, w, 0, half, L2, n2, NULL);
         #pragma omp section
-        pk_djn_power_part(hi, alpha, La, table, w, half, nwin, L2, n2);
+        pk_djn_power_part(hi, alpha, La, table, w, half, nwin, L2, n2, table);
     }
-    mpz_t a, b, m, r, t;
-    mpz_init2(r, (mp_bitcnt_t)(L2 * 64 + 64));
-    mpz_init2(t, (mp_bitcnt_t)(2 * L2 * 64 + 64));
-    pk_mulmod(r, pk_view(a, lo, L2), pk_view(b, hi, L2), pk_view(m, n2, L2), t);
-    pk_store(acc, L2, r);
+    pk_mont64_mul(acc, lo, hi, n2, L2, pk_mont64_minv(n2[0]), scratch);
     pk_wipe(lo, sizeof lo);
     pk_wipe(hi, sizeof hi);
-    pk_wipe(mpz_limbs_modify(t, (mp_size_t)(2 * L2 + 1)), (size_t)(2 * L2 + 1) * sizeof(u64));
-    mpz_clear(r); mpz_clear(t);
+    pk_wipe(scratch, sizeof scratch);
 }
 
 /* ---- DJN walk in four AVX2 lanes (avx2 level, no IFMA) ------------------------------ */
