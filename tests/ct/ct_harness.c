@@ -9,7 +9,8 @@
  *                                            Welch's t over several crops (dudect)
  *
  * Paths: the kernels (v4_powm: the four-lane AVX2 power of CRT decryption; djn_walk: the
- * DJN fixed-base walk; djn_ifma: the same walk on IFMA; powm_sec: GMP's mpz_powm_sec, the
+ * DJN fixed-base walk; djn_split: the same walk in two halves joined mod n^2; djn_ifma: the
+ * walk on IFMA, no valgrind run; powm_sec: GMP's mpn_sec_powm, inside mpz_powm_sec, the
  * generic level's decryption and CRT-encryption power) and negative controls that must be
  * flagged (leaky_powm: GMP's sliding-window mpz_powm; leaky_sqm: square-and-multiply that
  * branches on each exponent bit). A path is one entry of `paths` below.
@@ -235,6 +236,13 @@ static void run_djn64(ct_ctx *c)
     pk_djn_power(c->out, c->secret, c->Ls, c->table, c->w, c->nwin, c->Lm, c->m);
 }
 
+/* The walk split in two halves whose partial products are then multiplied mod n^2 (the
+ * path for fewer rows than threads) */
+static void run_djn_split(ct_ctx *c)
+{
+    pk_djn_power_split(c->out, c->secret, c->Ls, c->table, c->w, c->nwin, c->Lm, c->m);
+}
+
 static void init_djn52(ct_ctx *c)
 {
     init_djn(c);
@@ -255,6 +263,7 @@ static void run_djn52(ct_ctx *c)
 static const ct_path paths[] = {
     {"v4_powm", 0, NEEDS_AVX2, 1, init_v4, draw_base, NULL, run_v4},
     {"djn_walk", 0, NEEDS_NONE, 1, init_djn64, NULL, NULL, run_djn64},
+    {"djn_split", 0, NEEDS_NONE, 1, init_djn64, NULL, NULL, run_djn_split},
     {"djn_ifma", 0, NEEDS_IFMA, 0, init_djn52, NULL, NULL, run_djn52},
     {"powm_sec", 0, NEEDS_NONE, 1, init_sec, draw_base, NULL, run_powm_sec},
     {"leaky_powm", 1, NEEDS_NONE, 1, init_one, draw_base, prepare_gmp, run_leaky_powm},
