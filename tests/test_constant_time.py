@@ -51,6 +51,8 @@ T_MAX = 4.5
 # leak by tens of percent and need few.
 SAMPLES = {
     "v4_powm": 5000,
+    "adx_powm": 5000,
+    "djn_v4": 3000,
     "djn_walk": 6000,
     "djn_split": 4000,
     "djn_ifma": 6000,
@@ -160,10 +162,7 @@ def _ctgrind(harness: Harness, path: str) -> subprocess.CompletedProcess[str]:
 
 # Kernels that memcheck flags today, with the reason (strict: once fixed, the xfail fails
 # and the entry must go).
-KNOWN_CTGRIND = {
-    "djn_split": "pk_djn_power_split joins its two alpha-dependent partial products with "
-    "mpz_mul and mpz_tdiv_r, whose normalisation and division branch on the values",
-}
+KNOWN_CTGRIND: dict[str, str] = {}
 CTGRIND_PARAMS = [
     pytest.param(p, marks=pytest.mark.xfail(reason=KNOWN_CTGRIND[p], strict=True))
     if p in KNOWN_CTGRIND

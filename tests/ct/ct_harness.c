@@ -8,8 +8,9 @@
  *   ct_harness dudect <path> <samples> [seed] timings of fixed-vs-random secret classes and
  *                                            Welch's t over several crops (dudect)
  *
- * Paths: the kernels (v4_powm: the four-lane AVX2 power of CRT decryption; djn_walk: the
- * DJN fixed-base walk; djn_split: the same walk in two halves joined mod n^2; djn_ifma: the
+ * Paths: the kernels (v4_powm: the four-lane AVX2 power of batched CRT decryption;
+ * adx_powm: the MULX/ADX power of a lone ciphertext's CRT halves; djn_walk: the DJN
+ * fixed-base walk; djn_v4: four DJN walks side by side in the AVX2 lanes; djn_split: the same walk in two halves joined mod n^2; djn_ifma: the
  * walk on IFMA, no valgrind run; powm_sec: GMP's mpn_sec_powm, inside mpz_powm_sec, the
  * generic level's decryption and CRT-encryption power) and negative controls that must be
  * flagged (leaky_powm: GMP's sliding-window mpz_powm; leaky_sqm: square-and-multiply that
@@ -36,6 +37,9 @@
 #define VALGRIND_GET_VBITS(p, v, n) ((void)(p), (void)(v), (void)(n), 0)
 #else
 #include <valgrind/memcheck.h>
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
 #endif
 
 #include "_paillier_kernels.h"
@@ -102,7 +106,7 @@ typedef struct {
     mpz_t vb, ve, vm;
 } ct_ctx;
 
-enum { NEEDS_NONE, NEEDS_AVX2, NEEDS_IFMA };
+enum { NEEDS_NONE, NEEDS_AVX2, NEEDS_IFMA, NEEDS_ADX };
 
 typedef struct {
     const char *name;
@@ -243,6 +247,48 @@ static void run_djn_split(ct_ctx *c)
     pk_djn_power_split(c->out, c->secret, c->Ls, c->table, c->w, c->nwin, c->Lm, c->m);
 }
 
+/* DJN at the avx2 level: four alphas walked side by side in the AVX2 lanes */
+static pk_v4_mod djn_v4c;
+static u64 *djn_v4start;
+
+static void init_djn_v4(ct_ctx *c)
+{
+    init_djn64(c);
+    c->nsec = 4;
+    u64 *m4 = xalloc((size_t)(4 * c->Lm) * 8);
+    for (int l = 0; l < 4; l++) memcpy(m4 + l * c->Lm, c->m, (size_t)c->Lm * 8);
+    free(c->m); free(c->secret); free(c->out);
+    c->m = m4;
+    c->secret = xalloc((size_t)(4 * c->Ls) * 8);
+    c->out = xalloc((size_t)(4 * c->Lm) * 8);
+    const u64 *ms[4] = {c->m, c->m, c->m, c->m};
+    if (pk_v4_mod_init(&djn_v4c, ms, c->Lm, 64 * c->Lm)) { fprintf(stderr, "oom\n"); exit(2); }
+    djn_v4start = xalloc((size_t)(4 * djn_v4c.K + c->Lm) * 8);
+    u64 *cl = djn_v4start + 4 * djn_v4c.K;
+    pk_djn_v4_start(cl, c->Lm, c->m, &djn_v4c, c->nwin);
+    for (int l = 0; l < 4; l++) pk_v4_to_digits(djn_v4start, l, djn_v4c.K, djn_v4c.rb, cl, c->Lm);
+}
+
+static void run_djn_v4(ct_ctx *c)
+{
+    const u64 *al[4];
+    u64 *acc[4];
+    for (int l = 0; l < 4; l++) { al[l] = c->secret + l * c->Ls; acc[l] = c->out + l * c->Lm; }
+    if (pk_djn_group_v4(acc, al, c->Ls, c->table, c->w, c->nwin, c->Lm, &djn_v4c, djn_v4start)) {
+        fprintf(stderr, "pk_djn_group_v4: out of memory\n");
+        exit(2);
+    }
+}
+
+/* A lone CRT half at the avx2 level: the MULX/ADX power (reductions by mpn_sec_div_r) */
+static void run_adx(ct_ctx *c)
+{
+    if (pk_adx_powm_row(c->x, c->Lx, c->secret, c->Ls, c->m, c->Lm, c->out)) {
+        fprintf(stderr, "pk_adx_powm_row: no BMI2/ADX\n");
+        exit(2);
+    }
+}
+
 static void init_djn52(ct_ctx *c)
 {
     init_djn(c);
@@ -262,7 +308,9 @@ static void run_djn52(ct_ctx *c)
 
 static const ct_path paths[] = {
     {"v4_powm", 0, NEEDS_AVX2, 1, init_v4, draw_base, NULL, run_v4},
+    {"adx_powm", 0, NEEDS_ADX, 1, init_one, draw_base, NULL, run_adx},
     {"djn_walk", 0, NEEDS_NONE, 1, init_djn64, NULL, NULL, run_djn64},
+    {"djn_v4", 0, NEEDS_AVX2, 1, init_djn_v4, NULL, NULL, run_djn_v4},
     {"djn_split", 0, NEEDS_NONE, 1, init_djn64, NULL, NULL, run_djn_split},
     {"djn_ifma", 0, NEEDS_IFMA, 0, init_djn52, NULL, NULL, run_djn52},
     {"powm_sec", 0, NEEDS_NONE, 1, init_sec, draw_base, NULL, run_powm_sec},
@@ -277,6 +325,9 @@ static int available(const ct_path *p)
     case NEEDS_AVX2: return PPML_X86 && ppml_cpu_isa() >= PPML_ISA_AVX2;
     case NEEDS_IFMA:
         return PPML_X86 && ppml_cpu_isa() >= PPML_ISA_AVX512 && ppml_cpu_ifma();
+    /* valgrind's virtual CPU hides ADX from CPUID but runs the instructions: the test
+     * launches valgrind only for paths that `list` (run natively) reports available */
+    case NEEDS_ADX: return PPML_X86 && (RUNNING_ON_VALGRIND || ppml_cpu_adx());
     default: return 1;
     }
 }
@@ -321,7 +372,7 @@ static int check(const ct_path *p, const ct_ctx *c)
     for (int64_t l = 0; l < c->nsec; l++) {
         mpz_t b, e, m, r, got;
         mpz_init(r);
-        if (p->init == init_djn64 || p->init == init_djn52)
+        if (p->init == init_djn64 || p->init == init_djn52 || p->init == init_djn_v4)
             mpz_roinit_n(b, (const mp_limb_t *)c->h, (mp_size_t)c->Lm);
         else
             mpz_roinit_n(b, (const mp_limb_t *)(c->x + l * c->Lx), (mp_size_t)c->Lx);

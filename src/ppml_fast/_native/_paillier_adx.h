@@ -257,13 +257,13 @@ PK_ADX_TARGET static void pk_adx_powm(uint64_t *out, const uint64_t *x, const ui
 
 /* The kernel-test entry: out = x^e mod m with the MULX/ADX power for x (Lx >= Lm limbs), e
  * (Le limbs), m (Lm limbs, odd, top limb nonzero, at most PK_ADX_MAXL limbs); out: Lm
- * limbs. Returns 0, or -1 when the CPU lacks BMI2/ADX (out untouched). Reductions by
- * mpn_sec_div_r, like the decryption path. */
+ * limbs. The caller checks ppml_cpu_adx(). Returns 0, or -1 for sizes out of range (out
+ * untouched). Reductions by mpn_sec_div_r, like the decryption path. */
 static int pk_adx_powm_row(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
                            const uint64_t *m, int64_t Lm, uint64_t *out)
 {
 #if PPML_X86
-    if (!ppml_cpu_adx() || Lm > PK_ADX_MAXL || Lx < Lm) return -1;
+    if (Lm > PK_ADX_MAXL || Lx < Lm) return -1;
     int64_t L = (Lm + 3) / 4 * 4, Lw = 2 * L + 1, Lxx = Lx > Lw ? Lx : Lw;
     int64_t itch = Lxx + (int64_t)mpn_sec_div_r_itch((mp_size_t)Lxx, (mp_size_t)Lm);
     uint64_t mp[L], base[L], rr[L], o[L], pw[Lw], s[itch];

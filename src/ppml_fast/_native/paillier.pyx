@@ -78,6 +78,7 @@ cdef extern from "_paillier_kernels.h" nogil:
     int pk_use_ifma(int64_t mod_limbs)
     int pk_use_v4(int64_t mod_bits)
     int pk_use_adx(int64_t mod_limbs)
+    int ppml_cpu_adx()
     int pk_adx_powm_row(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
                         const uint64_t *m, int64_t Lm, uint64_t *out)
     int pk_v4_powm_rows4(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
@@ -319,6 +320,8 @@ def adx_powm(cnp.ndarray x, cnp.ndarray e, cnp.ndarray m, cnp.ndarray out):
     cdef const uint64_t *mp = _u64(m)
     cdef uint64_t *op = _w64(out)
     cdef int rc
+    if not ppml_cpu_adx():
+        return -1
     with nogil:
         rc = pk_adx_powm_row(xp, Lx, ep, Le, mp, Lm, op)
     return rc
