@@ -438,13 +438,25 @@ class PaillierPublicKey:
             self._limbs[name] = cached
         return cached
 
+    def _ct_power(self, alpha: int) -> int:
+        """``h_s^alpha mod n^2`` in constant time without the table: the MULX/ADX power at
+        the avx2 level on a CPU with ADX, else GMP's ``powmod_sec``."""
+        n2 = self._limb("n2")
+        if _kernels.adx_in_use((n2.size + 3) // 4 * 4):
+            out = np.empty(n2.size, np.uint64)
+            a = vec(alpha, -(-self._alpha_bits() // 64))
+            if _kernels.adx_powm(vec(self.hs, n2.size), a, n2, out) == 0:
+                return from_limbs(out[None, :])[0]
+        return int(gmpy2.powmod_sec(self.hs, alpha, self.nsquare))
+
     def _obfuscator(self, obfuscation: str | None = None) -> int:
         """One fresh obfuscator mod n^2: ``r^n`` (classic) or ``h_s^alpha`` (DJN).
 
         Security
         --------
-        alpha is secret: before the key has its table, ``h_s^alpha`` is computed with
-        ``powmod_sec`` (constant time); afterwards by the constant-time table walk.
+        alpha is secret: before the key has its table, ``h_s^alpha`` is computed by a
+        constant-time power (the MULX/ADX kernel at the avx2 level, else ``powmod_sec``);
+        afterwards by the constant-time table walk.
         """
         mode = self.obfuscation if obfuscation is None else obfuscation
         if mode == "classic":
@@ -460,7 +472,7 @@ class PaillierPublicKey:
         if self._table is None:
             self._djn_single += 1
             if self._djn_single <= _TABLE_AFTER:  # alpha is secret: constant-time power
-                return int(gmpy2.powmod_sec(self.hs, alpha, self.nsquare))
+                return self._ct_power(alpha)
             self.precompute()  # a loop of single encryptions: the table pays off now
         one = np.ones((1, 1), np.uint64)
         out = self._obfuscate_rows(
