@@ -153,7 +153,7 @@ def _rows(data: Data, phe: Any, sizes: tuple[int, ...], full: bool) -> list[Case
             **common,
         ),
         Case(
-            "paillier decrypt_batch (CRT, powm_sec)",
+            "paillier decrypt_batch (CRT, constant-time power)",
             f"{n_dec} x 2048-bit",
             native=lambda: s("sk").decrypt_batch(s("enc")[:n_dec]),
             peers=phe_peer(lambda: [s("psk").decrypt(c) for c in s("pe")[:n_dec]]),
