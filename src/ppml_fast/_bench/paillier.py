@@ -158,7 +158,7 @@ def _rows(data: Data, phe: Any, sizes: tuple[int, ...], full: bool) -> list[Case
             native=lambda: s("sk").decrypt_batch(s("enc")[:n_dec]),
             peers=phe_peer(lambda: [s("psk").decrypt(c) for c in s("pe")[:n_dec]]),
             items=n_dec,
-            target=target(1.8, ">= 1.8x python-paillier's decrypt loop"),
+            target=target(2.0, ">= 2x python-paillier's decrypt loop"),
             check=decrypted(n_dec),
             **common,
         ),
