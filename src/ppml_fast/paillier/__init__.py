@@ -60,16 +60,18 @@ Security
   Montgomery multiplications whose timing depends on no value. Plaintext multipliers
   (``*``, ``@``, exponent alignment) use variable-time powers: their time depends on the
   plaintext scalars, the caller's own data (as in python-paillier).
-* Steps that still take variable time on secret-derived values, and why they are
-  accepted: in decryption, reducing the ciphertext mod p^2 and q^2 and the CRT
-  recombination (``(m_q - m_p) p^-1 mod q``, then ``m_p + p (...)``) use GMP's ``mpz``
-  division and multiplication, whose time follows the operands' limb counts (fixed by
-  the key size) and, in division, rare quotient corrections; ``raw_decrypt`` first checks
+* Steps that still take variable time on secret-derived values, and why they are accepted:
+  in decryption, the step after the power (``L_p(x) h_p mod p``) and the CRT recombination
+  (``(m_q - m_p) p^-1 mod q``, then ``m_p + p (...)``) use GMP's ``mpz`` division and
+  multiplication, and so does reducing the ciphertext mod p^2 and q^2 at the generic level
+  (the avx2 paths use ``mpn_sec_div_r``); their time follows the operands' limb counts
+  (fixed by the key size) and, in division, rare quotient corrections; the powers' setup
+  finds the limb count of p^2 and q^2 (public: the key size); ``raw_decrypt`` first checks
   ``c mod p`` and ``c mod q`` in Python ints. None of them is an exponentiation with a
-  secret exponent, the classic target of timing attacks. The DJN base's x draws its gcd
-  in the clear (x is used once, to make the public h_s). The classic r is drawn without a
-  gcd check for keys of 512 bits and more: a multiple of p or q has probability below
-  2^-254, and skipping the check keeps a variable-time gcd off the secret r.
+  secret exponent, the classic target of timing attacks. The DJN base's x draws its gcd in
+  the clear (x is used once, to make the public h_s). The classic r is drawn without a gcd
+  check for keys of 512 bits and more: a multiple of p or q has probability below 2^-254,
+  and skipping the check keeps a variable-time gcd off the secret r.
 * Scratch that held values modulo p^2 or q^2 in the decryption kernel is zeroed before it
   is freed; Python ints (p, q, the CRT constants) cannot be wiped and live until the key
   object is collected.
