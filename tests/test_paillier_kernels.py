@@ -316,6 +316,8 @@ def test_v4_powm_matches_powm_sec(bits):
         for trial in range(3):
             ms = [_modulus(bits) for _ in range(4)]
             ms[2] = ms[0]
+            if bits > 140:  # a lane whose modulus is shorter than the others (zero-padded)
+                ms[3] = _modulus(bits - 70)
             ebits = secrets.choice([1, 63, 64, 65, bits // 2, bits])
             es = [secrets.randbits(ebits) for _ in range(4)]
             xs = [secrets.randbits(bits + 70) for _ in range(4)]
@@ -337,7 +339,7 @@ def test_v4_powm_matches_powm_sec(bits):
 
 
 @pytest.mark.skipif(not HAVE_V4, reason="no avx2 level on this machine")
-@pytest.mark.parametrize("n_length", [520, 1024, 2048])
+@pytest.mark.parametrize("n_length", [520, 1024, 1090, 2048, 2049])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("rows", [2, 3, 7])
 def test_v4_decrypt_rows_match_generic(n_length, threads, rows):
@@ -444,7 +446,7 @@ def test_adx_powm_matches_powm_sec(bits):
 
 
 @pytest.mark.skipif(not HAVE_ADX, reason="no BMI2/ADX on this CPU")
-@pytest.mark.parametrize("n_length", [520, 1024, 2048])
+@pytest.mark.parametrize("n_length", [520, 1024, 1090, 2048, 2049])
 def test_single_row_decrypt_adx_matches_generic(n_length):
     """A lone ciphertext at the avx2 level decrypts on the MULX/ADX power, with one thread
     and with its halves on two: the same as the generic level (mpz_powm_sec)."""
@@ -456,3 +458,42 @@ def test_single_row_decrypt_adx_matches_generic(n_length):
         for level in ("avx2", "generic"):
             with ppml_fast.isa(level), ppml_fast.num_threads(threads):
                 assert [sk.raw_decrypt(c) for c in cts] == msgs, (level, threads)
+
+
+@pytest.mark.skipif(not HAVE_ADX, reason="no BMI2/ADX on this CPU")
+def test_ct_power_before_the_table_matches_generic(k640):
+    """h_s^alpha before a key has its table: the MULX/ADX power at the avx2 level and
+    powmod_sec at the generic level give the same value as pow."""
+    pk, _ = k640
+    for alpha in _alphas(pk._alpha_bits())[1:]:  # alpha = 0 is never drawn
+        want = pow(pk.hs, alpha, pk.nsquare)
+        for level in ("avx2", "generic"):
+            with ppml_fast.isa(level):
+                assert pk._ct_power(alpha) == want, (level, alpha % 1000)
+
+
+@pytest.mark.skipif(not HAVE_V4, reason="no avx2 level on this machine")
+def test_kernel_test_entries_refuse_bad_shapes():
+    """The kernel-test entries refuse shapes the kernels cannot take, without writing."""
+    m4 = to_limbs([_modulus(130) for _ in range(4)], 3)
+    x4 = to_limbs([5] * 4, 3)
+    out4 = np.full((4, 3), 7, np.uint64)
+    assert kernels.v4_powm4(x4, np.zeros((4, 0), np.uint64), m4, out4) == -1  # no limbs
+    assert kernels.v4_powm4(x4[:, :2].copy(), to_limbs([3] * 4, 1), m4, out4) == -1  # Lx < Lm
+    even = m4.copy()
+    even[1, 0] ^= 1
+    assert kernels.v4_powm4(x4, to_limbs([3] * 4, 1), even, out4) == -1
+    assert (out4 == 7).all()
+    with pytest.raises(ValueError, match="v4_powm4"):
+        kernels.v4_powm4(x4[:3], to_limbs([3] * 4, 1), m4, out4)
+    if HAVE_ADX:
+        out = np.full(3, 7, np.uint64)
+        m = m4[0].copy()
+        assert kernels.adx_powm(vec(5, 3), np.zeros(0, np.uint64), m, out) == -1
+        assert kernels.adx_powm(vec(5, 2), vec(3, 1), m, out) == -1
+        top0 = m.copy()
+        top0[2] = 0
+        assert kernels.adx_powm(vec(5, 3), vec(3, 1), top0, out) == -1
+        assert (out == 7).all()
+        with pytest.raises(ValueError, match="adx_powm"):
+            kernels.adx_powm(vec(5, 3), vec(3, 1), m, np.zeros(2, np.uint64))

@@ -263,7 +263,8 @@ static int pk_adx_powm_row(const uint64_t *x, int64_t Lx, const uint64_t *e, int
                            const uint64_t *m, int64_t Lm, uint64_t *out)
 {
 #if PPML_X86
-    if (Lm > PK_ADX_MAXL || Lx < Lm) return -1;
+    if (Lm < 1 || Le < 1 || Lm > PK_ADX_MAXL || Lx < Lm || !m[Lm - 1] || !(m[0] & 1))
+        return -1;
     int64_t L = (Lm + 3) / 4 * 4, Lw = 2 * L + 1, Lxx = Lx > Lw ? Lx : Lw;
     int64_t itch = Lxx + (int64_t)mpn_sec_div_r_itch((mp_size_t)Lxx, (mp_size_t)Lm);
     uint64_t mp[L], base[L], rr[L], o[L], pw[Lw], s[itch];
@@ -280,6 +281,13 @@ static int pk_adx_powm_row(const uint64_t *x, int64_t Lx, const uint64_t *e, int
     memcpy(rr, pw, (size_t)Lm * sizeof(uint64_t));
     pk_adx_powm(o, base, e, Le, mp, rr, L);
     memcpy(out, o, (size_t)Lm * sizeof(uint64_t));
+    /* the power and its inputs may be secret (h_s^alpha): wipe the stack copies */
+    volatile uint64_t *v = o;
+    for (int64_t k = 0; k < L; k++) v[k] = 0;
+    v = base; for (int64_t k = 0; k < L; k++) v[k] = 0;
+    v = rr; for (int64_t k = 0; k < L; k++) v[k] = 0;
+    v = s; for (int64_t k = 0; k < itch; k++) v[k] = 0;
+    v = pw; for (int64_t k = 0; k < Lw; k++) v[k] = 0;
     return 0;
 #else
     (void)x; (void)Lx; (void)e; (void)Le; (void)m; (void)Lm; (void)out;

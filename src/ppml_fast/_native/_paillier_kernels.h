@@ -911,6 +911,7 @@ static void pk_decrypt_pair_v4(const pk_dec_key *K, const pk_dec_views *v,
         sign[i] = s;
     }
     pk_wipe(y, sizeof y);
+    pk_wipe(mpz_limbs_modify(x, (mp_size_t)(K->L2 + 1)), (size_t)(K->L2 + 1) * 8);
     pk_wipe(mpz_limbs_modify(t, (mp_size_t)(2 * K->L2 + 1)), (size_t)(2 * K->L2 + 1) * 8);
     pk_wipe(mpz_limbs_modify(mp, (mp_size_t)K->Lh), (size_t)K->Lh * 8);
     pk_wipe(mpz_limbs_modify(mq, (mp_size_t)K->Lh), (size_t)K->Lh * 8);
@@ -924,10 +925,9 @@ static int64_t pk_decrypt_rows_v4(const pk_dec_key *K, const pk_dec_views *v, co
                                   int64_t Lc, u64 *out, uint8_t *sign, int64_t N, int nthreads)
 {
     const u64 *ms[4] = {K->p2, K->q2, K->p2, K->q2};
-    size_t bp = mpz_sizeinbase(v->P2, 2), bq = mpz_sizeinbase(v->Q2, 2);
     pk_v4_mod mc;
-    if (Lc < K->Lh2 || pk_v4_mod_init(&mc, ms, K->Lh2, (int64_t)(bp > bq ? bp : bq)))
-        return -1;
+    /* the digit count from the public width of p^2 and q^2, not their bit lengths */
+    if (Lc < K->Lh2 || pk_v4_mod_init(&mc, ms, K->Lh2, 64 * K->Lh2)) return -1;
     int64_t npairs = (N + 1) / 2, nbad = 0;
     #pragma omp parallel num_threads(nthreads) reduction(+:nbad)
     {
@@ -957,10 +957,13 @@ static int64_t pk_decrypt_rows(const pk_dec_key *K, const u64 *c, int64_t Lc, u6
     pk_dec_views v;
     pk_dec_views_init(&v, K);
     int64_t nbad = 0;
-    /* two rows or more: the constant-time four-lane power (two rows per group) where the
-     * avx2 level runs; a lone row keeps its two halves on two threads */
-    if (N >= 2 && pk_use_v4((int64_t)mpz_sizeinbase(v.P2, 2)) &&
-        pk_use_v4((int64_t)mpz_sizeinbase(v.Q2, 2))) {
+    /* the constant-time four-lane power (two rows per group) where the avx2 level runs and
+     * the pairs, spread over the threads, finish before the rows one by one would (a pair
+     * costs about 1.1 rows on the MULX/ADX power); a lone row keeps its two halves on two
+     * threads */
+    int64_t pair_rounds = ((N + 1) / 2 + nthreads - 1) / nthreads;
+    int64_t row_rounds = (N + nthreads - 1) / nthreads;
+    if (N >= 2 && 9 * pair_rounds < 8 * row_rounds && pk_use_v4(64 * K->Lh2)) {
         nbad = pk_decrypt_rows_v4(K, &v, c, Lc, out, sign, N, nthreads);
         if (nbad >= 0) return nbad;
         nbad = 0;

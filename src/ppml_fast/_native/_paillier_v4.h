@@ -141,7 +141,8 @@ static int pk_v4_mod_init(pk_v4_mod *c, const uint64_t *const ms[4], int64_t Lm,
         pk_sec_mod(r, x, Lr, ms[l], ll, s);
         pk_v4_to_digits(c->rr, l, K, rb, r, Lm);
     }
-    memset(s, 0, (size_t)(Lr + itch + Lm) * sizeof(uint64_t));   /* held R^2 mod M */
+    volatile uint64_t *vs = s;                  /* held R^2 mod M and M's multiples */
+    for (int64_t i = 0; i < Lr + itch + Lm; i++) vs[i] = 0;
     free(s);
     return 0;
 }
@@ -150,6 +151,8 @@ static void pk_v4_mod_free(pk_v4_mod *c)
 {
     volatile uint64_t *v = c->m;
     for (size_t i = 0; i < (size_t)8 * c->K; i++) v[i] = 0;    /* secret moduli */
+    v = c->minv;
+    for (int l = 0; l < 4; l++) v[l] = 0;
     free(c->m);
     c->m = c->rr = NULL;
 }
@@ -332,15 +335,22 @@ static void pk_v4_group(const pk_v4_mod *c, const uint64_t *const ms[4], int64_t
 static int pk_v4_powm_rows4(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
                             const uint64_t *m, int64_t Lm, uint64_t *out)
 {
+#if !PPML_X86
+    (void)x; (void)Lx; (void)e; (void)Le; (void)m; (void)Lm; (void)out;
+    return -1;
+#endif
+    if (Le < 1 || Lm < 1 || Lx < Lm || 64 * Lm > PK_V4_MAXBITS + 63) return -1;
     const uint64_t *ms[4], *xs[4], *es[4];
     uint64_t *outs[4];
     int64_t bits = 0;
     for (int l = 0; l < 4; l++) {
         ms[l] = m + l * Lm; xs[l] = x + l * Lx; es[l] = e + l * Le; outs[l] = out + l * Lm;
         int64_t ll = pk_v4_size(ms[l], Lm);
-        int64_t b = 64 * ll - __builtin_clzll(ms[l][ll - 1] | 1);
+        if (!(ms[l][0] & 1) || !ms[l][ll - 1]) return -1;         /* even or zero */
+        int64_t b = 64 * ll - __builtin_clzll(ms[l][ll - 1]);
         if (b > bits) bits = b;
     }
+    if (bits > PK_V4_MAXBITS) return -1;
     pk_v4_mod c;
     pk_v4_work wk;
     if (pk_v4_mod_init(&c, ms, Lm, bits)) return -1;

@@ -290,8 +290,14 @@ def v4_powm4(cnp.ndarray x, cnp.ndarray e, cnp.ndarray m, cnp.ndarray out):
     """out[l] = x[l] ** e[l] mod m[l] for four rows with the four-lane constant-time power.
 
     x: (4, Lx) with Lx >= m.shape[1]; e: (4, Le); m: (4, Lm) odd moduli of 64 to 8192
-    bits; out: (4, Lm). Returns 0, or -1 when memory ran out (out untouched).
+    bits; out: (4, Lm). Returns 0, or -1 for sizes out of range, an even or zero modulus,
+    or memory that ran out (out untouched).
     """
+    for a in (x, e, m, out):
+        if a.dtype != np.uint64 or a.ndim != 2 or a.shape[0] != 4 or not a.flags.c_contiguous:
+            raise ValueError("v4_powm4: x, e, m and out must be C-contiguous uint64 (4, L)")
+    if out.shape[1] != m.shape[1]:
+        raise ValueError("v4_powm4: out must be as wide as m")
     cdef int64_t Lx = x.shape[1], Le = e.shape[1], Lm = m.shape[1]
     cdef const uint64_t *xp = _u64(x)
     cdef const uint64_t *ep = _u64(e)
@@ -311,9 +317,15 @@ def adx_in_use(int64_t mod_limbs):
 def adx_powm(cnp.ndarray x, cnp.ndarray e, cnp.ndarray m, cnp.ndarray out):
     """out = x ** e mod m with the MULX/ADX constant-time power (1-D limb vectors).
 
-    x of at least m.size limbs; m odd with a nonzero top limb, at most 128 limbs.
-    Returns 0, or -1 when the CPU lacks BMI2/ADX (out untouched).
+    x of at least m.size limbs; m odd with a nonzero top limb, at most 128 limbs; e of at
+    least one limb. Returns 0, or -1 when the CPU lacks BMI2/ADX or a size is out of range
+    (out untouched).
     """
+    for a in (x, e, m, out):
+        if a.dtype != np.uint64 or a.ndim != 1 or not a.flags.c_contiguous:
+            raise ValueError("adx_powm: x, e, m and out must be C-contiguous 1-D uint64")
+    if out.shape[0] != m.shape[0]:
+        raise ValueError("adx_powm: out must be as wide as m")
     cdef int64_t Lx = x.shape[0], Le = e.shape[0], Lm = m.shape[0]
     cdef const uint64_t *xp = _u64(x)
     cdef const uint64_t *ep = _u64(e)

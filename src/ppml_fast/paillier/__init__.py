@@ -42,24 +42,25 @@ Security
   Nielsen, 2010). With a precomputed fixed-base table (4 MB for a 2048-bit key) it costs
   205 modular multiplications instead of a full exponentiation. Choose
   ``obfuscation="classic"`` to rely on DCR alone.
-* Secret exponents use constant-time code. Batched decryption (two ciphertexts or more)
-  at the avx2 level and above runs p - 1 and q - 1 through ppml_fast's own power: four
+* Secret exponents use constant-time code. Batched decryption (two ciphertexts or more) at
+  the avx2 level and above runs p - 1 and q - 1 through ppml_fast's own power: four
   exponentiations side by side in the AVX2 lanes, Montgomery products in radix 2^26..2^28
   whose instruction sequence depends on no value, a fixed 5-bit window schedule over the
   exponent's full limb width, every table entry read and kept by masks, a final
   subtraction chosen by masks, and the reductions mod p^2 and q^2 by GMP's
   ``mpn_sec_div_r``; the test suite checks it with valgrind (the exponent marked
-  undefined) and a Welch t-test on timings. A single ciphertext, and the generic level, use
-  GMP's ``mpz_powm_sec``; so do n mod p(p-1) in private-key encryption without IFMA and
-  h_s^alpha before a key has its table. The table walk reads every entry of each window
-  and multiplies once per window whatever alpha's digit is (Montgomery products four
-  alphas at a time in the AVX2 lanes, on GMP's ``mpn_addmul_1`` at the generic level, or
-  the IFMA kernel, each with a final subtraction chosen by masks).
-  Single encryptions build the key's table after 4 calls. The classic CRT path
-  with IFMA raises r to the public exponent n itself modulo the secret p^2 and q^2, with
-  Montgomery multiplications whose timing depends on no value. Plaintext multipliers
-  (``*``, ``@``, exponent alignment) use variable-time powers: their time depends on the
-  plaintext scalars, the caller's own data (as in python-paillier).
+  undefined) and a Welch t-test on timings. A single ciphertext's halves, and h_s^alpha
+  before a key has its table, use a MULX/ADX power built the same way (64-bit limbs, on
+  CPUs with ADX) at the avx2 level. The generic level uses GMP's ``mpz_powm_sec``; so does
+  n mod p(p-1) in private-key encryption without IFMA. The table walk reads every entry of
+  each window and multiplies once per window whatever alpha's digit is (Montgomery
+  products four alphas at a time in the AVX2 lanes, on GMP's ``mpn_addmul_1`` at the
+  generic level, or the IFMA kernel, each with a final subtraction chosen by masks).
+  Single encryptions build the key's table after 4 calls. The classic CRT path with IFMA
+  raises r to the public exponent n itself modulo the secret p^2 and q^2, with Montgomery
+  multiplications whose timing depends on no value. Plaintext multipliers (``*``, ``@``,
+  exponent alignment) use variable-time powers: their time depends on the plaintext
+  scalars, the caller's own data (as in python-paillier).
 * Steps that still take variable time on secret-derived values, and why they are accepted:
   in decryption, the step after the power (``L_p(x) h_p mod p``) and the CRT recombination
   (``(m_q - m_p) p^-1 mod q``, then ``m_p + p (...)``) use GMP's ``mpz`` division and

@@ -856,9 +856,11 @@ class PaillierPrivateKey:
 
         Security
         --------
-        The secret exponents p - 1 and q - 1 go through GMP's ``mpz_powm_sec`` (constant
-        time), in the native kernel; the two halves run on two threads when
-        :func:`ppml_fast.get_num_threads` allows.
+        The secret exponents p - 1 and q - 1 go through a constant-time power in the
+        native kernel: ppml_fast's MULX/ADX power at the avx2 level on a CPU with ADX
+        (fixed windows, entries chosen by masks, masked final subtraction, the reductions
+        by ``mpn_sec_div_r``), else GMP's ``mpz_powm_sec``; the two halves run on two
+        threads when :func:`ppml_fast.get_num_threads` allows.
         """
         if not isinstance(ciphertext, INTS):
             raise TypeError(f"Expected ciphertext to be an int, not: {type(ciphertext)}")
@@ -1005,7 +1007,8 @@ class PaillierPrivateKey:
         with the GIL released: at the avx2 level and above, two ciphertexts at a time in
         the four AVX2 lanes of ppml_fast's own power (fixed windows, entries chosen by
         masks, masked final subtraction, reductions by ``mpn_sec_div_r``; see the package
-        notes); a lone ciphertext and the generic level use GMP's ``mpz_powm_sec``.
+        notes), a lone ciphertext's halves on the MULX/ADX power (as :meth:`raw_decrypt`);
+        the generic level uses GMP's ``mpz_powm_sec``.
         """
         from .array import _decrypt_array  # array builds on this module: imported on use
 
