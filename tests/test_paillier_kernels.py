@@ -194,6 +194,24 @@ def _alphas(bits: int) -> list[int]:
     ]
 
 
+def _djn_kernel(pk, rnd, mabs, threads: int) -> list[int]:
+    """The DJN encryption kernel (mode 0, the key's table) on alpha rows and |m| rows."""
+    table, w = pk._table
+    out = np.empty((rnd.shape[0], nlimbs(pk.nsquare)), np.uint64)
+    kernels.encrypt(
+        0, pk._limb("n"), pk._limb("n2"), rnd, mabs, None, True, out, table, w, None, threads
+    )
+    return from_limbs(out)
+
+
+def _djn_want(pk, msgs, alphas) -> list[int]:
+    """The DJN ciphertexts (1 + n m) h_s^alpha mod n^2, by Python's pow."""
+    return [
+        (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
+        for m, a in zip(msgs, alphas, strict=True)
+    ]
+
+
 @pytest.mark.parametrize("window", [1, 3, 4, 5])
 def test_djn_walk_matches_pow_for_awkward_alphas(k640, path, window):
     """The constant-time table walk gives h_s^alpha for zero, all-ones, single-bit and
@@ -205,15 +223,9 @@ def test_djn_walk_matches_pow_for_awkward_alphas(k640, path, window):
     abits = pk._alpha_bits()
     rnd = to_limbs(alphas, (abits + 63) // 64)
     mabs = to_limbs(msgs, nlimbs(pk.n))
-    out = np.empty((len(alphas), nlimbs(pk.nsquare)), np.uint64)
-    table, w = pk._table
-    assert w == window
-    kernels.encrypt(0, pk._limb("n"), pk._limb("n2"), rnd, mabs, None, True, out, table, w, None, 2)
-    want = [
-        (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
-        for m, a in zip(msgs, alphas, strict=True)
-    ]
-    assert from_limbs(out) == want
+    assert pk._table[1] == window
+    want = _djn_want(pk, msgs, alphas)
+    assert _djn_kernel(pk, rnd, mabs, 2) == want
     assert [sk.raw_decrypt(c) for c in want] == msgs
 
 
@@ -272,29 +284,11 @@ def test_djn_walk_split_between_threads(threads):
     alphas = _alphas(pk._alpha_bits())[:3]
     msgs = [secrets.randbelow(pk.n) for _ in alphas]
     rnd = to_limbs(alphas, (pk._alpha_bits() + 63) // 64)
-    table, w = pk._table
     with ppml_fast.num_threads(threads):
         for rows in (1, 3):  # one row; three rows (fewer than 4 threads)
-            out = np.empty((rows, nlimbs(pk.nsquare)), np.uint64)
-            kernels.encrypt(
-                0,
-                pk._limb("n"),
-                pk._limb("n2"),
-                rnd[:rows],
-                to_limbs(msgs[:rows], nlimbs(pk.n)),
-                None,
-                True,
-                out,
-                table,
-                w,
-                None,
-                threads,
-            )
-            want = [
-                (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
-                for m, a in zip(msgs[:rows], alphas[:rows], strict=True)
-            ]
-            assert from_limbs(out) == want, f"threads={threads} rows={rows}"
+            got = _djn_kernel(pk, rnd[:rows], to_limbs(msgs[:rows], nlimbs(pk.n)), threads)
+            want = _djn_want(pk, msgs[:rows], alphas[:rows])
+            assert got == want, f"threads={threads} rows={rows}"
         assert sk.decrypt(pk.encrypt(-2.5)) == -2.5
 
 
@@ -386,30 +380,11 @@ def test_v4_djn_groups_match_pow(n_length, window, rows, threads):
     msgs = [secrets.randbelow(pk.n) for _ in alphas]
     rnd = to_limbs(alphas, (abits + 63) // 64)
     mabs = to_limbs(msgs, nlimbs(pk.n))
-    table, w = pk._table
     got = {}
     for level in ("avx2", "generic"):
         with ppml_fast.isa(level):
-            out = np.empty((rows, nlimbs(pk.nsquare)), np.uint64)
-            kernels.encrypt(
-                0,
-                pk._limb("n"),
-                pk._limb("n2"),
-                rnd,
-                mabs,
-                None,
-                True,
-                out,
-                table,
-                w,
-                None,
-                threads,
-            )
-            got[level] = from_limbs(out)
-    want = [
-        (1 + pk.n * m) * pow(pk.hs, a, pk.nsquare) % pk.nsquare
-        for m, a in zip(msgs, alphas, strict=True)
-    ]
+            got[level] = _djn_kernel(pk, rnd, mabs, threads)
+    want = _djn_want(pk, msgs, alphas)
     assert got["avx2"] == want
     assert got["generic"] == want
 
