@@ -157,6 +157,12 @@ static void pk_v4_mod_free(pk_v4_mod *c)
     c->m = c->rr = NULL;
 }
 
+/* Scratch words (u64) that pk_v4_powm needs for a context of K digits. */
+static inline size_t pk_v4_powm_words(int K)
+{
+    return (size_t)4 * ((size_t)(1 << PK_V4_WIN) * K + 3 * (size_t)K + 2 * (size_t)K + 1);
+}
+
 #if PPML_X86
 #include <immintrin.h>
 
@@ -235,12 +241,6 @@ PPML_TARGET_AVX2 static void pk_v4_select(__m256i *sel, const __m256i *tab, int 
         const __m256i *row = tab + (size_t)e * K;
         for (int j = 0; j < K; j++) sel[j] = _mm256_or_si256(sel[j], _mm256_and_si256(row[j], mk));
     }
-}
-
-/* Scratch words (u64) that pk_v4_powm needs for a context of K digits. */
-static inline size_t pk_v4_powm_words(int K)
-{
-    return (size_t)4 * ((size_t)(1 << PK_V4_WIN) * K + 3 * (size_t)K + 2 * (size_t)K + 1);
 }
 
 /* out[l] = x[l]^e[l] mod M_l for the four lanes: x given as digits (4 K words, each lane
