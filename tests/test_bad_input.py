@@ -492,11 +492,28 @@ def test_gaussian_sigma_refuses_a_sigma_that_does_not_fit_a_float_by_name():
         mechanisms.gaussian_sigma(1e-100, 1e-300, 1e300)
 
 
-@pytest.mark.parametrize("dtype", ["abc", 0.0, (1, 2, 3), [[1.0], [1.0, 2.0]]])
+@pytest.mark.parametrize("dtype", ["abc", 0.0, (1, 2, 3), [[1.0], [1.0, 2.0]], "01", "1,"])
 def test_discrete_samplers_name_dtype_when_it_is_not_a_dtype(dtype):
     for fn in (noise.discrete_gaussian, noise.discrete_laplace):
         with pytest.raises(TypeError, match="dtype"):
             fn(2.0, 3, rng=1, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["01", "1,", "abc", (1, 2, 3)])
+def test_continuous_samplers_name_dtype_when_numpy_cannot_parse_it(dtype):
+    """numpy parses a dtype string such as '01' with ast and raises SyntaxError; the
+    samplers name dtype with a TypeError instead (found by the fuzz test)."""
+    for fn in (noise.laplace, noise.gaussian):
+        with pytest.raises(TypeError, match="dtype"):
+            fn(1.0, 3, rng=1, dtype=dtype)
+
+
+@pytest.mark.parametrize("graph", [np.array(0.0), 5, None, "abcd"])
+def test_secagg_server_names_a_graph_without_a_length(graph):
+    """A 0-d array has __len__ but no length: the server names graph (found by the fuzz
+    test; it raised len()'s own TypeError before)."""
+    with pytest.raises(TypeError, match="graph"):
+        ag.SecAggServer(4, 3, graph)
 
 
 @pytest.mark.parametrize(

@@ -116,7 +116,7 @@ def check_float_dtype(dtype: npt.DTypeLike, name: str = "dtype") -> np.dtype:
     """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise ``TypeError``."""
     try:
         dt = np.dtype(dtype)
-    except TypeError:
+    except Exception:  # numpy parses dtype strings with ast: TypeError, ValueError, SyntaxError
         raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {dt}")

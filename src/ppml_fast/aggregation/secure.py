@@ -796,9 +796,13 @@ class SecAggServer:
 
     def __init__(self, n: int, threshold: int, graph: Sequence[ArrayLike]) -> None:
         self.n = check_int(n, "n", minimum=2)
-        if isinstance(graph, (str, bytes)) or not hasattr(graph, "__len__"):
+        try:  # a 0-d array has __len__ but no length
+            count = None if isinstance(graph, (str, bytes)) else len(graph)
+        except TypeError:
+            count = None
+        if count is None:
             raise TypeError(f"graph must be a sequence of {n} neighbour lists")
-        if len(graph) != n:
+        if count != n:
             raise ValueError(f"graph must list neighbours for all {n} clients")
         sets = []
         for u, nb in enumerate(graph):

@@ -79,7 +79,7 @@ def _sample(name: str, value: Any, size: Any, rng: Any, dtype: Any, out: Any) ->
     q = check_rational(value, name, allow_zero=True)
     try:
         dt = np.dtype(dtype)
-    except (TypeError, ValueError):
+    except Exception:  # numpy parses dtype strings with ast: TypeError, ValueError, SyntaxError
         raise TypeError(f"dtype must be int64 (exact integer noise), got {dtype!r}") from None
     if dt != np.int64:
         raise TypeError(f"dtype must be int64 (exact integer noise), got {dt}")
