@@ -283,8 +283,8 @@ static void run_djn_v4(ct_ctx *c)
 /* A lone CRT half at the avx2 level: the MULX/ADX power (reductions by mpn_sec_div_r) */
 static void run_adx(ct_ctx *c)
 {
-    if (pk_adx_powm_row(c->x, c->Lx, c->secret, c->Ls, c->m, c->Lm, c->out)) {
-        fprintf(stderr, "pk_adx_powm_row: no BMI2/ADX\n");
+    if (pk_adx_powm_mod(c->out, c->x, c->Lx, c->secret, c->Ls, c->m, c->Lm)) {
+        fprintf(stderr, "pk_adx_powm_mod: not on x86-64\n");
         exit(2);
     }
 }

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <gmp.h>
 
+#include "_paillier_ct.h"
+
 #define PK_ADX_MAXL 128      /* limbs of the largest modulus (8192 bits) */
 #define PK_ADX_WIN 5
 
@@ -203,16 +205,6 @@ PK_ADX_TARGET static void pk_adx_mont(uint64_t *r, const uint64_t *a, const uint
     for (int64_t j = 0; j < L; j++) r[j] = (t[j] & mask) | (d[j] & ~mask);
 }
 
-/* sel = tab[idx] of `count` rows of L limbs, every row read, one kept by masks. */
-static inline void pk_adx_select(uint64_t *sel, const uint64_t *tab, int64_t count, int64_t L, uint64_t idx)
-{
-    memset(sel, 0, (size_t)L * sizeof(uint64_t));
-    for (int64_t k = 0; k < count; k++) {
-        uint64_t mk = 0 - (uint64_t)((uint64_t)k == idx);
-        for (int64_t j = 0; j < L; j++) sel[j] |= tab[k * L + j] & mk;
-    }
-}
-
 /* out = x^e mod m (all L limbs, L a multiple of 4, m odd with m < 2^(64 L), x < m; e of Le
  * limbs, every one of its 64 Le bits walked in fixed 5-bit windows). rr = 2^(128 L) mod m.
  * Scratch lives on the stack (at most ~40 KB at PK_ADX_MAXL) and is wiped. */
@@ -232,39 +224,31 @@ PK_ADX_TARGET static void pk_adx_powm(uint64_t *out, const uint64_t *x, const ui
     for (int64_t d = 2; d < count; d++)
         pk_adx_mont(tab + d * L, tab + (d - 1) * L, tab + L, m, L, minv, t);
     int64_t nwin = (64 * Le + w - 1) / w;
-    for (int64_t j = nwin - 1; j >= 0; j--) {
-        int64_t bit = j * w, li = bit >> 6, off = bit & 63;
-        uint64_t dg = e[li] >> off;
-        if (off + w > 64 && li + 1 < Le) dg |= e[li + 1] << (64 - off);
-        dg &= (uint64_t)count - 1;
-        if (j == nwin - 1) {
-            pk_adx_select(acc, tab, count, L, dg);
-            continue;
-        }
+    pk_ct_select(acc, tab, count, L, pk_window_digit(e, Le, nwin - 1, w));
+    for (int64_t j = nwin - 2; j >= 0; j--) {
         for (int s = 0; s < w; s++) pk_adx_mont(acc, acc, acc, m, L, minv, t);
-        pk_adx_select(sel, tab, count, L, dg);
+        pk_ct_select(sel, tab, count, L, pk_window_digit(e, Le, j, w));
         pk_adx_mont(acc, acc, sel, m, L, minv, t);
     }
     pk_adx_mont(out, acc, one, m, L, minv, t);          /* out of Montgomery form */
-    volatile uint64_t *v = tab;
-    for (int64_t k = 0; k < count * L; k++) v[k] = 0;
-    v = acc; for (int64_t k = 0; k < L; k++) v[k] = 0;
-    v = sel; for (int64_t k = 0; k < L; k++) v[k] = 0;
-    v = t; for (int64_t k = 0; k < 3 * L + 2; k++) v[k] = 0;
+    pk_wipe(tab, sizeof tab);
+    pk_wipe(acc, sizeof acc);
+    pk_wipe(sel, sizeof sel);
+    pk_wipe(t, sizeof t);
 }
 
 #endif /* PPML_X86 */
 
-/* The kernel-test entry: out = x^e mod m with the MULX/ADX power for x (Lx >= Lm limbs), e
- * (Le limbs), m (Lm limbs, odd, top limb nonzero, at most PK_ADX_MAXL limbs); out: Lm
- * limbs. The caller checks ppml_cpu_adx(). Returns 0, or -1 for sizes out of range (out
- * untouched). Reductions by mpn_sec_div_r, like the decryption path. */
-static int pk_adx_powm_row(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
-                           const uint64_t *m, int64_t Lm, uint64_t *out)
+/* out (Lm limbs) = (x mod m)^e mod m with the MULX/ADX power: x of Lx >= Lm limbs, e of Le
+ * >= 1 limbs, m odd with Lm <= PK_ADX_MAXL limbs and a nonzero top limb (the caller checks
+ * these, and ppml_cpu_adx()). The reductions (x mod m, R^2 mod m) go through
+ * mpn_sec_div_r; the modulus is padded to a multiple of 4 limbs; stack copies are wiped.
+ * Used by a lone ciphertext's CRT halves and, through the Python test entry, by
+ * h_s^alpha before a key has its table. Returns 0 (-1 off x86-64, out untouched). */
+static int pk_adx_powm_mod(uint64_t *out, const uint64_t *x, int64_t Lx, const uint64_t *e,
+                           int64_t Le, const uint64_t *m, int64_t Lm)
 {
 #if PPML_X86
-    if (Lm < 1 || Le < 1 || Lm > PK_ADX_MAXL || Lx < Lm || !m[Lm - 1] || !(m[0] & 1))
-        return -1;
     int64_t L = (Lm + 3) / 4 * 4, Lw = 2 * L + 1, Lxx = Lx > Lw ? Lx : Lw;
     int64_t itch = Lxx + (int64_t)mpn_sec_div_r_itch((mp_size_t)Lxx, (mp_size_t)Lm);
     uint64_t mp[L], base[L], rr[L], o[L], pw[Lw], s[itch];
@@ -275,22 +259,20 @@ static int pk_adx_powm_row(const uint64_t *x, int64_t Lx, const uint64_t *e, int
     mpn_sec_div_r((mp_ptr)s, (mp_size_t)Lx, (mp_srcptr)m, (mp_size_t)Lm, (mp_ptr)(s + Lx));
     memcpy(base, s, (size_t)Lm * sizeof(uint64_t));
     memset(pw, 0, sizeof pw);
-    pw[2 * L] = 1;
+    pw[2 * L] = 1;                                      /* R^2 = 2^(128 L) */
     mpn_sec_div_r((mp_ptr)pw, (mp_size_t)Lw, (mp_srcptr)m, (mp_size_t)Lm, (mp_ptr)s);
     memset(rr, 0, sizeof rr);
     memcpy(rr, pw, (size_t)Lm * sizeof(uint64_t));
     pk_adx_powm(o, base, e, Le, mp, rr, L);
     memcpy(out, o, (size_t)Lm * sizeof(uint64_t));
-    /* the power and its inputs may be secret (h_s^alpha): wipe the stack copies */
-    volatile uint64_t *v = o;
-    for (int64_t k = 0; k < L; k++) v[k] = 0;
-    v = base; for (int64_t k = 0; k < L; k++) v[k] = 0;
-    v = rr; for (int64_t k = 0; k < L; k++) v[k] = 0;
-    v = s; for (int64_t k = 0; k < itch; k++) v[k] = 0;
-    v = pw; for (int64_t k = 0; k < Lw; k++) v[k] = 0;
+    pk_wipe(o, sizeof o);
+    pk_wipe(base, sizeof base);
+    pk_wipe(rr, sizeof rr);
+    pk_wipe(s, sizeof s);
+    pk_wipe(pw, sizeof pw);
     return 0;
 #else
-    (void)x; (void)Lx; (void)e; (void)Le; (void)m; (void)Lm; (void)out;
+    (void)out; (void)x; (void)Lx; (void)e; (void)Le; (void)m; (void)Lm;
     return -1;
 #endif
 }

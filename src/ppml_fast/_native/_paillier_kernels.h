@@ -28,18 +28,12 @@
 #include <string.h>
 #include <gmp.h>
 
+#include "_paillier_ct.h"
 #include "_paillier_ifma.h"
 #include "_paillier_v4.h"
 #include "_paillier_adx.h"
 
 typedef uint64_t u64;
-
-/* Zero memory that held secrets (the compiler may not drop these stores). */
-static void pk_wipe(void *p, size_t n)
-{
-    volatile unsigned char *v = (volatile unsigned char *)p;
-    while (n--) *v++ = 0;
-}
 
 static inline mpz_srcptr pk_view(mpz_ptr tmp, const u64 *row, int64_t L)
 {
@@ -225,28 +219,6 @@ static inline void pk_nude(mpz_ptr r, const u64 *mabs, int64_t Lmsg, int neg, mp
     mpz_mul(r, n, pk_view(vm, mabs, Lmsg));
     if (neg && mpz_sgn(r)) mpz_sub(r, n2, r);
     mpz_add_ui(r, r, 1);
-}
-
-/* alpha's j-th w-bit digit (bits j*w .. j*w + w - 1; La limbs, bits beyond read as 0). */
-static inline u64 pk_window_digit(const u64 *alpha, int64_t La, int64_t j, int w)
-{
-    int64_t bit = j * w, limb = bit >> 6, off = bit & 63;
-    u64 d = alpha[limb] >> off;
-    if (off + w > 64 && limb + 1 < La) d |= alpha[limb + 1] << (64 - off);
-    return d & (((u64)1 << w) - 1);
-}
-
-/* dst = rows[idx] for rows[0..count) of `width` words, reading every row and keeping one
- * by masks: which memory is touched does not depend on idx (a secret digit). */
-static inline void pk_ct_select(u64 *dst, const u64 *rows, int64_t count, int64_t width,
-                                u64 idx)
-{
-    memset(dst, 0, (size_t)width * sizeof(u64));
-    for (int64_t k = 0; k < count; k++) {
-        u64 mask = 0 - (u64)((u64)k == idx);
-        const u64 *row = rows + k * width;
-        for (int64_t j = 0; j < width; j++) dst[j] |= row[j] & mask;
-    }
 }
 
 /* -m^-1 mod 2^64 for an odd m0 (Newton's iteration: each step doubles the correct bits). */
@@ -742,24 +714,13 @@ static void pk_dec_half_adx(mpz_ptr mx, const u64 *c, int64_t Lc, mpz_srcptr x_,
                             const u64 *x2, int64_t Lh2, const u64 *xm1, int64_t Lh,
                             mpz_srcptr hx, mpz_ptr y, mpz_ptr t)
 {
-    int64_t L = (Lh2 + 3) / 4 * 4, ll = pk_v4_size(x2, Lh2), Lw = 2 * L + 1;
-    int64_t Lx = Lc > Lw ? Lc : Lw;
-    int64_t itch = pk_sec_mod_itch(Lx, ll);
-    u64 m[L], base[L], rr[L], out[L], pw[Lw], s[itch];
+    int64_t ll = pk_v4_size(x2, Lh2);
+    u64 out[ll];
     mpz_t v;
-    memset(m, 0, sizeof m);
-    memcpy(m, x2, (size_t)Lh2 * sizeof(u64));
-    memset(base, 0, sizeof base);
-    pk_sec_mod(base, c, Lc, x2, ll, s);
-    memset(pw, 0, sizeof pw);
-    pw[2 * L] = 1;                                      /* 2^(128 L) */
-    memset(rr, 0, sizeof rr);
-    pk_sec_mod(rr, pw, Lw, x2, ll, s);
-    pk_adx_powm(out, base, xm1, Lh, m, rr, L);
-    mpz_set(y, pk_view(v, out, L));
+    pk_adx_powm_mod(out, c, Lc, xm1, Lh, x2, ll);
+    mpz_set(y, pk_view(v, out, ll));
     pk_dec_lfun(mx, y, x_, hx, t);
-    pk_wipe(m, sizeof m); pk_wipe(base, sizeof base); pk_wipe(rr, sizeof rr);
-    pk_wipe(out, sizeof out); pk_wipe(s, sizeof s);
+    pk_wipe(out, sizeof out);
 }
 #endif
 

@@ -33,6 +33,8 @@
 #include <string.h>
 #include <gmp.h>
 
+#include "_paillier_ct.h"
+
 #define PK_V4_MAXBITS 8192   /* moduli up to this many bits (p^2 of 8192-bit keys) */
 #define PK_V4_WIN 5          /* window bits of the secret-exponent power */
 
@@ -141,18 +143,15 @@ static int pk_v4_mod_init(pk_v4_mod *c, const uint64_t *const ms[4], int64_t Lm,
         pk_sec_mod(r, x, Lr, ms[l], ll, s);
         pk_v4_to_digits(c->rr, l, K, rb, r, Lm);
     }
-    volatile uint64_t *vs = s;                  /* held R^2 mod M and M's multiples */
-    for (int64_t i = 0; i < Lr + itch + Lm; i++) vs[i] = 0;
+    pk_wipe(s, (size_t)(Lr + itch + Lm) * sizeof(uint64_t));   /* R^2 mod M, M's multiples */
     free(s);
     return 0;
 }
 
 static void pk_v4_mod_free(pk_v4_mod *c)
 {
-    volatile uint64_t *v = c->m;
-    for (size_t i = 0; i < (size_t)8 * c->K; i++) v[i] = 0;    /* secret moduli */
-    v = c->minv;
-    for (int l = 0; l < 4; l++) v[l] = 0;
+    pk_wipe(c->m, (size_t)8 * c->K * sizeof(uint64_t));    /* secret moduli */
+    pk_wipe(c->minv, sizeof c->minv);
     free(c->m);
     c->m = c->rr = NULL;
 }
@@ -219,15 +218,7 @@ PPML_TARGET_AVX2 static inline __m256i pk_v4_digits(const uint64_t *const es[4],
                                                     int64_t j, int w)
 {
     uint64_t d[4];
-    int64_t bit = j * w, li = bit >> 6, off = bit & 63;
-    for (int l = 0; l < 4; l++) {
-        uint64_t v = 0;
-        if (li < Le) {
-            v = es[l][li] >> off;
-            if (off + w > 64 && li + 1 < Le) v |= es[l][li + 1] << (64 - off);
-        }
-        d[l] = v & (((uint64_t)1 << w) - 1);
-    }
+    for (int l = 0; l < 4; l++) d[l] = pk_window_digit(es[l], Le, j, w);
     return _mm256_loadu_si256((const __m256i *)d);
 }
 
@@ -302,10 +293,8 @@ static int pk_v4_work_init(pk_v4_work *wk, const pk_v4_mod *c, int64_t Lx, int64
 /* Wipe (everything in it derives from secrets) and free. */
 static void pk_v4_work_free(pk_v4_work *wk)
 {
-    volatile uint64_t *v = wk->digits;
-    for (size_t i = 0; i < wk->ndig + wk->nscr; i++) v[i] = 0;
-    v = wk->limbs;
-    for (size_t i = 0; i < wk->nlimb; i++) v[i] = 0;
+    pk_wipe(wk->digits, (wk->ndig + wk->nscr) * sizeof(uint64_t));
+    pk_wipe(wk->limbs, wk->nlimb * sizeof(uint64_t));
     free(wk->digits);
     free(wk->limbs);
 }
@@ -330,8 +319,8 @@ static void pk_v4_group(const pk_v4_mod *c, const uint64_t *const ms[4], int64_t
 }
 
 /* The kernel-test entry: out[l] = x[l]^e[l] mod m[l] for four rows (x: Lx >= Lm limbs, e:
- * Le limbs, m: Lm limbs, odd, below 2^PK_V4_MAXBITS). Returns 0, or -1 when memory ran out
- * (out untouched). */
+ * Le >= 1 limbs, m: Lm limbs, odd and nonzero, below 2^PK_V4_MAXBITS; the caller checks
+ * these). Returns 0, or -1 when memory ran out or off x86-64 (out untouched). */
 static int pk_v4_powm_rows4(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
                             const uint64_t *m, int64_t Lm, uint64_t *out)
 {
@@ -339,18 +328,15 @@ static int pk_v4_powm_rows4(const uint64_t *x, int64_t Lx, const uint64_t *e, in
     (void)x; (void)Lx; (void)e; (void)Le; (void)m; (void)Lm; (void)out;
     return -1;
 #endif
-    if (Le < 1 || Lm < 1 || Lx < Lm || 64 * Lm > PK_V4_MAXBITS + 63) return -1;
     const uint64_t *ms[4], *xs[4], *es[4];
     uint64_t *outs[4];
     int64_t bits = 0;
     for (int l = 0; l < 4; l++) {
         ms[l] = m + l * Lm; xs[l] = x + l * Lx; es[l] = e + l * Le; outs[l] = out + l * Lm;
         int64_t ll = pk_v4_size(ms[l], Lm);
-        if (!(ms[l][0] & 1) || !ms[l][ll - 1]) return -1;         /* even or zero */
         int64_t b = 64 * ll - __builtin_clzll(ms[l][ll - 1]);
         if (b > bits) bits = b;
     }
-    if (bits > PK_V4_MAXBITS) return -1;
     pk_v4_mod c;
     pk_v4_work wk;
     if (pk_v4_mod_init(&c, ms, Lm, bits)) return -1;

@@ -79,8 +79,8 @@ cdef extern from "_paillier_kernels.h" nogil:
     int pk_use_v4(int64_t mod_bits)
     int pk_use_adx(int64_t mod_limbs)
     int ppml_cpu_adx()
-    int pk_adx_powm_row(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
-                        const uint64_t *m, int64_t Lm, uint64_t *out)
+    int pk_adx_powm_mod(uint64_t *out, const uint64_t *x, int64_t Lx, const uint64_t *e,
+                        int64_t Le, const uint64_t *m, int64_t Lm)
     int pk_v4_powm_rows4(const uint64_t *x, int64_t Lx, const uint64_t *e, int64_t Le,
                          const uint64_t *m, int64_t Lm, uint64_t *out)
 
@@ -299,6 +299,12 @@ def v4_powm4(cnp.ndarray x, cnp.ndarray e, cnp.ndarray m, cnp.ndarray out):
     if out.shape[1] != m.shape[1]:
         raise ValueError("v4_powm4: out must be as wide as m")
     cdef int64_t Lx = x.shape[1], Le = e.shape[1], Lm = m.shape[1]
+    if Le < 1 or Lm < 1 or Lx < Lm:
+        return -1
+    for row in m:
+        mod = int.from_bytes(row.tobytes(), "little")
+        if mod % 2 == 0 or mod.bit_length() > 8192:  # even (or zero), or past the cap
+            return -1
     cdef const uint64_t *xp = _u64(x)
     cdef const uint64_t *ep = _u64(e)
     cdef const uint64_t *mp = _u64(m)
@@ -332,10 +338,11 @@ def adx_powm(cnp.ndarray x, cnp.ndarray e, cnp.ndarray m, cnp.ndarray out):
     cdef const uint64_t *mp = _u64(m)
     cdef uint64_t *op = _w64(out)
     cdef int rc
-    if not ppml_cpu_adx():
+    if (not ppml_cpu_adx() or Lm < 1 or Le < 1 or Lm > 128 or Lx < Lm
+            or m[Lm - 1] == 0 or m[0] % 2 == 0):
         return -1
     with nogil:
-        rc = pk_adx_powm_row(xp, Lx, ep, Le, mp, Lm, op)
+        rc = pk_adx_powm_mod(op, xp, Lx, ep, Le, mp, Lm)
     return rc
 
 
