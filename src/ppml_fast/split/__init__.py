@@ -1,0 +1,25 @@
+"""Split learning with measured privacy.
+
+A model is cut between parties: clients hold the bottom layers and send the cut-layer
+activations ("smashed data") forward; the party that holds the next layers returns the
+gradients of the loss with respect to those activations. This package gives the
+configurations and the privacy defences of split learning, and measures how much each
+defence protects.
+
+Parts
+-----
+- :mod:`.nopeek` -- distance correlation between raw inputs and activations (its value
+  and its gradient with respect to the activations), the NoPeek penalty
+  (Vepakomma et al. 2020);
+- :mod:`.defences` -- DP on the cut layer (per-example clipping of activations plus
+  Gaussian noise, one accountant event per step), Gaussian perturbation of the gradients
+  the label holder returns, and label DP by randomized response with a prior
+  (Ghazi et al. 2021);
+- :mod:`.leakage` -- the leakage measures: the norm-based label-leakage attack
+  (Li et al. 2022) as an AUC, and the distance correlation of activations;
+- :mod:`.models` -- numpy multilayer models cut at a chosen layer;
+- :mod:`.protocols` -- horizontal SplitNN (label-sharing and U-shaped), SplitFed
+  (Thapa et al. 2022) and vertical split learning.
+"""
+
+from __future__ import annotations
