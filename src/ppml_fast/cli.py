@@ -1,13 +1,17 @@
 """The ``ppml-fast`` console script: ``ppml-fast bench`` prints the benchmark table;
-``ppml-fast simulate`` runs a federated-learning simulation and prints its rounds."""
+``ppml-fast simulate`` runs a federated-learning simulation (or, with ``--split``, a
+split-learning one) and prints its rounds."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Executor
 from importlib import metadata
 from typing import Any
 
@@ -408,8 +412,49 @@ def _bench_at(args: argparse.Namespace, level: str) -> int:
 _MODES = ("fedavg", "dp-fedavg", "dp-sgd", "secagg", "secagg+", "paillier")
 
 
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace) -> Iterator[Executor | None]:
+    """The executor ``--executor`` asks for: None (the default thread pool) or a Dask one."""
+    if args.executor != "dask":
+        yield None
+        return
+    try:
+        import distributed
+    except ImportError:
+        raise _CommandError(
+            "--executor dask needs dask.distributed: pip install 'dask[distributed]'"
+        ) from None
+    with contextlib.ExitStack() as stack:
+        if args.dask_address:
+            client = stack.enter_context(distributed.Client(args.dask_address))
+        else:
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=args.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+            )
+            client = stack.enter_context(distributed.Client(cluster))
+        yield client.get_executor()
+
+
+class _CommandError(Exception):
+    """A command cannot run as asked: its message goes to stderr, the exit status is 1."""
+
+
 def _simulate_cmd(args: argparse.Namespace) -> int:
-    import contextlib
+    try:
+        if args.split is not None:
+            return _simulate_split(args)
+        return _simulate_fl(args)
+    except _CommandError as e:
+        print(e, file=sys.stderr)
+        return 1
+
+
+def _simulate_fl(args: argparse.Namespace) -> int:
     import time
 
     from . import simulation as sim
@@ -428,44 +473,25 @@ def _simulate_cmd(args: argparse.Namespace) -> int:
         aggregator = sim.SecureAggregation(
             neighbors="auto" if args.mode == "secagg+" else None, dropout=args.dropout
         )
-    data = sim.load_dataset(args.dataset)
-    with contextlib.ExitStack() as stack:
-        executor = None
-        if args.executor == "dask":
-            try:
-                import distributed
-            except ImportError:
-                print(
-                    "--executor dask needs dask.distributed: pip install 'dask[distributed]'",
-                    file=sys.stderr,
-                )
-                return 1
-            if args.dask_address:
-                client = stack.enter_context(distributed.Client(args.dask_address))
-            else:
-                cluster = stack.enter_context(
-                    distributed.LocalCluster(
-                        n_workers=args.workers,
-                        threads_per_worker=1,
-                        processes=True,
-                        dashboard_address=None,
-                    )
-                )
-                client = stack.enter_context(distributed.Client(cluster))
-            executor = client.get_executor()
+    dataset = args.dataset or "digits"
+    data = sim.load_dataset(dataset)
+    rounds = 10 if args.rounds is None else args.rounds
+    clients = 20 if args.clients is None else args.clients
+    model = args.model or "logreg"
+    with _executor(args) as executor:
         print(
-            f"{args.mode} on {args.dataset} ({data.X_train.shape[0]} training rows), "
-            f"{args.model}, {args.clients} clients, {args.rounds} rounds, "
+            f"{args.mode} on {dataset} ({data.X_train.shape[0]} training rows), "
+            f"{model}, {clients} clients, {rounds} rounds, "
             f"executor: {args.executor}"
         )
         t0 = time.perf_counter()
         result = sim.run_simulation(
             data,
-            model=args.model,
-            clients=args.clients,
+            model=model,
+            clients=clients,
             alpha=args.alpha,
-            rounds=args.rounds,
-            fraction=args.fraction,
+            rounds=rounds,
+            fraction=0.5 if args.fraction is None else args.fraction,
             dp_sgd=dp_sgd,
             aggregator=aggregator,
             seed=args.seed,
@@ -479,6 +505,49 @@ def _simulate_cmd(args: argparse.Namespace) -> int:
     print(f"final test accuracy {last.test_accuracy:.4f}{eps}; {elapsed:.2f} s")
     if args.plot:
         sim.plot(result, args.plot)
+    return 0
+
+
+def _simulate_split(args: argparse.Namespace) -> int:
+    import time
+
+    from . import simulation as sim
+
+    dataset = args.dataset or "breast-cancer"
+    data = sim.load_dataset(dataset)
+    kwargs: dict[str, Any] = {
+        "split": args.split,
+        "model": args.model or "mlp",
+        "cut": args.cut,
+        "activation_noise": args.activation_noise,
+        "clip": args.clip if args.activation_noise is not None else None,
+        "nopeek": args.nopeek,
+        "label_dp": args.label_dp,
+        "gradient_noise": args.gradient_noise,
+        "leakage": args.leakage or bool(args.plot),
+        "delta": args.delta,
+        "seed": args.seed,
+        "progress": False if args.quiet else None,
+    }
+    for name in ("rounds", "clients", "fraction"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
+    with _executor(args) as executor:
+        print(
+            f"split learning ({args.split}) on {dataset} ({data.X_train.shape[0]} training "
+            f"rows), {kwargs['model']} cut after layer {args.cut}, executor: {args.executor}"
+        )
+        t0 = time.perf_counter()
+        try:
+            result = sim.run_split_simulation(data, executor=executor, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise _CommandError(f"ppml-fast simulate: {e}") from None
+        elapsed = time.perf_counter() - t0
+    print(result.table(markdown=args.markdown))
+    last = result.history[-1]
+    print(f"final test accuracy {last.test_accuracy:.4f}; {elapsed:.2f} s")
+    if args.plot:
+        sim.plot_split(result, args.plot)
     return 0
 
 
@@ -512,24 +581,38 @@ def main(argv: list[str] | None = None) -> int:
     )
     b.add_argument("--section", default=None, help=argparse.SUPPRESS)
     b.set_defaults(func=_bench_cmd)
-    sim_p = sub.add_parser("simulate", help="run a federated-learning simulation, print its rounds")
+    sim_p = sub.add_parser(
+        "simulate", help="run a federated- or split-learning simulation, print its rounds"
+    )
     sim_p.add_argument(
         "--mode",
         choices=_MODES,
         default="fedavg",
         help="aggregation (dp-sgd: FedAvg of DP-SGD clients); default fedavg",
     )
-    sim_p.add_argument("--rounds", type=int, default=10)
-    sim_p.add_argument("--clients", type=int, default=20)
-    sim_p.add_argument("--fraction", type=float, default=0.5, help="clients sampled per round")
+    sim_p.add_argument("--rounds", type=int, default=None, help="default 10 (--split: 5)")
+    sim_p.add_argument("--clients", type=int, default=None, help="default 20 (--split: 4)")
+    sim_p.add_argument(
+        "--fraction",
+        type=float,
+        default=None,
+        help="clients sampled per round: default 0.5 (--split splitfed: 1.0)",
+    )
     sim_p.add_argument(
         "--alpha",
         type=float,
         default=None,
         help="Dirichlet(alpha) label skew across clients (default: IID)",
     )
-    sim_p.add_argument("--dataset", choices=("digits", "breast-cancer"), default="digits")
-    sim_p.add_argument("--model", choices=("logreg", "mlp"), default="logreg")
+    sim_p.add_argument(
+        "--dataset",
+        choices=("digits", "breast-cancer"),
+        default=None,
+        help="default digits (--split: breast-cancer, binary, for the label-leakage attack)",
+    )
+    sim_p.add_argument(
+        "--model", choices=("logreg", "mlp"), default=None, help="default logreg (--split: mlp)"
+    )
     sim_p.add_argument(
         "--dropout",
         type=float,
@@ -542,7 +625,12 @@ def main(argv: list[str] | None = None) -> int:
         help="train clients with DP-SGD under any mode but dp-fedavg",
     )
     sim_p.add_argument("--noise-multiplier", type=float, default=1.0, help="DP noise multiplier")
-    sim_p.add_argument("--clip", type=float, default=1.0, help="DP clipping norm")
+    sim_p.add_argument(
+        "--clip",
+        type=float,
+        default=1.0,
+        help="DP clipping norm (--split: the cut-layer activations' per-example bound)",
+    )
     sim_p.add_argument("--delta", type=float, default=1e-5, help="DP delta for the epsilon column")
     sim_p.add_argument(
         "--seed",
@@ -558,9 +646,82 @@ def main(argv: list[str] | None = None) -> int:
     sim_p.add_argument("--plot", default=None, help="save accuracy/epsilon plots to this file")
     sim_p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     sim_p.add_argument("--quiet", action="store_true", help="no progress bar")
+    split_g = sim_p.add_argument_group(
+        "split learning", "--split runs split learning instead of federated averaging"
+    )
+    split_g.add_argument(
+        "--split",
+        choices=("horizontal", "u-shaped", "splitfed", "vertical"),
+        default=None,
+        help="SplitNN with label sharing, U-shaped SplitNN, SplitFed, or vertical",
+    )
+    split_g.add_argument(
+        "--cut", type=int, default=1, help="the clients hold the first CUT layers (default 1)"
+    )
+    split_g.add_argument(
+        "--activation-noise",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="DP on the cut layer: clip activations to --clip, add N(0, (SIGMA clip)^2)",
+    )
+    split_g.add_argument(
+        "--nopeek",
+        type=float,
+        default=None,
+        metavar="WEIGHT",
+        help="NoPeek distance-correlation weight",
+    )
+    split_g.add_argument(
+        "--label-dp",
+        type=float,
+        default=None,
+        metavar="EPS",
+        help="randomized response with a prior on the labels sent (horizontal, splitfed)",
+    )
+    split_g.add_argument(
+        "--gradient-noise",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="perturb the gradients the label holder returns (noise multiplier)",
+    )
+    split_g.add_argument(
+        "--leakage",
+        action="store_true",
+        help="measure the norm-attack AUC and activation distance correlation per round",
+    )
     sim_p.set_defaults(func=_simulate_cmd)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what `--isa` reruns
+    if args.command == "simulate" and args.split is not None:
+        fl_only = [
+            flag
+            for flag, given in (
+                ("--mode", args.mode != "fedavg"),
+                ("--dp-sgd", args.dp_sgd),
+                ("--dropout", bool(args.dropout)),
+                ("--alpha", args.alpha is not None),
+            )
+            if given
+        ]
+        if fl_only:
+            parser.error(f"{', '.join(fl_only)} cannot be combined with --split")
+    elif args.command == "simulate":
+        split_only = [
+            flag
+            for flag, given in (
+                ("--cut", args.cut != 1),
+                ("--activation-noise", args.activation_noise is not None),
+                ("--nopeek", args.nopeek is not None),
+                ("--label-dp", args.label_dp is not None),
+                ("--gradient-noise", args.gradient_noise is not None),
+                ("--leakage", args.leakage),
+            )
+            if given
+        ]
+        if split_only:
+            parser.error(f"{', '.join(split_only)} need --split")
     if args.command == "simulate" and args.dropout and not args.mode.startswith("secagg"):
         parser.error("--dropout applies to --mode secagg and secagg+ only")
     if args.command == "simulate" and args.dp_sgd and args.mode == "dp-fedavg":
