@@ -490,8 +490,9 @@ def rr_with_prior_probabilities(
     in_top = rank_b < k_b  # (..., K): the classes of Y_k*
     is_label = np.arange(n_classes) == y[..., None]
     label_in = (in_top & is_label).any(axis=-1, keepdims=True)
-    # the other members of Y_k* share 1 - keep (that is 1/(e^ε + k - 1) each)
-    other = (1.0 - keep_b) / np.maximum(k_b - 1, 1)
+    # each other member of Y_k*: 1/(e^ε + k - 1) = e^-ε · keep (not (1 - keep)/(k - 1),
+    # which cancels catastrophically for large ε)
+    other = keep_b * math.exp(-epsilon)
     probs = np.where(label_in, np.where(is_label, keep_b, other), 1.0 / k_b)
     return np.where(in_top, probs, 0.0)
 
