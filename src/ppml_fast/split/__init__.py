@@ -23,3 +23,27 @@ Parts
 """
 
 from __future__ import annotations
+
+from .defences import (
+    CutLayerDP,
+    cut_layer_dp,
+    perturb_gradients,
+    rr_with_prior,
+    rr_with_prior_probabilities,
+)
+from .leakage import activation_leakage, norm_attack_scores, norm_leakage_auc, roc_auc
+from .nopeek import distance_correlation, distance_correlation_gradient
+
+__all__ = [
+    "CutLayerDP",
+    "activation_leakage",
+    "cut_layer_dp",
+    "distance_correlation",
+    "distance_correlation_gradient",
+    "norm_attack_scores",
+    "norm_leakage_auc",
+    "perturb_gradients",
+    "roc_auc",
+    "rr_with_prior",
+    "rr_with_prior_probabilities",
+]
