@@ -313,7 +313,9 @@ class LayeredModel:
         c = check_int(cut, "cut", minimum=1, maximum=self.n_layers - h - (1 if h else 0))
         bottom = self.segment(0, c)
         top = self.segment(c, self.n_layers - h)
-        return SplitModel(bottom, top, self.segment(self.n_layers - h, self.n_layers) if h else None)
+        return SplitModel(
+            bottom, top, self.segment(self.n_layers - h, self.n_layers) if h else None
+        )
 
     def logits(self, params: np.ndarray, X: np.ndarray) -> np.ndarray:
         """The last layer's outputs, shape ``(B, n_classes)``."""

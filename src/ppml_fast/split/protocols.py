@@ -430,30 +430,9 @@ def _client_turn(t: _Turn) -> ClientRound:
     )
 
 
-class SplitNN:
-    """Horizontal SplitNN: clients with the bottom layers take turns with one server.
-
-    Parameters
-    ----------
-    model : LayeredModel
-    cut : int
-        The bottom holds layers ``[0, cut)`` (:meth:`LayeredModel.split`).
-    configuration : {"label_sharing", "u_shaped"}
-        U-shaped: the clients also keep the last layer and the labels.
-    defences : Defences, optional
-    batch_size : int >= 1
-        The batch size (Poisson: the expected batch size).
-    lr : float > 0
-        The SGD step of every party.
-    local_epochs : int >= 1
-        Passes over a client's rows per turn.
-
-    Raises
-    ------
-    TypeError, ValueError
-        A bad argument; ``label_dp`` in the U-shaped configuration (the labels are never
-        sent).
-    """
+class _Horizontal:
+    """What :class:`SplitNN` and :class:`SplitFed` share: the parts, the checks, one
+    client's turn and the evaluation (parameters: :class:`SplitNN`)."""
 
     def __init__(
         self,
@@ -480,7 +459,9 @@ class SplitNN:
         self.cut = int(cut)
         self.defences = _check_defences(defences)
         if u_shaped and self.defences.label_dp is not None:
-            raise ValueError("label_dp applies to label-sharing configurations: u_shaped sends none")
+            raise ValueError(
+                "label_dp applies to label-sharing configurations: u_shaped sends none"
+            )
         self.batch_size, self.lr, self.local_epochs = _check_training(batch_size, lr, local_epochs)
 
     def init(self, rng: np.random.Generator | int | None = None) -> SplitParams:
@@ -567,6 +548,32 @@ class SplitNN:
         """
         return _client_turn(self._turn(params, X, y, seed, y_true, leakage))
 
+
+class SplitNN(_Horizontal):
+    """Horizontal SplitNN: clients with the bottom layers take turns with one server.
+
+    Parameters
+    ----------
+    model : LayeredModel
+    cut : int
+        The bottom holds layers ``[0, cut)`` (:meth:`LayeredModel.split`).
+    configuration : {"label_sharing", "u_shaped"}
+        U-shaped: the clients also keep the last layer and the labels.
+    defences : Defences, optional
+    batch_size : int >= 1
+        The batch size (Poisson: the expected batch size).
+    lr : float > 0
+        The SGD step of every party.
+    local_epochs : int >= 1
+        Passes over a client's rows per turn.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument; ``label_dp`` in the U-shaped configuration (the labels are never
+        sent).
+    """
+
     def train_round(
         self,
         params: SplitParams,
@@ -606,7 +613,7 @@ def _check_seeds(
     return out
 
 
-class SplitFed(SplitNN):
+class SplitFed(_Horizontal):
     """SplitFedV1: clients train in parallel, each against its own copy of the server's
     top layers; bottoms and tops are federated-averaged after the round.
 
@@ -614,7 +621,7 @@ class SplitFed(SplitNN):
     are averaged too).
     """
 
-    def train_round(  # type: ignore[override]
+    def train_round(
         self,
         params: SplitParams,
         clients: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -671,8 +678,8 @@ class SplitFed(SplitNN):
         top = aggregation.fedavg(np.stack([r.params.top for r in results]), w)
         head = None
         if params.head is not None:
-            heads = [r.params.head for r in results]
-            head = aggregation.fedavg(np.stack(heads), w)  # type: ignore[arg-type]
+            heads = [r.params.head for r in results if r.params.head is not None]
+            head = aggregation.fedavg(np.stack(heads), w)
         return SplitParams(bottom, top, head), results, time.perf_counter() - t0
 
 
@@ -791,7 +798,9 @@ class VerticalSplitNN:
         self.top = Segment((top_in, *model.sizes[cut + 1 :]), False, model.activation)
         self.defences = _check_defences(defences)
         if self.defences.label_dp is not None:
-            raise ValueError("label_dp applies to label-sharing configurations: vertical sends none")
+            raise ValueError(
+                "label_dp applies to label-sharing configurations: vertical sends none"
+            )
         self.batch_size, self.lr, self.local_epochs = _check_training(batch_size, lr, local_epochs)
 
     @property
@@ -908,8 +917,9 @@ class VerticalSplitNN:
             for k, seg in enumerate(self.bottoms):
                 gk = gin[:, k * width : (k + 1) * width] if self.combine == "concat" else gin
                 down += gk.nbytes
-                if msgs[k].scale is not None:
-                    gk = gk * msgs[k].scale[:, None]  # type: ignore[index]
+                scale = msgs[k].scale
+                if scale is not None:
+                    gk = gk * scale[:, None]
                 extra = _nopeek_gradient(xs[k], zs[k], d.nopeek)
                 if extra is not None:
                     gk = gk + extra
@@ -929,4 +939,3 @@ class VerticalSplitNN:
             np.concatenate(leak_g) if leakage and leak_g else None,
             np.concatenate(leak_y) if leakage and leak_y else None,
         )
-
