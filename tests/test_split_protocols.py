@@ -411,3 +411,22 @@ def test_protocol_bad_arguments():
     with pytest.raises(ValueError, match="label_dp applies to label-sharing"):
         VerticalSplitNN(model, [np.arange(6)], defences=Defences(label_dp=1.0))
     assert isinstance(p, SplitParams)
+
+
+def test_a_clip_no_row_reaches_and_no_noise_leave_the_step_unchanged():
+    """Clipping only (no noise: no Poisson sampling, no ε) with a bound above every row's
+    norm sends the activations as they are and scales their gradient by 1."""
+    X, y = _data(10)
+    model = LayeredModel((6, 8, 7, 3))
+    plain = SplitNN(model, 1, batch_size=16)
+    clipped = SplitNN(model, 1, batch_size=16, defences=Defences(clip=1e6))
+    p = plain.init(0)
+    a = plain.client_round(p, X, y, seed=4)
+    b = clipped.client_round(p, X, y, seed=4)
+    assert b.sample_rate is None and a.steps == b.steps
+    np.testing.assert_allclose(
+        clipped.full_params(b.params), plain.full_params(a.params), rtol=1e-14, atol=1e-15
+    )
+    tight = SplitNN(model, 1, batch_size=16, defences=Defences(clip=1e-3))
+    c = tight.client_round(p, X, y, seed=4)
+    assert not np.allclose(tight.full_params(c.params), plain.full_params(a.params))

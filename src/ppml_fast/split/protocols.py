@@ -258,7 +258,7 @@ def _protect_activations(
         return _CutMessage(z, None)
     sigma = 0.0 if d.activation_noise is None else float(d.activation_noise)
     res = _defences.cut_layer_dp(z, c, sigma, sample_rate=q, rng=gen)
-    norms = np.asarray(res.norms, dtype=np.float64)
+    norms = np.linalg.norm(z, axis=1)
     scale = np.minimum(1.0, c / np.maximum(norms, np.finfo(np.float64).tiny))
     return _CutMessage(np.asarray(res.values, dtype=np.float64), scale)
 
@@ -592,6 +592,8 @@ class SplitNN(_Horizontal):
             The parts after the last client's turn.
         turns : list of ClientRound
         """
+        if not clients:
+            raise ValueError("clients must hold at least one client")
         seeds = _check_seeds(seeds, len(clients))
         out = []
         for k, (X, y) in enumerate(clients):
@@ -892,8 +894,9 @@ class VerticalSplitNN:
             examples += b
             t0 = time.perf_counter()
             xs, zs, caches, msgs = [], [], [], []
+            rows = X[idx]
             for seg, p, c in zip(self.bottoms, pbs, self.blocks, strict=True):
-                xk = X[idx][:, c]
+                xk = rows[:, c]
                 z, cache = seg.forward(p, xk)
                 msg = _protect_activations(z, d, q, gen)
                 up += msg.sent.nbytes
