@@ -180,7 +180,10 @@ def split_history_table(history: Sequence[SplitRoundRecord], markdown: bool = Fa
         raise TypeError(
             f"history must be a sequence of SplitRoundRecord, got {type(history).__name__}"
         )
-    records = list(history)
+    try:
+        records = list(history)
+    except TypeError:  # e.g. a 0-d array
+        raise TypeError("history must be a sequence of SplitRoundRecord") from None
     for i, rec in enumerate(records):
         if not isinstance(rec, SplitRoundRecord):
             raise TypeError(f"history[{i}] must be a SplitRoundRecord, got {type(rec).__name__}")
