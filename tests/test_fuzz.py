@@ -801,6 +801,12 @@ SPECS: list[Spec] = [
     Spec("MLP", sim.MLP, lambda: {}, ["hidden", "activation"]),
     Spec("FedAvg", sim.FedAvg, lambda: {}, ["weighted"]),
     Spec("history_table", sim.history_table, lambda: {"history": []}, ["history", "markdown"]),
+    Spec(
+        "split_history_table",
+        sim.split_history_table,
+        lambda: {"history": []},
+        ["history", "markdown"],
+    ),
 ]
 
 
@@ -929,6 +935,8 @@ def test_every_public_function_has_a_spec():
         "BeaverTriple",
         "RoundRecord",
         "SimulationResult",
+        "SplitRoundRecord",
+        "SplitSimulationResult",
         "Dataset",
         "Model",
         "PrivacyBudgetExhausted",
@@ -956,6 +964,8 @@ def test_every_public_function_has_a_spec():
         "run_simulation",
         "load_dataset",
         "plot",
+        "run_split_simulation",
+        "plot_split",
     }
     mods = [nz, me, stt, acc, cl, sh, ag, pl, rg, sim]
     public = {n for m in mods for n in m.__all__ if callable(getattr(m, n))}

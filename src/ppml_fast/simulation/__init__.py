@@ -27,6 +27,18 @@ client sends (and, under Paillier, the values per ciphertext), and the time of t
 and aggregation phases; :func:`history_table`
 prints the records and :func:`plot` draws them.
 
+The split-learning family, :func:`run_split_simulation`, trains a layered numpy model cut
+at a chosen layer (:mod:`ppml_fast.split`) with horizontal SplitNN (label sharing or
+U-shaped), SplitFed (clients in parallel on the executor, bottoms and server-side tops
+federated-averaged) or vertical split learning (feature blocks held by parties), with
+DP on the cut layer, NoPeek and label protection as asked. Each round
+(:class:`SplitRoundRecord`) records the loss, the test accuracy, the bytes that crossed
+the cut each way and the model bytes exchanged, the time of the client, server and
+averaging phases, the ε spent (cut layer and labels) and, with ``leakage=True``, the
+norm attack's AUC on the returned gradients and the distance correlation of test rows
+with their activations; :func:`split_history_table` prints them and :func:`plot_split`
+draws accuracy, ε and leakage per round.
+
 Parts
 -----
 - :mod:`.models` -- the numpy models (parameters, forward pass, gradients);
@@ -34,7 +46,8 @@ Parts
 - :mod:`.client` -- a client's round: local training, DP-SGD, what it sends;
 - :mod:`.server` -- the aggregators and the server's side of a round;
 - :mod:`.run` -- :func:`run_simulation`: argument checks, the round loop, the accounting;
-- :mod:`.records` -- the per-round records and their table; :mod:`.plots` -- the figure.
+- :mod:`.records` -- the per-round records and their table; :mod:`.plots` -- the figure;
+- :mod:`.split` -- :func:`run_split_simulation`, its records, table and figure.
 
 Scale-out
 ---------
@@ -66,10 +79,19 @@ from .plots import plot
 from .records import RoundRecord, SimulationResult, history_table
 from .run import run_simulation
 from .server import Aggregator, DPFedAvg, FedAvg, PaillierAggregation, SecureAggregation
+from .split import (
+    SPLITS,
+    SplitRoundRecord,
+    SplitSimulationResult,
+    plot_split,
+    run_split_simulation,
+    split_history_table,
+)
 
 __all__ = [
     "DPSGD",
     "MLP",
+    "SPLITS",
     "Aggregator",
     "DPFedAvg",
     "Dataset",
@@ -80,10 +102,15 @@ __all__ = [
     "RoundRecord",
     "SecureAggregation",
     "SimulationResult",
+    "SplitRoundRecord",
+    "SplitSimulationResult",
     "dirichlet_partition",
     "history_table",
     "iid_partition",
     "load_dataset",
     "plot",
+    "plot_split",
     "run_simulation",
+    "run_split_simulation",
+    "split_history_table",
 ]
