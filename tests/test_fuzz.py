@@ -37,6 +37,7 @@ from ppml_fast import paillier as pl
 from ppml_fast import rng as rg
 from ppml_fast import sharing as sh
 from ppml_fast import simulation as sim
+from ppml_fast import split as sp
 from ppml_fast import stats as stt
 
 pytestmark = pytest.mark.filterwarnings(
@@ -807,6 +808,142 @@ SPECS: list[Spec] = [
         lambda: {"history": []},
         ["history", "markdown"],
     ),
+    # split learning
+    Spec(
+        "cut_layer_dp",
+        sp.cut_layer_dp,
+        lambda: {
+            "activations": np.ones((4, 3)),
+            "max_norm": 1.0,
+            "noise_multiplier": 1.0,
+            "rng": 1,
+        },
+        [
+            "activations",
+            "max_norm",
+            "noise_multiplier",
+            "mode",
+            "sample_rate",
+            "rng",
+            "out",
+            "nonfinite",
+            "adjacency",
+        ],
+        aliases={"activations": ("out",)},
+    ),
+    Spec(
+        "perturb_gradients",
+        sp.perturb_gradients,
+        lambda: {"gradients": np.ones((4, 3)), "max_norm": 1.0, "noise_multiplier": 1.0, "rng": 1},
+        [
+            "gradients",
+            "max_norm",
+            "noise_multiplier",
+            "mode",
+            "sample_rate",
+            "rng",
+            "out",
+            "nonfinite",
+            "adjacency",
+        ],
+        aliases={"gradients": ("out",)},
+    ),
+    Spec(
+        "rr_with_prior",
+        sp.rr_with_prior,
+        lambda: {"labels": np.array([0, 1, 2, 1]), "epsilon": 1.0, "n_classes": 3, "rng": 1},
+        ["labels", "epsilon", "n_classes", "prior", "rng"],
+    ),
+    Spec(
+        "rr_with_prior_probabilities",
+        sp.rr_with_prior_probabilities,
+        lambda: {"labels": np.array([0, 1, 2, 1]), "epsilon": 1.0, "n_classes": 3},
+        ["labels", "epsilon", "n_classes", "prior"],
+    ),
+    Spec(
+        "norm_attack_scores",
+        sp.norm_attack_scores,
+        lambda: {"gradients": np.arange(12.0).reshape(4, 3)},
+        ["gradients"],
+    ),
+    Spec(
+        "norm_leakage_auc",
+        sp.norm_leakage_auc,
+        lambda: {"gradients": np.arange(12.0).reshape(4, 3), "labels": np.array([0, 1, 0, 1])},
+        ["gradients", "labels", "positive"],
+    ),
+    Spec(
+        "roc_auc",
+        sp.roc_auc,
+        lambda: {"scores": np.array([0.1, 0.7, 0.3, 0.9]), "labels": np.array([0, 1, 0, 1])},
+        ["scores", "labels", "positive"],
+    ),
+    Spec(
+        "activation_leakage",
+        sp.activation_leakage,
+        lambda: {"inputs": np.arange(12.0).reshape(4, 3), "activations": np.eye(4)},
+        ["inputs", "activations"],
+    ),
+    Spec(
+        "distance_correlation",
+        sp.distance_correlation,
+        lambda: {"x": np.arange(12.0).reshape(4, 3), "z": np.eye(4)},
+        ["x", "z"],
+    ),
+    Spec(
+        "distance_correlation_gradient",
+        sp.distance_correlation_gradient,
+        lambda: {"x": np.arange(12.0).reshape(4, 3), "z": np.eye(4)},
+        ["x", "z"],
+    ),
+    Spec(
+        "softmax_cross_entropy",
+        sp.softmax_cross_entropy,
+        lambda: {"logits": np.arange(12.0).reshape(4, 3), "y": np.array([0, 1, 2, 1])},
+        ["logits", "y"],
+    ),
+    Spec(
+        "Defences",
+        sp.Defences,
+        lambda: {},
+        [
+            "activation_noise",
+            "clip",
+            "nopeek",
+            "label_dp",
+            "gradient_noise",
+            "gradient_clip",
+            "delta",
+        ],
+    ),
+    Spec("LayeredModel", sp.LayeredModel, lambda: {"sizes": (4, 3, 2)}, ["sizes", "activation"]),
+    Spec(
+        "Segment",
+        sp.Segment,
+        lambda: {"sizes": (4, 3), "activate_last": True},
+        ["sizes", "activate_last", "activation"],
+    ),
+    Spec(
+        "SplitNN",
+        sp.SplitNN,
+        lambda: {"model": sp.LayeredModel((4, 3, 2))},
+        ["model", "cut", "configuration", "defences", "batch_size", "lr", "local_epochs"],
+    ),
+    Spec(
+        "SplitFed",
+        sp.SplitFed,
+        lambda: {"model": sp.LayeredModel((4, 3, 2))},
+        ["model", "cut", "configuration", "defences", "batch_size", "lr", "local_epochs"],
+    ),
+    Spec(
+        "VerticalSplitNN",
+        sp.VerticalSplitNN,
+        lambda: {
+            "model": sp.LayeredModel((4, 3, 2)),
+            "blocks": [np.array([0, 1]), np.array([2, 3])],
+        },
+        ["model", "blocks", "cut", "combine", "defences", "batch_size", "lr", "local_epochs"],
+    ),
 ]
 
 
@@ -937,6 +1074,12 @@ def test_every_public_function_has_a_spec():
         "SimulationResult",
         "SplitRoundRecord",
         "SplitSimulationResult",
+        "CutLayerDP",
+        "ClientRound",
+        "SplitModel",
+        "SplitParams",
+        "VerticalParams",
+        "VerticalRound",
         "Dataset",
         "Model",
         "PrivacyBudgetExhausted",
@@ -967,7 +1110,7 @@ def test_every_public_function_has_a_spec():
         "run_split_simulation",
         "plot_split",
     }
-    mods = [nz, me, stt, acc, cl, sh, ag, pl, rg, sim]
+    mods = [nz, me, stt, acc, cl, sh, ag, pl, rg, sim, sp]
     public = {n for m in mods for n in m.__all__ if callable(getattr(m, n))}
     public -= {n for n in public if isinstance(getattr(ppml_fast, n, None), type)}
     missing = public - covered - skipped

@@ -570,12 +570,19 @@ class _Ledger:
 def _norm_auc(
     grads: list[np.ndarray | None], labels: list[np.ndarray | None], k: int
 ) -> float | None:
-    """The norm attack's AUC on the round's returned gradients (binary tasks only)."""
+    """The norm attack's AUC on the round's returned gradients (binary tasks only).
+
+    The positive class is the round's minority label (label 1 on a tie), as the attack
+    assumes: the rare class gets the large gradients, so the AUC is above 0.5 when the
+    norms leak and near 0.5 when they do not.
+    """
     g = [a for a in grads if a is not None]
     y = [a for a in labels if a is not None]
     if k != 2 or not g:
         return None
-    return float(_leakage.norm_leakage_auc(np.concatenate(g), np.concatenate(y)))
+    yy = np.concatenate(y)
+    positive = 0 if np.count_nonzero(yy == 0) < np.count_nonzero(yy == 1) else 1
+    return float(_leakage.norm_leakage_auc(np.concatenate(g), yy, positive=positive))
 
 
 def _activation_dcor(s: _Settings, params: SplitParams | VerticalParams, r: int) -> float:

@@ -32,10 +32,32 @@ from .defences import (
     rr_with_prior_probabilities,
 )
 from .leakage import activation_leakage, norm_attack_scores, norm_leakage_auc, roc_auc
+from .models import LayeredModel, Segment, SplitModel, softmax_cross_entropy
 from .nopeek import distance_correlation, distance_correlation_gradient
+from .protocols import (
+    ClientRound,
+    Defences,
+    SplitFed,
+    SplitNN,
+    SplitParams,
+    VerticalParams,
+    VerticalRound,
+    VerticalSplitNN,
+)
 
 __all__ = [
+    "ClientRound",
     "CutLayerDP",
+    "Defences",
+    "LayeredModel",
+    "Segment",
+    "SplitFed",
+    "SplitModel",
+    "SplitNN",
+    "SplitParams",
+    "VerticalParams",
+    "VerticalRound",
+    "VerticalSplitNN",
     "activation_leakage",
     "cut_layer_dp",
     "distance_correlation",
@@ -46,4 +68,5 @@ __all__ = [
     "roc_auc",
     "rr_with_prior",
     "rr_with_prior_probabilities",
+    "softmax_cross_entropy",
 ]
