@@ -897,12 +897,6 @@ SPECS: list[Spec] = [
         ["x", "z"],
     ),
     Spec(
-        "softmax_cross_entropy",
-        sp.softmax_cross_entropy,
-        lambda: {"logits": np.arange(12.0).reshape(4, 3), "y": np.array([0, 1, 2, 1])},
-        ["logits", "y"],
-    ),
-    Spec(
         "Defences",
         sp.Defences,
         lambda: {},

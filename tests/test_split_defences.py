@@ -569,6 +569,9 @@ def test_rr_dtypes_shapes_torch_and_reproducibility():
         ({"epsilon": np.nan}, ValueError, "epsilon must be finite"),
         ({"n_classes": 0}, ValueError, "n_classes must be >= 1"),
         ({"n_classes": 2.0}, TypeError, "n_classes must be an int"),
+        # more classes than any machine's memory holds: refused by name, not by numpy
+        ({"n_classes": 10**30}, ValueError, "n_classes is too large"),
+        ({"n_classes": 2**50}, ValueError, "n_classes is too large"),
         ({"prior": [0.5, 0.5]}, ValueError, r"prior must have shape \(3,\)"),
         ({"prior": [0.5, -0.1, 0.6]}, ValueError, "prior must be >= 0"),
         ({"prior": [0.0, 0.0, 0.0]}, ValueError, "prior must have a positive sum"),
@@ -587,3 +590,12 @@ def test_rr_bad_input(kwargs, exc, match):
         rr_with_prior(labels, eps, **args)
     with pytest.raises(exc, match=match):
         rr_with_prior_probabilities(labels, eps, **args)
+
+
+def test_rr_probabilities_refuse_an_output_larger_than_memory():
+    # B × K probabilities: each factor is fine, the product is not; the draws need no
+    # (B, K) array and still run
+    labels = np.zeros(2**20, dtype=np.int64)
+    with pytest.raises(ValueError, match="n_classes is too large"):
+        rr_with_prior_probabilities(labels, 1.0, n_classes=2**20)
+    assert rr_with_prior(labels, 1.0, n_classes=2**20, rng=1).shape == labels.shape

@@ -141,6 +141,41 @@ def test_norm_attack_bad_input():
         norm_attack_scores(np.array([["a"]]))
     with pytest.raises(ValueError, match="gradients must have at least 1 dimension"):
         norm_attack_scores(np.float64(1.0))
+    # fewer gradient rows than labels: the message names gradients, not only labels
+    with pytest.raises(ValueError, match="gradients and labels must hold the same number"):
+        norm_leakage_auc([], [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="gradients and labels must hold the same number"):
+        norm_leakage_auc(np.ones((3, 2)), [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize(
+    ("positive", "exc"),
+    [
+        (["a", "b"], TypeError),
+        (np.array([]), TypeError),
+        (np.array([0, 1]), TypeError),
+        ((1,), TypeError),
+        ("abc", TypeError),
+        (None, TypeError),
+        (1 + 2j, TypeError),
+        (object(), TypeError),
+        (math.nan, ValueError),
+        (5, ValueError),
+    ],
+)
+def test_positive_must_be_one_real_label_value(positive, exc):
+    g = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(exc, match="positive"):
+        roc_auc([0.1, 0.7, 0.3, 0.9], [0, 1, 0, 1], positive=positive)
+    with pytest.raises(exc, match="positive"):
+        norm_leakage_auc(g, [0, 1, 0, 1], positive=positive)
+
+
+def test_positive_accepts_numpy_and_zero_d_scalars():
+    s, y = [0.1, 0.7, 0.3, 0.9], [0, 1, 0, 1]
+    for positive in (np.int64(1), np.array(1), np.float64(1.0), 1.0, True):
+        assert roc_auc(s, y, positive=positive) == 1.0
+    assert roc_auc(s, y, positive=np.int8(0)) == 0.0
 
 
 def test_activation_leakage_is_the_distance_correlation():

@@ -408,6 +408,16 @@ def test_protocol_bad_arguments():
         VerticalSplitNN(LayeredModel((6, 3)), [np.arange(3), np.arange(3, 6)], combine="concat")
     with pytest.raises(ValueError, match=r"blocks\[1\] must index columns in \[0, 6\)"):
         VerticalSplitNN(model, [np.arange(3), np.arange(3, 7)])
+    for blocks in (None, 0.0, 3, object()):
+        with pytest.raises(TypeError, match="blocks must be a sequence of index arrays"):
+            VerticalSplitNN(model, blocks)  # type: ignore[arg-type]
+    for blocks in ("abc", b"ab"):
+        with pytest.raises(TypeError, match="blocks must be a sequence of index arrays"):
+            VerticalSplitNN(model, blocks)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"blocks\[1\] must be convertible"):
+        VerticalSplitNN(model, [np.arange(3), [[1], [1, 2]]])
+    with pytest.raises(ValueError, match="blocks must hold at least one party"):
+        VerticalSplitNN(model, [])
     with pytest.raises(ValueError, match="label_dp applies to label-sharing"):
         VerticalSplitNN(model, [np.arange(6)], defences=Defences(label_dp=1.0))
     assert isinstance(p, SplitParams)

@@ -32,7 +32,7 @@ from .defences import (
     rr_with_prior_probabilities,
 )
 from .leakage import activation_leakage, norm_attack_scores, norm_leakage_auc, roc_auc
-from .models import LayeredModel, Segment, SplitModel, softmax_cross_entropy
+from .models import LayeredModel, Segment, SplitModel
 from .nopeek import distance_correlation, distance_correlation_gradient
 from .protocols import (
     ClientRound,
@@ -68,5 +68,4 @@ __all__ = [
     "roc_auc",
     "rr_with_prior",
     "rr_with_prior_probabilities",
-    "softmax_cross_entropy",
 ]

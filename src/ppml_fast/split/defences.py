@@ -41,6 +41,7 @@ from .._validation import (
     RATE,
     as_float_array,
     asarray,
+    check_allocation,
     check_choice,
     check_int,
     check_scalar,
@@ -420,6 +421,26 @@ def _labels(labels: Any, n_classes: int) -> np.ndarray:
     return y
 
 
+#: Bytes of work per class of one prior row: the prior, its sort order and ranks, the
+#: cumulative masses, the candidate k's and their keep probabilities, argsort's scratch.
+_BYTES_PER_CLASS = 64
+#: Bytes per (example, class) entry of :func:`rr_with_prior_probabilities`: the float64
+#: result, two float64 temporaries of the same shape and two boolean masks.
+_BYTES_PER_PROBABILITY = 8 * 3 + 2
+
+
+def _check_classes_fit(n_classes: int, outputs: int) -> None:
+    """Refuse, naming ``n_classes``, a class count whose work would not fit in memory.
+
+    ``outputs`` is the number of rows of K probabilities returned (0 for the draws, which
+    need no (B, K) array). The work of one prior row is counted (a per-example prior is
+    an array the caller already holds); a K beyond memory would otherwise fail inside
+    numpy with an error that names no parameter, or get the process killed when touched.
+    """
+    need = (_BYTES_PER_CLASS + _BYTES_PER_PROBABILITY * outputs) * n_classes
+    check_allocation(need, "n_classes", f"{n_classes} classes for {outputs} rows of output")
+
+
 def _prior(prior: Any, n_classes: int, y: np.ndarray) -> np.ndarray:
     """The prior as a (K,) or (B, K) float64 array of probabilities (rows sum to 1)."""
     if prior is None:
@@ -476,11 +497,13 @@ def rr_with_prior_probabilities(
 
     Returns a float64 array of shape ``labels.shape + (n_classes,)``: entry ``[..., j]``
     is the probability that the randomized label is ``j``. ``P[output = label]``, its
-    diagonal, is the expected label accuracy. Arguments as in :func:`rr_with_prior`.
+    diagonal, is the expected label accuracy. Arguments as in :func:`rr_with_prior`;
+    ``n_classes`` is refused (``ValueError``) when that result would not fit in memory.
     """
     epsilon = check_scalar(epsilon, "epsilon", POSITIVE)
     n_classes = check_int(n_classes, "n_classes", minimum=1)
     y = _labels(labels, n_classes)
+    _check_classes_fit(n_classes, y.size)
     p = _prior(prior, n_classes, y)
     _, rank, k, keep = _rr_plan(p, epsilon)
     shape = y.shape if p.ndim == 1 else (y.shape[0],)
@@ -528,7 +551,8 @@ def rr_with_prior(
     epsilon : float > 0
         ε (finite).
     n_classes : int >= 1
-        K.
+        K; refused (``ValueError``) when the per-class work would not fit in this
+        machine's memory.
     prior : array, optional
         Non-negative weights over the classes, normalised per row: shape (K,) shared by
         every example, or (B, K), one row per example. ``None``: uniform.
@@ -559,6 +583,7 @@ def rr_with_prior(
     epsilon = check_scalar(epsilon, "epsilon", POSITIVE)
     n_classes = check_int(n_classes, "n_classes", minimum=1)
     y = _labels(labels, n_classes)
+    _check_classes_fit(n_classes, 0)
     p = _prior(prior, n_classes, y)
     gen = resolve_for_dp(rng)
     order, rank, k, keep = _rr_plan(p, epsilon)

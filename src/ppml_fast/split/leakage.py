@@ -18,6 +18,7 @@ tensors).
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,26 @@ def _float_rows(x: Any, name: str) -> np.ndarray:
     return a
 
 
+def _check_positive(positive: Any) -> Any:
+    """``positive`` as one real label value (a Python or numpy scalar, or a 0-d array).
+
+    A sequence or an array would be broadcast against the labels and compare element by
+    element; a string, complex number or other object equals no numeric label.
+    """
+    if isinstance(positive, np.ndarray):
+        if positive.ndim != 0:
+            raise TypeError(
+                f"positive must be one label value (a scalar), got an array of shape "
+                f"{positive.shape}"
+            )
+        positive = positive[()]
+    if not isinstance(positive, (bool, np.bool_, numbers.Real)):
+        raise TypeError(
+            f"positive must be one real label value (a scalar), got {type(positive).__name__}"
+        )
+    return positive
+
+
 def roc_auc(scores: Any, labels: Any, *, positive: Any = 1) -> float:
     """The ROC AUC of ``scores`` for telling ``labels == positive`` from the other label.
 
@@ -81,7 +102,7 @@ def roc_auc(scores: Any, labels: Any, *, positive: Any = 1) -> float:
     labels : array of shape (B,) or (B, 1)
         Binary: at most two distinct values, ``positive`` one of them and both present.
     positive : scalar
-        The label value of the positive class.
+        The label value of the positive class (a real number, numpy scalar or 0-d array).
 
     Returns
     -------
@@ -89,10 +110,13 @@ def roc_auc(scores: Any, labels: Any, *, positive: Any = 1) -> float:
 
     Raises
     ------
+    TypeError
+        Non-numeric scores or labels, or a ``positive`` that is not one real value.
     ValueError
         Shapes that differ, non-finite scores, more than two label values, or a class
         that is absent (the AUC is undefined without both).
     """
+    positive = _check_positive(positive)
     s = _float_rows(scores, "scores")
     if s.ndim != 1:
         raise ValueError(f"scores must be 1-d (B,), got shape {s.shape}")
@@ -157,10 +181,19 @@ def norm_leakage_auc(gradients: Any, labels: Any, *, positive: Any = 1) -> float
 
     Raises
     ------
-    ValueError
-        As :func:`roc_auc` and :func:`norm_attack_scores` (one class absent, NaN/inf).
+    TypeError, ValueError
+        As :func:`roc_auc` and :func:`norm_attack_scores` (one class absent, NaN/inf), or
+        a number of gradient rows that differs from the number of labels.
     """
-    return roc_auc(norm_attack_scores(gradients), labels, positive=positive)
+    positive = _check_positive(positive)
+    scores = norm_attack_scores(gradients)
+    y = asarray(labels, "labels")
+    if y.ndim >= 1 and y.shape[0] != scores.shape[0]:
+        raise ValueError(
+            f"gradients and labels must hold the same number of examples, got "
+            f"{scores.shape[0]} gradient rows and {y.shape[0]} labels"
+        )
+    return roc_auc(scores, y, positive=positive)
 
 
 def activation_leakage(inputs: Any, activations: Any) -> float:

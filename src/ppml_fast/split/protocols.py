@@ -71,6 +71,7 @@ from .._validation import (
     OPEN_UNIT,
     POSITIVE,
     Constraint,
+    asarray,
     check_choice,
     check_int,
     check_scalar,
@@ -726,6 +727,19 @@ class VerticalRound(NamedTuple):
     leak_labels: np.ndarray | None
 
 
+def _index_sequence(blocks: object) -> list[object]:
+    """``blocks`` as a list of its items, one per party: a list or tuple of index arrays,
+    or anything iterable over them (a 2-d array or tensor gives one row per party). A
+    string or an object that cannot be iterated raises ``TypeError`` naming ``blocks``."""
+    what = f"blocks must be a sequence of index arrays (one per party), got {type(blocks).__name__}"
+    if isinstance(blocks, (str, bytes)):
+        raise TypeError(what)
+    try:
+        return list(blocks)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(what) from None
+
+
 class VerticalSplitNN:
     """Vertical split learning: feature blocks held by parties, labels by the top's owner.
 
@@ -782,7 +796,7 @@ class VerticalSplitNN:
                 f"combine='concat' needs a top layer: cut={cut} leaves the label holder none; "
                 "use combine='sum' or a smaller cut"
             )
-        cols = [np.asarray(b) for b in blocks]
+        cols = [asarray(b, f"blocks[{k}]") for k, b in enumerate(_index_sequence(blocks))]
         if len(cols) < 1:
             raise ValueError("blocks must hold at least one party")
         for k, c in enumerate(cols):
