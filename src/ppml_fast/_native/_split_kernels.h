@@ -14,12 +14,13 @@
  *   3. distances d_ij = sqrt(G_ii + G_jj - 2 G_ij), the norms taken from G's own diagonal
  *      (so d_ii = 0 exactly); a pair whose squared distance is below SP_TAU (G_ii + G_jj),
  *      where the subtraction would cancel most digits, is recomputed directly from the
- *      differences of its rows;
+ *      differences of its input rows (exact for close rows);
  *   4. row means, then the double-centred sums sum A.B, sum A.A, sum B.B with the centring
  *      done on the fly (A_ij = a_ij - (r_i + r_j) + m): no n^2 cancellation as in the
  *      expanded formula;
  *   5. (gradient) M_ij = W_ij / b_ij with W = dCor'(b), the diagonal set to -sum_j M_ij so
- *      that grad = -2 s M (z - z_0) in one matrix product.
+ *      that grad = -2 s M (z - z_0) in one matrix product; close pairs (as in 3) are
+ *      applied to their rows' differences instead.
  * Each output element and each partial sum is computed by one thread in a fixed order, so
  * the results are the same bits on any thread count and at any ISA level.
  */
@@ -215,18 +216,44 @@ static void sp_gram(const sp_input *in, int64_t np, sp_tile_fn tile, int t, int 
     }
 }
 
-/* ||row i - row j||^2 from the packed rows, by differences. */
+/* ||row i - row j||^2 (scaled) by differences of the input rows themselves: for close
+ * rows each difference is exact (Sterbenz), where the packed rows carry the rounding of
+ * the pivot's subtraction. */
 static double sp_direct(const sp_input *in, int64_t i, int64_t j)
 {
-    int64_t ps = in->d * SP_MR;
-    const double *pi = in->packed + (i / SP_MR) * ps + i % SP_MR;
-    const double *pj = in->packed + (j / SP_MR) * ps + j % SP_MR;
-    double s = 0.0;
-    for (int64_t k = 0; k < in->d; k++) {
-        double t = pi[k * SP_MR] - pj[k * SP_MR];
-        s += t * t;
+    double s = in->scale, acc = 0.0;
+    if (in->is64) {
+        const double *xi = (const double *)(in->base + i * in->rs);
+        const double *xj = (const double *)(in->base + j * in->rs);
+        for (int64_t k = 0; k < in->d; k++) {
+            double t = (xi[k] - xj[k]) * s;
+            acc += t * t;
+        }
+    } else {
+        const float *xi = (const float *)(in->base + i * in->rs);
+        const float *xj = (const float *)(in->base + j * in->rs);
+        for (int64_t k = 0; k < in->d; k++) {
+            double t = ((double)xi[k] - (double)xj[k]) * s;
+            acc += t * t;
+        }
     }
-    return s;
+    return acc;
+}
+
+/* out[k] += m (row i - row j)[k] * scale, from the input rows (exact differences). */
+static void sp_add_diff(const sp_input *in, int64_t i, int64_t j, double m, double *out)
+{
+    double s = in->scale;
+    if (in->is64) {
+        const double *xi = (const double *)(in->base + i * in->rs);
+        const double *xj = (const double *)(in->base + j * in->rs);
+        for (int64_t k = 0; k < in->d; k++) out[k] += m * ((xi[k] - xj[k]) * s);
+    } else {
+        const float *xi = (const float *)(in->base + i * in->rs);
+        const float *xj = (const float *)(in->base + j * in->rs);
+        for (int64_t k = 0; k < in->d; k++)
+            out[k] += m * (((double)xi[k] - (double)xj[k]) * s);
+    }
 }
 
 /* Distances of the pairs in block (bi, bj) of SP_SB x SP_SB, bi <= bj, from the Gram
@@ -289,7 +316,7 @@ static int64_t sp_pad(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 static int64_t sp_work_doubles(int64_t n, int64_t dx, int64_t dz, int grad)
 {
     int64_t np = sp_pad(n, SP_NR), dzp = sp_pad(dz, SP_NR);
-    int64_t w = np * (dx + dz) + 2 * np * np + 7 * n;
+    int64_t w = np * (dx + dz) + 2 * np * np + 8 * n;
     return grad ? w + 2 * np * dzp : w;
 }
 
@@ -317,6 +344,19 @@ static int sp_gram_ok(const sp_input *in, int64_t n, int64_t np)
     return m >= SP_TINY;
 }
 
+/* The result for an input whose rows are all equal (zero distance variance): dCor 0
+ * and a zero gradient. */
+static int sp_zero_result(int64_t n, int64_t dz, double *stats, char *grad, int64_t grad_rs,
+                          int grad64)
+{
+    stats[0] = stats[1] = stats[2] = stats[3] = 0.0;
+    if (grad) {
+        size_t row = (grad64 ? sizeof(double) : sizeof(float)) * (size_t)dz;
+        for (int64_t i = 0; i < n; i++) memset(grad + i * grad_rs, 0, row);
+    }
+    return SP_OK;
+}
+
 /* dCor of the rows of x and z: stats = {dCov^2, dVar^2(x), dVar^2(z), dCor^2}, in the
  * units of the inputs; when grad != NULL, dCor's gradient with respect to z goes to grad
  * (n rows of dz elements, row stride grad_rs bytes, float64 if grad64 else float32).
@@ -337,11 +377,12 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
         in[v].gram = w, w += np * np;
         in[v].rmean = w, w += n;
     }
-    double *diag = w, *part = w + 2 * n, *zr = NULL, *cg = NULL;
-    w += 5 * n;
+    double *diag = w, *part = w + 2 * n, *flags = w + 5 * n, *zr = NULL, *cg = NULL;
+    w += 6 * n;
     if (grad) zr = w, cg = w + np * dzp;
     sp_tile_fn tile = sp_pick_tile();
     if (nthreads < 1) nthreads = 1;
+    if (dx == 0 || dz == 0) return sp_zero_result(n, dz, stats, grad, grad_rs, grad64);
 
     /* 1-2. pack and Gram products */
 #pragma omp parallel num_threads(nthreads)
@@ -375,14 +416,7 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
     int constant[2] = {1, 1};
     for (int v = 0; v < 2; v++)
         for (int64_t i = 0; i < n; i++) constant[v] &= diag[v * n + i] == 0.0;
-    if (constant[0] || constant[1]) { /* all rows equal: zero distance variance */
-        stats[0] = stats[1] = stats[2] = stats[3] = 0.0;
-        if (grad) {
-            for (int64_t i = 0; i < n; i++)
-                memset(grad + i * grad_rs, 0, (grad64 ? sizeof(double) : sizeof(float)) * (size_t)dz);
-        }
-        return SP_OK;
-    }
+    if (constant[0] || constant[1]) return sp_zero_result(n, dz, stats, grad, grad_rs, grad64);
 
     double totals[3] = {0.0, 0.0, 0.0}, gm[2] = {0.0, 0.0};
 #pragma omp parallel num_threads(nthreads)
@@ -435,27 +469,37 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
 #pragma omp parallel num_threads(nthreads)
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
-        /* 5. M' (rows and columns >= n zero) and z_c row-major, zero-padded */
+        /* 5. M' (rows and columns >= n zero) and z_c row-major, zero-padded. A close pair
+         * (b_ij^2 < SP_TAU (|z_i|^2 + |z_j|^2)) is left out of M': through the product its
+         * large M_ij would cancel most digits of M_ij (z_i - z_j); its M_ij goes to b_ij's
+         * place instead (b's row i is read by row i only) and is applied to the difference
+         * of the two rows below; every other b_ij of the row becomes 0. */
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < np; i++) {
             double *row = mm + i * np;
             if (i >= n || zero) {
                 memset(row, 0, sizeof(double) * (size_t)np);
             } else {
-                const double *b = Z->gram + i * np;
+                double *b = Z->gram + i * np;
+                const double *dzz = diag + n;
                 double s = 0.0;
+                int close = 0;
                 for (int64_t j = 0; j < n; j++) {
-                    double m = 0.0;
-                    if (j != i && b[j] > 0.0) {
+                    double m = 0.0, bj = b[j];
+                    if (j != i && bj > 0.0) {
                         double A = (row[j] - (X->rmean[i] + X->rmean[j])) + gm[0];
-                        double B = (b[j] - (Z->rmean[i] + Z->rmean[j])) + gm[1];
-                        m = (A * c1 - B * c2) / b[j];
+                        double B = (bj - (Z->rmean[i] + Z->rmean[j])) + gm[1];
+                        m = (A * c1 - B * c2) / bj;
                     }
-                    row[j] = m;
-                    s += m;
+                    if (j != i && bj * bj < SP_TAU * (dzz[i] + dzz[j])) {
+                        b[j] = m, row[j] = 0.0, close = 1;
+                    } else {
+                        b[j] = 0.0, row[j] = m, s += m;
+                    }
                 }
                 row[i] = -s;
                 for (int64_t j = n; j < np; j++) row[j] = 0.0;
+                flags[i] = close;
             }
             double *zi = zr + i * dzp;
             const double *pz = Z->packed + (i / SP_MR) * Z->d * SP_MR + i % SP_MR;
@@ -476,13 +520,19 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
 #pragma omp barrier
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < n; i++) {
-            const double *src = cg + i * dzp;
+            double *src = cg + i * dzp;
+            for (int64_t k = 0; k < dz; k++) src[k] *= gscale;
+            if (flags[i] != 0.0) { /* the close pairs: 2 s M_ij (z_i - z_j), by differences */
+                const double *b = Z->gram + i * np;
+                for (int64_t j = 0; j < n; j++)
+                    if (b[j] != 0.0) sp_add_diff(Z, i, j, 2.0 * sz * b[j], src);
+            }
             if (grad64) {
                 double *dst = (double *)(grad + i * grad_rs);
-                for (int64_t k = 0; k < dz; k++) dst[k] = src[k] * gscale;
+                for (int64_t k = 0; k < dz; k++) dst[k] = src[k];
             } else {
                 float *dst = (float *)(grad + i * grad_rs);
-                for (int64_t k = 0; k < dz; k++) dst[k] = (float)(src[k] * gscale);
+                for (int64_t k = 0; k < dz; k++) dst[k] = (float)src[k];
             }
         }
     }

@@ -44,7 +44,7 @@ def _distances(v: np.ndarray) -> np.ndarray:
     d += tot
     close = np.argwhere(np.triu(d < tot / 64.0, 1))
     if len(close):
-        diff = c[close[:, 0]] - c[close[:, 1]]
+        diff = v[close[:, 0]] - v[close[:, 1]]  # exact for close rows (Sterbenz)
         d2 = np.einsum("ij,ij->i", diff, diff)
         d[close[:, 0], close[:, 1]] = d2
         d[close[:, 1], close[:, 0]] = d2
@@ -105,8 +105,20 @@ def distance_correlation_gradient(x: Any, z: Any) -> tuple[float, np.ndarray]:
     a -= bc * (r / (vz * n2 * 2.0 * dcor))
     np.divide(a, b, out=a, where=b > 0)
     a[b <= 0] = 0.0
+    # 2 Σ_j M_ij (z_i - z_j) as -2 M' z with M'_ii = -Σ_j M_ij, except for close pairs,
+    # whose large M_ij would cancel most digits in the product: by differences
+    zc = zr - zr.mean(axis=0)
+    sq = np.einsum("ij,ij->i", zc, zc)
+    close = b * b < (sq[:, None] + sq[None, :]) / 64.0
+    np.fill_diagonal(close, False)
+    pairs = np.argwhere(close)
+    m_close = a[close]
+    a[close] = 0.0
     a[np.diag_indices_from(a)] = -a.sum(axis=1)
-    grad = (a @ (zr - zr.mean(axis=0))) * -2.0
+    grad = (a @ zc) * -2.0
+    if len(pairs):
+        contrib = 2.0 * m_close[:, None] * (zr[pairs[:, 0]] - zr[pairs[:, 1]])
+        np.add.at(grad, pairs[:, 0], contrib)
     return dcor, grad.reshape(shape).astype(dtype, copy=False)
 
 
