@@ -143,28 +143,51 @@ typedef struct {
 } sp_input;
 
 /* Pack panel p (rows p*SP_MR ..) of (x_i - x_0) * scale; rows >= n are zero. Row 0 as
- * the pivot removes any common offset (distances do not change) in the same pass. */
+ * the pivot removes any common offset (distances do not change) in the same pass. The
+ * SP_MR rows are read side by side, so that each packed line is written once. */
 static void sp_pack_panel(const sp_input *in, int64_t n, int64_t p)
 {
     double *dst = in->packed + p * in->d * SP_MR;
     double s = in->scale;
-    for (int r = 0; r < SP_MR; r++) {
-        int64_t i = p * SP_MR + r;
+    int64_t i0 = p * SP_MR, d = in->d;
+    if (i0 + SP_MR <= n && in->is64 && s == 1.0) {
+        const double *x0 = (const double *)in->base;
+        const double *r0 = (const double *)(in->base + i0 * in->rs);
+        const double *r1 = (const double *)(in->base + (i0 + 1) * in->rs);
+        const double *r2 = (const double *)(in->base + (i0 + 2) * in->rs);
+        const double *r3 = (const double *)(in->base + (i0 + 3) * in->rs);
+        for (int64_t k = 0; k < d; k++) {
+            double o = x0[k];
+            dst[4 * k] = r0[k] - o, dst[4 * k + 1] = r1[k] - o;
+            dst[4 * k + 2] = r2[k] - o, dst[4 * k + 3] = r3[k] - o;
+        }
+        return;
+    }
+    if (i0 + SP_MR <= n && !in->is64) {
+        const float *x0 = (const float *)in->base;
+        const float *r0 = (const float *)(in->base + i0 * in->rs);
+        const float *r1 = (const float *)(in->base + (i0 + 1) * in->rs);
+        const float *r2 = (const float *)(in->base + (i0 + 2) * in->rs);
+        const float *r3 = (const float *)(in->base + (i0 + 3) * in->rs);
+        for (int64_t k = 0; k < d; k++) {
+            double o = (double)x0[k] * s;
+            dst[4 * k] = (double)r0[k] * s - o, dst[4 * k + 1] = (double)r1[k] * s - o;
+            dst[4 * k + 2] = (double)r2[k] * s - o, dst[4 * k + 3] = (double)r3[k] * s - o;
+        }
+        return;
+    }
+    for (int r = 0; r < SP_MR; r++) { /* the last panel, or a rescaled float64 input */
+        int64_t i = i0 + r;
         if (i >= n) {
-            for (int64_t k = 0; k < in->d; k++) dst[k * SP_MR + r] = 0.0;
+            for (int64_t k = 0; k < d; k++) dst[k * SP_MR + r] = 0.0;
         } else if (in->is64) {
             const double *x = (const double *)(in->base + i * in->rs);
             const double *x0 = (const double *)in->base;
-            if (s == 1.0) {
-                for (int64_t k = 0; k < in->d; k++) dst[k * SP_MR + r] = x[k] - x0[k];
-            } else {
-                for (int64_t k = 0; k < in->d; k++)
-                    dst[k * SP_MR + r] = x[k] * s - x0[k] * s;
-            }
+            for (int64_t k = 0; k < d; k++) dst[k * SP_MR + r] = x[k] * s - x0[k] * s;
         } else {
             const float *x = (const float *)(in->base + i * in->rs);
             const float *x0 = (const float *)in->base;
-            for (int64_t k = 0; k < in->d; k++)
+            for (int64_t k = 0; k < d; k++)
                 dst[k * SP_MR + r] = (double)x[k] * s - (double)x0[k] * s;
         }
     }
@@ -256,11 +279,28 @@ static void sp_add_diff(const sp_input *in, int64_t i, int64_t j, double m, doub
     }
 }
 
+/* dst[j] = sqrt(src[j]) for j < m (correctly rounded at every level: the same bits). */
+typedef void (*sp_sqrt_fn)(const double *src, double *dst, int64_t m);
+
+static void sp_sqrt_generic(const double *src, double *dst, int64_t m)
+{
+    for (int64_t j = 0; j < m; j++) dst[j] = sqrt(src[j]);
+}
+
+#if PPML_X86
+PPML_TARGET_AVX2 static void sp_sqrt_avx2(const double *src, double *dst, int64_t m)
+{
+    int64_t j = 0;
+    for (; j + 4 <= m; j += 4) _mm256_storeu_pd(dst + j, _mm256_sqrt_pd(_mm256_loadu_pd(src + j)));
+    for (; j < m; j++) dst[j] = sqrt(src[j]);
+}
+#endif
+
 /* Distances of the pairs in block (bi, bj) of SP_SB x SP_SB, bi <= bj, from the Gram
  * matrix's upper triangle, written in place to both triangles (the transposed writes stay
  * within one block); `diag` holds G's diagonal. */
 static void sp_dist_block(const sp_input *in, int64_t n, int64_t np, const double *diag,
-                          int64_t bi, int64_t bj)
+                          int64_t bi, int64_t bj, sp_sqrt_fn sq)
 {
     double *g = in->gram;
     int64_t i1 = (bi + 1) * SP_SB < n ? (bi + 1) * SP_SB : n;
@@ -282,7 +322,7 @@ static void sp_dist_block(const sp_input *in, int64_t n, int64_t np, const doubl
             for (int64_t j = j0; j < j1; j++)
                 if (d2[j - j0] < SP_TAU * (di + diag[j])) d2[j - j0] = sp_direct(in, i, j);
         }
-        for (int64_t j = j0; j < j1; j++) gi[j] = sqrt(d2[j - j0]);
+        sq(d2, gi + j0, j1 - j0);
         for (int64_t j = j0; j < j1; j++) g[j * np + i] = gi[j];
     }
 }
@@ -317,7 +357,7 @@ static int64_t sp_work_doubles(int64_t n, int64_t dx, int64_t dz, int grad)
 {
     int64_t np = sp_pad(n, SP_NR), dzp = sp_pad(dz, SP_NR);
     int64_t w = np * (dx + dz) + 2 * np * np + 8 * n;
-    return grad ? w + 2 * np * dzp : w;
+    return grad ? w + 2 * np * dzp + np * np : w;
 }
 
 /* Pack input v and compute its Gram matrix on this team (called inside a parallel
@@ -377,10 +417,14 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
         in[v].gram = w, w += np * np;
         in[v].rmean = w, w += n;
     }
-    double *diag = w, *part = w + 2 * n, *flags = w + 5 * n, *zr = NULL, *cg = NULL;
+    double *diag = w, *part = w + 2 * n, *flags = w + 5 * n, *zp = NULL, *mp = NULL, *cg = NULL;
     w += 6 * n;
-    if (grad) zr = w, cg = w + np * dzp;
+    if (grad) zp = w, cg = w + np * dzp, mp = w + 2 * np * dzp;
     sp_tile_fn tile = sp_pick_tile();
+    sp_sqrt_fn sq = sp_sqrt_generic;
+#if PPML_X86
+    if (ppml_isa >= PPML_ISA_AVX2) sq = sp_sqrt_avx2;
+#endif
     if (nthreads < 1) nthreads = 1;
     if (dx == 0 || dz == 0) return sp_zero_result(n, dz, stats, grad, grad_rs, grad64);
 
@@ -428,7 +472,7 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
             int v = task >= ntask;
             int64_t q = task - v * ntask, bi = 0;
             while (q >= nb - bi) q -= nb - bi, bi++; /* the q-th block of row bi, from bi */
-            sp_dist_block(&in[v], n, np, diag + v * n, bi, bi + q);
+            sp_dist_block(&in[v], n, np, diag + v * n, bi, bi + q, sq);
         }
         /* 4. row means, grand means, centred sums */
         for (int v = 0; v < 2; v++) {
@@ -465,20 +509,23 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
     double c2 = zero ? 0.0 : r / (vz * nn * 2.0 * dcor);
     double gscale = -2.0 * sz;
     const sp_input *X = &in[0], *Z = &in[1];
-    double *mm = in[0].gram; /* M' replaces x's distances in place */
 #pragma omp parallel num_threads(nthreads)
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
-        /* 5. M' (rows and columns >= n zero) and z_c row-major, zero-padded. A close pair
+        /* 5. M' packed in panels of SP_MR rows as the Gram operands are (M' is symmetric:
+         * row i is column i), and z_c in panels of 4 columns, [k][4] within a panel, both
+         * zero-padded. A close pair
          * (b_ij^2 < SP_TAU (|z_i|^2 + |z_j|^2)) is left out of M': through the product its
          * large M_ij would cancel most digits of M_ij (z_i - z_j); its M_ij goes to b_ij's
          * place instead (b's row i is read by row i only) and is applied to the difference
          * of the two rows below; every other b_ij of the row becomes 0. */
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < np; i++) {
-            double *row = mm + i * np;
+            const double *row = X->gram + i * np;
+            double *mi = mp + (i / SP_MR) * np * SP_MR + i % SP_MR; /* M'_ik at mi[4k] */
             if (i >= n || zero) {
-                memset(row, 0, sizeof(double) * (size_t)np);
+                for (int64_t k = 0; k < np; k++) mi[k * SP_MR] = 0.0;
+                if (i < n) flags[i] = 0.0;
             } else {
                 double *b = Z->gram + i * np;
                 const double *dzz = diag + n;
@@ -492,20 +539,22 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
                         m = (A * c1 - B * c2) / bj;
                     }
                     if (j != i && bj * bj < SP_TAU * (dzz[i] + dzz[j])) {
-                        b[j] = m, row[j] = 0.0, close = 1;
+                        b[j] = m, mi[j * SP_MR] = 0.0, close = 1;
                     } else {
-                        b[j] = 0.0, row[j] = m, s += m;
+                        b[j] = 0.0, mi[j * SP_MR] = m, s += m;
                     }
                 }
-                row[i] = -s;
-                for (int64_t j = n; j < np; j++) row[j] = 0.0;
+                mi[i * SP_MR] = -s;
+                for (int64_t j = n; j < np; j++) mi[j * SP_MR] = 0.0;
                 flags[i] = close;
             }
-            double *zi = zr + i * dzp;
             const double *pz = Z->packed + (i / SP_MR) * Z->d * SP_MR + i % SP_MR;
-            for (int64_t k = 0; k < dz; k++) zi[k] = pz[k * SP_MR];
-            for (int64_t k = dz; k < dzp; k++) zi[k] = 0.0;
+            for (int64_t c = 0; c < dzp; c += 4) {
+                double *dst = zp + c * np + i * 4;
+                for (int j = 0; j < 4; j++) dst[j] = c + j < dz ? pz[(c + j) * SP_MR] : 0.0;
+            }
         }
+#pragma omp barrier
         /* 6. cg = M' z_c: each thread owns column tiles */
         int64_t ctiles = dzp / SP_NR;
         for (int64_t k0 = 0; k0 < n; k0 += SP_KC) {
@@ -513,7 +562,7 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
             for (int64_t ct = t; ct < ctiles; ct += T) {
                 int64_t c0 = ct * SP_NR;
                 for (int64_t i0 = 0; i0 < np; i0 += SP_MR)
-                    tile(kc, mm + k0 * np + i0, np, zr + k0 * dzp + c0, dzp, 4,
+                    tile(kc, mp + i0 * np + k0 * SP_MR, SP_MR, zp + c0 * np + k0 * 4, 4, 4 * np,
                          cg + i0 * dzp + c0, dzp, k0 == 0);
             }
         }
