@@ -360,14 +360,16 @@ static int64_t sp_work_doubles(int64_t n, int64_t dx, int64_t dz, int grad)
     return grad ? w + 2 * np * dzp + np * np : w;
 }
 
-/* Pack input v and compute its Gram matrix on this team (called inside a parallel
- * region by every thread). */
-static void sp_pack_gram(const sp_input *in, int64_t n, int64_t np, sp_tile_fn tile)
+/* Pack the inputs in[0 .. nin) and compute their Gram matrices on this team (called
+ * inside a parallel region by every thread): one barrier, after the packing (the Gram
+ * tiles of a thread are its own, so the two products need none between them). */
+static void sp_pack_gram(const sp_input *in, int nin, int64_t n, int64_t np, sp_tile_fn tile)
 {
+    int64_t panels = np / SP_MR;
 #pragma omp for schedule(static)
-    for (int64_t p = 0; p < np / SP_MR; p++) sp_pack_panel(in, n, p);
-    sp_gram(in, np, tile, omp_get_thread_num(), omp_get_num_threads());
-#pragma omp barrier
+    for (int64_t p = 0; p < nin * panels; p++) sp_pack_panel(&in[p / panels], n, p % panels);
+    for (int v = 0; v < nin; v++)
+        sp_gram(&in[v], np, tile, omp_get_thread_num(), omp_get_num_threads());
 }
 
 /* Whether the Gram diagonal of `in` can be used as it is: finite, and not so small that
@@ -430,10 +432,7 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
 
     /* 1-2. pack and Gram products */
 #pragma omp parallel num_threads(nthreads)
-    {
-        sp_pack_gram(&in[0], n, np, tile);
-        sp_pack_gram(&in[1], n, np, tile);
-    }
+    sp_pack_gram(in, 2, n, np, tile);
     /* NaN, inf, overflow or underflow: check the raw input, then rescale by a power of
      * two (max |s x| in [0.5, 1)) and start this input again */
     for (int v = 0; v < 2; v++) {
@@ -451,7 +450,7 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
             in[v].scale = ldexp(1.0, -e);
         }
 #pragma omp parallel num_threads(nthreads)
-        sp_pack_gram(&in[v], n, np, tile);
+        sp_pack_gram(&in[v], 1, n, np, tile);
     }
     for (int64_t i = 0; i < n; i++) {
         diag[i] = in[0].gram[i * np + i];
@@ -474,25 +473,22 @@ static int sp_dcor(const char *xb, int64_t x_rs, int64_t dx, int x64, const char
             while (q >= nb - bi) q -= nb - bi, bi++; /* the q-th block of row bi, from bi */
             sp_dist_block(&in[v], n, np, diag + v * n, bi, bi + q, sq);
         }
-        /* 4. row means, grand means, centred sums */
-        for (int v = 0; v < 2; v++) {
+        /* 4. row means; grand means (every thread: the same bits, no barrier); centred
+         * sums per row */
 #pragma omp for schedule(static)
-            for (int64_t i = 0; i < n; i++)
-                in[v].rmean[i] = sp_row_sum(in[v].gram + i * np, n) / (double)n;
+        for (int64_t i = 0; i < 2 * n; i++) {
+            int v = i >= n;
+            in[v].rmean[i - v * n] = sp_row_sum(in[v].gram + (i - v * n) * np, n) / (double)n;
         }
-#pragma omp single
-        {
-            for (int v = 0; v < 2; v++) gm[v] = sp_row_sum(in[v].rmean, n) / (double)n;
-        }
-#pragma omp for schedule(static)
+        double g0 = sp_row_sum(in[0].rmean, n) / (double)n;
+        double g1 = sp_row_sum(in[1].rmean, n) / (double)n;
+#pragma omp for schedule(static) nowait
         for (int64_t i = 0; i < n; i++)
-            sp_centred_row(&in[0], &in[1], n, np, gm[0], gm[1], i, part + 3 * i);
-#pragma omp single
-        {
-            for (int64_t i = 0; i < n; i++)
-                for (int c = 0; c < 3; c++) totals[c] += part[3 * i + c];
-        }
+            sp_centred_row(&in[0], &in[1], n, np, g0, g1, i, part + 3 * i);
+        if (omp_get_thread_num() == 0) gm[0] = g0, gm[1] = g1;
     }
+    for (int64_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) totals[c] += part[3 * i + c];
     double nn = (double)n * (double)n;
     double vxy = totals[0] / nn, vx = totals[1] / nn, vz = totals[2] / nn;
     double den = sqrt(vx * vz);
