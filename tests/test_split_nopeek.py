@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import ppml_fast
+from ppml_fast._native import split as split_kernels
 from ppml_fast.reference import split as ref
 from ppml_fast.split import nopeek
 from tests.thresholds import FRESH
@@ -251,6 +252,7 @@ def test_same_bits_at_every_level_and_thread_count(seed):
             with ppml_fast.isa(level), ppml_fast.num_threads(threads):
                 got = (nopeek.distance_correlation_sqr(x, z), *nopeek.nopeek_loss(x, z, 1.0))
                 assert ppml_fast.get_isa() == level
+                assert split_kernels._get_isa() == ppml_fast.available_isas().index(level)
             if first is None:
                 first = got
             assert got[0] == first[0] and got[1] == first[1]

@@ -50,7 +50,7 @@ rows, where the subtraction cancels most digits) the distance is recomputed from
 differences of the two rows. The double centring is done element by element, not by the
 expanded formula, whose terms cancel. An input whose squares would overflow or underflow
 is first scaled by a power of two (exact; dCor is scale-invariant). Results agree with a
-direct computation to about 1e-13 and are the same bits on any thread count and at any
+long-double computation by differences to about 1e-12 and are the same bits on any thread count and at any
 ISA level.
 
 Security
