@@ -50,8 +50,8 @@ rows, where the subtraction cancels most digits) the distance is recomputed from
 differences of the two rows. The double centring is done element by element, not by the
 expanded formula, whose terms cancel. An input whose squares would overflow or underflow
 is first scaled by a power of two (exact; dCor is scale-invariant). Results agree with a
-long-double computation by differences to about 1e-12 and are the same bits on any thread count and at any
-ISA level.
+long-double computation by differences to about 1e-12, and are the same bits on any
+thread count and at any ISA level.
 
 Security
 --------
