@@ -107,6 +107,14 @@ def _numba() -> Any:
     )
 
 
+def _split_nopeek() -> Any:
+    from ppml_fast.split import nopeek
+
+    g = np.random.default_rng(21)
+    x, z = g.random((150, 300)), g.standard_normal((150, 40))
+    return nopeek.nopeek_loss(x, z, 0.5)
+
+
 CASES: dict[str, Callable[[], Any]] = {
     "noise": _noise_continuous,
     "noise_discrete": _noise_discrete,
@@ -116,6 +124,7 @@ CASES: dict[str, Callable[[], Any]] = {
     "accounting_rdp": _accounting_rdp,
     "paillier": _paillier,
     "numba": _numba,
+    "split_nopeek": _split_nopeek,
 }
 
 

@@ -57,6 +57,7 @@ AREAS = (
     "sharing",
     "paillier",
     "aggregation",
+    "split",
     "simulation",
 )
 
