@@ -891,6 +891,18 @@ SPECS: list[Spec] = [
         ["x", "z"],
     ),
     Spec(
+        "distance_correlation_sqr",
+        sp.distance_correlation_sqr,
+        lambda: {"x": np.arange(12.0).reshape(4, 3), "z": np.eye(4)},
+        ["x", "z"],
+    ),
+    Spec(
+        "nopeek_loss",
+        sp.nopeek_loss,
+        lambda: {"x": np.arange(12.0).reshape(4, 3), "z": np.eye(4), "weight": 0.5},
+        ["x", "z", "weight", "out"],
+    ),
+    Spec(
         "distance_correlation_gradient",
         sp.distance_correlation_gradient,
         lambda: {"x": np.arange(12.0).reshape(4, 3), "z": np.eye(4)},

@@ -33,7 +33,12 @@ from .defences import (
 )
 from .leakage import activation_leakage, norm_attack_scores, norm_leakage_auc, roc_auc
 from .models import LayeredModel, Segment, SplitModel
-from .nopeek import distance_correlation, distance_correlation_gradient
+from .nopeek import (
+    distance_correlation,
+    distance_correlation_gradient,
+    distance_correlation_sqr,
+    nopeek_loss,
+)
 from .protocols import (
     ClientRound,
     Defences,
@@ -62,6 +67,8 @@ __all__ = [
     "cut_layer_dp",
     "distance_correlation",
     "distance_correlation_gradient",
+    "distance_correlation_sqr",
+    "nopeek_loss",
     "norm_attack_scores",
     "norm_leakage_auc",
     "perturb_gradients",

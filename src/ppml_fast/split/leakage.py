@@ -26,7 +26,7 @@ from scipy import stats
 
 from .._validation import asarray
 from ..clipping import per_sample_norms
-from .nopeek import distance_correlation
+from ._dcor import named_distance_correlation
 
 __all__ = ["activation_leakage", "norm_attack_scores", "norm_leakage_auc", "roc_auc"]
 
@@ -204,4 +204,4 @@ def activation_leakage(inputs: Any, activations: Any) -> float:
     a rotation, scaling and shift of the inputs. Computed by
     :func:`ppml_fast.split.nopeek.distance_correlation`, whose validation applies.
     """
-    return distance_correlation(inputs, activations)
+    return named_distance_correlation(inputs, activations, ("inputs", "activations"))

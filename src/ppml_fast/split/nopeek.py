@@ -64,14 +64,12 @@ individual inputs. Combine it with DP on the cut layer where a guarantee is need
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import numpy as np
 
-from .. import _config
-from .._native import split as _kernels
-from .._validation import NON_NEGATIVE, as_float_array, check_allocation, check_scalar
+from .._validation import NON_NEGATIVE, check_scalar
+from ._dcor import batch_inputs, check_out, inner_contiguous, run_kernel
 
 __all__ = [
     "distance_correlation",
@@ -79,94 +77,6 @@ __all__ = [
     "distance_correlation_sqr",
     "nopeek_loss",
 ]
-
-#: Workspaces up to this many bytes are kept for the next call on the same thread (fresh
-#: memory costs a page fault per 4 KiB page on first touch, which is a large part of a
-#: small call); larger ones are freed after each call.
-_KEEP_BYTES = 64 << 20
-_local = threading.local()
-
-
-def _workspace(size: int) -> np.ndarray:
-    """A float64 buffer of at least ``size`` elements, reused across calls of one thread."""
-    buf: np.ndarray | None = getattr(_local, "work", None)
-    if buf is not None and buf.size >= size:
-        return buf
-    check_allocation(8 * size, "x", "the distance matrices of the batch")
-    buf = np.empty(max(size, 1), dtype=np.float64)
-    if 8 * size <= _KEEP_BYTES:
-        _local.work = buf
-    return buf
-
-
-def _inner_contiguous(a: np.ndarray) -> bool:
-    """Whether the elements of each example (axes 1..) are one contiguous C-order run."""
-    expected = a.itemsize
-    for size, stride in zip(a.shape[:0:-1], a.strides[:0:-1], strict=True):
-        if size != 1:
-            if stride != expected:
-                return False
-            expected *= size
-    return True
-
-
-def _rows(a: np.ndarray) -> np.ndarray:
-    """``a`` as (B, d) with contiguous rows: a view when possible, else a copy."""
-    b, d = a.shape[0], math.prod(a.shape[1:])
-    if d == 0:
-        return np.zeros((b, 0), dtype=a.dtype)
-    if _inner_contiguous(a):
-        return np.lib.stride_tricks.as_strided(
-            a, shape=(b, d), strides=(a.strides[0], a.itemsize), writeable=False
-        )
-    return np.ascontiguousarray(a).reshape(b, d)
-
-
-def _batch(v: Any, name: str) -> np.ndarray:
-    a = as_float_array(v, name)
-    if a.ndim < 1:
-        raise ValueError(f"{name} must have at least 1 dimension (B, ...), got a scalar")
-    if a.shape[0] < 2:
-        raise ValueError(
-            f"{name} must hold at least 2 examples (rows), got {a.shape[0]}: distance "
-            "correlation compares the examples of a batch with each other"
-        )
-    return a
-
-
-def _inputs(x: Any, z: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x rows, z rows, z as an array), checked."""
-    xa, za = _batch(x, "x"), _batch(z, "z")
-    if xa.shape[0] != za.shape[0]:
-        raise ValueError(
-            f"z has {za.shape[0]} rows but x has {xa.shape[0]}: x and z need one row per "
-            "example of the same batch"
-        )
-    return _rows(xa), _rows(za), za
-
-
-def _check_out(out: Any, za: np.ndarray) -> np.ndarray:
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != za.dtype:
-        raise TypeError(f"out must have dtype {za.dtype} (z's), got {out.dtype}")
-    if out.shape != za.shape:
-        raise ValueError(f"out must have shape {za.shape} (z's), got {out.shape}")
-    if not out.flags.writeable:
-        raise ValueError("out must be writeable")
-    if out.size > 1 and any(s == 0 for s, n in zip(out.strides, out.shape, strict=True) if n > 1):
-        raise ValueError("out must not have elements that share memory (e.g. stride 0)")
-    return out
-
-
-def _run(xr: np.ndarray, zr: np.ndarray, grad: np.ndarray | None) -> tuple[float, ...]:
-    n, dx, dz = xr.shape[0], xr.shape[1], zr.shape[1]
-    work = _workspace(_kernels.work_size(n, dx, dz, grad is not None))
-    rc, dcov2, vx, vz, r = _kernels.dcor(xr, zr, grad, work, _config.omp_threads())
-    if rc:
-        name = "x" if rc == _kernels.NONFINITE_X else "z"
-        raise ValueError(f"{name} must contain only finite values (it holds NaN or inf)")
-    return dcov2, vx, vz, r
 
 
 def distance_correlation_sqr(x: Any, z: Any) -> float:
@@ -193,8 +103,8 @@ def distance_correlation_sqr(x: Any, z: Any) -> float:
         If an input is a scalar, has fewer than 2 rows, holds NaN or inf, or the row
         counts differ.
     """
-    xr, zr, _ = _inputs(x, z)
-    return float(_run(xr, zr, None)[3])
+    xr, zr, _ = batch_inputs(x, z)
+    return float(run_kernel(xr, zr, None)[3])
 
 
 def distance_correlation(x: Any, z: Any) -> float:
@@ -264,20 +174,20 @@ def distance_correlation_gradient(
     ValueError
         As :func:`distance_correlation`, or ``out`` has the wrong shape or is read-only.
     """
-    xr, zr, za = _inputs(x, z)
+    xr, zr, za = batch_inputs(x, z)
     if out is not None:
-        out = _check_out(out, za)
+        out = check_out(out, za)
         target = out
     else:
         target = np.empty(za.shape, dtype=za.dtype)
-    if target.size and _inner_contiguous(target):
+    if target.size and inner_contiguous(target):
         rows = np.lib.stride_tricks.as_strided(
             target, shape=zr.shape, strides=(target.strides[0], target.itemsize)
         )
-        r = _run(xr, zr, rows)[3]
+        r = run_kernel(xr, zr, rows)[3]
     else:
         tmp = np.empty(zr.shape, dtype=za.dtype)
-        r = _run(xr, zr, tmp)[3]
+        r = run_kernel(xr, zr, tmp)[3]
         target[...] = tmp.reshape(za.shape)
     return math.sqrt(r), target
 
