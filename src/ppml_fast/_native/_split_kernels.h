@@ -216,25 +216,39 @@ static double sp_row_maxabs(const sp_input *in, int64_t i)
     return bad ? HUGE_VAL : m;
 }
 
-/* Upper-triangle tiles of G = P P^T owned by thread t of T: column tiles are taken in
- * pairs (q, last - q), whose costs add up to about the same, round robin. */
-static void sp_gram(const sp_input *in, int64_t np, sp_tile_fn tile, int t, int T)
+/* The Gram products are cut into tasks of (input, column tile, block of up to SP_GR rows
+ * of that tile's upper-triangle part), taken by the threads from one dynamic list over
+ * all inputs: the tiles' costs grow with the column, and a static split of one input at a
+ * time leaves a thread idle. A task runs all depth blocks of its tiles in order, so each
+ * element of G is computed by one thread in the same order on any thread count. */
+#define SP_GR 48 /* rows of a Gram task (a multiple of SP_MR) */
+
+/* Tasks of one input's Gram product (np rows, a multiple of SP_NR). */
+static int64_t sp_gram_ntasks(int64_t np)
 {
-    int64_t ntiles = np / SP_NR, npairs = (ntiles + 1) / 2;
+    int64_t c = 0;
+    for (int64_t j0 = 0; j0 < np; j0 += SP_NR) c += (j0 + SP_NR + SP_GR - 1) / SP_GR;
+    return c;
+}
+
+/* Task q (< sp_gram_ntasks(np)) of one input: column tiles from the last (the largest)
+ * down, row blocks from the top. */
+static void sp_gram_task(const sp_input *in, int64_t np, int64_t q, sp_tile_fn tile)
+{
+    int64_t j0 = np - SP_NR;
+    for (;;) {
+        int64_t nb = (j0 + SP_NR + SP_GR - 1) / SP_GR;
+        if (q < nb) break;
+        q -= nb, j0 -= SP_NR;
+    }
+    int64_t r0 = q * SP_GR, r1 = r0 + SP_GR < j0 + SP_NR ? r0 + SP_GR : j0 + SP_NR;
     int64_t ps = in->d * SP_MR; /* doubles per panel */
     for (int64_t k0 = 0; k0 < in->d; k0 += SP_KC) {
         int64_t kc = in->d - k0 < SP_KC ? in->d - k0 : SP_KC;
-        for (int64_t q = t; q < npairs; q += T) {
-            for (int h = 0; h < 2; h++) {
-                int64_t jt = h == 0 ? q : ntiles - 1 - q;
-                if (h == 1 && jt == q) break;
-                int64_t j0 = jt * SP_NR;
-                const double *b = in->packed + (j0 / SP_MR) * ps + k0 * SP_MR;
-                for (int64_t i0 = 0; i0 < j0 + SP_NR; i0 += SP_MR) {
-                    const double *a = in->packed + (i0 / SP_MR) * ps + k0 * SP_MR;
-                    tile(kc, a, SP_MR, b, SP_MR, ps, in->gram + i0 * np + j0, np, k0 == 0);
-                }
-            }
+        const double *b = in->packed + (j0 / SP_MR) * ps + k0 * SP_MR;
+        for (int64_t i0 = r0; i0 < r1; i0 += SP_MR) {
+            const double *a = in->packed + (i0 / SP_MR) * ps + k0 * SP_MR;
+            tile(kc, a, SP_MR, b, SP_MR, ps, in->gram + i0 * np + j0, np, k0 == 0);
         }
     }
 }
@@ -361,15 +375,15 @@ static int64_t sp_work_doubles(int64_t n, int64_t dx, int64_t dz, int grad)
 }
 
 /* Pack the inputs in[0 .. nin) and compute their Gram matrices on this team (called
- * inside a parallel region by every thread): one barrier, after the packing (the Gram
- * tiles of a thread are its own, so the two products need none between them). */
+ * inside a parallel region by every thread): one barrier, after the packing; the Gram
+ * tasks of all inputs then form one list. */
 static void sp_pack_gram(const sp_input *in, int nin, int64_t n, int64_t np, sp_tile_fn tile)
 {
-    int64_t panels = np / SP_MR;
+    int64_t panels = np / SP_MR, ntask = sp_gram_ntasks(np);
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < nin * panels; p++) sp_pack_panel(&in[p / panels], n, p % panels);
-    for (int v = 0; v < nin; v++)
-        sp_gram(&in[v], np, tile, omp_get_thread_num(), omp_get_num_threads());
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t q = 0; q < nin * ntask; q++) sp_gram_task(&in[q / ntask], np, q % ntask, tile);
 }
 
 /* Whether the Gram diagonal of `in` can be used as it is: finite, and not so small that
