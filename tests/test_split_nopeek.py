@@ -343,8 +343,7 @@ def test_bad_weight_and_out_leave_out_untouched():
 # --- 5. child processes ------------------------------------------------------------------
 
 
-def _child_case():
-    x, z = _data(19, 150, 300, 40)
+def _child_case(x, z):
     with ppml_fast.num_threads(2):
         return nopeek.nopeek_loss(x, z, 0.5)
 
@@ -353,8 +352,11 @@ def _child_case():
     "method", [m for m in ("fork", "spawn") if m in mp.get_all_start_methods()]
 )
 def test_in_a_child_process(method):
-    parent = _child_case()  # the OpenMP team exists before the child is made
+    # the same arrays in both processes (numpy's own matmul, which made them, may round
+    # differently in a child whose BLAS runs on another thread count)
+    x, z = _data(19, 150, 300, 40)
+    parent = _child_case(x, z)  # the OpenMP team exists before the child is made
     with mp.get_context(method).Pool(1) as pool:
-        got = pool.apply_async(_child_case).get(timeout=120)
+        got = pool.apply_async(_child_case, (x, z)).get(timeout=120)
     assert got[0] == parent[0]
     np.testing.assert_array_equal(got[1], parent[1])

@@ -153,6 +153,8 @@ def test_segment_layout_and_identity():
         (dict(sizes=(3, 0, 2)), ValueError, "sizes"),
         (dict(sizes=(3, 2.5, 2)), TypeError, "sizes"),
         (dict(sizes="32"), TypeError, "sizes"),
+        (dict(sizes=np.array(0.0)), TypeError, "sizes"),  # has __len__, but no length
+        (dict(sizes=np.ones((2, 2), dtype=np.int64)), TypeError, "sizes"),
         (dict(sizes=(3, 2), activation="gelu"), ValueError, "activation"),
     ],
 )

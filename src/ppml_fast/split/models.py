@@ -260,8 +260,14 @@ class LayeredModel:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        if isinstance(self.sizes, (str, bytes)) or not hasattr(self.sizes, "__len__"):
-            raise TypeError(f"sizes must be a sequence of ints, got {type(self.sizes).__name__}")
+        if (
+            isinstance(self.sizes, (str, bytes))
+            or not hasattr(self.sizes, "__len__")
+            or np.ndim(self.sizes) != 1  # a 0-d array has __len__ but no length
+        ):
+            raise TypeError(
+                f"sizes must be a 1-d sequence of ints, got {type(self.sizes).__name__}"
+            )
         sizes = tuple(check_int(s, "sizes[i]", minimum=1) for s in self.sizes)
         if len(sizes) < 2:
             raise ValueError(
