@@ -20,6 +20,7 @@ in client order, so a seeded run gives the same records and model on any executo
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -84,9 +85,12 @@ class SplitRoundRecord:
         Cut-layer DP: the ε spent so far at the run's δ by the client with the largest
         ε (None without ``activation_noise``).
     label_epsilon : float or None
-        The labels' ε so far: the gradient perturbation's accountant (largest over the
-        label owners), the label-DP ε (for the whole run), or the smaller of the two
-        when both are on (each bounds what the gradients reveal); None without either.
+        The labels' ε so far (replace-one: one label changed): the label-DP ε (for the
+        whole run) in the label-sharing splits, where the labels themselves are sent;
+        in the U-shaped and vertical splits the gradient perturbation's accountant
+        (largest over the label owners; noise multiplier ``gradient_noise / 2``, as one
+        changed label moves a clipped gradient by up to ``2 C``), or the smaller of the
+        two when both are on. None without either.
     bytes_up : int
         Bytes of the arrays clients sent across the cut this round: activations, and
         labels (label sharing) or head-input gradients (U-shaped).
@@ -395,9 +399,16 @@ def run_split_simulation(
     ε for the cut layer counts one Poisson-subsampled Gaussian event (noise multiplier
     ``activation_noise``, rate ``q = batch_size / n_k``) per training step of each
     client, and reports the largest ε over the clients (vertical: the parties share the
-    rows and the steps). It covers what the server sees of the activations, not the
-    bottom weights handed between clients or averaged (trained on raw rows). The
-    gradient perturbation is accounted the same way for the labels' owners.
+    rows and the steps, and the multiplier is ``activation_noise / sqrt(parties)``, as
+    each party sends its own noised embedding of every sampled row). It covers what the
+    server sees of the activations, not the bottom weights handed between clients or
+    averaged (trained on raw rows). The amplification by subsampling it claims assumes
+    the convention of :func:`ppml_fast.split.defences.cut_layer_dp`: the receiver does
+    not learn which examples were sampled (a protocol that reveals it -- the simulation
+    sends the sampled rows only, aligned with their labels -- is covered by it only if
+    it pads every step with pure-noise rows for the examples not sampled). The gradient
+    perturbation is accounted the same way for the labels, with replace-one adjacency,
+    and only where the gradients leave the label holder (U-shaped, vertical).
     """
     s = _check_arguments(
         data,
@@ -521,25 +532,41 @@ def _check_arguments(data: Dataset | str, **kw: Any) -> _Settings:
 
 
 class _Ledger:
-    """The accountants of a run: one per client for the cut layer, one per label owner."""
+    """The accountants of a run: one per client for the cut layer, one per label owner.
 
-    def __init__(self, d: Defences) -> None:
+    Cut layer: one Poisson-subsampled Gaussian event per training step, noise multiplier
+    ``activation_noise`` -- divided by ``sqrt(K)`` in a vertical split, where each of the
+    ``K`` parties sends its own noised embedding of the same row, so the row's features
+    are released through a Gaussian mechanism of sensitivity ``sqrt(K) C``.
+
+    Labels: the gradient perturbation protects a label only where the gradients go to a
+    party that does not hold the labels (U-shaped: the client returns the gradient to the
+    server; vertical: the label holder returns them to the parties). Changing one label
+    moves that example's clipped gradient by up to ``2 C``, so the event's multiplier is
+    ``gradient_noise / 2`` (replace-one adjacency). In label-sharing splits the labels
+    themselves are sent: only label DP protects them.
+    """
+
+    def __init__(self, d: Defences, split: str, parties: int = 1) -> None:
         self.d = d
         self.cut: dict[int, accounting.RDPAccountant] = {}
         self.labels: dict[int, accounting.RDPAccountant] = {}
+        self.cut_sigma: float | None = None
+        if d.activation_noise is not None:
+            self.cut_sigma = float(d.activation_noise) / math.sqrt(parties)
+        self.label_sigma: float | None = None
+        if d.gradient_noise is not None and split in ("u-shaped", "vertical"):
+            self.label_sigma = float(d.gradient_noise) / 2.0
 
     def record(self, owner: int, steps: int, q: float | None) -> None:
         """``steps`` subsampled Gaussian events at rate ``q`` for client ``owner``."""
-        for sigma, book in (
-            (self.d.activation_noise, self.cut),
-            (self.d.gradient_noise, self.labels),
-        ):
+        for sigma, book in ((self.cut_sigma, self.cut), (self.label_sigma, self.labels)):
             if sigma is None:
                 continue
             assert q is not None
             acct = book.setdefault(owner, accounting.RDPAccountant())
             for _ in range(steps):
-                acct.step(noise_multiplier=float(sigma), sample_rate=q)
+                acct.step(noise_multiplier=sigma, sample_rate=q)
 
     def _worst(
         self, book: dict[int, accounting.RDPAccountant]
@@ -557,10 +584,10 @@ class _Ledger:
     ) -> tuple[float | None, float | None, tuple[tuple[float, float, int], ...] | None]:
         """(cut-layer ε, label ε, the cut-layer history) so far."""
         eps = hist = None
-        if self.d.activation_noise is not None and self.cut:
+        if self.cut_sigma is not None and self.cut:
             eps, hist = self._worst(self.cut)
         label: float | None = None
-        if self.d.gradient_noise is not None and self.labels:
+        if self.label_sigma is not None and self.labels:
             label = self._worst(self.labels)[0]
         if self.d.label_dp is not None:
             label = float(self.d.label_dp) if label is None else min(label, self.d.label_dp)
@@ -581,7 +608,10 @@ def _norm_auc(
     if k != 2 or not g:
         return None
     yy = np.concatenate(y)
-    positive = 0 if np.count_nonzero(yy == 0) < np.count_nonzero(yy == 1) else 1
+    n0, n1 = np.count_nonzero(yy == 0), np.count_nonzero(yy == 1)
+    if n0 == 0 or n1 == 0:
+        return None  # one class only this round: the AUC is undefined
+    positive = 0 if n0 < n1 else 1
     return float(_leakage.norm_leakage_auc(np.concatenate(g), yy, positive=positive))
 
 
@@ -612,7 +642,7 @@ def _run(s: _Settings, progress: bool | None) -> SplitSimulationResult:
     d = p.defences
     k = s.data.n_classes
     params: SplitParams | VerticalParams = p.init(_rng.default_rng(_child(s.master, _INIT)))
-    ledger = _Ledger(d)
+    ledger = _Ledger(d, s.split, p.parties if isinstance(p, VerticalSplitNN) else 1)
     # Label DP: every client randomizes each of its labels once, before the first round.
     clients_xy: list[tuple[np.ndarray, np.ndarray]] = []
     true_labels: list[np.ndarray] = []

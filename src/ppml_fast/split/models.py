@@ -263,7 +263,8 @@ class LayeredModel:
         if (
             isinstance(self.sizes, (str, bytes))
             or not hasattr(self.sizes, "__len__")
-            or np.ndim(self.sizes) != 1  # a 0-d array has __len__ but no length
+            # an array must be 1-d (a 0-d one has __len__ but no length)
+            or (isinstance(self.sizes, np.ndarray) and self.sizes.ndim != 1)
         ):
             raise TypeError(
                 f"sizes must be a 1-d sequence of ints, got {type(self.sizes).__name__}"
