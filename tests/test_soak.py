@@ -60,21 +60,34 @@ def _malloc_trim() -> None:
         pass
 
 
+def _grown(body: Callable[[], object], n: int) -> int:
+    """The RSS growth over ``n`` calls of ``body``, from a trimmed heap."""
+    gc.collect()
+    _malloc_trim()
+    before = rss()
+    for _ in range(n):
+        body()
+    gc.collect()
+    return rss() - before
+
+
 def soak(body: Callable[[], object], n: int, warmup: int | None = None) -> int:
     """Run ``body`` ``warmup`` times, then ``n`` times; return the RSS growth over the
-    ``n`` calls and assert it is below ``BOUND``."""
+    ``n`` calls and assert it is below ``BOUND``.
+
+    A loop that grows past the bound runs once more and the smaller growth counts: a leak
+    grows RSS on every run, while a one-off growth (another thread of the test process,
+    such as an executor or a Dask client's loop left by an earlier test, allocating during
+    the loop) does not come back.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ppml_fast.InsecureRandomnessWarning)
         for _ in range(max(1, n // 10) if warmup is None else warmup):
             body()
-        gc.collect()
-        _malloc_trim()
-        before = rss()
-        for _ in range(n):
-            body()
-        gc.collect()
-        grown = rss() - before
-    assert grown < BOUND, f"RSS grew by {grown / MiB:.1f} MiB over {n} calls"
+        grown = _grown(body, n)
+        if grown >= BOUND:
+            grown = min(grown, _grown(body, n))
+    assert grown < BOUND, f"RSS grew by {grown / MiB:.1f} MiB over {n} calls (twice)"
     return grown
 
 

@@ -260,6 +260,34 @@ def check_axes(axis: Any, ndim: int, name: str = "axis") -> int | tuple[int, ...
     return norm if isinstance(axis, tuple) else norm[0]
 
 
+def inner_contiguous(a: np.ndarray) -> bool:
+    """Whether the elements of each row of ``a`` (axes 1..) are one contiguous C-order run."""
+    expected = a.itemsize
+    for size, stride in zip(a.shape[:0:-1], a.strides[:0:-1], strict=True):
+        if size != 1:
+            if stride != expected:
+                return False
+            expected *= size
+    return True
+
+
+def row_view(a: np.ndarray, *, writeable: bool) -> np.ndarray:
+    """``a`` as ``(B, n)`` with contiguous rows: a view when possible, else a copy.
+
+    ``writeable`` applies to the view (a copy is always writeable); an empty ``a``
+    gives a fresh zero array of the right shape.
+    """
+    b = a.shape[0]
+    n = math.prod(a.shape[1:])
+    if n == 0 or b == 0:
+        return np.zeros((b, n), dtype=a.dtype)
+    if inner_contiguous(a):
+        return np.lib.stride_tricks.as_strided(
+            a, shape=(b, n), strides=(a.strides[0], a.itemsize), writeable=writeable
+        )
+    return np.ascontiguousarray(a).reshape(b, n)
+
+
 def self_overlapping(a: np.ndarray) -> bool:
     """Whether two different elements of ``a`` may share memory (e.g. a stride-0 view).
 

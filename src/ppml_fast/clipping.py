@@ -79,6 +79,8 @@ from ._validation import (
     check_distinct_outs,
     check_int,
     check_scalar,
+    inner_contiguous,
+    row_view,
 )
 from .rng import resolve_for_dp
 
@@ -140,28 +142,9 @@ def _as_float_array(g: Any, name: str) -> np.ndarray:
     return a
 
 
-def _inner_contiguous(a: np.ndarray) -> bool:
-    """Whether the elements of each row (axes 1..) are one contiguous C-order run."""
-    expected = a.itemsize
-    for size, stride in zip(a.shape[:0:-1], a.strides[:0:-1], strict=True):
-        if size != 1:
-            if stride != expected:
-                return False
-            expected *= size
-    return True
-
-
 def _rows(a: np.ndarray) -> np.ndarray:
     """``a`` as (B, n) with contiguous rows: a view when possible, else a copy."""
-    b = a.shape[0]
-    n = math.prod(a.shape[1:])
-    if n == 0 or b == 0:
-        return np.zeros((b, n), dtype=a.dtype)
-    if _inner_contiguous(a):
-        return np.lib.stride_tricks.as_strided(
-            a, shape=(b, n), strides=(a.strides[0], a.itemsize), writeable=a.flags.writeable
-        )
-    return np.ascontiguousarray(a).reshape(b, n)
+    return row_view(a, writeable=a.flags.writeable)
 
 
 def _thresholds(max_norm: Any, batch: _Batch) -> list[float]:
@@ -365,7 +348,7 @@ def clip_per_sample(
     targets = []  # (B, n) views of the results the kernel writes into
     copy_back: list[tuple[np.ndarray, np.ndarray]] = []
     for i, r in enumerate(results):
-        view = _rows(r) if _inner_contiguous(r) else None
+        view = _rows(r) if inner_contiguous(r) else None
         if view is None or view.size == 0:
             view = np.empty(batch.rows[i].shape, dtype=batch.dtype)
             copy_back.append((r, view))

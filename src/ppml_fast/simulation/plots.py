@@ -5,10 +5,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from .records import RoundRecord, SimulationResult
 
 __all__ = ["plot"]
+
+
+def pyplot(caller: str) -> Any:
+    """``matplotlib.pyplot`` on a non-interactive backend (unless one was chosen).
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed (the message names ``caller``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(f"{caller} needs matplotlib: pip install matplotlib") from exc
+    return plt
 
 
 def plot(history: SimulationResult | Sequence[RoundRecord], path: str | os.PathLike[str]) -> None:
@@ -25,13 +44,7 @@ def plot(history: SimulationResult | Sequence[RoundRecord], path: str | os.PathL
     ImportError
         matplotlib is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("plot needs matplotlib: pip install matplotlib") from exc
+    plt = pyplot("plot")
     recs = history.history if isinstance(history, SimulationResult) else list(history)
     rounds = [r.round for r in recs]
     private = any(r.epsilon is not None for r in recs)

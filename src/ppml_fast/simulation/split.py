@@ -45,6 +45,7 @@ from ..split.protocols import (
     VerticalSplitNN,
 )
 from .data import Dataset, _check_data, iid_partition, load_dataset
+from .plots import pyplot
 from .run import _child, _progress_bar
 
 __all__ = [
@@ -247,13 +248,7 @@ def plot_split(
     ImportError
         matplotlib is not installed.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("plot_split needs matplotlib: pip install matplotlib") from exc
+    plt = pyplot("plot_split")
     recs = history.history if isinstance(history, SplitSimulationResult) else list(history)
     rounds = [r.round for r in recs]
     panels = ["accuracy"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _config
 from .._native import split as _kernels
-from .._validation import as_float_array, check_allocation
+from .._validation import as_float_array, check_allocation, row_view
 
 #: Workspaces up to this many bytes are kept for the next call on the same thread (fresh
 #: memory costs a page fault per 4 KiB page on first touch, which is a large part of a
@@ -33,27 +33,9 @@ def _workspace(size: int) -> np.ndarray:
     return buf
 
 
-def inner_contiguous(a: np.ndarray) -> bool:
-    """Whether the elements of each example (axes 1..) are one contiguous C-order run."""
-    expected = a.itemsize
-    for size, stride in zip(a.shape[:0:-1], a.strides[:0:-1], strict=True):
-        if size != 1:
-            if stride != expected:
-                return False
-            expected *= size
-    return True
-
-
 def _rows(a: np.ndarray) -> np.ndarray:
-    """``a`` as (B, d) with contiguous rows: a view when possible, else a copy."""
-    b, d = a.shape[0], math.prod(a.shape[1:])
-    if d == 0:
-        return np.zeros((b, 0), dtype=a.dtype)
-    if inner_contiguous(a):
-        return np.lib.stride_tricks.as_strided(
-            a, shape=(b, d), strides=(a.strides[0], a.itemsize), writeable=False
-        )
-    return np.ascontiguousarray(a).reshape(b, d)
+    """``a`` as (B, d) with contiguous, read-only rows: a view when possible, else a copy."""
+    return row_view(a, writeable=False)
 
 
 def _batch(v: Any, name: str) -> np.ndarray:

@@ -68,8 +68,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import NON_NEGATIVE, check_scalar
-from ._dcor import batch_inputs, check_out, inner_contiguous, run_kernel
+from .._validation import NON_NEGATIVE, check_scalar, inner_contiguous
+from ._dcor import batch_inputs, check_out, run_kernel
 
 __all__ = [
     "distance_correlation",
