@@ -80,6 +80,8 @@ def _bad_values() -> list[Any]:
         2**62,
         np.float64(np.nan),
         np.int64(-3),
+        np.array(0.0),  # 0-d arrays: __len__ and __iter__ exist, but raise TypeError
+        np.array(3),
         [],
         [[1.0], [1.0, 2.0]],  # ragged
         np.array([]),

@@ -322,6 +322,8 @@ def test_bad_values_and_keys(keys):
         pl.sum_packed([enc, 3])
     with pytest.raises(ValueError, match="empty"):
         pl.sum_packed([])
+    with pytest.raises(TypeError, match="arrays"):  # a 0-d array is not an iterable
+        pl.sum_packed(np.array(0.0))
     with pytest.raises(TypeError, match="encrypt_packed"):
         pl.EncryptedPackedArray()
 

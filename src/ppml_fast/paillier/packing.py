@@ -714,7 +714,11 @@ def sum_packed(arrays: Iterable[EncryptedPackedArray]) -> EncryptedPackedArray:
     KeyMismatchError
         Arrays under different keys.
     """
-    if isinstance(arrays, EncryptedPackedArray) or not isinstance(arrays, Iterable):
+    if (
+        isinstance(arrays, EncryptedPackedArray)
+        or not isinstance(arrays, Iterable)
+        or (isinstance(arrays, np.ndarray) and arrays.ndim == 0)  # iterable in name only
+    ):
         raise TypeError(
             f"arrays must be an iterable of EncryptedPackedArray, got {type(arrays).__name__}"
         )
