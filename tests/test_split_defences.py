@@ -599,3 +599,12 @@ def test_rr_probabilities_refuse_an_output_larger_than_memory():
     with pytest.raises(ValueError, match="n_classes is too large"):
         rr_with_prior_probabilities(labels, 1.0, n_classes=2**20)
     assert rr_with_prior(labels, 1.0, n_classes=2**20, rng=1).shape == labels.shape
+
+
+@pytest.mark.parametrize("fn", [cut_layer_dp, perturb_gradients])
+def test_out_list_is_refused_not_written_to_a_copy(fn):
+    # numpy.asarray copies a list: the result would have gone to the copy, silently
+    out = [[0.0, 0.0], [0.0, 0.0]]
+    with pytest.raises(TypeError, match=r"out must be a numpy\.ndarray"):
+        fn(np.ones((2, 2)), 1.0, 0.0, out=out, rng=1)
+    assert out == [[0.0, 0.0], [0.0, 0.0]]

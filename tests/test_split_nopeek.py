@@ -360,3 +360,23 @@ def test_in_a_child_process(method):
         got = pool.apply_async(_child_case, (x, z)).get(timeout=120)
     assert got[0] == parent[0]
     np.testing.assert_array_equal(got[1], parent[1])
+
+
+def test_out_list_is_refused():
+    x, z = _data(21, 6, 5, 3)
+    with pytest.raises(TypeError, match=r"out must be a numpy\.ndarray"):
+        nopeek.distance_correlation_gradient(x, z, out=[[0.0] * 3] * 6)
+
+
+@pytest.mark.parametrize("seed", [22, FRESH])
+def test_out_may_be_z_itself(seed):
+    # close pairs are applied by differences of z's rows, after other rows' gradients are
+    # written: an out that is z must not feed written gradients back as z
+    x, z = _data(seed, 12, 7, 5)
+    z[3] = z[2] + 1e-9  # a close pair
+    z[7] = z[6] * (1 + 1e-12)
+    want = nopeek.distance_correlation_gradient(x, z)
+    zz = z.copy()
+    got = nopeek.distance_correlation_gradient(x, zz, out=zz)
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(zz, want[1])

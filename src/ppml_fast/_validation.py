@@ -307,6 +307,36 @@ def self_overlapping(a: np.ndarray) -> bool:
     return False
 
 
+def check_out_like(out: Any, like: np.ndarray, name: str = "out") -> np.ndarray:
+    """``out`` checked as the destination of a result shaped like ``like``.
+
+    ``out`` must be an array, or an object numpy views without a copy (a torch CPU
+    tensor), of ``like``'s dtype and shape, writeable, with every element its own memory
+    (any layout). A list or tuple is refused: ``numpy.asarray`` would copy it and the
+    result would be written to the copy. Returns the numpy view to write to.
+    """
+    if isinstance(out, (list, tuple)) or not (
+        isinstance(out, np.ndarray) or hasattr(out, "__array__")
+    ):
+        raise TypeError(
+            f"{name} must be a numpy.ndarray (or an array numpy views without a copy, such as "
+            f"a torch CPU tensor), got {type(out).__name__}"
+        )
+    try:
+        o = np.asarray(out)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be convertible by numpy.asarray: {exc}") from None
+    if o.dtype != like.dtype:
+        raise TypeError(f"{name} must have dtype {like.dtype}, got {o.dtype}")
+    if o.shape != like.shape:
+        raise ValueError(f"{name} must have shape {like.shape}, got {o.shape}")
+    if not o.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    if o.size > 1 and self_overlapping(o):
+        raise ValueError(f"{name} must not have elements that share memory (e.g. stride 0)")
+    return o
+
+
 def check_distinct_outs(arrays: list[np.ndarray], labels: list[str]) -> None:
     """Raise ``ValueError`` when an output array overlaps itself or another output.
 

@@ -64,20 +64,6 @@ def batch_inputs(
     return _rows(xa), _rows(za), za
 
 
-def check_out(out: Any, za: np.ndarray) -> np.ndarray:
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != za.dtype:
-        raise TypeError(f"out must have dtype {za.dtype} (z's), got {out.dtype}")
-    if out.shape != za.shape:
-        raise ValueError(f"out must have shape {za.shape} (z's), got {out.shape}")
-    if not out.flags.writeable:
-        raise ValueError("out must be writeable")
-    if out.size > 1 and any(s == 0 for s, n in zip(out.strides, out.shape, strict=True) if n > 1):
-        raise ValueError("out must not have elements that share memory (e.g. stride 0)")
-    return out
-
-
 def run_kernel(
     xr: np.ndarray,
     zr: np.ndarray,

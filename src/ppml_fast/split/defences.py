@@ -44,8 +44,8 @@ from .._validation import (
     check_allocation,
     check_choice,
     check_int,
+    check_out_like,
     check_scalar,
-    self_overlapping,
 )
 from ..rng import resolve_for_dp
 
@@ -103,23 +103,6 @@ class CutLayerDP(NamedTuple):
 
 
 # ---------------------------------------------------------------- Gaussian defences
-
-
-def _out_array(out: Any, a: np.ndarray) -> np.ndarray:
-    """``out`` checked against ``a`` (dtype, shape, writeable, no self-aliasing)."""
-    try:
-        o = np.asarray(out)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise TypeError(f"out must be convertible by numpy.asarray: {exc}") from None
-    if o.dtype != a.dtype:
-        raise TypeError(f"out must have dtype {a.dtype}, got {o.dtype}")
-    if o.shape != a.shape:
-        raise ValueError(f"out must have shape {a.shape}, got {o.shape}")
-    if not o.flags.writeable:
-        raise ValueError("out must be writeable")
-    if o.size > 1 and self_overlapping(o):
-        raise ValueError("out must not have elements that share memory (e.g. stride 0)")
-    return o
 
 
 def _row_view(a: np.ndarray, n_rows: int, width: int) -> np.ndarray:
@@ -181,7 +164,7 @@ def _gaussian_defence(
     n_rows = batch * r
     width = math.prod(a.shape[1:]) // r if r else 0
 
-    target = None if out is None else _out_array(out, a)
+    target = None if out is None else check_out_like(out, a)
     # the noise fill writes a C-contiguous buffer: a strided out gets the result copied in
     if target is not None and target.flags.c_contiguous:
         work = target

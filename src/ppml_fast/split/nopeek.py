@@ -68,8 +68,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import NON_NEGATIVE, check_scalar, inner_contiguous
-from ._dcor import batch_inputs, check_out, run_kernel
+from .._validation import NON_NEGATIVE, check_out_like, check_scalar, inner_contiguous
+from ._dcor import batch_inputs, run_kernel
 
 __all__ = [
     "distance_correlation",
@@ -176,11 +176,16 @@ def distance_correlation_gradient(
     """
     xr, zr, za = batch_inputs(x, z)
     if out is not None:
-        out = check_out(out, za)
-        target = out
+        target = check_out_like(out, za)
     else:
         target = np.empty(za.shape, dtype=za.dtype)
-    if target.size and inner_contiguous(target):
+    # the kernel reads the rows of x and z until it writes its last gradient row (close
+    # pairs are applied by differences of z's rows): an out sharing memory with either
+    # is written from a separate buffer
+    aliased = out is not None and (
+        np.may_share_memory(target, xr) or np.may_share_memory(target, zr)
+    )
+    if target.size and inner_contiguous(target) and not aliased:
         rows = np.lib.stride_tricks.as_strided(
             target, shape=zr.shape, strides=(target.strides[0], target.itemsize)
         )
