@@ -60,7 +60,7 @@ import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -431,7 +431,22 @@ def _client_turn(t: _Turn) -> ClientRound:
     )
 
 
-class _Horizontal:
+class _Evaluation:
+    """Test accuracy and loss from the protocol's ``logits`` (inference, no defence)."""
+
+    def logits(self, params: Any, X: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def accuracy(self, params: Any, X: np.ndarray, y: np.ndarray) -> float:
+        """The fraction of rows whose largest logit is the label."""
+        return float(np.mean(np.argmax(self.logits(params, X), axis=1) == y))
+
+    def loss(self, params: Any, X: np.ndarray, y: np.ndarray) -> float:
+        """The mean cross-entropy of the rows."""
+        return softmax_cross_entropy(self.logits(params, X), y)[0]
+
+
+class _Horizontal(_Evaluation):
     """What :class:`SplitNN` and :class:`SplitFed` share: the parts, the checks, one
     client's turn and the evaluation (parameters: :class:`SplitNN`)."""
 
@@ -482,14 +497,6 @@ class _Horizontal:
     def logits(self, params: SplitParams, X: np.ndarray) -> np.ndarray:
         """The model's logits for the rows of ``X`` (no defence: inference)."""
         return self.model.logits(self.full_params(params), X)
-
-    def accuracy(self, params: SplitParams, X: np.ndarray, y: np.ndarray) -> float:
-        """The fraction of rows whose largest logit is the label."""
-        return float(np.mean(np.argmax(self.logits(params, X), axis=1) == y))
-
-    def loss(self, params: SplitParams, X: np.ndarray, y: np.ndarray) -> float:
-        """The mean cross-entropy of the rows."""
-        return softmax_cross_entropy(self.logits(params, X), y)[0]
 
     def _turn(
         self,
@@ -740,7 +747,7 @@ def _index_sequence(blocks: object) -> list[object]:
         raise TypeError(what) from None
 
 
-class VerticalSplitNN:
+class VerticalSplitNN(_Evaluation):
     """Vertical split learning: feature blocks held by parties, labels by the top's owner.
 
     Party ``k`` holds the columns ``blocks[k]`` of every row and a bottom model
@@ -851,14 +858,6 @@ class VerticalSplitNN:
         """The model's logits for the (full-width) rows of ``X``."""
         h = self._join(self._embed(params, np.asarray(X, dtype=np.float64)))
         return self.top.forward(params.top, h)[0]
-
-    def accuracy(self, params: VerticalParams, X: np.ndarray, y: np.ndarray) -> float:
-        """The fraction of rows whose largest logit is the label."""
-        return float(np.mean(np.argmax(self.logits(params, X), axis=1) == y))
-
-    def loss(self, params: VerticalParams, X: np.ndarray, y: np.ndarray) -> float:
-        """The mean cross-entropy of the rows."""
-        return softmax_cross_entropy(self.logits(params, X), y)[0]
 
     def train_round(
         self,
