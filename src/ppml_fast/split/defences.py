@@ -46,6 +46,7 @@ from .._validation import (
     check_int,
     check_out_like,
     check_scalar,
+    row_view,
 )
 from ..rng import resolve_for_dp
 
@@ -103,14 +104,6 @@ class CutLayerDP(NamedTuple):
 
 
 # ---------------------------------------------------------------- Gaussian defences
-
-
-def _row_view(a: np.ndarray, n_rows: int, width: int) -> np.ndarray:
-    """``a`` as (n_rows, width) with contiguous rows: a view when possible, else a copy."""
-    rows = a.reshape(n_rows, width)
-    if width > 1 and rows.strides[1] != a.itemsize:
-        rows = np.ascontiguousarray(rows)
-    return rows
 
 
 def _same_memory(x: np.ndarray, y: np.ndarray) -> bool:
@@ -174,7 +167,7 @@ def _gaussian_defence(
 
     norms = np.zeros(n_rows, dtype=np.float64)
     if n_rows and width:
-        src = _row_view(a, n_rows, width)
+        src = row_view(a.reshape(n_rows, width), writeable=False)
         dst = work.reshape(n_rows, width)
         # exactly in place is fine (the kernel reads a row before writing it); any other
         # overlap with the input would read what was just written: read a copy
