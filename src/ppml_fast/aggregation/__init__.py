@@ -4,6 +4,7 @@ Aggregators (vectorised over clients; ``updates`` takes the forms below):
 
 - :func:`fedavg` -- the mean weighted by sample counts; :class:`StreamingFedAvg` adds one
   client at a time in O(D) memory;
+- :func:`encrypted_fedavg` -- FedAvg on CKKS-encrypted updates (:mod:`ppml_fast.ckks`);
 - :func:`fedprox_gradient` -- FedProx's client proximal term (its server side is FedAvg);
 - :func:`dp_fedavg` -- DP-FedAvg (McMahan et al. 2018): server-side clipping of client
   updates (fixed or adaptive), central Gaussian noise, and the accountant's event;
@@ -46,6 +47,7 @@ quantises every update to one vector of ring elements.
 
 from __future__ import annotations
 
+from .encrypted import encrypted_fedavg
 from .fedavg import (
     DPFedAvgResult,
     StreamingFedAvg,
@@ -83,6 +85,7 @@ __all__ = [
     "coordinate_median",
     "dequantize",
     "dp_fedavg",
+    "encrypted_fedavg",
     "expand_masks",
     "fedavg",
     "fedprox_gradient",
