@@ -19,8 +19,11 @@ dividing by the scale Δ), with σ = 3.2 the error's standard deviation, u and s
 ternary (variance 2/3 per coefficient) and N the ring degree:
 
 - encoding rounds N coefficients to integers: variance 1/12 each;
-- public-key encryption adds e1 + e2·s - e·u: variance σ²(1 + 4N/3) per coefficient;
-- symmetric (secret-key) encryption adds e: variance σ² per coefficient.
+- symmetric (secret-key) encryption adds e: variance σ² per coefficient;
+- public-key encryption adds e1 + e2·s - e·u (variance σ²(1 + 4N/3)) at the key level,
+  whose modulus includes the special prime p, and SEAL then divides by p with rounding:
+  what is left is that error over p² plus the rounding of c0 and of c1 times s, variance
+  (1 + 2N/3)/12 per coefficient.
 
 A slot is an evaluation of the coefficient polynomial at a root of unity, a sum of N
 independent terms: its real part has variance N/2 times the coefficient variance, and by
@@ -210,7 +213,15 @@ def error_std(
     check_choice(encryption, "encryption", _ENCRYPTIONS)
     n_deg = params.poly_modulus_degree
     s2 = ERROR_STD**2
-    coeff_var = 1.0 / 12.0 + (s2 * (1.0 + 4.0 * n_deg / 3.0) if encryption == "asymmetric" else s2)
+    if encryption == "asymmetric":
+        special = 2.0 ** (params.coeff_mod_bit_sizes[-1] - 1)  # a lower bound on p
+        coeff_var = (
+            1.0 / 12.0
+            + (1.0 + 2.0 * n_deg / 3.0) / 12.0
+            + s2 * (1.0 + 4.0 * n_deg / 3.0) / special**2
+        )
+    else:
+        coeff_var = 1.0 / 12.0 + s2
     slot_var = n_deg / 2.0 * coeff_var / params.scale**2
     if weights is None:
         k = check_int(clients, "clients", minimum=1)
