@@ -26,13 +26,22 @@ ternary (variance 2/3 per coefficient) and N the ring degree:
   (1 + 2N/3)/12 per coefficient.
 
 A slot is an evaluation of the coefficient polynomial at a root of unity, a sum of N
-independent terms: its real part has variance N/2 times the coefficient variance, and by
-the central limit theorem it is Gaussian. A sum of ciphertexts adds the variances; a
-ciphertext multiplied by a plaintext scalar w scales its error by |w|, and the rescale
-that follows adds rounding of variance (1 + 2N/3)/12 per coefficient, plus the weight's
-own encoding error |x| / (2Δ). :func:`error_bound` turns the standard deviation into a
-bound that every slot of the result meets with probability at least 1 - p
-(``failure_probability``), by a union bound over the slots and the Gaussian tail.
+independent terms: its real part has variance N/2 times the coefficient variance. The
+terms that do not involve the secret key (encoding, symmetric encryption's e) give a
+Gaussian slot error by the central limit theorem. The rounding of c1 times s does not:
+in the slots it is a product, the slot of the rounding times the slot of s (the same s
+in every ciphertext), and the real part of a product of two independent complex
+Gaussians is Laplace distributed, whose tails are far heavier (a fixed key has slots
+where s is large, and they stay large in every ciphertext and every sum).
+
+A sum of ciphertexts adds the variances; a ciphertext multiplied by a plaintext scalar w
+scales its error by |w|, and the rescale that follows adds rounding of variance
+(1 + 2N/3)/12 per coefficient (again times s), plus the weight's own encoding error
+|x| / (2Δ). :func:`error_bound` turns the standard deviation S into a bound that every
+slot of the result meets with probability at least 1 - p (``failure_probability``), by a
+union bound over the slots: the Laplace quantile S·ln(values/p)/√2 when a key-dependent
+term is present (public-key encryption, or any plaintext multiplication), else the
+Gaussian one.
 """
 
 from __future__ import annotations
@@ -248,14 +257,21 @@ def error_bound(
     """A bound on the largest absolute decryption error over ``values`` slots of a (weighted)
     sum of ``clients`` fresh ciphertexts, met with probability ≥ 1 - ``failure_probability``.
 
-    It is z·:func:`error_std` with z the two-sided Gaussian quantile at
-    ``failure_probability / values`` (a union bound over the slots). It covers the
+    It is z·:func:`error_std`, z the quantile at ``failure_probability / values`` (a union
+    bound over the slots) of the Laplace distribution with unit variance where the error
+    has a key-dependent term (public-key encryption, ``weights``), of the standard
+    Gaussian otherwise (symmetric encryption, plain sums). It covers the
     encryption, encoding and rescale errors; it assumes the values never exceed
     :attr:`CKKSParameters.max_value`, which :func:`aggregation_parameters` ensures.
     """
     v = check_int(values, "values", minimum=1)
     p = check_scalar(failure_probability, "failure_probability", OPEN_UNIT)
-    z = float(-ndtri(p / (2.0 * v)))
+    check_choice(encryption, "encryption", _ENCRYPTIONS)
+    if encryption == "asymmetric" or weights is not None:
+        # Laplace with variance 1: P(|X| > t) = exp(-√2·t).
+        z = math.log(v / p) / math.sqrt(2.0)
+    else:
+        z = float(-ndtri(p / (2.0 * v)))
     return z * error_std(
         params, encryption=encryption, clients=clients, weights=weights, bound=bound
     )
