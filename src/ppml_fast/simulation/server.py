@@ -360,14 +360,19 @@ class CKKSAggregation:
 
     def __post_init__(self) -> None:
         check_choice(self.preset, "preset", ("aggregation", "general"))
-        check_bool(self.symmetric, "symmetric")
-        check_scalar(self.precision, "precision", POSITIVE)
-        check_scalar(self.bound, "bound", POSITIVE)
-        check_bool(self.weighted, "weighted")
-        check_bool(self.client_weighting, "client_weighting")
-        check_int(self.security, "security")
-        if self.security not in ckks.MAX_COEFF_BITS:
-            raise ValueError(f"security must be 128, 192 or 256, got {self.security}")
+        # Stored as plain Python values (numpy scalars and 0-d arrays are accepted).
+        values = {
+            "symmetric": check_bool(self.symmetric, "symmetric"),
+            "precision": check_scalar(self.precision, "precision", POSITIVE),
+            "bound": check_scalar(self.bound, "bound", POSITIVE),
+            "weighted": check_bool(self.weighted, "weighted"),
+            "client_weighting": check_bool(self.client_weighting, "client_weighting"),
+            "security": check_int(self.security, "security"),
+        }
+        if values["security"] not in ckks.MAX_COEFF_BITS:
+            raise ValueError(f"security must be 128, 192 or 256, got {values['security']}")
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
         if self.preset == "aggregation" and self.weighted and not self.client_weighting:
             raise ValueError(
                 "CKKSAggregation: client_weighting=False (the server multiplies by the "
