@@ -801,6 +801,12 @@ SPECS: list[Spec] = [
         lambda: {},
         ["key_bits", "precision", "weighted"],
     ),
+    Spec(
+        "CKKSAggregation",
+        sim.CKKSAggregation,
+        lambda: {},
+        ["preset", "symmetric", "precision", "bound", "weighted", "client_weighting", "security"],
+    ),
     Spec("MLP", sim.MLP, lambda: {}, ["hidden", "activation"]),
     Spec("FedAvg", sim.FedAvg, lambda: {}, ["weighted"]),
     Spec("history_table", sim.history_table, lambda: {"history": []}, ["history", "markdown"]),

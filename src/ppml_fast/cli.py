@@ -409,7 +409,7 @@ def _bench_at(args: argparse.Namespace, level: str) -> int:
     return subprocess.call([sys.executable, "-m", "ppml_fast.cli", *argv], env=_child_env(level))
 
 
-_MODES = ("fedavg", "dp-fedavg", "dp-sgd", "secagg", "secagg+", "paillier")
+_MODES = ("fedavg", "dp-fedavg", "dp-sgd", "secagg", "secagg+", "paillier", "ckks")
 
 
 @contextlib.contextmanager
@@ -469,6 +469,8 @@ def _simulate_fl(args: argparse.Namespace) -> int:
         aggregator = sim.DPFedAvg(args.clip, args.noise_multiplier, args.delta)
     elif args.mode == "paillier":
         aggregator = sim.PaillierAggregation()
+    elif args.mode == "ckks":
+        aggregator = sim.CKKSAggregation(symmetric=args.symmetric)
     else:
         aggregator = sim.SecureAggregation(
             neighbors="auto" if args.mode == "secagg+" else None, dropout=args.dropout
@@ -485,19 +487,22 @@ def _simulate_fl(args: argparse.Namespace) -> int:
             f"executor: {args.executor}"
         )
         t0 = time.perf_counter()
-        result = sim.run_simulation(
-            data,
-            model=model,
-            clients=clients,
-            alpha=args.alpha,
-            rounds=rounds,
-            fraction=0.5 if args.fraction is None else args.fraction,
-            dp_sgd=dp_sgd,
-            aggregator=aggregator,
-            seed=args.seed,
-            executor=executor,
-            progress=False if args.quiet else None,
-        )
+        try:
+            result = sim.run_simulation(
+                data,
+                model=model,
+                clients=clients,
+                alpha=args.alpha,
+                rounds=rounds,
+                fraction=0.5 if args.fraction is None else args.fraction,
+                dp_sgd=dp_sgd,
+                aggregator=aggregator,
+                seed=args.seed,
+                executor=executor,
+                progress=False if args.quiet else None,
+            )
+        except (ImportError, TypeError, ValueError) as e:  # e.g. no TenSEAL, a bad setting
+            raise _CommandError(f"ppml-fast simulate: {e}") from None
         elapsed = time.perf_counter() - t0
     print(result.table(markdown=args.markdown))
     last = result.history[-1]
@@ -624,6 +629,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train clients with DP-SGD under any mode but dp-fedavg",
     )
+    sim_p.add_argument(
+        "--symmetric",
+        action="store_true",
+        help="--mode ckks: the clients hold the secret key (seeded ciphertexts, half the bytes)",
+    )
     sim_p.add_argument("--noise-multiplier", type=float, default=1.0, help="DP noise multiplier")
     sim_p.add_argument(
         "--clip",
@@ -702,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("--dp-sgd", args.dp_sgd),
                 ("--dropout", bool(args.dropout)),
                 ("--alpha", args.alpha is not None),
+                ("--symmetric", args.symmetric),
             )
             if given
         ]
@@ -724,6 +735,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{', '.join(split_only)} need --split")
     if args.command == "simulate" and args.dropout and not args.mode.startswith("secagg"):
         parser.error("--dropout applies to --mode secagg and secagg+ only")
+    if args.command == "simulate" and args.symmetric and args.mode != "ckks":
+        parser.error("--symmetric applies to --mode ckks only")
     if args.command == "simulate" and args.dp_sgd and args.mode == "dp-fedavg":
         parser.error("--dp-sgd cannot be combined with --mode dp-fedavg (one DP level)")
     return int(args.func(args))

@@ -274,7 +274,7 @@ class EncryptedUpdate:
             out = self._like(None)
             out._wire = self._wire
             return out
-        return self._like(self._vec().copy())
+        return self._like(_copy_vector(self._vec()))
 
     def _flat(self, other: Any, name: str = "other") -> np.ndarray:
         """``other`` (an array, or a list of layers, of this update's layout) as one flat
@@ -459,6 +459,16 @@ class EncryptedUpdate:
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         # Pickled without the context (TenSEAL contexts do not pickle): link() after.
         return (load_update, (self.serialize(),))
+
+
+def _copy_vector(vec: Any) -> Any:
+    """A copy of a TenSEAL ``CKKSVector``. TenSEAL's ``copy()`` refuses a vector whose
+    context is symmetric and public (the aggregator's, for clients that hold the secret
+    key), so that case copies through the vector's bytes, which is exact."""
+    try:
+        return vec.copy()
+    except ValueError:
+        return _tenseal().ckks_vector_from(vec.context(), vec.serialize())
 
 
 def _is_scalar(x: Any) -> bool:
@@ -716,7 +726,7 @@ def sum_updates(
 
 
 def _group_sum(members: list[EncryptedUpdate]) -> tuple[Any, int]:
-    acc = members[0]._vec().copy()
+    acc = _copy_vector(members[0]._vec())
     for u in members[1:]:
         acc.add_(u._vec())
     return acc, max(u._rescales for u in members)

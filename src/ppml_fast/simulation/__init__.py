@@ -19,11 +19,17 @@ model update, and the server combines the updates with one of
   many values into each ciphertext (:func:`ppml_fast.paillier.encrypt_packed`, with
   headroom for the clients of one round), so it sends, and the server adds and
   decrypts, about ``packing_factor`` times fewer ciphertexts; ``packing=False``
-  encrypts every value on its own.
+  encrypts every value on its own;
+- :class:`CKKSAggregation`: clients clip their updates, weight them by their example
+  counts and encrypt them under CKKS (:mod:`ppml_fast.ckks`, on TenSEAL), packed N/2
+  values per ciphertext; the server, holding only the public context, averages the
+  ciphertexts (:func:`ppml_fast.aggregation.encrypted_fedavg`) and a simulated key
+  holder decrypts the average, equal to FedAvg's within the stated ``precision``.
 
 DP-SGD clients combine with any of these except :class:`DPFedAvg` (one DP level per run).
 Each round is recorded (:class:`RoundRecord`): loss, test accuracy, ε spent, bytes a
-client sends (and, under Paillier, the values per ciphertext), and the time of the client
+client sends (and, under Paillier and CKKS, the values per ciphertext, the encryption and
+decryption times and, under CKKS, the values clipped), and the time of the client
 and aggregation phases; :func:`history_table`
 prints the records and :func:`plot` draws them.
 
@@ -56,7 +62,11 @@ thread pool (the kernels release the GIL); ``executor=dask_client.get_executor()
 the same tasks on a Dask cluster. A client task is a pure function of its inputs and of
 its own seed, derived from the run's one master seed by :class:`numpy.random.SeedSequence`
 spawn keys ``(stream, round, client)``; the server reads results in client order. A
-seeded run therefore gives the same model, bit for bit, on any executor.
+seeded run therefore gives the same model, bit for bit, on any executor -- except under
+CKKS, whose encryption randomness comes from TenSEAL's own CSPRNG: there runs agree
+within the aggregator's ``precision``. CKKS clients encrypt in their task's own process
+(TenSEAL holds the GIL, so on the default thread pool their encryptions take turns; a
+Dask cluster of processes runs them in parallel).
 
 Security
 --------
@@ -65,9 +75,9 @@ evaluation reads all training data. With ``seed=None`` every random draw (client
 batch sampling, DP noise) comes from the secure stream of :mod:`ppml_fast.rng`; with a
 seed the DP noise is reproducible by anyone who knows the seed (tests and experiments
 only; ppml_fast warns once per process). Secure-aggregation masks and Paillier
-randomness are always secure. The ε reported for DP-SGD is example-level DP for every
-client's data (the worst client's ε, ignoring the amplification from client sampling);
-for DP-FedAvg it is client-level DP.
+randomness, and CKKS keys and encryption randomness, are always secure. The ε reported
+for DP-SGD is example-level DP for every client's data (the worst client's ε, ignoring
+the amplification from client sampling); for DP-FedAvg it is client-level DP.
 """
 
 from __future__ import annotations
@@ -78,7 +88,14 @@ from .models import MLP, LogisticRegression, Model
 from .plots import plot
 from .records import RoundRecord, SimulationResult, history_table
 from .run import run_simulation
-from .server import Aggregator, DPFedAvg, FedAvg, PaillierAggregation, SecureAggregation
+from .server import (
+    Aggregator,
+    CKKSAggregation,
+    DPFedAvg,
+    FedAvg,
+    PaillierAggregation,
+    SecureAggregation,
+)
 from .split import (
     SPLITS,
     SplitRoundRecord,
@@ -93,6 +110,7 @@ __all__ = [
     "MLP",
     "SPLITS",
     "Aggregator",
+    "CKKSAggregation",
     "DPFedAvg",
     "Dataset",
     "FedAvg",

@@ -4,20 +4,25 @@ A client task (:class:`_ClientTask`) is a pure function of its inputs and of its
 local SGD (or DP-SGD, :class:`DPSGD`) from the round's global model on the client's
 rows, returning the model delta -- scaled by the client's weight and encrypted when the
 server aggregates under Paillier (clipped, quantised and packed, :class:`_PackedLayout`,
-by default) -- with the number of steps and the sample rate the
-accountant needs (:class:`_ClientResult`). Tasks hold no reference to the server, so any
-:class:`concurrent.futures.Executor`, a Dask cluster's included, can run them.
+by default) or CKKS (clipped and packed into ciphertexts, :class:`_CKKSClient`) -- with
+the number of steps and the sample rate the accountant needs (:class:`_ClientResult`).
+(Under CKKS the ciphertexts also carry TenSEAL's own encryption randomness; what they
+decrypt to is still a function of the task.) Tasks hold no reference to the server, so
+any :class:`concurrent.futures.Executor`, a Dask cluster's included, can run them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
-from typing import NamedTuple
+import threading
+import time
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import clipping, paillier
+from .. import ckks, clipping, paillier
 from .. import rng as _rng
 from .._validation import NON_NEGATIVE, OPEN_UNIT, POSITIVE, check_scalar
 from .models import Model
@@ -95,6 +100,49 @@ class _PackedLayout:
 
 
 @dataclasses.dataclass(frozen=True)
+class _CKKSClient:
+    """What a client needs to encrypt under CKKS (:class:`~.server.CKKSAggregation`).
+
+    Attributes
+    ----------
+    context : bytes
+        The serialised TenSEAL context that can encrypt: the public key, or the secret
+        key when ``symmetric``. Bytes, because TenSEAL contexts do not pickle and a task
+        may run in another process.
+    symmetric : bool
+        Encrypt with the secret key (seeded ciphertexts).
+    bound : float
+        Every coordinate of the update is clipped to ``[-bound, bound]`` before it is
+        weighted and encrypted.
+    security : int
+        The security level the context is checked at when it is loaded.
+    """
+
+    context: bytes = dataclasses.field(repr=False)
+    symmetric: bool
+    bound: float
+    security: int = 128
+
+
+# One deserialised encryption context per process: every client of a run uses the same
+# bytes, so the tasks after the first skip TenSEAL's deserialisation and the checks.
+_context_cache: dict[bytes, Any] = {}
+_context_lock = threading.Lock()
+
+
+def _ckks_context(spec: _CKKSClient) -> Any:
+    """The TenSEAL context of ``spec.context``, loaded (and checked) once per process."""
+    key = hashlib.sha256(spec.context).digest()
+    with _context_lock:
+        ctx = _context_cache.get(key)
+        if ctx is None:
+            ctx = ckks.load_context(spec.context, security=spec.security)
+            _context_cache.clear()
+            _context_cache[key] = ctx
+        return ctx
+
+
+@dataclasses.dataclass(frozen=True)
 class _ClientTask:
     """Everything one client needs for one round (picklable, for process executors).
 
@@ -121,6 +169,8 @@ class _ClientTask:
     packing : _PackedLayout or None
         With a public key: pack the update (:func:`ppml_fast.paillier.encrypt_packed`)
         in this layout instead of encrypting each coordinate.
+    ckks : _CKKSClient or None
+        Clip the update, multiply it by ``scale`` and encrypt it under CKKS.
     """
 
     model: Model
@@ -136,6 +186,7 @@ class _ClientTask:
     public_key: paillier.PaillierPublicKey | None
     precision: float
     packing: _PackedLayout | None = None
+    ckks: _CKKSClient | None = None
 
 
 class _ClientResult(NamedTuple):
@@ -143,20 +194,29 @@ class _ClientResult(NamedTuple):
 
     Attributes
     ----------
-    update : ndarray of float64, shape (P,), EncryptedArray or EncryptedPackedArray
-        The (scaled) model delta, encrypted under Paillier (packed with a layout).
+    update : ndarray of float64, shape (P,), EncryptedArray, EncryptedPackedArray or \
+EncryptedUpdate
+        The (scaled) model delta, encrypted under Paillier (packed with a layout) or CKKS.
     steps : int
         Local SGD steps taken.
     sample_rate : float or None
         DP-SGD's Poisson rate ``q`` (``None`` without DP-SGD).
     nbytes : int
         The size of ``update`` on the wire.
+    clipped : int or None
+        Under CKKS, the coordinates the bound clipped (``None`` in the other modes).
+    encrypt_s : float or None
+        Under Paillier and CKKS, the seconds the client spent encrypting.
     """
 
-    update: np.ndarray | paillier.EncryptedArray | paillier.EncryptedPackedArray
+    update: (
+        np.ndarray | paillier.EncryptedArray | paillier.EncryptedPackedArray | ckks.EncryptedUpdate
+    )
     steps: int
     sample_rate: float | None
     nbytes: int
+    clipped: int | None = None
+    encrypt_s: float | None = None
 
 
 def _client_update(task: _ClientTask) -> _ClientResult:
@@ -205,15 +265,39 @@ def _client_update(task: _ClientTask) -> _ClientResult:
             )
             params -= task.lr * step.gradient
     update = params - task.params
+    if task.ckks is not None:
+        return _encrypt_ckks(update, task.scale, task.ckks, steps, q)
     if task.public_key is not None and task.packing is not None:
+        t0 = time.perf_counter()
         packed = _encrypt_packed(update, task.scale, task.public_key, task.packing)
-        return _ClientResult(packed, steps, q, packed.nbytes)
+        return _ClientResult(packed, steps, q, packed.nbytes, encrypt_s=time.perf_counter() - t0)
     if task.scale != 1.0:
         update *= task.scale
     if task.public_key is None:
         return _ClientResult(update, steps, q, update.nbytes)
+    t0 = time.perf_counter()
     enc = task.public_key.encrypt_batch(update, precision=task.precision)
-    return _ClientResult(enc, steps, q, enc.nbytes)
+    return _ClientResult(enc, steps, q, enc.nbytes, encrypt_s=time.perf_counter() - t0)
+
+
+def _encrypt_ckks(
+    update: np.ndarray, scale: float, spec: _CKKSClient, steps: int, q: float | None
+) -> _ClientResult:
+    """A client's CKKS ciphertexts of ``scale * clip(update, bound)``.
+
+    The clip comes first (the parameters hold ``bound`` times the largest weight); the
+    weight is applied by :func:`ppml_fast.ckks.encrypt` and recorded in the update, so
+    the server only adds. ``workers=1``: the task already is one client's share of the
+    work, and in a Dask worker (a daemon process) a process pool could not start.
+    """
+    clipped = int(np.count_nonzero(np.abs(update) > spec.bound))
+    x = np.clip(update, -spec.bound, spec.bound) if clipped else update
+    ctx = _ckks_context(spec)
+    t0 = time.perf_counter()
+    enc = ckks.encrypt(ctx, x, symmetric=spec.symmetric, weight=scale, workers=1)
+    nbytes = enc.nbytes
+    encrypt_s = time.perf_counter() - t0
+    return _ClientResult(enc, steps, q, nbytes, clipped=clipped, encrypt_s=encrypt_s)
 
 
 def _encrypt_packed(

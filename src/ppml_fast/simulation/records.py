@@ -45,9 +45,19 @@ class RoundRecord:
         sample_rate, steps)`` triples (for DP-SGD, of the client with the largest ε).
     packing_factor : int, optional
         Under Paillier, the values each ciphertext carries: the packed layout's slots,
-        or 1 without packing (``None`` in the other modes). ``bytes_per_client`` is the
-        ciphertext bytes a client actually sent, about ``1 / packing_factor`` of the
-        unpacked figure.
+        or 1 without packing; under CKKS, the slots of a ciphertext, N/2 (``None`` in the
+        other modes). ``bytes_per_client`` is the ciphertext bytes a client actually
+        sent, about ``1 / packing_factor`` of the unpacked figure under Paillier.
+    encrypt_s : float, optional
+        Under Paillier and CKKS, the mean wall seconds a client spent encrypting its
+        update (part of ``client_s``); ``None`` in the other modes.
+    decrypt_s : float, optional
+        Under Paillier and CKKS, the wall seconds the decryptor spent decrypting the
+        aggregate (part of ``aggregation_s``); ``None`` in the other modes.
+    clipped : int, optional
+        Under CKKS, the coordinates of the round's updates that the aggregator's
+        ``bound`` clipped (0 when the run equals FedAvg within its precision); ``None``
+        in the other modes.
     """
 
     round: int
@@ -62,6 +72,9 @@ class RoundRecord:
     aborted: bool = False
     accounting: tuple[tuple[float, float, int], ...] | None = None
     packing_factor: int | None = None
+    encrypt_s: float | None = None
+    decrypt_s: float | None = None
+    clipped: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The record's fields by name."""
@@ -79,8 +92,14 @@ _COLUMNS = (
     ("client_s", "client s", "{:.3f}"),
     ("aggregation_s", "aggregation s", "{:.3f}"),
 )
-# Shown only when some record has it (Paillier runs): values per ciphertext.
-_PACKING_COLUMN = (("packing_factor", "values/ciphertext", "{}"),)
+# Shown only when some record has them (Paillier and CKKS runs): values per ciphertext,
+# the encryption and decryption parts of the two phases, and the values CKKS clipped.
+_OPTIONAL_COLUMNS = (
+    ("packing_factor", "values/ciphertext", "{}"),
+    ("encrypt_s", "encrypt s", "{:.3f}"),
+    ("decrypt_s", "decrypt s", "{:.3f}"),
+    ("clipped", "clipped", "{:,}"),
+)
 
 
 def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str:
@@ -96,7 +115,9 @@ def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str
     -------
     str
         One row per record; ``-`` for a missing value, ``(aborted)`` after the survivors
-        of an aborted round. Paillier runs get a last column, the values per ciphertext.
+        of an aborted round. Paillier and CKKS runs get more columns: the values per
+        ciphertext, the seconds of encryption (per client) and decryption, and (CKKS) the
+        values clipped.
     """
     markdown = check_bool(markdown, "markdown")
     if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
@@ -109,8 +130,9 @@ def history_table(history: Sequence[RoundRecord], markdown: bool = False) -> str
         if not isinstance(rec, RoundRecord):
             raise TypeError(f"history[{i}] must be a RoundRecord, got {type(rec).__name__}")
     columns: tuple[tuple[str, str, str], ...] = _COLUMNS
-    if any(rec.packing_factor is not None for rec in records):
-        columns += _PACKING_COLUMN
+    for column in _OPTIONAL_COLUMNS:
+        if any(getattr(rec, column[0]) is not None for rec in records):
+            columns += (column,)
     head = [title for _, title, _ in columns]
     body = []
     for rec in records:

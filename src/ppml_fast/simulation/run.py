@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeAlias
 
@@ -94,7 +94,7 @@ def run_simulation(
     dp_sgd : DPSGD, optional
         Train each client with DP-SGD; ε is reported per round (example level).
     aggregator : aggregator object or {"fedavg", "dp-fedavg", "secagg", "secagg+", \
-"paillier"}
+"paillier", "ckks"}
         How the server combines the updates (see :mod:`ppml_fast.simulation`).
     seed : int or SeedSequence, optional
         Master seed for partitions, initial model, sampling and noise; None draws all of
@@ -119,7 +119,8 @@ def run_simulation(
     ValueError
         An argument out of range; ``dp_sgd`` with DP-FedAvg; ``partition`` together with
         ``clients`` or ``alpha``; secure aggregation with fewer than 2 clients per round;
-        a packed Paillier layout that does not fit (:class:`PaillierAggregation`).
+        a packed Paillier layout that does not fit (:class:`PaillierAggregation`); CKKS
+        parameters that cannot meet the precision (:class:`CKKSAggregation`).
     ImportError
         ``progress=True`` without tqdm.
 
@@ -127,7 +128,8 @@ def run_simulation(
     -----
     Every random draw comes from a stream derived from the master seed by the spawn key
     ``(stream, round, client)``, and the server reads client results in client order, so
-    a seeded run gives the same records and model on any executor.
+    a seeded run gives the same records and model on any executor (under CKKS, within
+    the aggregator's ``precision``: TenSEAL's encryption randomness is never seeded).
     """
     settings = _check_arguments(
         data,
@@ -279,6 +281,7 @@ def _run_rounds(s: _Settings) -> SimulationResult:
                     server.public_key,
                     server.precision,
                     server.packing,
+                    server.ckks_client,
                 )
                 for c in chosen
             ]
@@ -305,6 +308,9 @@ def _run_rounds(s: _Settings) -> SimulationResult:
                     aborted=outcome.mean is None,
                     accounting=acc_hist,
                     packing_factor=server.packing_factor,
+                    encrypt_s=_mean_of(r.encrypt_s for r in results),
+                    decrypt_s=outcome.decrypt_s,
+                    clipped=_sum_of(r.clipped for r in results),
                 )
             )
             if bar is not None:
@@ -316,6 +322,18 @@ def _run_rounds(s: _Settings) -> SimulationResult:
         if own_pool:
             pool.shutdown()
     return SimulationResult(params, mdl, history)
+
+
+def _mean_of(values: Iterable[float | None]) -> float | None:
+    """The mean of the values that are not None (None if there are none)."""
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _sum_of(values: Iterable[int | None]) -> int | None:
+    """The sum of the values that are not None (None if there are none)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 class _PrivacyLedger:
