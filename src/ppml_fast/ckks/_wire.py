@@ -201,34 +201,57 @@ class _SymmetricEncryptor:
 
 
 # One cached engine per worker process: a block of chunks after the first for the same
-# context skips the context's deserialisation.
+# context skips the context's deserialisation. The calling process never caches (no
+# secret key outlives a call there). A forked child must not destroy an engine it
+# inherited: a TenSEAL context joins its thread pool's threads when destroyed, and the
+# child does not have them; inherited engines are kept alive in _inherited instead.
 _cache: dict[str, Any] = {}
+_inherited: list[dict[str, Any]] = []
+
+
+def _orphan_cache_in_child() -> None:
+    global _cache
+    _inherited.append(_cache)
+    _cache = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_orphan_cache_in_child)
+
+
+def _make_engine(context_bytes: bytes, symmetric: bool) -> Any:
+    if symmetric:
+        return _SymmetricEncryptor(context_bytes)
+    import tenseal as ts
+
+    return ts.context_from(context_bytes)
 
 
 def _engine(context_bytes: bytes, symmetric: bool) -> Any:
     key = ("s" if symmetric else "a") + hashlib.sha256(context_bytes).hexdigest()
     engine = _cache.get(key)
     if engine is None:
-        if symmetric:
-            engine = _SymmetricEncryptor(context_bytes)
-        else:
-            import tenseal as ts
-
-            engine = ts.context_from(context_bytes)
+        engine = _make_engine(context_bytes, symmetric)
         _cache.clear()
         _cache[key] = engine
     return engine
 
 
 def encrypt_block(
-    context_bytes: bytes, values: np.ndarray, slots: int, scale: float, symmetric: bool
+    context_bytes: bytes,
+    values: np.ndarray,
+    slots: int,
+    scale: float,
+    symmetric: bool,
+    cache: bool = True,
 ) -> bytes:
     """The ``CKKSVector`` message of ``values`` (1-D float64) in chunks of ``slots``.
 
     ``context_bytes`` is a TenSEAL context with the public key (asymmetric) or the secret
-    key (symmetric, seeded ciphertexts); it runs in a worker process or in the caller's.
+    key (symmetric, seeded ciphertexts); it runs in a worker process (``cache``: keep the
+    context for the next block) or in the caller's (``cache=False``).
     """
-    engine = _engine(context_bytes, symmetric)
+    engine = _engine(context_bytes, symmetric) if cache else _make_engine(context_bytes, symmetric)
     parts = []
     for start in range(0, values.shape[0], slots):
         chunk = values[start : start + slots]

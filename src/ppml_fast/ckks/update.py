@@ -10,9 +10,11 @@ Parallel encryption. TenSEAL holds the GIL while it encrypts, so threads cannot 
 work: :func:`encrypt` cuts the chunks into one block per worker process, each worker
 encrypts and serialises its block, and the parent joins the serialised blocks (TenSEAL's
 vector format is a protobuf message, which concatenation merges). The workers are a
-process pool kept for the life of the process (``fork`` on Linux, ``spawn`` elsewhere),
-or any ``concurrent.futures.Executor`` given as ``executor``. The result is the wire form;
-it is deserialised only when the holder computes on it (an aggregator), never by a client.
+set of fresh interpreters kept for the life of the process (not forked: a TenSEAL
+context's threads make ``fork`` unsafe; not ``multiprocessing``'s spawn: it re-imports the
+caller's main module), or any ``concurrent.futures.Executor`` given as ``executor``.
+The result is the wire form; it is deserialised only when the holder computes on it (an
+aggregator), never by a client.
 
 Arithmetic. ``+`` and ``-`` between updates, and with plaintext scalars or arrays of the
 update's layout, run on the ciphertexts (TenSEAL's loops over the chunks, in C++). ``*``
@@ -31,14 +33,9 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-import os
 import struct
-import sys
-import threading
-import warnings
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -51,7 +48,7 @@ from .._validation import (
     check_int,
     check_scalar,
 )
-from . import _wire
+from . import _wire, _workers
 from .context import (
     _check_context,
     _tenseal,
@@ -72,42 +69,6 @@ _MAGIC = b"PPCK"
 _VERSION = 1
 
 # ---------------------------------------------------------------------------- workers
-
-_pool: ProcessPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-
-def _reset_pool_in_child() -> None:
-    global _pool, _pool_size, _pool_lock
-    _pool = None
-    _pool_size = 0
-    _pool_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_pool_in_child)
-
-
-def _process_pool(workers: int) -> ProcessPoolExecutor:
-    """The encryption worker pool with ``workers`` processes, made on first use.
-
-    ``fork`` on Linux: a script that calls :func:`encrypt` at top level, without an
-    ``if __name__ == "__main__"`` guard, keeps working (``spawn`` and ``forkserver``
-    re-import the main module in each worker). The workers run only TenSEAL on contexts
-    they deserialise themselves, and never touch the parent's threads or locks.
-    """
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size != workers:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            method = "fork" if sys.platform.startswith("linux") else "spawn"
-            _pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context(method)
-            )
-            _pool_size = workers
-        return _pool
 
 
 def _default_workers() -> int:
@@ -160,11 +121,11 @@ class EncryptedUpdate:
         "_context",
         "_factor",
         "_is_list",
+        "_parts",
         "_rescales",
         "_shapes",
         "_vector",
         "_weight",
-        "_wire",
         "dtype",
     )
 
@@ -173,7 +134,7 @@ class EncryptedUpdate:
         context: Any,
         *,
         vector: Any = None,
-        wire: bytes | None = None,
+        wire: bytes | list[bytes] | None = None,
         shapes: tuple[tuple[int, ...], ...],
         is_list: bool,
         dtype: np.dtype,
@@ -184,7 +145,8 @@ class EncryptedUpdate:
         self._context = context
         self._rescales = rescales
         self._vector = vector
-        self._wire = wire
+        # The wire form as consecutive parts (the workers' blocks), joined only when sent.
+        self._parts = None if wire is None else ([wire] if isinstance(wire, bytes) else wire)
         self._shapes = shapes
         self._is_list = is_list
         self.dtype = dtype
@@ -218,13 +180,13 @@ class EncryptedUpdate:
         """The number of CKKS ciphertexts (chunks)."""
         if self._vector is not None:
             return len(self._vector.data.ciphertext())
-        assert self._wire is not None
-        return _wire.vector_chunks(self._wire)[1]
+        assert self._parts is not None
+        return sum(_wire.vector_chunks(p)[1] for p in self._parts)
 
     @property
     def nbytes(self) -> int:
         """Bytes on the wire: the length of :meth:`serialize`'s result."""
-        return len(self.serialize())
+        return len(self._header()) + sum(len(p) for p in self._wire_parts())
 
     def __repr__(self) -> str:
         return (
@@ -247,9 +209,9 @@ class EncryptedUpdate:
             if self._context is None:
                 raise ValueError("this EncryptedUpdate has no context: call link(context) first")
             ts = _tenseal()
-            assert self._wire is not None
+            assert self._parts is not None
             try:
-                self._vector = ts.ckks_vector_from(self._context, self._wire)
+                self._vector = ts.ckks_vector_from(self._context, b"".join(self._parts))
             except Exception as exc:  # TenSEAL raises several types on bad input
                 raise ValueError(f"the ciphertexts do not belong to this context: {exc}") from None
         return self._vector
@@ -272,7 +234,7 @@ class EncryptedUpdate:
         """An independent copy (the ciphertexts are copied)."""
         if self._vector is None:
             out = self._like(None)
-            out._wire = self._wire
+            out._parts = self._parts
             return out
         return self._like(_copy_vector(self._vec()))
 
@@ -352,7 +314,7 @@ class EncryptedUpdate:
             self._vec().add_(vec)
         else:
             self._vec().add_(self._plain(other))
-        self._wire = None
+        self._parts = None
         return self
 
     def __neg__(self) -> EncryptedUpdate:
@@ -375,7 +337,7 @@ class EncryptedUpdate:
             self._vec().sub_(vec)
         else:
             self._vec().sub_(self._plain(other))
-        self._wire = None
+        self._parts = None
         return self
 
     def __mul__(self, other: Any) -> EncryptedUpdate:
@@ -439,11 +401,7 @@ class EncryptedUpdate:
             start += n
         return out if self._is_list else out[0]
 
-    def serialize(self) -> bytes:
-        """The update as bytes: a small header (layout, dtype, factor, weight) and the
-        TenSEAL ciphertexts. No key material. :func:`load_update` reads it back."""
-        if self._wire is None:
-            self._wire = bytes(self._vec().serialize())
+    def _header(self) -> bytes:
         header = json.dumps(
             {
                 "shapes": [list(s) for s in self._shapes],
@@ -454,7 +412,17 @@ class EncryptedUpdate:
             },
             separators=(",", ":"),
         ).encode()
-        return b"".join((_MAGIC, struct.pack("<HI", _VERSION, len(header)), header, self._wire))
+        return _MAGIC + struct.pack("<HI", _VERSION, len(header)) + header
+
+    def _wire_parts(self) -> list[bytes]:
+        if self._parts is None:
+            self._parts = [bytes(self._vec().serialize())]
+        return self._parts
+
+    def serialize(self) -> bytes:
+        """The update as bytes: a small header (layout, dtype, factor, weight) and the
+        TenSEAL ciphertexts. No key material. :func:`load_update` reads it back."""
+        return b"".join((self._header(), *self._wire_parts()))
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         # Pickled without the context (TenSEAL contexts do not pickle): link() after.
@@ -630,21 +598,22 @@ def encrypt(
     blocks = min(n_workers, n_chunks) if executor is None else max(1, min(n_chunks, 64))
     ctx_bytes = worker_context_bytes(ctx, sym)
     scale = params.scale
+    wire: bytes | list[bytes]
     if blocks <= 1 and executor is None:
-        wire = _wire.encrypt_block(ctx_bytes, flat, slots, scale, sym)
+        wire = _wire.encrypt_block(ctx_bytes, flat, slots, scale, sym, cache=False)
     else:
         bounds = [round(i * n_chunks / blocks) * slots for i in range(blocks + 1)]
         pieces = [flat[bounds[i] : bounds[i + 1]] for i in range(blocks)]
-        pool = executor if executor is not None else _process_pool(n_workers)
-        with warnings.catch_warnings():
-            # Python 3.12+ warns on fork() in a threaded process; the workers are safe.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
-            futures = [
-                pool.submit(_wire.encrypt_block, ctx_bytes, p, slots, scale, sym)
-                for p in pieces
-                if p.size
-            ]
-        wire = _wire.join_vector([f.result() for f in futures])
+        args = [(ctx_bytes, p, slots, scale, sym) for p in pieces if p.size]
+        if executor is not None:
+            futures = [executor.submit(_wire.encrypt_block, *a) for a in args]
+            wire = [f.result() for f in futures]
+        else:
+            # The calling process encrypts the first block itself while the workers do
+            # the others: one fewer block through a pipe.
+            wire = _workers.run_blocks(
+                "encrypt_block", args[1:], local=lambda: _wire.encrypt_block(*args[0], False)
+            )
     return EncryptedUpdate(
         ctx,
         wire=wire,
