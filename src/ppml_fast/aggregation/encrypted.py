@@ -84,11 +84,14 @@ def encrypted_fedavg(
 
 def _as_unweighted(ups: list[EncryptedUpdate]) -> list[EncryptedUpdate]:
     """The updates with their recorded client weights cleared (the values already carry
-    them), so they add as one group."""
+    them), so they add as one group. The aliases share the ciphertexts (summing never
+    writes to its inputs; a copy would cost more than the additions)."""
     out = []
     for u in ups:
         if u.weight != 1.0:
-            u = u.copy()
-            u._weight = 1.0
+            alias = u._like(u._vector)
+            alias._wire = u._wire
+            alias._weight = 1.0
+            u = alias
         out.append(u)
     return out

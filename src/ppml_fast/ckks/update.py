@@ -697,9 +697,9 @@ def sum_updates(
     # by their weight relative to it (one ciphertext multiplication per distinct weight).
     order = sorted(groups, key=lambda g: -len(groups[g]))
     ref = order[0]
-    acc, rescales = _group_sum(groups[ref])
+    acc, rescales = _group_sum(groups[ref], fresh=True)
     for g in order[1:]:
-        part, r = _group_sum(groups[g])
+        part, r = _group_sum(groups[g], fresh=False)
         acc.add_(_scaled(part, g / ref, r, ups[0]._context))
         rescales = max(rescales, r + 1)
     first = ups[0]
@@ -715,11 +715,19 @@ def sum_updates(
     )
 
 
-def _group_sum(members: list[EncryptedUpdate]) -> tuple[Any, int]:
-    acc = members[0]._vec().copy()
-    for u in members[1:]:
+def _group_sum(members: list[EncryptedUpdate], fresh: bool) -> tuple[Any, int]:
+    """The sum of the members' vectors and its rescales. The sum is a new vector, except
+    for one member without ``fresh`` (the caller only reads it). TenSEAL's ``copy()``
+    serialises and reloads, many times the cost of an addition: the first two members
+    are added out of place instead, the others in place."""
+    rescales = max(u._rescales for u in members)
+    if len(members) == 1:
+        vec = members[0]._vec()
+        return (vec.copy() if fresh else vec), rescales
+    acc = members[0]._vec() + members[1]._vec()
+    for u in members[2:]:
         acc.add_(u._vec())
-    return acc, max(u._rescales for u in members)
+    return acc, rescales
 
 
 def _check_updates(updates: Any) -> list[EncryptedUpdate]:
