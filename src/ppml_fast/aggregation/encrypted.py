@@ -77,7 +77,10 @@ def encrypted_fedavg(
     else:
         total = float(sum(client_weights))
         summed = _update.sum_updates(_as_unweighted(ups))
-    out: Any = summed / total
+    # summed is a new vector owned here: its public factor is divided in place (``/``
+    # would copy the ciphertexts, which costs more than the additions)
+    out: Any = summed
+    out._factor = summed.factor / total
     out._weight = 1.0
     return out  # type: ignore[no-any-return]
 

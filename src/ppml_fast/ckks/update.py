@@ -697,10 +697,18 @@ def sum_updates(
     # by their weight relative to it (one ciphertext multiplication per distinct weight).
     order = sorted(groups, key=lambda g: -len(groups[g]))
     ref = order[0]
-    acc, rescales = _group_sum(groups[ref], fresh=True)
+    # A lone reference update is not copied when another group follows: the first
+    # addition is then out of place (a new vector), the later ones in place.
+    owned = len(groups[ref]) > 1 or len(order) == 1
+    acc, rescales = _group_sum(groups[ref], fresh=owned)
     for g in order[1:]:
         part, r = _group_sum(groups[g], fresh=False)
-        acc.add_(_scaled(part, g / ref, r, ups[0]._context))
+        scaled = _scaled(part, g / ref, r, ups[0]._context)
+        if owned:
+            acc.add_(scaled)
+        else:
+            acc = acc + scaled
+            owned = True
         rescales = max(rescales, r + 1)
     first = ups[0]
     return EncryptedUpdate(
