@@ -208,6 +208,12 @@ def public_context(context: Any) -> Any:
     keys and the scale; it can evaluate but not decrypt. ``context`` is unchanged.
     """
     _check_context(context)
+    if context.is_private() and not has_public_key(context):
+        # TenSEAL refuses make_context_public for symmetric contexts: reload the
+        # serialisation without the secret key instead.
+        ctx = _tenseal().context_from(serialize_context(context))
+        ctx._ppml_fast_security = getattr(context, "_ppml_fast_security", 128)
+        return ctx
     ctx = context.copy()
     if ctx.is_private():
         ctx.make_context_public()
