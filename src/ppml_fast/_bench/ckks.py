@@ -31,6 +31,7 @@ Comparison. :func:`comparison_table` runs one round of ``clients`` clients with 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import statistics
@@ -282,14 +283,14 @@ def _server_rows(data: Data, n: int, full: bool) -> list[Case]:
     def check_counts(out: Any) -> bool:
         c, xs = s("counts"), s("xs")
         if isinstance(out, ckks.EncryptedUpdate):
-            return close(out.decrypt(s("ctx")), c @ xs / c.sum())
+            return close(np.asarray(out.decrypt(s("ctx"))), c @ xs / c.sum())
         got = np.asarray(out.decrypt(s("ctx").secret_key()))
         return close(got / c.sum(), c @ xs / c.sum())
 
     def check_weights(out: Any) -> bool:
         w, xs = s("weights"), s("xs")
         if isinstance(out, ckks.EncryptedUpdate):
-            return close(out.decrypt(s("ctx")), w @ xs / w.sum())
+            return close(np.asarray(out.decrypt(s("ctx"))), w @ xs / w.sum())
         return True  # the reference's additions are not the weighted sum
 
     size = f"{n} clients x {d:,}"
@@ -405,9 +406,18 @@ LEARNS = {
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """The seconds of one call of ``fn`` and what it returned."""
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
+
+
+def _best_of_two(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """The faster of two calls of ``fn`` (the first may load or compile code) and what
+    the second returned."""
+    t1, _ = _timed(fn)
+    t2, out = _timed(fn)
+    return min(t1, t2), out
 
 
 def comparison_table(
@@ -473,7 +483,7 @@ def comparison_table(
         t, b = _timed(x[k].tobytes)
         times.append(t)
         sent.append(b)
-    t_srv, mean = _timed(
+    t_srv, mean = _best_of_two(
         lambda: aggregation.fedavg(np.stack([np.frombuffer(b, np.float32) for b in sent]))
     )
     rows.append(
@@ -489,7 +499,7 @@ def comparison_table(
         ups = np.stack([np.frombuffer(b, np.float32) for b in sent])
         return aggregation.dp_fedavg(ups, c, sigma).update
 
-    t_srv, mean = _timed(dp_server)
+    t_srv, mean = _best_of_two(dp_server)
     rows.append(
         _row(
             "DP-FedAvg (sigma=1, C=max norm)",
@@ -569,24 +579,30 @@ def _secagg_row(
         return out
 
     parties = [SecAggClient(u) for u in range(n)]
+
+    def masked(u: int) -> Any:
+        return parties[u].masked_input(quantize(x[u], clip, frac_bits))
+
     server = SecAggServer(n, t, graph)
     keys = {u: timed(u, p.advertise_keys) for u, p in enumerate(parties)}
     roster = timed(None, lambda: server.collect_keys(keys))
     outboxes = {
-        u: timed(u, lambda p=p, u=u: p.share_keys(roster, graph[u], t))
+        u: timed(u, functools.partial(p.share_keys, roster, graph[u], t))
         for u, p in enumerate(parties)
     }
     routed = timed(None, lambda: server.route_shares(outboxes))
     for u, box in routed.items():
-        timed(u, lambda u=u, box=box: parties[u].receive_shares(box))
+        timed(u, functools.partial(parties[u].receive_shares, box))
     alive = [u for u in range(n) if u not in drop]
     for u in alive:
-        y = timed(u, lambda u=u: parties[u].masked_input(quantize(x[u], clip, frac_bits)))
-        timed(None, lambda u=u, y=y: server.add_masked(u, y))
+        y = timed(u, functools.partial(masked, u))
+        timed(None, functools.partial(server.add_masked, u, y))
     timed(None, server.check_recoverable)
     survivors = server.survivors()
     dropped = [u for u in range(n) if u not in set(survivors)]
-    revealed = {u: timed(u, lambda u=u: parties[u].unmask(survivors, dropped)) for u in survivors}
+    revealed = {
+        u: timed(u, functools.partial(parties[u].unmask, survivors, dropped)) for u in survivors
+    }
     total = timed(None, lambda: server.unmask(revealed, dim))
     mean = dequantize(total, frac_bits) / len(survivors)
     want = x[survivors].astype(np.float64).mean(axis=0)
@@ -613,11 +629,14 @@ def _paillier_row(
     n = x.shape[0]
     pk, sk = paillier.generate_paillier_keypair(n_length=2048)
     pk.precompute()
+
+    def client(k: int) -> bytes:
+        out: bytes = paillier.encrypt_packed(pk, x[k], bits=16, clients=n, clip=1.0).to_bytes()
+        return out
+
     times, sent = [], []
     for k in range(n):
-        t, b = _timed(
-            lambda k=k: paillier.encrypt_packed(pk, x[k], bits=16, clients=n, clip=1.0).to_bytes()
-        )
+        t, b = _timed(functools.partial(client, k))
         times.append(t)
         sent.append(b)
 
@@ -625,8 +644,8 @@ def _paillier_row(
         arrays = [paillier.EncryptedPackedArray.from_bytes(b, pk) for b in sent]
         return paillier.sum_packed(arrays)
 
-    t_srv, total = _timed(server)
-    t_dec, plain = _timed(lambda: paillier.decrypt_packed(sk, total))
+    t_srv, total = _best_of_two(server)
+    t_dec, plain = _best_of_two(lambda: paillier.decrypt_packed(sk, total))
     probe = paillier.encrypt_packed(pk, x[0, :1], bits=16, clients=n, clip=1.0)
     return _row(
         "packed Paillier (2048-bit, 16-bit slots)",
@@ -670,16 +689,23 @@ def _ckks_row(
     client_ctx = ctx if symmetric else pub  # asymmetric clients hold only the public key
     ckks.encrypt(client_ctx, x[0])  # start the worker pool (once per process)
     times, sent = [], []
+
+    # float64 in, float64 out: the aggregate's error is CKKS's, not a float32 rounding of
+    # the result (the values are the float32 updates', exactly)
+    def client(k: int) -> bytes:
+        out: bytes = ckks.encrypt(client_ctx, x[k].astype(np.float64)).serialize()
+        return out
+
     for k in range(n):
-        t, b = _timed(lambda k=k: ckks.encrypt(client_ctx, x[k]).serialize())
+        t, b = _timed(functools.partial(client, k))
         times.append(t)
         sent.append(b)
 
     def server() -> Any:
         return aggregation.encrypted_fedavg([ckks.load_update(b, pub) for b in sent])
 
-    t_srv, agg = _timed(server)
-    t_dec, mean = _timed(lambda: agg.decrypt(ctx))
+    t_srv, agg = _best_of_two(server)
+    t_dec, mean = _best_of_two(lambda: agg.decrypt(ctx))
     bound = ckks.error_bound(params, values=dim, encryption=name, clients=n) / n
     return _row(
         f"CKKS {name} ({label})",
@@ -753,8 +779,10 @@ COMPARISON_NOTES = (
     "One round, every scheme on the same float32 updates (normal, standard deviation "
     "0.01), equal weights. Client time: one client's encoding, encryption or masking and "
     "serialisation (the median over the clients; encryption uses every core). Server "
-    "time: from the received bytes to the aggregate (deserialising included); the key "
-    "holder's decryption is its own column. SecAgg+: all four rounds of the protocol, "
+    "time: from the received bytes to the aggregate (deserialising included; the better "
+    "of two runs); the key holder's decryption is its own column. FedAvg's and "
+    "DP-FedAvg's means are float32, like the updates (FedAvg's error is that rounding); "
+    "CKKS decrypts to float64. SecAgg+: all four rounds of the protocol, "
     "each party's share of the time; its error is against the survivors' mean. DP-FedAvg: "
     "central DP, noise multiplier 1 at a clip norm equal to the largest update norm (no "
     "update clipped): its error is the noise. Paillier and SecAgg+ quantise each value "
