@@ -165,8 +165,8 @@ def _encrypt_rows(data: Data, d: int, full: bool) -> list[Case]:
             more_targets=[
                 BytesTarget(
                     "bytes: seed loop / ours",
-                    1.0,
-                    "no more bytes on the wire than the seed loop",
+                    0.99,
+                    "bytes on the wire within 1% of the seed loop's (no packing overhead)",
                     sizes("general"),
                 )
             ]
