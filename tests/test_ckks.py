@@ -137,7 +137,9 @@ def test_context_parameters_reads_a_tenseal_context_made_elsewhere():
 def test_the_seed_example_two_x_plus_one():
     # A context with N = 8192 and scale 2^40, Galois keys, encrypt, 2·x + 1, decrypt.
     context = ckks.make_context(
-        poly_modulus_degree=8192, coeff_mod_bit_sizes=[60, 40, 40, 60], scale=2**40,
+        poly_modulus_degree=8192,
+        coeff_mod_bit_sizes=[60, 40, 40, 60],
+        scale=2**40,
         galois_keys=True,
     )
     assert context.has_galois_keys()
@@ -175,8 +177,11 @@ def test_error_std_matches_the_model(ctx, sym_ctx):
 
 def test_layers_shapes_and_dtypes_come_back(ctx):
     rng = np.random.default_rng(1)
-    layers = [rng.normal(size=(3, 5)).astype(np.float32), rng.normal(size=7).astype(np.float32),
-              rng.normal(size=(2, 2, 2)).astype(np.float32)]
+    layers = [
+        rng.normal(size=(3, 5)).astype(np.float32),
+        rng.normal(size=7).astype(np.float32),
+        rng.normal(size=(2, 2, 2)).astype(np.float32),
+    ]
     u = ckks.encrypt(ctx, layers)
     out = u.decrypt()
     assert isinstance(out, list) and [a.shape for a in out] == [a.shape for a in layers]
@@ -292,8 +297,10 @@ def test_weighted_sums_and_fedavg_against_numpy(ctx, seed):
     eq = encrypted_fedavg(ups)
     assert np.abs(eq.decrypt(ctx) - xs.mean(0)).max() <= bound_for(p, n, clients=k) / k
     # Client-side weights: the server only adds, and divides by the weights' total.
-    pre = [ckks.load_update(ckks.encrypt(ctx, x, weight=wk).serialize(), pub)
-           for x, wk in zip(xs, w, strict=True)]
+    pre = [
+        ckks.load_update(ckks.encrypt(ctx, x, weight=wk).serialize(), pub)
+        for x, wk in zip(xs, w, strict=True)
+    ]
     assert all(u.weight == wk for u, wk in zip(pre, w, strict=True))
     got_pre = encrypted_fedavg(pre).decrypt(ctx)
     assert np.abs(got_pre - want / w.sum()).max() <= bound_for(p, n, clients=k) * w.max() / w.sum()

@@ -270,6 +270,8 @@ def _bench_cmd(args: argparse.Namespace) -> int:
     """``ppml-fast bench``: list or time the cases, print a table per area and the targets."""
     import json
 
+    if args.comparison:
+        return _comparison_cmd(args)
     if args.isa == "all":
         return _bench_all_levels(args)
     if args.isa is not None:
@@ -330,6 +332,36 @@ def _bench_cmd(args: argparse.Namespace) -> int:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(_bench_json(rows, args.full), f, indent=2)
             f.write("\n")
+    return 0
+
+
+def _comparison_cmd(args: argparse.Namespace) -> int:
+    """``ppml-fast bench --comparison``: one round under each aggregation scheme."""
+    from ._bench import ckks as bench_ckks
+
+    if not bench_ckks.available():
+        print(
+            "ppml-fast bench --comparison needs TenSEAL: pip install 'ppml_fast[ckks]'",
+            file=sys.stderr,
+        )
+        return 1
+    clients, dim = (100, 10**5) if args.full else (20, 10**4)
+
+    def progress(scheme: str) -> None:
+        if not args.quiet:
+            print(f"[comparison] {scheme}", file=sys.stderr, flush=True)
+
+    rows = bench_ckks.comparison_table(clients, dim, progress=progress)
+    title = f"One round: {clients} clients, {dim:,} parameters, one aggregate"
+    if args.markdown:
+        print(f"## {title}\n")
+        print(f"Machine: {machine()}.\n")
+        print(bench_ckks.comparison_markdown(rows, markdown=True))
+        print(f"\n{bench_ckks.COMPARISON_NOTES}")
+    else:
+        print(f"machine: {machine()}\n\n{title}:")
+        print(bench_ckks.comparison_markdown(rows, markdown=False))
+        print(f"\n{bench_ckks.COMPARISON_NOTES}")
     return 0
 
 
@@ -583,6 +615,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("generic", "avx2", "avx512", "all"),
         help="run at this ISA level (at most the CPU's), numpy and torch forced to it too; "
         "all: once per level the CPU has",
+    )
+    b.add_argument(
+        "--comparison",
+        action="store_true",
+        help="one round under FedAvg, DP-FedAvg, SecAgg+, packed Paillier and CKKS: times, "
+        "bytes, what the server learns, error (20 clients x 10^4; --full: 100 x 10^5)",
     )
     b.add_argument("--section", default=None, help=argparse.SUPPRESS)
     b.set_defaults(func=_bench_cmd)

@@ -56,6 +56,7 @@ AREAS = (
     "clipping",
     "sharing",
     "paillier",
+    "ckks",
     "aggregation",
     "split",
     "simulation",

@@ -77,14 +77,14 @@ def encrypted_fedavg(
     else:
         total = float(sum(client_weights))
         summed = _update.sum_updates(_as_unweighted(ups))
-    out: Any = summed / total
+    out: Any = summed / total  # a public factor: no ciphertext operation
     out._weight = 1.0
     return out  # type: ignore[no-any-return]
 
 
 def _as_unweighted(ups: list[EncryptedUpdate]) -> list[EncryptedUpdate]:
     """The updates with their recorded client weights cleared (the values already carry
-    them), so they add as one group."""
+    them), so they add as one group. The copies share the ciphertexts."""
     out = []
     for u in ups:
         if u.weight != 1.0:

@@ -209,15 +209,11 @@ def public_context(context: Any) -> Any:
     """
     _check_context(context)
     if context.is_private() and not has_public_key(context):
-        # TenSEAL refuses make_context_public for a symmetric context: copy it through
-        # bytes that leave the secret key out.
-        data = context.serialize(
-            save_public_key=False,
-            save_secret_key=False,
-            save_galois_keys=context.has_galois_keys(),
-            save_relin_keys=context.has_relin_keys(),
-        )
-        return _tenseal().context_from(bytes(data))
+        # TenSEAL refuses make_context_public for symmetric contexts: reload the
+        # serialisation without the secret key instead.
+        ctx = _tenseal().context_from(serialize_context(context))
+        ctx._ppml_fast_security = getattr(context, "_ppml_fast_security", 128)
+        return ctx
     ctx = context.copy()
     if ctx.is_private():
         ctx.make_context_public()

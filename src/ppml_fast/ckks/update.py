@@ -231,12 +231,14 @@ class EncryptedUpdate:
         )
 
     def copy(self) -> EncryptedUpdate:
-        """An independent copy (the ciphertexts are copied)."""
+        """A copy that shares the ciphertexts: no operation here modifies a vector in
+        place once an update holds it (``+=`` makes a new one), so sharing is safe and
+        free, where TenSEAL's own ``copy()`` serialises and reloads."""
         if self._vector is None:
             out = self._like(None)
             out._parts = self._parts
             return out
-        return self._like(_copy_vector(self._vec()))
+        return self._like(self._vector)
 
     def _flat(self, other: Any, name: str = "other") -> np.ndarray:
         """``other`` (an array, or a list of layers, of this update's layout) as one flat
@@ -311,9 +313,9 @@ class EncryptedUpdate:
     def __iadd__(self, other: Any) -> EncryptedUpdate:
         if isinstance(other, EncryptedUpdate):
             vec, self._rescales = self._aligned(other)
-            self._vec().add_(vec)
+            self._vector = self._vec() + vec
         else:
-            self._vec().add_(self._plain(other))
+            self._vector = self._vec() + self._plain(other)
         self._parts = None
         return self
 
@@ -334,9 +336,9 @@ class EncryptedUpdate:
     def __isub__(self, other: Any) -> EncryptedUpdate:
         if isinstance(other, EncryptedUpdate):
             vec, self._rescales = self._aligned(other)
-            self._vec().sub_(vec)
+            self._vector = self._vec() - vec
         else:
-            self._vec().sub_(self._plain(other))
+            self._vector = self._vec() - self._plain(other)
         self._parts = None
         return self
 
@@ -427,16 +429,6 @@ class EncryptedUpdate:
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
         # Pickled without the context (TenSEAL contexts do not pickle): link() after.
         return (load_update, (self.serialize(),))
-
-
-def _copy_vector(vec: Any) -> Any:
-    """A copy of a TenSEAL ``CKKSVector``. TenSEAL's ``copy()`` refuses a vector whose
-    context is symmetric and public (the aggregator's, for clients that hold the secret
-    key), so that case copies through the vector's bytes, which is exact."""
-    try:
-        return vec.copy()
-    except ValueError:
-        return _tenseal().ckks_vector_from(vec.context(), vec.serialize())
 
 
 def _is_scalar(x: Any) -> bool:
@@ -676,10 +668,18 @@ def sum_updates(
     # by their weight relative to it (one ciphertext multiplication per distinct weight).
     order = sorted(groups, key=lambda g: -len(groups[g]))
     ref = order[0]
+    # A lone reference update's vector is shared, never modified: the first addition to
+    # it is out of place (a new vector), the later ones in place.
+    owned = len(groups[ref]) > 1
     acc, rescales = _group_sum(groups[ref])
     for g in order[1:]:
         part, r = _group_sum(groups[g])
-        acc.add_(_scaled(part, g / ref, r, ups[0]._context))
+        scaled = _scaled(part, g / ref, r, ups[0]._context)
+        if owned:
+            acc.add_(scaled)
+        else:
+            acc = acc + scaled
+            owned = True
         rescales = max(rescales, r + 1)
     first = ups[0]
     return EncryptedUpdate(
@@ -695,10 +695,15 @@ def sum_updates(
 
 
 def _group_sum(members: list[EncryptedUpdate]) -> tuple[Any, int]:
-    acc = _copy_vector(members[0]._vec())
-    for u in members[1:]:
+    """The sum of the members' vectors and its rescales: a new vector, or a lone member's
+    own (shared: the caller never modifies it in place)."""
+    rescales = max(u._rescales for u in members)
+    if len(members) == 1:
+        return members[0]._vec(), rescales
+    acc = members[0]._vec() + members[1]._vec()
+    for u in members[2:]:
         acc.add_(u._vec())
-    return acc, max(u._rescales for u in members)
+    return acc, rescales
 
 
 def _check_updates(updates: Any) -> list[EncryptedUpdate]:
