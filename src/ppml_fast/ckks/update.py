@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import struct
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -56,6 +57,7 @@ from .context import (
     has_public_key,
     worker_context_bytes,
 )
+from .params import CKKSParameters
 
 __all__ = [
     "EncryptedUpdate",
@@ -82,7 +84,10 @@ def _default_workers() -> int:
 
 def _layout(update: Any) -> tuple[list[np.ndarray], bool]:
     """The update's arrays (finite, real) and whether it was given as a list of layers."""
-    if isinstance(update, (list, tuple)):
+    if isinstance(update, (list, tuple)) and not all(
+        isinstance(a, numbers.Number) or (isinstance(a, np.ndarray) and a.ndim == 0) for a in update
+    ):
+        # A list of layers; a list of plain numbers is one flat vector (as TenSEAL takes).
         if not update:
             raise ValueError("update must have at least one layer, got an empty list")
         arrays = [as_finite_array(a, f"update[{i}]") for i, a in enumerate(update)]
@@ -128,6 +133,10 @@ class EncryptedUpdate:
         "_weight",
         "dtype",
     )
+
+    # numpy arrays on the left of + - * defer to the reflected operators here (instead of
+    # broadcasting over this object as if it were a scalar).
+    __array_ufunc__ = None
 
     def __init__(
         self,
@@ -179,7 +188,8 @@ class EncryptedUpdate:
     def ciphertexts(self) -> int:
         """The number of CKKS ciphertexts (chunks)."""
         if self._vector is not None:
-            return len(self._vector.data.ciphertext())
+            # Every chunk but the last is full (encrypt packs them so).
+            return -(-self.size // _params_of(self._context).slots)
         assert self._parts is not None
         return sum(_wire.vector_chunks(p)[1] for p in self._parts)
 
@@ -286,22 +296,38 @@ class EncryptedUpdate:
             )
 
     def _aligned(self, other: EncryptedUpdate) -> tuple[Any, int]:
-        """``other``'s vector expressed with this update's factor, and the rescales the
-        result of combining the two has taken."""
+        """``other``'s vector expressed with this update's factor, and that vector's
+        rescales."""
         self._check_peer(other)
         vec = other._vec()
         if other._factor == self._factor:
-            return vec, max(self._rescales, other._rescales)
+            return vec, other._rescales
         if self._factor == 0.0:
             raise ValueError("cannot combine an update whose factor is 0 with another")
         vec = _scaled(vec, other._factor / self._factor, other._rescales, self._context)
-        return vec, max(self._rescales, other._rescales + 1)
+        return vec, other._rescales + 1
+
+    def _combine(self, other: EncryptedUpdate, subtract: bool) -> EncryptedUpdate:
+        """self ± other as a new update.
+
+        TenSEAL brings two ciphertexts to one level by switching the one with the larger
+        modulus down in place, even when it is the right operand of an out-of-place
+        ``+``: the operand with more levels left goes on the left (its copy is switched),
+        so no vector an update holds is ever modified.
+        """
+        vec, other_rescales = self._aligned(other)
+        rescales = max(self._rescales, other_rescales)
+        mine = self._vec()
+        if other_rescales < self._rescales:  # other's modulus is the larger: swap
+            out = (vec - mine) if subtract else (vec + mine)
+            return self._like(out, factor=-self._factor if subtract else None, rescales=rescales)
+        out = (mine - vec) if subtract else (mine + vec)
+        return self._like(out, rescales=rescales)
 
     # ------------------------------------------------------------------ arithmetic
     def __add__(self, other: Any) -> EncryptedUpdate:
         if isinstance(other, EncryptedUpdate):
-            vec, rescales = self._aligned(other)
-            return self._like(self._vec() + vec, rescales=rescales)
+            return self._combine(other, subtract=False)
         return self._like(self._vec() + self._plain(other))
 
     def __radd__(self, other: Any) -> EncryptedUpdate:
@@ -311,13 +337,8 @@ class EncryptedUpdate:
         return self.__add__(other)
 
     def __iadd__(self, other: Any) -> EncryptedUpdate:
-        if isinstance(other, EncryptedUpdate):
-            vec, self._rescales = self._aligned(other)
-            self._vector = self._vec() + vec
-        else:
-            self._vector = self._vec() + self._plain(other)
-        self._parts = None
-        return self
+        # A new vector, not an in-place one: copies may share the old one.
+        return self.__add__(other)
 
     def __neg__(self) -> EncryptedUpdate:
         out = self.copy()
@@ -326,21 +347,14 @@ class EncryptedUpdate:
 
     def __sub__(self, other: Any) -> EncryptedUpdate:
         if isinstance(other, EncryptedUpdate):
-            vec, rescales = self._aligned(other)
-            return self._like(self._vec() - vec, rescales=rescales)
+            return self._combine(other, subtract=True)
         return self._like(self._vec() - self._plain(other))
 
     def __rsub__(self, other: Any) -> EncryptedUpdate:
         return (-self).__add__(other)
 
     def __isub__(self, other: Any) -> EncryptedUpdate:
-        if isinstance(other, EncryptedUpdate):
-            vec, self._rescales = self._aligned(other)
-            self._vector = self._vec() - vec
-        else:
-            self._vector = self._vec() - self._plain(other)
-        self._parts = None
-        return self
+        return self.__sub__(other)
 
     def __mul__(self, other: Any) -> EncryptedUpdate:
         if isinstance(other, EncryptedUpdate):
@@ -616,7 +630,7 @@ def encrypt(
     )
 
 
-def _params_of(ctx: Any) -> Any:
+def _params_of(ctx: Any) -> CKKSParameters:
     """The context's checked parameters, cached on it (at the security it was made for:
     recorded by make_context, else 128, which TenSEAL itself enforces)."""
     params = getattr(ctx, "_ppml_fast_params", None)
@@ -700,6 +714,9 @@ def _group_sum(members: list[EncryptedUpdate]) -> tuple[Any, int]:
     rescales = max(u._rescales for u in members)
     if len(members) == 1:
         return members[0]._vec(), rescales
+    # Most levels first: TenSEAL switches the larger-modulus operand of an addition down
+    # in place, and that must be the sum being built, never a member's own vector.
+    members = sorted(members, key=lambda u: u._rescales)
     acc = members[0]._vec() + members[1]._vec()
     for u in members[2:]:
         acc.add_(u._vec())
