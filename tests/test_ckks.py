@@ -336,7 +336,7 @@ def test_bad_weights_and_updates(ctx):
         u + v
     with pytest.raises(ValueError, match="at least one update"):
         encrypted_fedavg([])
-    with pytest.raises(TypeError, match=r"updates\[1\] must be an EncryptedUpdate"):
+    with pytest.raises(TypeError, match=r"encrypted_updates\[1\] must be an EncryptedUpdate"):
         encrypted_fedavg([u, np.ones(5)])
     with pytest.raises(TypeError, match="sequence of EncryptedUpdate"):
         ckks.sum_updates(u)

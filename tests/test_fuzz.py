@@ -40,6 +40,11 @@ from ppml_fast import simulation as sim
 from ppml_fast import split as sp
 from ppml_fast import stats as stt
 
+try:
+    from ppml_fast import ckks as ck
+except ImportError:  # the ckks extra (TenSEAL) is not installed
+    ck = None  # type: ignore[assignment]
+
 pytestmark = pytest.mark.filterwarnings(
     "ignore::ppml_fast.InsecureRandomnessWarning", "ignore::UserWarning"
 )
@@ -1073,6 +1078,123 @@ def _case(s: Spec, p: str) -> Any:
 CASES = [_case(s, p) for s in SPECS for p in s.params]
 
 
+if ck is not None:
+    _CK_PARAMS = ck.aggregation_parameters(4, values=100)
+    _CK_CTX = ck.make_context(_CK_PARAMS)
+    _CK_U = ck.encrypt(_CK_CTX, np.ones(3), workers=1)
+    SPECS += [
+        Spec(
+            "CKKSParameters",
+            ck.CKKSParameters,
+            lambda: {
+                "poly_modulus_degree": 4096,
+                "coeff_mod_bit_sizes": (40, 20, 40),
+                "scale": 2.0**20,
+            },
+            [
+                "poly_modulus_degree",
+                "coeff_mod_bit_sizes",
+                "scale",
+                "security",
+                "galois_keys",
+                "primes",
+            ],
+        ),
+        Spec(
+            "max_coeff_bits",
+            ck.max_coeff_bits,
+            lambda: {"poly_modulus_degree": 4096},
+            ["poly_modulus_degree", "security"],
+        ),
+        Spec("general_parameters", ck.general_parameters, lambda: {}, ["security"]),
+        Spec(
+            "aggregation_parameters",
+            ck.aggregation_parameters,
+            lambda: {"clients": 4},
+            [
+                "clients",
+                "bound",
+                "precision",
+                "values",
+                "security",
+                "encryption",
+                "failure_probability",
+            ],
+        ),
+        Spec(
+            "error_std",
+            ck.error_std,
+            lambda: {"params": _CK_PARAMS, "weights": [1.0, 2.0], "bound": 1.0},
+            ["params", "encryption", "clients", "weights", "bound"],
+        ),
+        Spec(
+            "error_bound",
+            ck.error_bound,
+            lambda: {"params": _CK_PARAMS, "values": 10},
+            [
+                "params",
+                "values",
+                "encryption",
+                "clients",
+                "weights",
+                "bound",
+                "failure_probability",
+            ],
+        ),
+        Spec(
+            "make_context",
+            ck.make_context,
+            lambda: {"params": _CK_PARAMS},
+            ["params", "scale", "security", "galois_keys", "symmetric", "n_threads"],
+        ),
+        Spec("public_context", ck.public_context, lambda: {"context": _CK_CTX}, ["context"]),
+        Spec(
+            "context_parameters",
+            ck.context_parameters,
+            lambda: {"context": _CK_CTX},
+            ["context", "security"],
+        ),
+        Spec(
+            "serialize_context",
+            ck.serialize_context,
+            lambda: {"context": _CK_CTX},
+            ["context", "secret_key", "galois_keys"],
+        ),
+        Spec(
+            "load_context",
+            ck.load_context,
+            lambda: {"data": ck.serialize_context(_CK_CTX)},
+            ["data", "security"],
+        ),
+        Spec(
+            "encrypt",
+            ck.encrypt,
+            lambda: {"context": _CK_CTX, "update": np.ones(3), "workers": 1},
+            ["context", "update", "symmetric", "weight", "workers", "executor"],
+        ),
+        Spec("decrypt", ck.decrypt, lambda: {"update": _CK_U}, ["update", "secret_context"]),
+        Spec(
+            "sum_updates",
+            ck.sum_updates,
+            lambda: {"updates": [_CK_U, _CK_U]},
+            ["updates", "weights"],
+        ),
+        Spec(
+            "load_update",
+            ck.load_update,
+            lambda: {"data": _CK_U.serialize()},
+            ["data", "context"],
+        ),
+        Spec(
+            "encrypted_fedavg",
+            ag.encrypted_fedavg,
+            lambda: {"encrypted_updates": [_CK_U, _CK_U]},
+            ["encrypted_updates", "weights"],
+        ),
+    ]
+    CASES = [_case(s, p) for s in SPECS for p in s.params]
+
+
 def test_every_public_function_has_a_spec():
     covered = {s.name.split(".")[0] for s in SPECS} | {s.fn.__name__ for s in SPECS}
     skipped = {
@@ -1117,6 +1239,7 @@ def test_every_public_function_has_a_spec():
         "RDPAccountant",
         "EncryptedArray",
         "EncodedNumber",
+        "EncryptedUpdate",
         # expensive end-to-end drivers, covered by their own test files
         "run_simulation",
         "load_dataset",
@@ -1124,7 +1247,7 @@ def test_every_public_function_has_a_spec():
         "run_split_simulation",
         "plot_split",
     }
-    mods = [nz, me, stt, acc, cl, sh, ag, pl, rg, sim, sp]
+    mods = [nz, me, stt, acc, cl, sh, ag, pl, rg, sim, sp, *([ck] if ck is not None else [])]
     public = {n for m in mods for n in m.__all__ if callable(getattr(m, n))}
     public -= {n for n in public if isinstance(getattr(ppml_fast, n, None), type)}
     missing = public - covered - skipped

@@ -54,7 +54,7 @@ def encrypted_fedavg(
     """
     from ..ckks import update as _update
 
-    ups = _update._check_updates(encrypted_updates)
+    ups = _update._check_updates(encrypted_updates, "encrypted_updates")
     client_weights = [u.weight for u in ups]
     preweighted = any(w != 1.0 for w in client_weights)
     if weights is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .._validation import check_bool, check_int
+from .._validation import POSITIVE, check_bool, check_int, check_scalar
 from . import _wire
 from .params import CKKSParameters, general_parameters
 
@@ -99,12 +99,18 @@ def make_context(
     """
     ts = _tenseal()
     check_int(security, "security")
+    if scale is not None:
+        scale = check_scalar(scale, "scale", POSITIVE)
+    if (isinstance(params, str) and params != "general") or not isinstance(
+        params, (str, CKKSParameters)
+    ):
+        raise ValueError(f"params must be a CKKSParameters or 'general', got {params!r}")
     if poly_modulus_degree is not None or coeff_mod_bit_sizes is not None:
         if poly_modulus_degree is None or coeff_mod_bit_sizes is None:
             raise ValueError("poly_modulus_degree and coeff_mod_bit_sizes must be given together")
         p = CKKSParameters(
             poly_modulus_degree,
-            tuple(coeff_mod_bit_sizes),
+            coeff_mod_bit_sizes,  # type: ignore[arg-type]
             2.0**40 if scale is None else scale,
             security=security,
             galois_keys=False if galois_keys is None else galois_keys,
@@ -129,7 +135,7 @@ def make_context(
     if sym:
         kwargs["encryption_type"] = ts.ENCRYPTION_TYPE.SYMMETRIC
     if n_threads is not None:
-        kwargs["n_threads"] = check_int(n_threads, "n_threads", minimum=1)
+        kwargs["n_threads"] = check_int(n_threads, "n_threads", minimum=1, maximum=1024)
     try:
         ctx = ts.context(
             ts.SCHEME_TYPE.CKKS,

@@ -52,7 +52,15 @@ from dataclasses import dataclass, field
 
 from scipy.special import ndtri
 
-from .._validation import OPEN_UNIT, POSITIVE, check_choice, check_int, check_scalar
+from .._validation import (
+    OPEN_UNIT,
+    POSITIVE,
+    as_finite_array,
+    check_bool,
+    check_choice,
+    check_int,
+    check_scalar,
+)
 
 __all__ = [
     "ERROR_STD",
@@ -166,8 +174,10 @@ class CKKSParameters:
         object.__setattr__(self, "poly_modulus_degree", n)
         object.__setattr__(self, "coeff_mod_bit_sizes", bits)
         object.__setattr__(self, "scale", scale)
-        object.__setattr__(self, "galois_keys", bool(self.galois_keys))
-        primes = tuple(int(q) for q in self.primes)
+        object.__setattr__(self, "galois_keys", check_bool(self.galois_keys, "galois_keys"))
+        if isinstance(self.primes, (str, bytes)) or not isinstance(self.primes, Sequence):
+            raise TypeError(f"primes must be a sequence of ints, got {type(self.primes).__name__}")
+        primes = tuple(check_int(q, "primes[i]", minimum=2) for q in self.primes)
         if primes and (
             len(primes) != len(bits)
             or any(q.bit_length() != b for q, b in zip(primes, bits, strict=True))
@@ -204,6 +214,11 @@ def general_parameters(security: int = 128) -> CKKSParameters:
     return CKKSParameters(8192, (60, 40, 40, 60), 2.0**40, security=security, galois_keys=True)
 
 
+def _check_params(params: object) -> None:
+    if not isinstance(params, CKKSParameters):
+        raise TypeError(f"params must be a CKKSParameters, got {type(params).__name__}")
+
+
 def error_std(
     params: CKKSParameters,
     *,
@@ -219,6 +234,7 @@ def error_std(
     ``bound`` (the largest |x_k| of any slot) adds the weights' encoding error. Without
     ``weights`` it is the plain sum of ``clients`` ciphertexts.
     """
+    _check_params(params)
     check_choice(encryption, "encryption", _ENCRYPTIONS)
     n_deg = params.poly_modulus_degree
     s2 = ERROR_STD**2
@@ -235,12 +251,16 @@ def error_std(
     if weights is None:
         k = check_int(clients, "clients", minimum=1)
         return math.sqrt(k * slot_var)
-    w = [check_scalar(x, "weights[i]") for x in weights]
+    w_arr = as_finite_array(weights, "weights", float)
+    if w_arr.ndim != 1:
+        raise ValueError(f"weights must be 1-D, got shape {w_arr.shape}")
+    w = w_arr.tolist()
     rescale_var = n_deg / 2.0 * (1.0 + 2.0 * n_deg / 3.0) / 12.0 / params.scale**2
     var = sum(x * x for x in w) * slot_var + len(w) * rescale_var
     # Each weight is encoded as round(w·Δ)/Δ: a deterministic error of at most |x|/(2Δ)
     # per client, taken here as uniform (variance (|x|/(2Δ))²/3).
-    var += len(w) * (check_scalar(bound, "bound") / (2.0 * params.scale)) ** 2 / 3.0
+    enc = check_scalar(bound, "bound") / (2.0 * params.scale)
+    var += len(w) * (enc * enc) / 3.0  # inf, not OverflowError, for an absurd bound
     return math.sqrt(var)
 
 
@@ -264,6 +284,7 @@ def error_bound(
     encryption, encoding and rescale errors; it assumes the values never exceed
     :attr:`CKKSParameters.max_value`, which :func:`aggregation_parameters` ensures.
     """
+    _check_params(params)
     v = check_int(values, "values", minimum=1)
     p = check_scalar(failure_probability, "failure_probability", OPEN_UNIT)
     check_choice(encryption, "encryption", _ENCRYPTIONS)
@@ -321,12 +342,19 @@ def aggregation_parameters(
     eps = check_scalar(precision, "precision", POSITIVE)
     check_int(values, "values", minimum=1)
     check_choice(encryption, "encryption", _ENCRYPTIONS)
-    check_int(security, "security")
-    if security not in MAX_COEFF_BITS:
-        raise ValueError(f"security must be 128, 192 or 256, got {security}")
-    headroom = math.ceil(math.log2(k * b)) + 2  # bits above Δ: the sum's magnitude, ×2 margin
+    sec = check_int(security, "security")
+    if sec not in MAX_COEFF_BITS:
+        raise ValueError(f"security must be 128, 192 or 256, got {sec}")
+    # Bits above Δ: the sum's magnitude, with a factor 2 of margin.
+    magnitude = math.log2(k) + math.log2(b)
+    if magnitude > 58:
+        raise ValueError(
+            f"bound must be such that clients × bound < 2^58 (a sum a 60-bit prime holds), "
+            f"got {k} × {b:g}"
+        )
+    headroom = max(0, math.ceil(magnitude)) + 2
     for n_deg in _DEGREES:
-        limit = MAX_COEFF_BITS[security][n_deg]
+        limit = MAX_COEFF_BITS[sec][n_deg]
         data = min(60, limit - 20)  # the special prime gets at least 20 bits
         if data < 20:
             continue
@@ -335,7 +363,7 @@ def aggregation_parameters(
         if scale_bits < 10:
             continue
         try:
-            params = CKKSParameters(n_deg, (data, special), 2.0**scale_bits, security=security)
+            params = CKKSParameters(n_deg, (data, special), 2.0**scale_bits, security=sec)
         except ValueError:
             continue
         err = error_bound(
@@ -348,6 +376,7 @@ def aggregation_parameters(
         if err <= eps:
             return params
     raise ValueError(
-        f"precision must be reachable: no ring degree up to 32768 holds a sum of {k} values "
-        f"of magnitude {b:g} at precision {eps:g} with {security}-bit security"
+        "precision must be reachable for these clients, bound, values, security and "
+        f"failure_probability: no ring degree up to 32768 holds a sum of {k} values of "
+        f"magnitude {b:g} at precision {eps:g} with {sec}-bit security"
     )

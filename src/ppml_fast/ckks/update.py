@@ -688,7 +688,12 @@ def sum_updates(
     acc, rescales = _group_sum(groups[ref])
     for g in order[1:]:
         part, r = _group_sum(groups[g])
-        scaled = _scaled(part, g / ref, r, ups[0]._context)
+        try:
+            scaled = _scaled(part, g / ref, r, ups[0]._context)
+        except ValueError as exc:
+            raise ValueError(
+                f"weights: distinct weights need a ciphertext multiplication: {exc}"
+            ) from None
         if owned:
             acc.add_(scaled)
         else:
@@ -723,22 +728,22 @@ def _group_sum(members: list[EncryptedUpdate]) -> tuple[Any, int]:
     return acc, rescales
 
 
-def _check_updates(updates: Any) -> list[EncryptedUpdate]:
+def _check_updates(updates: Any, name: str = "updates") -> list[EncryptedUpdate]:
     if isinstance(updates, EncryptedUpdate) or not isinstance(updates, Sequence):
         raise TypeError(
-            f"updates must be a sequence of EncryptedUpdate, got {type(updates).__name__}"
+            f"{name} must be a sequence of EncryptedUpdate, got {type(updates).__name__}"
         )
     ups = list(updates)
     if not ups:
-        raise ValueError("updates must have at least one update, got 0")
+        raise ValueError(f"{name} must have at least one update, got 0")
     for i, u in enumerate(ups):
         if not isinstance(u, EncryptedUpdate):
-            raise TypeError(f"updates[{i}] must be an EncryptedUpdate, got {type(u).__name__}")
+            raise TypeError(f"{name}[{i}] must be an EncryptedUpdate, got {type(u).__name__}")
     first = ups[0]
     for i, u in enumerate(ups[1:], 1):
         if u._shapes != first._shapes or u.dtype != first.dtype:
             raise ValueError(
-                f"updates must share one layout: updates[0] is {list(first._shapes)} "
-                f"{first.dtype}, updates[{i}] is {list(u._shapes)} {u.dtype}"
+                f"{name} must share one layout: {name}[0] is {list(first._shapes)} "
+                f"{first.dtype}, {name}[{i}] is {list(u._shapes)} {u.dtype}"
             )
     return ups
