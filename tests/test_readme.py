@@ -36,6 +36,11 @@ def python_blocks(text: str) -> list[str]:
 
 
 def _needs_missing_peer(block: str) -> str | None:
+    if re.search(r"^\s*from\s+ppml_fast\s+import\s+.*\bckks\b", block, flags=re.M):
+        try:
+            importlib.import_module("tenseal")  # the ckks extra
+        except ImportError:
+            return "tenseal"
     for peer in OPTIONAL_PEERS:
         if re.search(rf"^\s*(import|from)\s+{peer}\b", block, flags=re.M):
             try:
@@ -184,3 +189,17 @@ def test_docstring_examples_are_found():
         module = importlib.import_module(name)
         attempted += sum(len(t.examples) for t in finder.find(module))
     assert attempted >= 5
+
+
+def test_readme_ckks_blocks(readme_namespace):
+    """The CKKS blocks: encrypted FedAvg within its precision, and 2·x + 1."""
+    ns = readme_namespace
+    if "server_ctx" not in ns:
+        pytest.skip("; ".join(ns["__skipped__"]) or "no CKKS block ran")
+    import numpy as np
+
+    assert not ns["server_ctx"].is_private()
+    assert np.abs(ns["avg_w"] - ns["want_w"]).max() < 1e-6
+    want_b = sum(n * u[1] for u, n in zip(ns["ck_layers"], ns["ck_sizes"], strict=True))
+    assert np.abs(ns["avg_b"] - want_b / ns["ck_sizes"].sum()).max() < 1e-6
+    np.testing.assert_allclose((2 * ns["enc_x"] + 1).decrypt(), [1, 3, 5, 7, 9], atol=1e-6)

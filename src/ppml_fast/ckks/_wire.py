@@ -237,6 +237,23 @@ def _engine(context_bytes: bytes, symmetric: bool) -> Any:
     return engine
 
 
+def make_engine(context_bytes: bytes, symmetric: bool) -> Any:
+    """What :func:`encrypt_chunk` encrypts with, made afresh (the calling process)."""
+    return _make_engine(context_bytes, symmetric)
+
+
+def encrypt_chunk(
+    engine: Any, values: np.ndarray, index: int, slots: int, scale: float, symmetric: bool
+) -> bytes:
+    """The ``CKKSVector`` message of chunk ``index`` of ``values`` (``slots`` per chunk)."""
+    chunk = values[index * slots : (index + 1) * slots]
+    if symmetric:
+        return vector_chunk(engine.chunk(chunk, scale), chunk.shape[0], scale)
+    import tenseal as ts
+
+    return bytes(ts.ckks_vector(engine, chunk.tolist(), scale).serialize())
+
+
 def encrypt_block(
     context_bytes: bytes,
     values: np.ndarray,
@@ -252,13 +269,7 @@ def encrypt_block(
     context for the next block) or in the caller's (``cache=False``).
     """
     engine = _engine(context_bytes, symmetric) if cache else _make_engine(context_bytes, symmetric)
-    parts = []
-    for start in range(0, values.shape[0], slots):
-        chunk = values[start : start + slots]
-        if symmetric:
-            parts.append(vector_chunk(engine.chunk(chunk, scale), chunk.shape[0], scale))
-        else:
-            import tenseal as ts
-
-            parts.append(ts.ckks_vector(engine, chunk.tolist(), scale).serialize())
-    return join_vector(parts)
+    n_chunks = -(-values.shape[0] // slots)
+    return join_vector(
+        [encrypt_chunk(engine, values, i, slots, scale, symmetric) for i in range(n_chunks)]
+    )

@@ -602,23 +602,27 @@ def encrypt(
     slots = params.slots
     n_chunks = -(-flat.size // slots)
     blocks = min(n_workers, n_chunks) if executor is None else max(1, min(n_chunks, 64))
-    ctx_bytes = worker_context_bytes(ctx, sym)
+    ctx_bytes = worker_context_bytes(ctx, sym) if sym or blocks > 1 else b""
     scale = params.scale
-    wire: bytes | list[bytes]
-    if blocks <= 1 and executor is None:
-        wire = _wire.encrypt_block(ctx_bytes, flat, slots, scale, sym, cache=False)
-    else:
+    wire: list[bytes]
+    if executor is not None:
         bounds = [round(i * n_chunks / blocks) * slots for i in range(blocks + 1)]
         pieces = [flat[bounds[i] : bounds[i + 1]] for i in range(blocks)]
         args = [(ctx_bytes, p, slots, scale, sym) for p in pieces if p.size]
-        if executor is not None:
-            futures = [executor.submit(_wire.encrypt_block, *a) for a in args]
-            wire = [f.result() for f in futures]
+        futures = [executor.submit(_wire.encrypt_block, *a) for a in args]
+        wire = [f.result() for f in futures]
+    else:
+        # The caller's own share: the context itself for public-key encryption.
+        engine = _wire.make_engine(ctx_bytes, True) if sym else ctx
+
+        def local(i: int) -> bytes:
+            return _wire.encrypt_chunk(engine, flat, i, slots, scale, sym)
+
+        if blocks <= 1:
+            wire = [local(i) for i in range(n_chunks)]
         else:
-            # The calling process encrypts the first block itself while the workers do
-            # the others: one fewer block through a pipe.
-            wire = _workers.run_blocks(
-                "encrypt_block", args[1:], local=lambda: _wire.encrypt_block(*args[0], False)
+            wire = _workers.encrypt_chunks(
+                (ctx_bytes, flat, slots, scale, sym), n_chunks, blocks, local
             )
     return EncryptedUpdate(
         ctx,
