@@ -197,39 +197,25 @@ def _encrypt_rows(data: Data, d: int, full: bool) -> list[Case]:
             check=check,
             **common,
         ),
-        Case(
-            f"ckks encrypt (addition-only preset, {PRESET_CLIENTS} clients, asymmetric)",
-            size,
-            native=lambda: ckks.encrypt(warm("addonly"), x()),
-            reference=lambda: ref.encrypt_loop(ctx("general"), x(), SEED_SLOTS),
-            reference_name=seed,
-            target=BytesTarget(
-                "bytes: seed loop / ours",
-                1.0,
-                "fewer bytes than the seed loop (reported; no issue target)",
-                sizes("addonly"),
+        *(
+            Case(
+                f"ckks encrypt (addition-only preset, {PRESET_CLIENTS} clients, {kind})",
+                size,
+                native=lambda name=name: ckks.encrypt(warm(name), x()),  # type: ignore[misc]
+                reference=lambda: ref.encrypt_loop(ctx("general"), x(), SEED_SLOTS),
+                reference_name=seed,
+                target=BytesTarget(
+                    "bytes: seed loop / ours",
+                    1.0,
+                    "fewer bytes than the seed loop (reported; no issue target)",
+                    sizes(name),
+                )
+                if full
+                else None,
+                check=check,
+                **common,
             )
-            if full
-            else None,
-            check=check,
-            **common,
-        ),
-        Case(
-            f"ckks encrypt (addition-only preset, {PRESET_CLIENTS} clients, symmetric)",
-            size,
-            native=lambda: ckks.encrypt(warm("addonly_sym"), x()),
-            reference=lambda: ref.encrypt_loop(ctx("general"), x(), SEED_SLOTS),
-            reference_name=seed,
-            target=BytesTarget(
-                "bytes: seed loop / ours",
-                1.0,
-                "fewer bytes than the seed loop (reported; no issue target)",
-                sizes("addonly_sym"),
-            )
-            if full
-            else None,
-            check=check,
-            **common,
+            for kind, name in (("asymmetric", "addonly"), ("symmetric", "addonly_sym"))
         ),
     ]
 
