@@ -33,6 +33,7 @@ never reaches the next request.
 from __future__ import annotations
 
 import atexit
+import mmap
 import os
 import pickle
 import select
@@ -203,7 +204,7 @@ def encrypt_chunks(
     n_chunks: int,
     participants: int,
     local: Callable[[int], bytes],
-) -> list[bytes]:
+) -> list[bytes | memoryview]:
     """The serialised chunks 0..n_chunks-1, encrypted by the caller (``local(i)``) and
     ``participants - 1`` worker processes (``args``: the context bytes, the values, the
     slots, the scale, symmetric); see the module's notes."""
@@ -251,7 +252,7 @@ def encrypt_chunks(
 
 def _gather(
     used: list[_Worker], paths: list[str], bounds: list[int], local: Callable[[int], bytes]
-) -> list[bytes]:
+) -> list[bytes | memoryview]:
     n_chunks = bounds[-1]
     mine: dict[int, bytes] = {}
     places: list[dict[int, tuple[int, int]]] = [{} for _ in used]
@@ -281,10 +282,18 @@ def _gather(
     for idx in range(i, bounds[1]):
         if idx not in places[0]:
             mine[idx] = local(idx)
-    out: list[bytes] = []
+    out: list[bytes | memoryview] = []
     for k, path in enumerate(paths):
+        # Mapped, not read: the chunks are views into the worker's file (unlinked by the
+        # caller; the pages live as long as a view does), so nothing is copied until the
+        # update is sent.
         with open(path, "rb") as f:
-            blob = f.read()
+            size = os.fstat(f.fileno()).st_size
+            blob = (
+                memoryview(mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ))
+                if size
+                else memoryview(b"")
+            )
         lo, hi = bounds[k], bounds[k + 1]
         for idx in range(lo, hi):
             if idx in mine:

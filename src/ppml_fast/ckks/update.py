@@ -143,7 +143,7 @@ class EncryptedUpdate:
         context: Any,
         *,
         vector: Any = None,
-        wire: bytes | list[bytes] | None = None,
+        wire: bytes | list[bytes | memoryview] | None = None,
         shapes: tuple[tuple[int, ...], ...],
         is_list: bool,
         dtype: np.dtype,
@@ -155,7 +155,9 @@ class EncryptedUpdate:
         self._rescales = rescales
         self._vector = vector
         # The wire form as consecutive parts (the workers' blocks), joined only when sent.
-        self._parts = None if wire is None else ([wire] if isinstance(wire, bytes) else wire)
+        self._parts: list[bytes | memoryview] | None = (
+            None if wire is None else ([wire] if isinstance(wire, bytes) else wire)
+        )
         self._shapes = shapes
         self._is_list = is_list
         self.dtype = dtype
@@ -430,7 +432,7 @@ class EncryptedUpdate:
         ).encode()
         return _MAGIC + struct.pack("<HI", _VERSION, len(header)) + header
 
-    def _wire_parts(self) -> list[bytes]:
+    def _wire_parts(self) -> list[bytes | memoryview]:
         if self._parts is None:
             self._parts = [bytes(self._vec().serialize())]
         return self._parts
@@ -604,7 +606,7 @@ def encrypt(
     blocks = min(n_workers, n_chunks) if executor is None else max(1, min(n_chunks, 64))
     ctx_bytes = worker_context_bytes(ctx, sym) if sym or blocks > 1 else b""
     scale = params.scale
-    wire: list[bytes]
+    wire: list[bytes | memoryview]
     if executor is not None:
         bounds = [round(i * n_chunks / blocks) * slots for i in range(blocks + 1)]
         pieces = [flat[bounds[i] : bounds[i + 1]] for i in range(blocks)]
