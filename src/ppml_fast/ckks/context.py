@@ -256,6 +256,7 @@ def load_context(data: bytes, *, security: int = 128) -> Any:
     except Exception as exc:  # TenSEAL raises several types on malformed input
         raise ValueError(f"data is not a serialised TenSEAL context: {exc}") from None
     context_parameters(ctx, security=security)
+    ctx._ppml_fast_security = security  # encrypt() re-checks at this level
     return ctx
 
 
