@@ -472,3 +472,74 @@ def test_bad_encrypt_arguments(ctx):
     # The weight's product must fit as well.
     with pytest.raises(EncodingOverflowError):
         ckks.encrypt(ckks.make_context(ckks.aggregation_parameters(2)), np.ones(2), weight=1e9)
+
+
+# ----------------------------------------------------------------------------- levels
+
+
+def test_levels_survive_bytes_and_no_held_vector_is_switched(ctx):
+    rng = np.random.default_rng(11)
+    n = 3000
+    x, y, a = rng.normal(size=n), rng.normal(size=n), rng.uniform(0.5, 2, n)
+    ux, uy = ckks.encrypt(ctx, x), ckks.encrypt(ctx, y)
+    # A product (one level used) through bytes keeps its level count ...
+    v = ckks.load_update((ux * a).serialize(), ctx)
+    total = ckks.sum_updates([v, uy]).decrypt()
+    np.testing.assert_allclose(total, x * a + y, atol=1e-6)
+    # ... so the sum neither mis-corrects nor switches uy down in place: uy still has both
+    # of its levels for two more products.
+    np.testing.assert_allclose((uy * a * a).decrypt(), y * a * a, atol=1e-5)
+    np.testing.assert_allclose((v + uy).decrypt(), x * a + y, atol=1e-6)
+    np.testing.assert_allclose((uy + v).decrypt(), x * a + y, atol=1e-6)
+    np.testing.assert_allclose((uy - v).decrypt(), y - x * a, atol=1e-6)
+
+
+def test_negation_and_zero_factors_need_no_level(agg_ctx):
+    x, y = np.linspace(-1, 1, 50), np.linspace(2, 3, 50)
+    ux, uy = ckks.encrypt(agg_ctx, x), ckks.encrypt(agg_ctx, y)
+    np.testing.assert_allclose((-ux + uy).decrypt(), y - x, atol=1e-9)
+    np.testing.assert_allclose((ux - -uy).decrypt(), x + y, atol=1e-9)
+    np.testing.assert_allclose((ux * 0.0 + uy).decrypt(), y, atol=1e-9)
+    np.testing.assert_allclose((uy - ux * 0.0).decrypt(), y, atol=1e-9)
+    np.testing.assert_allclose(ckks.sum_updates([ux, -uy]).decrypt(), x - y, atol=1e-9)
+    np.testing.assert_allclose(
+        ckks.sum_updates([ux, uy, ux], [2.0, -2.0, 2.0]).decrypt(), 4 * x - 2 * y, atol=1e-8
+    )
+    np.testing.assert_allclose(encrypted_fedavg([ux, -uy]).decrypt(), (x - y) / 2, atol=1e-9)
+
+
+def test_error_bound_holds_for_very_unequal_server_weights(ctx):
+    # One large weight kept as the public factor multiplies every other client's rescale
+    # error: the bound must model that.
+    rng = np.random.default_rng(5)
+    p = ckks.context_parameters(ctx)
+    w = np.array([1e4, *range(1, 40)], dtype=float)
+    xs = rng.uniform(-1, 1, (w.size, p.slots))
+    ups = [ckks.encrypt(ctx, x, workers=1) for x in xs]
+    got = ckks.sum_updates(ups, w).decrypt()
+    err = np.abs(got - (w[:, None] * xs).sum(0)).max()
+    assert err <= ckks.error_bound(p, values=p.slots, weights=w, bound=1.0), err
+
+
+def test_more_bad_input(ctx, agg_ctx, agg_params):
+    u = ckks.encrypt(agg_ctx, np.ones(4))
+    with pytest.raises(EncodingOverflowError, match="other"):
+        (u / 1000) + 1.0  # 1000 over the factor: beyond max_value
+    with pytest.raises(EncodingOverflowError, match="other"):
+        u + np.full(4, 2 * agg_params.max_value)
+    heavy = ckks.encrypt(agg_ctx, np.ones(4), weight=3.0)
+    with pytest.raises(ValueError, match="one client weight"):
+        ckks.sum_updates([u, heavy])
+    data = ckks.encrypt(ctx, np.ones(3)).serialize()
+    head_len = int.from_bytes(data[6:10], "little")
+    header = data[10 : 10 + head_len]
+    for old, new in [
+        (b'"factor":"0x1.0000000000000p+0"', b'"factor":"nan"'),
+        (b'"weight":"0x1.0000000000000p+0"', b'"weight":"-0x1.0p+0"'),
+        (b'"shapes":[[3]]', b'"shapes":[[-3]]'),
+    ]:
+        assert old in header, header
+        bad_header = header.replace(old, new)
+        bad = data[:6] + len(bad_header).to_bytes(4, "little") + bad_header + data[10 + head_len :]
+        with pytest.raises(ValueError, match="not a serialised EncryptedUpdate"):
+            ckks.load_update(bad)

@@ -37,6 +37,7 @@ import mmap
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -74,8 +75,15 @@ def serve() -> None:  # pragma: no cover - runs in the worker interpreters
     into a buffer that ``select`` cannot see)."""
     from . import _wire
 
-    fin, fout = sys.stdin.fileno(), sys.stdout.fileno()
-    sys.stdout = sys.stderr  # nothing else may write to the reply stream
+    # Ctrl-C in the caller's terminal reaches its whole process group: the caller handles
+    # it (and kills the workers it was using); an idle worker ignores it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fin = sys.stdin.fileno()
+    # The replies go to a private copy of fd 1; fd 1 itself (C code, print) goes to
+    # stderr, so nothing else can write into the record stream.
+    fout = os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
     while True:
         try:
             (n,) = _LEN.unpack(_read_exact(fin, _LEN.size))
@@ -86,7 +94,12 @@ def serve() -> None:  # pragma: no cover - runs in the worker interpreters
         error = None
         try:
             context_bytes, values, slots, scale, symmetric, indices, first, path = args
-            engine = _wire._engine(context_bytes, symmetric)
+            # A symmetric engine holds the secret key: made per request, never cached.
+            engine = (
+                _wire.make_engine(context_bytes, True)
+                if symmetric
+                else _wire._engine(context_bytes, False)
+            )
             with open(path, "wb") as out:
                 offset = 0
                 for i in indices:  # local chunk indices; chunk ``first + i`` of the update
@@ -195,8 +208,16 @@ def _shutdown() -> None:
     _workers.clear()
 
 
-def _scratch_dir() -> str | None:
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+def _scratch_dir(nbytes: int) -> str | None:
+    """/dev/shm (memory) when it has room for ``nbytes`` twice over, else the default
+    temporary directory (a container's /dev/shm is often only 64 MB)."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return None
+    if os.access("/dev/shm", os.W_OK) and st.f_bavail * st.f_frsize > 2 * nbytes:
+        return "/dev/shm"
+    return None
 
 
 def encrypt_chunks(
@@ -221,7 +242,9 @@ def encrypt_chunks(
         paths: list[str] = []
         try:
             for k, w in enumerate(used):
-                fd, path = tempfile.mkstemp(prefix="ppml_fast_ckks_", dir=_scratch_dir())
+                # A serialised ciphertext takes at most ~100 bytes per value (N = 8192).
+                expected = 100 * (bounds[k + 1] - bounds[k]) * args[2]
+                fd, path = tempfile.mkstemp(prefix="ppml_fast_ckks_", dir=_scratch_dir(expected))
                 os.close(fd)
                 paths.append(path)
                 lo, hi = bounds[k], bounds[k + 1]
@@ -256,19 +279,24 @@ def _gather(
     n_chunks = bounds[-1]
     mine: dict[int, bytes] = {}
     places: list[dict[int, tuple[int, int]]] = [{} for _ in used]
-    first = used[0]
+    finished = [False] * len(used)
     low = bounds[1]  # the shared segment's lowest index the first worker has done
     i = 0
     # The caller encrypts upwards until it reaches the chunk the first worker is on.
     while i < low - 1:
         mine[i] = local(i)
         i += 1
-        for kind, idx, off, n in first.records(block=False):
-            if kind == b"C":
-                places[0][idx] = (off, n)
-                low = min(low, idx)
-    first.stop()
-    done = [False] * len(used)
+        # Every worker's records are drained as they come, so no pipe ever fills.
+        for k, w in enumerate(used):
+            for kind, idx, off, n in w.records(block=False):
+                if kind == b"C":
+                    places[k][idx] = (off, n)
+                    if k == 0:
+                        low = min(low, idx)
+                else:
+                    finished[k] = True
+    used[0].stop()
+    done = finished
     while not all(done):
         for k, w in enumerate(used):
             if done[k]:

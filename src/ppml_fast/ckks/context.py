@@ -223,6 +223,7 @@ def public_context(context: Any) -> Any:
     ctx = context.copy()
     if ctx.is_private():
         ctx.make_context_public()
+    ctx._ppml_fast_security = getattr(context, "_ppml_fast_security", 128)
     return ctx
 
 

@@ -256,10 +256,14 @@ def error_std(
         raise ValueError(f"weights must be 1-D, got shape {w_arr.shape}")
     w = w_arr.tolist()
     rescale_var = n_deg / 2.0 * (1.0 + 2.0 * n_deg / 3.0) / 12.0 / params.scale**2
-    var = sum(x * x for x in w) * slot_var + len(w) * rescale_var
-    # Each weight is encoded as round(w·Δ)/Δ: a deterministic error of at most |x|/(2Δ)
-    # per client, taken here as uniform (variance (|x|/(2Δ))²/3).
-    enc = check_scalar(bound, "bound") / (2.0 * params.scale)
+    # sum_updates keeps one weight w_ref as the public factor and multiplies the others'
+    # sums by w/w_ref: each multiplication's rescale and weight-encoding errors are then
+    # scaled by w_ref, at most the largest |w|.
+    w_max = max((abs(x) for x in w), default=0.0)
+    var = sum(x * x for x in w) * slot_var + len(w) * w_max * w_max * rescale_var
+    # Each relative weight is encoded as round(r·Δ)/Δ: an error of at most |x|/(2Δ) per
+    # client before the factor, taken as uniform (variance (w_max·|x|/(2Δ))²/3).
+    enc = w_max * check_scalar(bound, "bound") / (2.0 * params.scale)
     var += len(w) * (enc * enc) / 3.0  # inf, not OverflowError, for an absurd bound
     return math.sqrt(var)
 

@@ -279,9 +279,22 @@ class EncryptedUpdate:
         factor: what is added to the ciphertexts so that the decryption gains ``other``."""
         if self._factor == 0.0:
             raise ValueError("this update's factor is 0: adding a plaintext is undefined")
+        limit = _params_of(self._context).max_value if self._context is not None else math.inf
         if _is_scalar(other):
-            return check_scalar(other, name) / self._factor
-        values: list[float] = (self._flat(other, name) / self._factor).tolist()
+            value = check_scalar(other, name) / self._factor
+            if abs(value) > limit:
+                raise EncodingOverflowError(
+                    f"{name} over this update's factor is {value:g}, above the {limit:g} the "
+                    "context holds"
+                )
+            return value
+        flat = self._flat(other, name) / self._factor
+        if flat.size and float(np.max(np.abs(flat))) > limit:
+            raise EncodingOverflowError(
+                f"{name} over this update's factor reaches {float(np.max(np.abs(flat))):g}, "
+                f"above the {limit:g} the context holds"
+            )
+        values: list[float] = flat.tolist()
         return values
 
     def _check_peer(self, other: EncryptedUpdate) -> None:
@@ -317,7 +330,18 @@ class EncryptedUpdate:
         ``+``: the operand with more levels left goes on the left (its copy is switched),
         so no vector an update holds is ever modified.
         """
-        vec, other_rescales = self._aligned(other)
+        self._check_peer(other)
+        # A zero factor contributes nothing, and a factor of -1 relative to this one is a
+        # subtraction: neither needs a ciphertext multiplication (or a level).
+        if other._factor == 0.0:
+            return self.copy()
+        if self._factor == 0.0:
+            return -other if subtract else other.copy()
+        if other._factor == -self._factor:
+            subtract = not subtract
+            vec, other_rescales = other._vec(), other._rescales
+        else:
+            vec, other_rescales = self._aligned(other)
         rescales = max(self._rescales, other_rescales)
         mine = self._vec()
         if other_rescales < self._rescales:  # other's modulus is the larger: swap
@@ -427,6 +451,7 @@ class EncryptedUpdate:
                 "dtype": self.dtype.str,
                 "factor": self._factor.hex(),
                 "weight": self._weight.hex(),
+                "rescales": self._rescales,
             },
             separators=(",", ":"),
         ).encode()
@@ -503,10 +528,15 @@ def load_update(data: bytes, context: Any = None) -> EncryptedUpdate:
         factor = float.fromhex(header["factor"])
         weight = float.fromhex(header["weight"])
         is_list = bool(header["list"])
+        rescales = int(header.get("rescales", 0))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"data is not a serialised EncryptedUpdate (bad header: {exc})") from None
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)) or not shapes:
         raise ValueError("data is not a serialised EncryptedUpdate (bad layout)")
+    if any(d < 0 for s in shapes for d in s):
+        raise ValueError("data is not a serialised EncryptedUpdate (a negative dimension)")
+    if not math.isfinite(factor) or not (math.isfinite(weight) and weight > 0) or rescales < 0:
+        raise ValueError("data is not a serialised EncryptedUpdate (bad factor, weight or level)")
     wire = data[10 + hlen :]
     sizes, count = _wire.vector_chunks(wire)
     if count == 0 or len(sizes) != count or sum(sizes) != sum(math.prod(s) for s in shapes):
@@ -519,6 +549,7 @@ def load_update(data: bytes, context: Any = None) -> EncryptedUpdate:
         dtype=dtype,
         factor=factor,
         weight=weight,
+        rescales=rescales,
     )
     if context is not None:
         out.link(context)
@@ -610,7 +641,9 @@ def encrypt(
     if executor is not None:
         bounds = [round(i * n_chunks / blocks) * slots for i in range(blocks + 1)]
         pieces = [flat[bounds[i] : bounds[i + 1]] for i in range(blocks)]
-        args = [(ctx_bytes, p, slots, scale, sym) for p in pieces if p.size]
+        # cache=False: an executor's workers (a Dask cluster's, say) keep no context, and
+        # so no secret key, after the call.
+        args = [(ctx_bytes, p, slots, scale, sym, False) for p in pieces if p.size]
         futures = [executor.submit(_wire.encrypt_block, *a) for a in args]
         wire = [f.result() for f in futures]
     else:
@@ -667,6 +700,11 @@ def sum_updates(
     no level used. Distinct weights need a context with a multiplicative level.
     """
     ups = _check_updates(updates)
+    if any(u._weight != ups[0]._weight for u in ups):
+        raise ValueError(
+            "updates must share one client weight (encrypt(..., weight=)) to be summed; "
+            "encrypted_fedavg averages updates the clients weighted differently"
+        )
     if weights is None:
         ws = [1.0] * len(ups)
     else:
@@ -694,6 +732,16 @@ def sum_updates(
     acc, rescales = _group_sum(groups[ref])
     for g in order[1:]:
         part, r = _group_sum(groups[g])
+        if g == -ref:  # a subtraction, no multiplication
+            if r < rescales:  # part's modulus is the larger: it goes on the left
+                acc = (part - acc).neg_()
+            elif owned:
+                acc.sub_(part)
+            else:
+                acc = acc - part
+            owned = True
+            rescales = max(rescales, r)
+            continue
         try:
             scaled = _scaled(part, g / ref, r, ups[0]._context)
         except ValueError as exc:
