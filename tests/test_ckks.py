@@ -218,6 +218,29 @@ def _child_encrypt(data: bytes, conn) -> None:  # runs in a spawned child
     conn.send(u.serialize())
 
 
+def _child_encrypt_queue(data: bytes, q) -> None:  # runs in a forked/forkserver child
+    from ppml_fast import ckks as c
+
+    u = c.encrypt(c.load_context(data), np.arange(20000.0), workers=2)
+    q.put(u.serialize())
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_encrypt_in_child_after_the_parent_used_workers(ctx, method):
+    x = np.arange(20000.0)
+    ckks.encrypt(ctx, x, workers=2)  # the parent's workers exist before the child is made
+    m = multiprocessing.get_context(method)
+    q = m.Queue()
+    proc = m.Process(target=_child_encrypt_queue, args=(ckks.serialize_context(ctx), q))
+    proc.start()
+    payload = q.get(timeout=120)
+    proc.join(60)
+    assert proc.exitcode == 0
+    np.testing.assert_allclose(ckks.load_update(payload, ctx).decrypt(), x, atol=1e-6)
+    # and the parent's own workers still serve it
+    np.testing.assert_allclose(ckks.encrypt(ctx, x, workers=2).decrypt(), x, atol=1e-6)
+
+
 def test_encrypt_in_spawned_child(ctx):
     data = ckks.serialize_context(ctx)  # public: the child can encrypt, not decrypt
     mp = multiprocessing.get_context("spawn")
