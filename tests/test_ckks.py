@@ -547,9 +547,13 @@ def test_error_bound_holds_for_very_unequal_server_weights(ctx):
 def test_more_bad_input(ctx, agg_ctx, agg_params):
     u = ckks.encrypt(agg_ctx, np.ones(4))
     with pytest.raises(EncodingOverflowError, match="other"):
-        (u / 1000) + 1.0  # 1000 over the factor: beyond max_value
+        (u / 1000) + 1.0  # 1000 over the factor: beyond max_encoded
     with pytest.raises(EncodingOverflowError, match="other"):
         u + np.full(4, 2 * agg_params.max_value)
+    # Between what one plaintext encodes and what a sum holds: refused by name, before SEAL
+    ckks.encrypt(agg_ctx, [agg_params.max_encoded], workers=1)
+    with pytest.raises(EncodingOverflowError, match="update"):
+        ckks.encrypt(agg_ctx, [1.5 * agg_params.max_encoded], workers=1)
     heavy = ckks.encrypt(agg_ctx, np.ones(4), weight=3.0)
     with pytest.raises(ValueError, match="one client weight"):
         ckks.sum_updates([u, heavy])

@@ -32,7 +32,8 @@ import numpy as np
 
 __all__ = [
     "encrypt_block",
-    "join_vector",
+    "encrypt_chunk",
+    "make_engine",
     "parse_fields",
     "vector_chunks",
 ]
@@ -119,11 +120,6 @@ def vector_chunks(wire: bytes | memoryview) -> tuple[list[int], int]:
     return sizes, count
 
 
-def join_vector(parts: list[bytes]) -> bytes:
-    """One ``CKKSVector`` message from the messages of consecutive chunk blocks."""
-    return b"".join(parts)
-
-
 def context_part(context_bytes: bytes, field: int) -> bytes:
     """Field ``field`` (1: encryption parameters; 3: private part) of a serialised context."""
     for f, wire_type, value in parse_fields(context_bytes):
@@ -200,26 +196,9 @@ class _SymmetricEncryptor:
         return save_bytes(seeded.save)
 
 
-# One cached engine per worker process: a block of chunks after the first for the same
-# context skips the context's deserialisation. The calling process never caches (no
-# secret key outlives a call there). A forked child must not destroy an engine it
-# inherited: a TenSEAL context joins its thread pool's threads when destroyed, and the
-# child does not have them; inherited engines are kept alive in _inherited instead.
-_cache: dict[str, Any] = {}
-_inherited: list[dict[str, Any]] = []
-
-
-def _orphan_cache_in_child() -> None:
-    global _cache
-    _inherited.append(_cache)
-    _cache = {}
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_orphan_cache_in_child)
-
-
-def _make_engine(context_bytes: bytes, symmetric: bool) -> Any:
+def make_engine(context_bytes: bytes, symmetric: bool) -> Any:
+    """What :func:`encrypt_chunk` encrypts with: a TenSEAL context (public key) or the
+    SEAL objects of seeded secret-key encryption."""
     if symmetric:
         return _SymmetricEncryptor(context_bytes)
     import tenseal as ts
@@ -227,19 +206,21 @@ def _make_engine(context_bytes: bytes, symmetric: bool) -> Any:
     return ts.context_from(context_bytes)
 
 
-def _engine(context_bytes: bytes, symmetric: bool) -> Any:
-    key = ("s" if symmetric else "a") + hashlib.sha256(context_bytes).hexdigest()
+# The worker interpreters' cache of public-key contexts: a request after the first for the
+# same context skips its deserialisation. Only workers use it (they never fork); the
+# calling process caches nothing, and no secret-key engine is ever cached.
+_cache: dict[str, Any] = {}
+
+
+def cached_public_engine(context_bytes: bytes) -> Any:
+    """:func:`make_engine` of a public-key context, kept for the next request."""
+    key = hashlib.sha256(context_bytes).hexdigest()
     engine = _cache.get(key)
     if engine is None:
-        engine = _make_engine(context_bytes, symmetric)
+        engine = make_engine(context_bytes, False)
         _cache.clear()
         _cache[key] = engine
     return engine
-
-
-def make_engine(context_bytes: bytes, symmetric: bool) -> Any:
-    """What :func:`encrypt_chunk` encrypts with, made afresh (the calling process)."""
-    return _make_engine(context_bytes, symmetric)
 
 
 def encrypt_chunk(
@@ -255,21 +236,16 @@ def encrypt_chunk(
 
 
 def encrypt_block(
-    context_bytes: bytes,
-    values: np.ndarray,
-    slots: int,
-    scale: float,
-    symmetric: bool,
-    cache: bool = True,
+    context_bytes: bytes, values: np.ndarray, slots: int, scale: float, symmetric: bool
 ) -> bytes:
-    """The ``CKKSVector`` message of ``values`` (1-D float64) in chunks of ``slots``.
+    """The ``CKKSVector`` message of ``values`` (1-D float64) in chunks of ``slots``, for an
+    executor's task: the context is made for the call and kept nowhere after it.
 
     ``context_bytes`` is a TenSEAL context with the public key (asymmetric) or the secret
-    key (symmetric, seeded ciphertexts); it runs in a worker process (``cache``: keep the
-    context for the next block) or in the caller's (``cache=False``).
+    key (symmetric, seeded ciphertexts).
     """
-    engine = _engine(context_bytes, symmetric) if cache else _make_engine(context_bytes, symmetric)
+    engine = make_engine(context_bytes, symmetric)
     n_chunks = -(-values.shape[0] // slots)
-    return join_vector(
-        [encrypt_chunk(engine, values, i, slots, scale, symmetric) for i in range(n_chunks)]
+    return b"".join(
+        encrypt_chunk(engine, values, i, slots, scale, symmetric) for i in range(n_chunks)
     )

@@ -98,7 +98,7 @@ def serve() -> None:  # pragma: no cover - runs in the worker interpreters
             engine = (
                 _wire.make_engine(context_bytes, True)
                 if symmetric
-                else _wire._engine(context_bytes, False)
+                else _wire.cached_public_engine(context_bytes)
             )
             with open(path, "wb") as out:
                 offset = 0

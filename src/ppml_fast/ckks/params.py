@@ -206,6 +206,12 @@ class CKKSParameters:
         first prime over 2Δ (a slot's value times Δ must stay below half the modulus)."""
         return 2.0 ** (self.coeff_mod_bit_sizes[0] - 1) / self.scale
 
+    @property
+    def max_encoded(self) -> float:
+        """The largest |value| one plaintext can encode: half :attr:`max_value` (SEAL's
+        encoder refuses a coefficient of as many bits as the first prime less one)."""
+        return 2.0 ** (self.coeff_mod_bit_sizes[0] - 2) / self.scale
+
 
 def general_parameters(security: int = 128) -> CKKSParameters:
     """The general-purpose preset: N = 8192, primes [60, 40, 40, 60], scale 2^40, Galois

@@ -279,7 +279,7 @@ class EncryptedUpdate:
         factor: what is added to the ciphertexts so that the decryption gains ``other``."""
         if self._factor == 0.0:
             raise ValueError("this update's factor is 0: adding a plaintext is undefined")
-        limit = _params_of(self._context).max_value if self._context is not None else math.inf
+        limit = _params_of(self._context).max_encoded if self._context is not None else math.inf
         if _is_scalar(other):
             value = check_scalar(other, name) / self._factor
             if abs(value) > limit:
@@ -574,7 +574,7 @@ def encrypt(
     update : array_like or list of array_like
         A flat array, or a list of per-layer arrays of any shapes; float32 or float64
         (integers become float64). Every value must be finite and |value·weight| at most
-        the parameters' :attr:`~ppml_fast.ckks.CKKSParameters.max_value`.
+        the parameters' :attr:`~ppml_fast.ckks.CKKSParameters.max_encoded`.
     symmetric : bool, optional
         Encrypt with the secret key into seeded ciphertexts (half the bytes). Default:
         True for a context made with ``symmetric=True``, else False.
@@ -627,10 +627,10 @@ def encrypt(
     if w != 1.0:
         flat *= w
     peak = float(np.max(np.abs(flat)))
-    if peak > params.max_value:
+    if peak > params.max_encoded:
         raise EncodingOverflowError(
-            f"update's largest |value| (times weight) is {peak:g}, above the {params.max_value:g} "
-            "that the context's first prime and scale hold"
+            f"update's largest |value| (times weight) is {peak:g}, above the "
+            f"{params.max_encoded:g} that one plaintext of the context can encode"
         )
     slots = params.slots
     n_chunks = -(-flat.size // slots)
@@ -641,9 +641,9 @@ def encrypt(
     if executor is not None:
         bounds = [round(i * n_chunks / blocks) * slots for i in range(blocks + 1)]
         pieces = [flat[bounds[i] : bounds[i + 1]] for i in range(blocks)]
-        # cache=False: an executor's workers (a Dask cluster's, say) keep no context, and
-        # so no secret key, after the call.
-        args = [(ctx_bytes, p, slots, scale, sym, False) for p in pieces if p.size]
+        # An executor's workers (a Dask cluster's, say) keep no context, and so no secret
+        # key, after the call (encrypt_block caches nothing).
+        args = [(ctx_bytes, p, slots, scale, sym) for p in pieces if p.size]
         futures = [executor.submit(_wire.encrypt_block, *a) for a in args]
         wire = [f.result() for f in futures]
     else:
